@@ -1,0 +1,274 @@
+/**
+ * readLog(bytes): parse a whole rrx log. Total over all inputs: every byte string gives
+ * a ParsedLog (possibly `truncated`) or throws a LogError with a one-line message. Never
+ * another exception, never a hang, never an allocation larger than the input.
+ *
+ * Readers are dispatched on the header's format version; v1's reader stays as it is when
+ * a v2 appears (add readV2 to READERS).
+ */
+import { crc32 } from "./crc32.ts";
+import {
+  ByteReader, CHUNK_CRC_BYTES, CHUNK_HEADER_BYTES, CHUNK_KIND_NAMES, ChunkKind, DecodeError, ELF_MAGIC, EventKind,
+  FORMAT_VERSION, HeaderFlag, LIMITS, LogError, MAGIC,
+  checkCompared, checkHost, decodeEventBody, decodeImagePayload, decodeTrailerPayload, jsonDepth, newCodecState,
+  type ComparedSection, type EventKindCode, type HashRecord, type HostSection, type LogEvent, type LogHeader,
+  type PackedImage, type Trailer,
+} from "./format.ts";
+import { fromUtf8 } from "./format-bytes.ts";
+
+export { LogError } from "./format.ts";
+
+export interface ChunkInfo {
+  kind: number;
+  /** Byte offset of the chunk header in the file. */
+  offset: number;
+  /** Whole chunk size in bytes (header + payload + CRC). */
+  size: number;
+  startIcount: number;
+  endIcount: number;
+  events: number;
+  /** Index in ParsedLog.events of this chunk's first event. */
+  firstEvent: number;
+}
+
+export interface KindStats { count: number; bytes: number }
+
+export interface Truncation {
+  /** How far the log is complete: end icount of the last complete chunk. */
+  atIcount: number;
+  /** Byte offset where the incomplete (or missing) part starts. */
+  atOffset: number;
+  /** One line: why the log is considered truncated. */
+  reason: string;
+}
+
+export interface ParsedLog {
+  version: number;
+  header: LogHeader;
+  /** The compared section exactly as stored (canonical JSON): compare logs with it. */
+  comparedJson: string;
+  hostJson: string;
+  headerFlags: number;
+  /** Header size in bytes (including its CRC). */
+  headerBytes: number;
+  images: (PackedImage & { sha256: string })[];
+  events: LogEvent[];
+  hashes: { icount: number; record: HashRecord }[];
+  chunks: ChunkInfo[];
+  /** End icount of the last complete chunk (the trailer's final icount when complete). */
+  endIcount: number;
+  trailer: Trailer | null;
+  truncated: Truncation | null;
+  /** Per event kind (on-disk code; unknown kinds under their own code): count and bytes. */
+  stats: Map<number, KindStats>;
+  byteLength: number;
+}
+
+export interface ReadOptions {
+  /**
+   * Salvage mode: a corrupt chunk (bad CRC, bad fields) ends the log as `truncated` at the
+   * last good chunk instead of throwing. Header errors still throw.
+   */
+  salvage?: boolean;
+}
+
+type VersionReader = (bytes: Uint8Array, opts: ReadOptions) => ParsedLog;
+
+const READERS: Record<number, VersionReader> = { 1: readV1 };
+
+function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
+  if (b.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (b[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Parse a log. Throws LogError (only) for anything that is not a readable rrx log. */
+export function readLog(bytes: Uint8Array, opts: ReadOptions = {}): ParsedLog {
+  if (startsWith(bytes, ELF_MAGIC)) throw new LogError("this is an ELF kernel, not an rrx log; use `rrx run`", 0);
+  if (bytes.length < MAGIC.length) {
+    if (bytes.length > 0 && startsWith(MAGIC, bytes)) throw new LogError(`log truncated inside its header (${bytes.length} bytes)`, 0);
+    throw new LogError(bytes.length === 0 ? "not an rrx log (empty file)" : "not an rrx log (bad magic)", 0);
+  }
+  if (!startsWith(bytes, MAGIC)) throw new LogError("not an rrx log (bad magic)", 0);
+  if (bytes.length < MAGIC.length + 2) throw new LogError(`log truncated inside its header (${bytes.length} bytes)`, 0);
+  const version = bytes[8]! | (bytes[9]! << 8);
+  const reader = READERS[version];
+  if (!reader) {
+    throw new LogError(`log format version ${version} is not supported (this rrx reads version ${FORMAT_VERSION}${version > FORMAT_VERSION ? "; upgrade rrx" : ""})`, 8);
+  }
+  return reader(bytes, opts);
+}
+
+/** Parse a JSON section: UTF-8, bounded depth, must be an object. */
+function parseSection(b: Uint8Array, what: string, offset: number): unknown {
+  const text = fromUtf8(b);
+  if (text === null) throw new LogError(`header ${what} section is not valid UTF-8`, offset);
+  if (jsonDepth(text) > LIMITS.jsonDepth) throw new LogError(`header ${what} section nests deeper than ${LIMITS.jsonDepth}`, offset);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new LogError(`header ${what} section is not valid JSON`, offset);
+  }
+}
+
+function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
+  const len = bytes.length;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const truncHeader = () => new LogError(`log truncated inside its header (${len} bytes)`, 0);
+
+  // ---- header
+  if (len < 16) throw truncHeader();
+  const flags = dv.getUint16(10, true);
+  if (flags & ~HeaderFlag.PACKED) throw new LogError(`header has unknown flags 0x${flags.toString(16)}`, 10);
+  const cLen = dv.getUint32(12, true);
+  if (cLen > LIMITS.comparedBytes) throw new LogError(`header compared section length ${cLen} exceeds ${LIMITS.comparedBytes}`, 12);
+  if (len < 16 + cLen + 4) throw truncHeader();
+  const hOff = 16 + cLen;
+  const hLen = dv.getUint32(hOff, true);
+  if (hLen > LIMITS.hostBytes) throw new LogError(`header host section length ${hLen} exceeds ${LIMITS.hostBytes}`, hOff);
+  const crcOff = hOff + 4 + hLen;
+  if (len < crcOff + 4) throw truncHeader();
+  const want = dv.getUint32(crcOff, true);
+  const got = crc32(bytes, 0, crcOff);
+  if (want !== got) throw new LogError(`header CRC mismatch (stored ${hex32(want)}, computed ${hex32(got)})`, crcOff);
+  const comparedRaw = bytes.subarray(16, 16 + cLen);
+  const hostRaw = bytes.subarray(hOff + 4, crcOff);
+  const compared = parseSection(comparedRaw, "compared", 16);
+  const cErr = checkCompared(compared);
+  if (cErr) throw new LogError(`header: ${cErr}`, 16);
+  const host = parseSection(hostRaw, "host", hOff + 4);
+  const hErr = checkHost(host);
+  if (hErr) throw new LogError(`header: ${hErr}`, hOff + 4);
+  const header: LogHeader = { compared: compared as ComparedSection, host: host as HostSection };
+  const headerBytes = crcOff + 4;
+
+  const log: ParsedLog = {
+    version: 1, header, headerFlags: flags, headerBytes,
+    comparedJson: fromUtf8(comparedRaw)!, hostJson: fromUtf8(hostRaw)!,
+    images: [], events: [], hashes: [], chunks: [], endIcount: 0,
+    trailer: null, truncated: null, stats: new Map(), byteLength: len,
+  };
+
+  // ---- chunks
+  let off = headerBytes;
+  let prevEnd = 0;
+  let sawEvents = false;
+  const truncate = (reason: string) => { log.truncated = { atIcount: prevEnd, atOffset: off, reason }; };
+
+  while (off < len) {
+    if (log.trailer) {
+      if (opts.salvage) break;
+      throw new LogError(`${len - off} unexpected bytes after the trailer at offset ${off}`, off);
+    }
+    if (len - off < CHUNK_HEADER_BYTES) { truncate(`file ends inside a chunk header at offset ${off}`); break; }
+    const kind = bytes[off]!;
+    const cflags = bytes[off + 1]!;
+    const reserved = dv.getUint16(off + 2, true);
+    const pLen = dv.getUint32(off + 4, true);
+    const where = `chunk at offset ${off}`;
+    // Everything that can be judged before the CRC is judged on values that bound the read.
+    if (pLen > LIMITS.chunkPayload) {
+      if (opts.salvage) { truncate(`${where}: payload length ${pLen} exceeds ${LIMITS.chunkPayload}`); break; }
+      throw new LogError(`${where}: payload length ${pLen} exceeds the limit of ${LIMITS.chunkPayload} bytes`, off);
+    }
+    const size = CHUNK_HEADER_BYTES + pLen + CHUNK_CRC_BYTES;
+    if (len - off < size) { truncate(`file ends inside the ${CHUNK_KIND_NAMES[kind] ?? "unknown"} chunk at offset ${off}`); break; }
+    const icLo = dv.getUint32(off + 8, true), icHi = dv.getUint32(off + 12, true);
+    const startIc = icHi * 0x100000000 + icLo;
+    const endLo = dv.getUint32(off + 16, true), endHi = dv.getUint32(off + 20, true);
+    const endIc = endHi * 0x100000000 + endLo;
+    const count = dv.getUint32(off + 24, true);
+    const wantCrc = dv.getUint32(off + size - 4, true);
+    const gotCrc = crc32(bytes, off, off + size - 4);
+
+    const fail = (msg: string): "stop" => {
+      if (opts.salvage) { truncate(`${where}: ${msg}`); return "stop"; }
+      throw new LogError(`${where} (icount ${startIc}): ${msg}`, off, startIc);
+    };
+    if (wantCrc !== gotCrc) { fail(`CRC mismatch (stored ${hex32(wantCrc)}, computed ${hex32(gotCrc)})`); break; }
+    if (!CHUNK_KIND_NAMES[kind]) { fail(`unknown chunk kind 0x${kind.toString(16).padStart(2, "0")}`); break; }
+    if (cflags !== 0 || reserved !== 0) { fail(`nonzero flags/reserved bytes`); break; }
+    if (icHi > 0x1fffff || endHi > 0x1fffff) { fail(`icount exceeds 2^53-1`); break; }
+    if (startIc !== prevEnd) { fail(`starts at icount ${startIc} but the previous chunk ended at ${prevEnd}`); break; }
+    if (endIc < startIc) { fail(`ends at icount ${endIc}, before its start`); break; }
+
+    const info: ChunkInfo = { kind, offset: off, size, startIcount: startIc, endIcount: endIc, events: count, firstEvent: log.events.length };
+    const r = new ByteReader(bytes, off + CHUNK_HEADER_BYTES, off + CHUNK_HEADER_BYTES + pLen);
+    try {
+      if (kind === ChunkKind.IMAGE) {
+        if (!(flags & HeaderFlag.PACKED)) throw new DecodeError("image chunk in a log without the PACKED flag", r.pos);
+        if (sawEvents) throw new DecodeError("image chunk after event chunks", r.pos);
+        if (count !== 0 || endIc !== startIc) throw new DecodeError("image chunk with events or icount progress", r.pos);
+        const img = decodeImagePayload(r);
+        const listed = header.compared.images.find((i) => i.role === img.role && i.name === img.name);
+        if (!listed || listed.sha256 !== img.sha256 || listed.size !== img.data.length) {
+          throw new DecodeError(`packed image ${img.role}:${img.name} does not match the header's image list`, r.pos);
+        }
+        if (log.images.some((i) => i.role === img.role && i.name === img.name)) {
+          throw new DecodeError(`image ${img.role}:${img.name} packed twice`, r.pos);
+        }
+        log.images.push(img);
+      } else if (kind === ChunkKind.EVENTS) {
+        sawEvents = true;
+        decodeEvents(log, r, startIc, endIc, count);
+      } else {
+        if (count !== 0) throw new DecodeError(`trailer chunk with event count ${count}`, r.pos);
+        const t = decodeTrailerPayload(r, endIc);
+        if (t.eventCount !== log.events.length) {
+          throw new DecodeError(`trailer says ${t.eventCount} events but the log holds ${log.events.length}`, r.pos);
+        }
+        log.trailer = t;
+      }
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      if (fail(`${e.message} (payload byte ${e.pos - off - CHUNK_HEADER_BYTES})`) === "stop") break;
+    }
+    log.chunks.push(info);
+    prevEnd = endIc;
+    log.endIcount = endIc;
+    off += size;
+  }
+
+  if (!log.truncated && !log.trailer) {
+    log.truncated = { atIcount: prevEnd, atOffset: off, reason: "log has no trailer (recording did not finish)" };
+  }
+  if (!log.truncated && (flags & HeaderFlag.PACKED) && log.images.length !== header.compared.images.length) {
+    const missing = header.compared.images.find((i) => !log.images.some((p) => p.role === i.role && p.name === i.name))!;
+    throw new LogError(`packed log lacks image ${missing.role}:${missing.name}`, headerBytes);
+  }
+  return log;
+}
+
+/** Decode a chunk's events; commits them to `log` only if the whole chunk decodes. */
+function decodeEvents(log: ParsedLog, r: ByteReader, start: number, end: number, count: number): void {
+  const st = newCodecState();
+  let ic = start;
+  const events: LogEvent[] = [];
+  const sizes: number[] = [];
+  for (let i = 0; i < count; i++) {
+    if (r.done) r.fail(`chunk declares ${count} events but holds ${i}`);
+    const at = r.pos;
+    ic += r.uvarint();
+    if (ic > end) r.fail(`event icount ${ic} beyond the chunk's end icount ${end}`);
+    const { kind, payload } = decodeEventBody(r, st);
+    events.push({ icount: ic, kind, payload } as LogEvent);
+    sizes.push(r.pos - at);
+  }
+  if (!r.done) r.fail(`${r.remaining} bytes after the chunk's ${count} events`);
+  events.forEach((ev, i) => {
+    log.events.push(ev);
+    if (ev.kind === EventKind.HASH) log.hashes.push({ icount: ev.icount, record: ev.payload });
+    addStat(log.stats, ev.kind === EventKind.UNKNOWN ? ev.payload.code : ev.kind, sizes[i]!);
+  });
+}
+
+function addStat(stats: Map<number, KindStats>, code: number, bytes: number): void {
+  const s = stats.get(code);
+  if (s) { s.count++; s.bytes += bytes; } else stats.set(code, { count: 1, bytes });
+}
+
+function hex32(v: number): string {
+  return "0x" + v.toString(16).padStart(8, "0");
+}
+
+export type { EventKindCode };
