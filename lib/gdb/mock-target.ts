@@ -20,26 +20,28 @@ export const MOCK_DATA = 0x2000;
 export const MOCK_FUNC = 0x1010;
 
 /**
- * The default program:
- *   1000: inc eax
- *   1001: mov [0x2000], eax
- *   1006: call 0x1010
- *   100b: nop
- *   100c: jmp 0x1000
+ * The default program (main sets up a frame so gdb's prologue analyser can
+ * unwind through func back into main):
+ *   1000: push ebp          ; main
+ *   1001: mov ebp, esp
+ *   1003: inc eax           ; loop
+ *   1004: mov [0x2000], eax
+ *   1009: call 0x1010
+ *   100e: jmp 0x1003
  *   1010: push ebp          ; func
  *   1011: mov ebp, esp
  *   1013: inc ebx
  *   1014: pop ebp
  *   1015: ret
- * One loop iteration = 10 instructions.
+ * Two setup instructions, then 9 per loop iteration.
  */
 export const MOCK_PROGRAM: readonly number[] = [
+  0x55,
+  0x89, 0xe5,
   0x40,
   0xa3, 0x00, 0x20, 0x00, 0x00,
-  0xe8, 0x05, 0x00, 0x00, 0x00,
-  0x90,
-  0xeb, 0xf2,
-  0x90, 0x90,
+  0xe8, 0x02, 0x00, 0x00, 0x00,
+  0xeb, 0xf3,
   0x55,
   0x89, 0xe5,
   0x43,

@@ -211,7 +211,7 @@ describe("registers and memory", () => {
   });
 
   test("m / M / X, partial and failed reads", async () => {
-    expect(await client.cmd(`m${MOCK_CODE.toString(16)},2`)).toBe("40a3");
+    expect(await client.cmd(`m${MOCK_CODE.toString(16)},2`)).toBe("5589");
     expect(await client.cmd(`M${MOCK_DATA.toString(16)},3:aabbcc`)).toBe("OK");
     expect(await client.cmd(`m${MOCK_DATA.toString(16)},4`)).toBe("aabbcc00");
     // X with bytes needing escapes: # $ } *
@@ -246,7 +246,7 @@ describe("execution", () => {
   test("s / bs move one instruction each way", async () => {
     expect(await client.cmd("s")).toStartWith("T05thread:1;08:01100000;");
     expect(target.pos).toBe(1);
-    expect(await client.cmd("vCont;s:1")).toStartWith("T05thread:1;08:06100000;");
+    expect(await client.cmd("vCont;s:1")).toStartWith("T05thread:1;08:03100000;");
     expect(await client.cmd("bs")).toStartWith("T05thread:1;08:01100000;");
     expect(await client.cmd("bs")).toStartWith("T05thread:1;08:00100000;");
     expect(await client.cmd("bs")).toStartWith("T05replaylog:begin;");
@@ -256,13 +256,13 @@ describe("execution", () => {
 
   test("Z0 breakpoint: c stops before the instruction with swbreak; bc goes back to it", async () => {
     expect(await client.cmd(`Z0,${MOCK_FUNC.toString(16)},1`)).toBe("OK");
-    expect(await client.cmd("c")).toBe(`T05swbreak:;thread:1;08:${u32leHex(MOCK_FUNC)};04:${u32leHex(0x7ffc)};05:${u32leHex(0)};`);
-    expect(target.pos).toBe(3);
+    expect(await client.cmd("c")).toBe(`T05swbreak:;thread:1;08:${u32leHex(MOCK_FUNC)};04:${u32leHex(0x7ff8)};05:${u32leHex(0x7ffc)};`);
+    expect(target.pos).toBe(5);
     // continuing from the breakpoint does not re-report it immediately
     expect(await client.cmd("vCont;c")).toStartWith(`T05swbreak:;thread:1;08:${u32leHex(MOCK_FUNC)}`);
-    expect(target.pos).toBe(13);
+    expect(target.pos).toBe(14);
     expect(await client.cmd("bc")).toStartWith(`T05swbreak:;thread:1;08:${u32leHex(MOCK_FUNC)}`);
-    expect(target.pos).toBe(3);
+    expect(target.pos).toBe(5);
     expect(await client.cmd("bc")).toStartWith("T05replaylog:begin;");
     expect(await client.cmd(`z0,${MOCK_FUNC.toString(16)},1`)).toBe("OK");
     expect(await client.cmd(`Z1,${MOCK_FUNC.toString(16)},1`)).toBe("OK");
@@ -285,11 +285,11 @@ describe("execution", () => {
   test("write watchpoint forward and reverse", async () => {
     expect(await client.cmd(`Z2,${MOCK_DATA.toString(16)},4`)).toBe("OK");
     // forward: stops after the writing instruction (eip = next instruction)
-    expect(await client.cmd("c")).toStartWith(`T05watch:2000;thread:1;08:${u32leHex(0x1006)}`);
-    expect(await client.cmd("c")).toStartWith(`T05watch:2000;thread:1;08:${u32leHex(0x1006)}`);
+    expect(await client.cmd("c")).toStartWith(`T05watch:2000;thread:1;08:${u32leHex(0x1009)}`);
+    expect(await client.cmd("c")).toStartWith(`T05watch:2000;thread:1;08:${u32leHex(0x1009)}`);
     expect(target.mem[MOCK_DATA]).toBe(2);
     // reverse: stops at the writing instruction with the old value visible
-    expect(await client.cmd("bc")).toStartWith(`T05watch:2000;thread:1;08:${u32leHex(0x1001)}`);
+    expect(await client.cmd("bc")).toStartWith(`T05watch:2000;thread:1;08:${u32leHex(0x1004)}`);
     expect(await client.cmd("m2000,1")).toBe("01");
     expect(await client.cmd(`z2,${MOCK_DATA.toString(16)},4`)).toBe("OK");
     expect(await client.cmd(`Z3,${MOCK_DATA.toString(16)},4`)).toBe("OK");
@@ -406,7 +406,7 @@ describe("monitor (qRcmd)", () => {
     }
     expect(text).toBe("x".repeat(20000) + "\n");
     await client.cmd("g");
-    client.raw(encodePacket("qRcmd," + textToHex("goto 3")));
+    client.raw(encodePacket("qRcmd," + textToHex("goto 5")));
     await client.next();
     expect(((await client.next()) as { data: string }).data).toBe("OK");
     expect(regsOf(await client.cmd("g"))[8]).toBe(MOCK_FUNC);
@@ -496,7 +496,7 @@ describe("robustness", () => {
     // "m1000,4" sent as "m10*<0x1f>,4": '0' plus 0x1f - 29 = 2 repeats
     const body = "m10*\u001f,4";
     client.raw("$" + body + "#" + checksum(body).toString(16).padStart(2, "0"));
-    expect(((await client.next()) as { data: string }).data).toBe("40a30020");
+    expect(((await client.next()) as { data: string }).data).toBe("5589e540");
   });
 
   test("a second connection is refused and logged; the first keeps working", async () => {
