@@ -259,7 +259,7 @@ describe("reader totality (every byte string gives a ParsedLog or a LogError)", 
       salvage: fc.boolean(),
     });
     fc.assert(fc.property(mutation, ({ flips, cut, insert, fix, salvage }) => {
-      let b = good.slice();
+      let b: Uint8Array = good.slice();
       for (const [pos, v] of flips) b[pos % b.length] = v;
       if (insert) {
         const at = insert[0] % (b.length + 1);
