@@ -10,9 +10,10 @@ export interface CpuBus {
   /** Physical read/write of a byte that is not plain RAM (ROM, unmapped, RAM-size overflow). */
   physRead8(addr: number): number;
   physWrite8(addr: number, value: number): void;
-  /** true if [addr] (physical) is plain writable RAM that the fast path may touch. */
   ioRead(port: number, size: IoSize): number;
   ioWrite(port: number, size: IoSize, value: number): void;
+  /** Time-stamp counter: a deterministic function of virtual time (never host time). */
+  readTsc(): number;
   /** INTA cycle: the vector of the highest-priority pending interrupt. */
   ackInterrupt(): number;
 }

@@ -1,0 +1,1473 @@
+/**
+ * The i386 CPU core: architectural state, the memory path (segmentation, paging, software
+ * TLB), exceptions and interrupt delivery, the block cache and the run loop.
+ *
+ * The core is a pure function of its state, guest memory and the bus: it reads no host time
+ * and does no host I/O. The instruction counter `icount` counts retired instructions and is
+ * exact at every point anything outside can observe it (see docs/ARCHITECTURE.md, "icount").
+ */
+import type { CpuBus } from "./bus.ts";
+import type { PhysMem } from "../../machine/ram.ts";
+import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
+import { OPFLAGS, OpF } from "./optable.ts";
+import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
+import { exec } from "./exec.ts";
+import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
+
+export const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESP = 4, EBP = 5, ESI = 6, EDI = 7;
+
+/** Why run() returned. */
+export const enum Stop {
+  /** Executed exactly the requested number of instructions. */
+  BUDGET = 0,
+  /** Halted (HLT) with no interrupt deliverable. */
+  HALT = 1,
+  /** About to execute an instruction at a breakpoint address (not executed, not retired). */
+  BREAKPOINT = 2,
+  /** A watched location was accessed by the instruction just retired. */
+  WATCH = 3,
+  /** Triple fault: the machine must reset or stop. */
+  SHUTDOWN = 4,
+  /** Something outside asked the CPU to stop after the current instruction (device exit/reset). */
+  REQUEST = 5,
+}
+
+/** Thrown (as this singleton) to abort an instruction with an exception. */
+export const FAULT = { fault: true };
+
+const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_WP = 0x10000, CR0_PG = 0x80000000;
+const CR4_PSE = 0x10;
+
+/** Segment access-rights word: descriptor byte 5 in bits 0-7, flags nibble (G, D/B) in bits 12-15. */
+const AR_P = 0x80, AR_S = 0x10, AR_CODE = 0x08, AR_DB = 0x4000, AR_G = 0x8000;
+
+const TLB_ENTRIES = 1 << 20;
+const MAX_BLOCK = 64;
+const L1_BITS = 14;
+
+export interface Block {
+  insns: Insn[];
+  n: number;
+  phys: number;
+  physEnd: number;
+  code32: boolean;
+  /** Physical address of the second page's start if the block crosses a page, else -1. */
+  phys2: number;
+  valid: boolean;
+}
+
+export interface Watchpoint {
+  type: 2 | 3 | 4; // write, read, access (gdb Z2/Z3/Z4)
+  addr: number;
+  len: number;
+}
+
+export class Cpu {
+  // ---- architectural state ----
+  readonly regs = new Uint32Array(8);
+  eip = 0;
+  /** EFLAGS; the arithmetic bits are valid only when lop === LF_EAGER. */
+  eflags = 2;
+  lop = LF_EAGER;
+  la = 0;
+  lb = 0;
+  lres = 0;
+  lsz = 0;
+  lcin = 0;
+  readonly sel = new Uint16Array(6);
+  readonly segBase = new Uint32Array(6);
+  readonly segLimit = new Uint32Array(6);
+  readonly segAr = new Uint16Array(6);
+  /** 1 when accesses through this segment need no limit/rights check (flat, present, RW). */
+  readonly segFast = new Uint8Array(6);
+  cr0 = 0x60000010;
+  cr2 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  readonly dr = new Uint32Array(8);
+  gdtBase = 0;
+  gdtLimit = 0xffff;
+  idtBase = 0;
+  idtLimit = 0x3ff;
+  ldtSel = 0;
+  ldtBase = 0;
+  ldtLimit = 0xffff;
+  ldtAr = 0x82;
+  trSel = 0;
+  trBase = 0;
+  trLimit = 0xffff;
+  trAr = 0x8b;
+  cpl = 0;
+  halted = false;
+  /** Interrupts inhibited for one instruction (after STI, MOV SS, POP SS). */
+  inhibit = false;
+  /** Retired instructions. */
+  icount = 0;
+  a20Mask = 0xffffffff;
+
+  // ---- derived / transient (not saved: recomputed on restore) ----
+  code32 = false;
+  stack32 = false;
+  /** INTR input (driven by the machine from the PIC). */
+  intrLine = false;
+  /** Set to a Stop value by anything that must end the current block after this instruction. */
+  brk = 0;
+  /** For the REP handler: the icount at which run() must stop. */
+  runTarget = 0;
+  /** Exception being raised. */
+  excVec = 0;
+  excErr = 0;
+  excHasErr = false;
+  /** Breakpoints (linear addresses of instruction starts). */
+  readonly breakpoints = new Set<number>();
+  readonly watchpoints: Watchpoint[] = [];
+  watchHit: { type: 2 | 3 | 4; addr: number } | null = null;
+  /** Stop-reason detail for BREAKPOINT. */
+  bpAddr = 0;
+  /** Disable the block cache: every block is one instruction (the reference single-step mode). */
+  singleStep = false;
+
+  readonly ram: Uint8Array;
+  private readonly ramLen: number;
+  // Software TLB: index = linear page, value = physical page + 1 (0 = miss). Only RAM pages.
+  private readonly tlbSR = new Uint32Array(TLB_ENTRIES);
+  private readonly tlbSW = new Uint32Array(TLB_ENTRIES);
+  private readonly tlbUR = new Uint32Array(TLB_ENTRIES);
+  private readonly tlbUW = new Uint32Array(TLB_ENTRIES);
+  private tlbR: Uint32Array;
+  private tlbW: Uint32Array;
+  private readonly tlbUsed = new Int32Array(4096);
+  private tlbUsedN = 0;
+
+  // Block cache.
+  private readonly blocks = new Map<number, Block>();
+  private readonly l1 = new Array<Block | null>(1 << L1_BITS).fill(null);
+  private readonly pageBlocks = new Map<number, Block[]>();
+  private curBlock: Block | null = null;
+  private readonly fetchInsn = new Insn();
+  private decodeLin = 0;
+  private decodeUser = false;
+  /** Statistics (not state). */
+  blocksBuilt = 0;
+
+  constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
+    this.ram = mem.ram;
+    this.ramLen = mem.ram.length;
+    this.tlbR = this.tlbSR;
+    this.tlbW = this.tlbSW;
+    mem.onRevokeFastWrite = () => this.flushWriteTlb();
+    this.reset();
+  }
+
+  // =====================================================================================
+  // Reset and mode bookkeeping
+  // =====================================================================================
+
+  reset(): void {
+    this.regs.fill(0);
+    this.regs[EDX] = 0x00000543; // family 5, model 4, stepping 3
+    this.eip = 0xfff0;
+    this.eflags = 2;
+    this.lop = LF_EAGER;
+    this.cr0 = 0x60000010;
+    this.cr2 = this.cr3 = this.cr4 = 0;
+    this.dr.fill(0);
+    this.dr[6] = 0xffff0ff0;
+    this.dr[7] = 0x400;
+    for (let s = 0; s < 6; s++) {
+      this.sel[s] = 0;
+      this.segBase[s] = 0;
+      this.segLimit[s] = 0xffff;
+      this.segAr[s] = 0x93;
+    }
+    this.sel[CS] = 0xf000;
+    this.segBase[CS] = 0xffff0000;
+    this.segAr[CS] = 0x9b;
+    this.gdtBase = 0; this.gdtLimit = 0xffff;
+    this.idtBase = 0; this.idtLimit = 0x3ff;
+    this.ldtSel = 0; this.ldtBase = 0; this.ldtLimit = 0xffff; this.ldtAr = 0x82;
+    this.trSel = 0; this.trBase = 0; this.trLimit = 0xffff; this.trAr = 0x8b;
+    this.cpl = 0;
+    this.halted = false;
+    this.inhibit = false;
+    this.a20Mask = 0xffffffff;
+    this.modeChanged();
+  }
+
+  /** Recompute everything derived from segment caches, CR0/CR4 and CPL. */
+  modeChanged(): void {
+    this.code32 = (this.segAr[CS]! & AR_DB) !== 0 && this.pe();
+    this.stack32 = (this.segAr[SS]! & AR_DB) !== 0 && this.pe();
+    for (let s = 0; s < 6; s++) this.updateSegFast(s);
+    this.flushTlb();
+  }
+
+  pe(): boolean { return (this.cr0 & CR0_PE) !== 0; }
+  paging(): boolean { return (this.cr0 & CR0_PG) !== 0 && this.pe(); }
+
+  private updateSegFast(s: number): void {
+    const ar = this.segAr[s]!;
+    // Fast: present data segment, writable, expand-up, limit 4G. CS (never writable) is never fast.
+    this.segFast[s] = (ar & (AR_P | AR_S | AR_CODE | 0x06)) === (AR_P | AR_S | 0x02) && this.segLimit[s] === 0xffffffff ? 1 : 0;
+  }
+
+  setA20(on: boolean): void {
+    const m = on ? 0xffffffff : 0xffefffff;
+    if (m !== this.a20Mask) { this.a20Mask = m; this.flushTlb(); }
+  }
+
+  // =====================================================================================
+  // Lazy flags
+  // =====================================================================================
+
+  cf(): number {
+    switch (this.lop) {
+      case LF_EAGER: case LF_INC: case LF_DEC: return this.eflags & CF;
+      case LF_ADD: return this.la + this.lb + this.lcin > MASK[this.lsz]! ? 1 : 0;
+      case LF_SUB: return this.la < this.lb + this.lcin ? 1 : 0;
+      default: return 0;
+    }
+  }
+  zf(): boolean { return this.lop === LF_EAGER ? (this.eflags & ZF) !== 0 : this.lres === 0; }
+  sf(): boolean { return this.lop === LF_EAGER ? (this.eflags & SF) !== 0 : (this.lres & SIGN[this.lsz]!) !== 0; }
+  pf(): boolean { return this.lop === LF_EAGER ? (this.eflags & PF) !== 0 : PARITY[this.lres & 0xff] === 1; }
+  of(): boolean {
+    const s = SIGN[this.lsz]!;
+    switch (this.lop) {
+      case LF_EAGER: return (this.eflags & OF) !== 0;
+      case LF_ADD: case LF_INC: return ((this.la ^ this.lres) & (this.lb ^ this.lres) & s) !== 0;
+      case LF_SUB: case LF_DEC: return ((this.la ^ this.lb) & (this.la ^ this.lres) & s) !== 0;
+      default: return false;
+    }
+  }
+  af(): boolean {
+    switch (this.lop) {
+      case LF_EAGER: return (this.eflags & AF) !== 0;
+      case LF_LOGIC: return false;
+      default: return ((this.la ^ this.lb ^ this.lres) & 0x10) !== 0;
+    }
+  }
+
+  /** Full EFLAGS value. */
+  getFlags(): number {
+    if (this.lop === LF_EAGER) return this.eflags >>> 0;
+    let f = this.eflags & ~ARITH;
+    if (this.cf()) f |= CF;
+    if (this.pf()) f |= PF;
+    if (this.af()) f |= AF;
+    if (this.zf()) f |= ZF;
+    if (this.sf()) f |= SF;
+    if (this.of()) f |= OF;
+    return f >>> 0;
+  }
+
+  /** Replace the arithmetic flags (others untouched). */
+  setArith(f: number): void {
+    this.eflags = (this.eflags & ~ARITH) | (f & ARITH);
+    this.lop = LF_EAGER;
+  }
+
+  /** Materialise lazy flags into eflags (before a partial flag update). */
+  materialise(): void {
+    if (this.lop !== LF_EAGER) { this.eflags = this.getFlags(); this.lop = LF_EAGER; }
+  }
+
+  /** Set EFLAGS wholesale (no privilege checks: callers apply those). */
+  setFlags(f: number): void {
+    const oldIF = this.eflags & IF;
+    this.eflags = ((f & 0x3f7fd5) | 2) >>> 0;
+    this.lop = LF_EAGER;
+    if (this.eflags & VM) {
+      // Virtual-8086 mode is not supported yet: treat as a #GP at the next instruction.
+      this.eflags &= ~VM;
+    }
+    void oldIF;
+  }
+
+  /** Evaluate condition code 0-15 (the low nibble of Jcc/SETcc/CMOVcc). */
+  cond(c: number): boolean {
+    let r: boolean;
+    switch (c >> 1) {
+      case 0: r = this.of(); break;
+      case 1: r = this.cf() !== 0; break;
+      case 2: r = this.zf(); break;
+      case 3: r = this.cf() !== 0 || this.zf(); break;
+      case 4: r = this.sf(); break;
+      case 5: r = this.pf(); break;
+      case 6: r = this.sf() !== this.of(); break;
+      default: r = this.zf() || this.sf() !== this.of(); break;
+    }
+    return (c & 1) ? !r : r;
+  }
+
+  // =====================================================================================
+  // ALU helpers (values are unsigned within their size; results likewise)
+  // =====================================================================================
+
+  alu(op: number, a: number, b: number, sz: number): number {
+    const m = MASK[sz]!;
+    let r: number;
+    switch (op) {
+      case 0: r = (a + b) & m; this.lop = LF_ADD; this.lcin = 0; break;
+      case 1: r = (a | b) & m; this.lop = LF_LOGIC; break;
+      case 2: { const c = this.cf(); r = (a + b + c) & m; this.lop = LF_ADD; this.lcin = c; break; }
+      case 3: { const c = this.cf(); r = (a - b - c) & m; this.lop = LF_SUB; this.lcin = c; break; }
+      case 4: r = (a & b) & m; this.lop = LF_LOGIC; break;
+      case 5: case 7: r = (a - b) & m; this.lop = LF_SUB; this.lcin = 0; break;
+      default: r = (a ^ b) & m; this.lop = LF_LOGIC; break;
+    }
+    r = r >>> 0;
+    this.la = a; this.lb = b; this.lres = r; this.lsz = sz;
+    return r;
+  }
+
+  inc(a: number, sz: number): number {
+    const cf = this.cf();
+    this.eflags = (this.eflags & ~CF) | cf;
+    const r = ((a + 1) & MASK[sz]!) >>> 0;
+    this.lop = LF_INC; this.la = a; this.lb = 1; this.lres = r; this.lsz = sz;
+    return r;
+  }
+
+  dec(a: number, sz: number): number {
+    const cf = this.cf();
+    this.eflags = (this.eflags & ~CF) | cf;
+    const r = ((a - 1) & MASK[sz]!) >>> 0;
+    this.lop = LF_DEC; this.la = a; this.lb = 1; this.lres = r; this.lsz = sz;
+    return r;
+  }
+
+  /** Set SF/ZF/PF from a result with other arithmetic flags given explicitly. */
+  setSZP(r: number, sz: number, cf: number, of: boolean, af = false): void {
+    let f = 0;
+    if (cf) f |= CF;
+    if (of) f |= OF;
+    if (af) f |= AF;
+    if (((r & MASK[sz]!) >>> 0) === 0) f |= ZF;
+    if (r & SIGN[sz]!) f |= SF;
+    if (PARITY[r & 0xff]) f |= PF;
+    this.setArith(f);
+  }
+
+  // =====================================================================================
+  // Registers by size
+  // =====================================================================================
+
+  getReg(sz: number, r: number): number {
+    if (sz === 2) return this.regs[r]!;
+    if (sz === 1) return this.regs[r]! & 0xffff;
+    return r < 4 ? this.regs[r]! & 0xff : (this.regs[r - 4]! >>> 8) & 0xff;
+  }
+
+  setReg(sz: number, r: number, v: number): void {
+    if (sz === 2) this.regs[r] = v;
+    else if (sz === 1) this.regs[r] = (this.regs[r]! & 0xffff0000) | (v & 0xffff);
+    else if (r < 4) this.regs[r] = (this.regs[r]! & 0xffffff00) | (v & 0xff);
+    else this.regs[r - 4] = (this.regs[r - 4]! & 0xffff00ff) | ((v & 0xff) << 8);
+  }
+
+  // =====================================================================================
+  // Exceptions
+  // =====================================================================================
+
+  /** Abort the current instruction with exception `vec`. */
+  fault(vec: number, err = -1): never {
+    this.excVec = vec;
+    this.excHasErr = err >= 0;
+    this.excErr = err >= 0 ? err : 0;
+    throw FAULT;
+  }
+
+  gp(err = 0): never { return this.fault(13, err); }
+
+  // =====================================================================================
+  // Memory: segmentation
+  // =====================================================================================
+
+  /** Effective address (offset) of a ModRM memory operand. */
+  ea(i: Insn): number {
+    let a = i.disp;
+    if (i.base >= 0) a += this.regs[i.base]!;
+    if (i.index >= 0) a += this.regs[i.index]! << i.scale;
+    return i.a32 ? a >>> 0 : a & 0xffff;
+  }
+
+  /** Segment of a ModRM memory operand. */
+  seg(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
+
+  /** Linear address for an access of `size` bytes at seg:off, with limit and rights checks. */
+  lin(s: number, off: number, size: number, write: boolean): number {
+    if (this.segFast[s]) return (this.segBase[s]! + off) >>> 0;
+    return this.linSlow(s, off, size, write);
+  }
+
+  private linSlow(s: number, off: number, size: number, write: boolean): number {
+    const ar = this.segAr[s]!;
+    const fv = s === SS ? 12 : 13;
+    if (this.pe()) {
+      if ((this.sel[s]! & 0xfffc) === 0 && s !== CS && s !== SS) this.fault(fv, 0);
+      if (!(ar & AR_P)) this.fault(fv, 0);
+      if (ar & AR_CODE) {
+        if (write && s !== -1) this.fault(fv, 0);
+        if (!write && !(ar & 0x02) && s !== CS) this.fault(fv, 0);
+      } else if (write && !(ar & 0x02)) this.fault(fv, 0);
+    }
+    const lim = this.segLimit[s]!;
+    const last = off + size - 1;
+    if (!(ar & AR_CODE) && (ar & 0x04)) {
+      // Expand-down: valid offsets are (limit, 0xFFFF or 0xFFFFFFFF].
+      const top = ar & AR_DB ? 0xffffffff : 0xffff;
+      if (off <= lim || last > top) this.fault(fv, 0);
+    } else if (last > lim) this.fault(fv, 0);
+    return (this.segBase[s]! + off) >>> 0;
+  }
+
+  // Memory operand accessors by segment:offset.
+  rd8(s: number, off: number): number { return this.rl8(this.lin(s, off, 1, false)); }
+  rd16(s: number, off: number): number { return this.rl16(this.lin(s, off, 2, false)); }
+  rd32(s: number, off: number): number { return this.rl32(this.lin(s, off, 4, false)); }
+  rd(sz: number, s: number, off: number): number {
+    return sz === 2 ? this.rd32(s, off) : sz === 1 ? this.rd16(s, off) : this.rd8(s, off);
+  }
+  wr8(s: number, off: number, v: number): void { this.wl8(this.lin(s, off, 1, true), v); }
+  wr16(s: number, off: number, v: number): void { this.wl16(this.lin(s, off, 2, true), v); }
+  wr32(s: number, off: number, v: number): void { this.wl32(this.lin(s, off, 4, true), v); }
+  wr(sz: number, s: number, off: number, v: number): void {
+    if (sz === 2) this.wr32(s, off, v); else if (sz === 1) this.wr16(s, off, v); else this.wr8(s, off, v);
+  }
+
+  // =====================================================================================
+  // Memory: linear accesses through the TLB
+  // =====================================================================================
+
+  rl8(l: number): number {
+    const e = this.tlbR[l >>> 12]!;
+    if (e !== 0) return this.ram[((e - 1) << 12) | (l & 0xfff)]!;
+    return this.physRead8(this.xlate(l, false, this.cpl === 3), l);
+  }
+  rl16(l: number): number {
+    const e = this.tlbR[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffe) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      return r[p]! | (r[p + 1]! << 8);
+    }
+    return this.rl8(l) | (this.rl8((l + 1) >>> 0) << 8);
+  }
+  rl32(l: number): number {
+    const e = this.tlbR[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffc) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      return (r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24)) >>> 0;
+    }
+    if (o <= 0xffc) {
+      const p = this.xlate(l, false, this.cpl === 3);
+      return (this.physRead8(p, l) | (this.physRead8(p + 1, l + 1) << 8) | (this.physRead8(p + 2, l + 2) << 16) | (this.physRead8(p + 3, l + 3) << 24)) >>> 0;
+    }
+    return (this.rl16(l) | (this.rl16((l + 2) >>> 0) << 16)) >>> 0;
+  }
+  wl8(l: number, v: number): void {
+    const e = this.tlbW[l >>> 12]!;
+    if (e !== 0) { this.ram[((e - 1) << 12) | (l & 0xfff)] = v; return; }
+    this.physWrite8(this.xlate(l, true, this.cpl === 3), v, l);
+  }
+  wl16(l: number, v: number): void {
+    const e = this.tlbW[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffe) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      r[p] = v; r[p + 1] = v >>> 8;
+      return;
+    }
+    if (o > 0xffe) this.checkWritable((l + 1) >>> 0);
+    this.wl8(l, v);
+    this.wl8((l + 1) >>> 0, v >>> 8);
+  }
+  wl32(l: number, v: number): void {
+    const e = this.tlbW[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffc) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      r[p] = v; r[p + 1] = v >>> 8; r[p + 2] = v >>> 16; r[p + 3] = v >>> 24;
+      return;
+    }
+    if (o > 0xffc) this.checkWritable((l + 3) >>> 0); // a page-crossing write faults before any byte is written
+    else { this.xlate(l, true, this.cpl === 3); }
+    this.wl8(l, v); this.wl8((l + 1) >>> 0, v >>> 8); this.wl8((l + 2) >>> 0, v >>> 16); this.wl8((l + 3) >>> 0, v >>> 24);
+  }
+  private checkWritable(l: number): void {
+    this.xlate(l, true, this.cpl === 3);
+  }
+
+  /** Supervisor (system-structure) accesses: descriptor tables, TSS, IDT. */
+  rs32(l: number): number {
+    const saved = this.cpl;
+    this.cpl = 0; this.tlbR = this.tlbSR;
+    try { return this.rl32(l); } finally { this.cpl = saved; this.tlbR = saved === 3 ? this.tlbUR : this.tlbSR; }
+  }
+  rs16(l: number): number {
+    const saved = this.cpl;
+    this.cpl = 0; this.tlbR = this.tlbSR;
+    try { return this.rl16(l); } finally { this.cpl = saved; this.tlbR = saved === 3 ? this.tlbUR : this.tlbSR; }
+  }
+  ws8(l: number, v: number): void {
+    const saved = this.cpl;
+    this.cpl = 0; this.tlbW = this.tlbSW;
+    try { this.wl8(l, v); } finally { this.cpl = saved; this.tlbW = saved === 3 ? this.tlbUW : this.tlbSW; }
+  }
+
+  physRead8(p: number, lin: number): number {
+    if (this.watchpoints.length) this.checkWatch(lin, 1, false);
+    if (p < this.ramLen) return this.ram[p]!;
+    return this.bus.physRead8(p) & 0xff;
+  }
+
+  physWrite8(p: number, v: number, lin: number): void {
+    if (this.watchpoints.length) this.checkWatch(lin, 1, true);
+    if (p < this.ramLen) {
+      const pg = p >>> 12, mem = this.mem;
+      if (mem.readonly[pg]) return;
+      mem.markDirty(pg);
+      if (mem.code[pg]) this.invalidateCodeAt(p);
+      this.ram[p] = v;
+      return;
+    }
+    this.bus.physWrite8(p, v & 0xff);
+  }
+
+  /** Physical read for the page walker and loaders (no watch checks). */
+  private pr32(p: number): number {
+    p >>>= 0;
+    if (p + 3 < this.ramLen) {
+      const r = this.ram;
+      return (r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24)) >>> 0;
+    }
+    return (this.bus.physRead8(p) | (this.bus.physRead8(p + 1) << 8) | (this.bus.physRead8(p + 2) << 16) | (this.bus.physRead8(p + 3) << 24)) >>> 0;
+  }
+  private pw32(p: number, v: number): void {
+    p >>>= 0;
+    if (p + 3 < this.ramLen) {
+      const pg = p >>> 12;
+      if (this.mem.readonly[pg]) return;
+      this.mem.markDirty(pg);
+      if (this.mem.code[pg]) this.invalidateCodeAt(p);
+      const r = this.ram;
+      r[p] = v; r[p + 1] = v >>> 8; r[p + 2] = v >>> 16; r[p + 3] = v >>> 24;
+    }
+  }
+
+  /**
+   * Translate a linear address (page walk on a TLB miss), raising #PF. Fills the TLB when the
+   * page is plain RAM (and, for writes, when the write fast path is allowed on it).
+   */
+  xlate(l: number, write: boolean, user: boolean): number {
+    l >>>= 0;
+    let phys: number;
+    if (!this.paging()) {
+      phys = (l & this.a20Mask) >>> 0;
+    } else {
+      const pdeA = ((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0;
+      const pde = this.pr32(pdeA);
+      const wp = (this.cr0 & CR0_WP) !== 0;
+      const err = (write ? 2 : 0) | (user ? 4 : 0);
+      if (!(pde & 1)) this.pageFault(l, err);
+      if ((pde & 0x80) && (this.cr4 & CR4_PSE)) {
+        if (user && !(pde & 4)) this.pageFault(l, err | 1);
+        if (write && !(pde & 2) && (user || wp)) this.pageFault(l, err | 1);
+        const npde = pde | 0x20 | (write ? 0x40 : 0);
+        if (npde !== pde) this.pw32(pdeA, npde);
+        phys = ((pde & 0xffc00000) | (l & 0x3fffff)) >>> 0;
+      } else {
+        const pteA = ((pde & 0xfffff000) + (((l >>> 12) & 0x3ff) << 2)) >>> 0;
+        const pte = this.pr32(pteA);
+        if (!(pte & 1)) this.pageFault(l, err);
+        const perm = pde & pte;
+        if (user && !(perm & 4)) this.pageFault(l, err | 1);
+        if (write && !(perm & 2) && (user || wp)) this.pageFault(l, err | 1);
+        if (!(pde & 0x20)) this.pw32(pdeA, pde | 0x20);
+        const npte = pte | 0x20 | (write ? 0x40 : 0);
+        if (npte !== pte) this.pw32(pteA, npte);
+        phys = ((pte & 0xfffff000) | (l & 0xfff)) >>> 0;
+      }
+      phys = (phys & this.a20Mask) >>> 0;
+    }
+    if (phys < this.ramLen && this.watchpoints.length === 0) {
+      const pg = phys >>> 12, lp = l >>> 12;
+      if (write) {
+        // The write fast path needs the page dirty everywhere: mark it now (the caller writes).
+        if (!this.mem.readonly[pg] && !this.mem.code[pg] && !this.mem.watched[pg]) {
+          this.mem.markDirty(pg);
+          const t = user ? this.tlbUW : this.tlbSW;
+          if (t[lp] === 0) this.tlbNote(lp);
+          t[lp] = pg + 1;
+        }
+      } else {
+        const t = user ? this.tlbUR : this.tlbSR;
+        if (t[lp] === 0) this.tlbNote(lp);
+        t[lp] = pg + 1;
+      }
+    }
+    return phys;
+  }
+
+  private pageFault(l: number, err: number): never {
+    this.cr2 = l >>> 0;
+    return this.fault(14, err);
+  }
+
+  private tlbNote(lp: number): void {
+    if (this.tlbUsedN < this.tlbUsed.length) this.tlbUsed[this.tlbUsedN++] = lp;
+    else this.tlbUsedN = this.tlbUsed.length + 1; // overflowed: flush clears everything
+  }
+
+  flushTlb(): void {
+    if (this.tlbUsedN > this.tlbUsed.length) {
+      this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
+    } else {
+      for (let i = 0; i < this.tlbUsedN; i++) {
+        const lp = this.tlbUsed[i]!;
+        this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+      }
+    }
+    this.tlbUsedN = 0;
+    this.tlbR = this.cpl === 3 ? this.tlbUR : this.tlbSR;
+    this.tlbW = this.cpl === 3 ? this.tlbUW : this.tlbSW;
+  }
+
+  flushWriteTlb(): void {
+    if (this.tlbUsedN > this.tlbUsed.length) { this.flushTlb(); return; }
+    for (let i = 0; i < this.tlbUsedN; i++) {
+      const lp = this.tlbUsed[i]!;
+      this.tlbSW[lp] = 0; this.tlbUW[lp] = 0;
+    }
+  }
+
+  invlpg(l: number): void {
+    const lp = l >>> 12;
+    this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+  }
+
+  setCpl(c: number): void {
+    this.cpl = c;
+    this.tlbR = c === 3 ? this.tlbUR : this.tlbSR;
+    this.tlbW = c === 3 ? this.tlbUW : this.tlbSW;
+  }
+
+  // =====================================================================================
+  // Debugger support: linear memory access without side effects on A/D bits is not
+  // possible on x86 hardware either; we translate without touching A/D bits here.
+  // =====================================================================================
+
+  /** Translate for the debugger: no faults, no A/D updates. Returns -1 if unmapped. */
+  debugXlate(l: number): number {
+    l >>>= 0;
+    if (!this.paging()) return (l & this.a20Mask) >>> 0;
+    const pde = this.pr32(((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0);
+    if (!(pde & 1)) return -1;
+    if ((pde & 0x80) && (this.cr4 & CR4_PSE)) return (((pde & 0xffc00000) | (l & 0x3fffff)) & this.a20Mask) >>> 0;
+    const pte = this.pr32(((pde & 0xfffff000) + (((l >>> 12) & 0x3ff) << 2)) >>> 0);
+    if (!(pte & 1)) return -1;
+    return (((pte & 0xfffff000) | (l & 0xfff)) & this.a20Mask) >>> 0;
+  }
+
+  // =====================================================================================
+  // Watchpoints and breakpoints
+  // =====================================================================================
+
+  private checkWatch(lin: number, size: number, write: boolean): void {
+    for (const w of this.watchpoints) {
+      if (w.type === 2 && !write) continue;
+      if (w.type === 3 && write) continue;
+      if (lin + size > w.addr && lin < w.addr + w.len) {
+        if (!this.watchHit) this.watchHit = { type: w.type, addr: w.addr };
+        this.brk = Stop.WATCH;
+      }
+    }
+  }
+
+  setWatchpoints(list: Watchpoint[]): void {
+    this.watchpoints.length = 0;
+    this.watchpoints.push(...list);
+    this.flushTlb();
+  }
+
+  setBreakpoints(addrs: Iterable<number>): void {
+    this.breakpoints.clear();
+    for (const a of addrs) this.breakpoints.add(a >>> 0);
+    this.flushBlocks();
+  }
+
+  // =====================================================================================
+  // Block cache
+  // =====================================================================================
+
+  flushBlocks(): void {
+    for (const b of this.blocks.values()) b.valid = false;
+    this.blocks.clear();
+    this.l1.fill(null);
+    for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
+    this.pageBlocks.clear();
+    this.flushWriteTlb();
+  }
+
+  /** A guest write hit a page holding translated code: drop the blocks that cover it. */
+  private invalidateCodeAt(p: number): void {
+    const pg = p >>> 12;
+    const list = this.pageBlocks.get(pg);
+    if (!list) { this.mem.code[pg] = 0; return; }
+    let keep: Block[] | null = null;
+    for (const b of list) {
+      if (!b.valid) continue;
+      const covers = (p >= b.phys && p < b.physEnd) || (b.phys2 >= 0 && p >= b.phys2 && p < b.phys2 + 4096);
+      if (covers) {
+        b.valid = false;
+        this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
+        if (b === this.curBlock) this.brk = this.brk || 1;
+      } else (keep ??= []).push(b);
+    }
+    if (keep && keep.length) {
+      this.pageBlocks.set(pg, keep);
+      this.mem.code[pg] = keep.length;
+    } else {
+      this.pageBlocks.delete(pg);
+      this.mem.code[pg] = 0;
+    }
+  }
+
+  private fetcher = {
+    cpu: this as Cpu,
+    fetch8(n: number): number {
+      const c = this.cpu;
+      const off = c.code32 ? (c.decodeLin + n) >>> 0 : (c.decodeLin + n) & 0xffff;
+      if (off > c.segLimit[CS]!) c.gp(0);
+      const l = (c.segBase[CS]! + off) >>> 0;
+      return c.physRead8Fetch(l);
+    },
+  };
+
+  /** Instruction fetch of one byte at a linear address (user-mode rights when CPL 3). */
+  physRead8Fetch(l: number): number {
+    const p = this.xlate(l, false, this.decodeUser);
+    if (p < this.ramLen) return this.ram[p]!;
+    return this.bus.physRead8(p) & 0xff;
+  }
+
+  private lookupBlock(): Block {
+    const linEip = (this.segBase[CS]! + this.eip) >>> 0;
+    const e = this.tlbR[linEip >>> 12]!;
+    const phys = e !== 0 ? (((e - 1) << 12) | (linEip & 0xfff)) >>> 0 : this.xlate(linEip, false, this.cpl === 3);
+    const slot = phys & ((1 << L1_BITS) - 1);
+    let b = this.l1[slot];
+    if (b !== null && b !== undefined && b.phys === phys && b.code32 === this.code32 && b.valid && (b.phys2 < 0 || this.phys2Matches(b, linEip))) return b;
+    const m = this.blocks.get(phys * 2 + (this.code32 ? 1 : 0));
+    if (m && (m.phys2 < 0 || this.phys2Matches(m, linEip))) { this.l1[slot] = m; return m; }
+    const nb = this.buildBlock(phys, linEip);
+    this.l1[slot] = nb;
+    return nb;
+  }
+
+  private phys2Matches(b: Block, linEip: number): boolean {
+    const l2 = ((linEip & ~0xfff) + 0x1000) >>> 0;
+    try { return this.xlate(l2, false, this.cpl === 3) === b.phys2; } catch { return false; }
+  }
+
+  private buildBlock(phys: number, linEip: number): Block {
+    const insns: Insn[] = [];
+    const startEip = this.eip;
+    let off = 0;
+    let phys2 = -1;
+    this.decodeUser = this.cpl === 3;
+    const max = this.singleStep ? 1 : MAX_BLOCK;
+    const pageEnd = ((linEip & ~0xfff) + 0x1000);
+    for (;;) {
+      const insEip = this.code32 ? (startEip + off) >>> 0 : (startEip + off) & 0xffff;
+      const insLin = (this.segBase[CS]! + insEip) >>> 0;
+      if (insns.length > 0 && this.breakpoints.size && this.breakpoints.has(insLin)) break;
+      this.decodeLin = insEip;
+      const ins = new Insn();
+      try {
+        decode(this.fetcher, this.code32, ins);
+      } catch (e) {
+        if (insns.length === 0) {
+          if (e instanceof DecodeError) this.fault(e.vector, 0);
+          throw e;
+        }
+        break; // fault belongs to the next block's first instruction
+      }
+      ins.off = off;
+      insns.push(ins);
+      off += ins.len;
+      const fl = OPFLAGS[ins.op]!;
+      if (fl & OpF.TERM) break;
+      // REP string instructions and any prefix-LOCKed or invalid form end the block.
+      if (ins.rep !== REP_NONE && ((ins.op >= 0xa4 && ins.op <= 0xa7) || (ins.op >= 0xaa && ins.op <= 0xaf))) break;
+      if (insns.length >= max) break;
+      if (insLin + ins.len >= pageEnd) {
+        if (insLin + ins.len > pageEnd) {
+          // This instruction crosses into the next page.
+          phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
+        }
+        break;
+      }
+    }
+    // Instruction crossing the page boundary as the only / last instruction.
+    if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
+    const b: Block = {
+      insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
+    };
+    this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
+    this.addPageBlock(phys >>> 12, b);
+    if (phys2 >= 0) this.addPageBlock(phys2 >>> 12, b);
+    this.blocksBuilt++;
+    return b;
+  }
+
+  private addPageBlock(pg: number, b: Block): void {
+    if (pg >= this.mem.pages) return; // ROM outside RAM cannot be written
+    let list = this.pageBlocks.get(pg);
+    if (!list) { list = []; this.pageBlocks.set(pg, list); }
+    list.push(b);
+    const wasCode = this.mem.code[pg] !== 0;
+    this.mem.code[pg] = list.length;
+    if (!wasCode) this.flushWriteTlb();
+  }
+
+  // =====================================================================================
+  // The run loop
+  // =====================================================================================
+
+  /**
+   * Execute exactly `n` instructions, or fewer with a reason. A breakpoint stop happens before
+   * the instruction executes. With `ignoreBpAt` the breakpoint at that linear address is
+   * ignored for the first instruction (resuming from a breakpoint).
+   */
+  run(n: number, ignoreBpAt = -1): Stop {
+    const target = this.icount + n;
+    this.runTarget = target;
+    this.brk = 0;
+    this.watchHit = null;
+    let first = true;
+    while (this.icount < target) {
+      // Interrupts are recognised between instructions.
+      if (this.intrLine && !this.inhibit && (this.eflags & IF)) {
+        this.halted = false;
+        this.deliverExternal();
+        if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+      }
+      if (this.halted) return Stop.HALT;
+      if (this.breakpoints.size) {
+        const linEip = (this.segBase[CS]! + this.eip) >>> 0;
+        if (this.breakpoints.has(linEip) && !(first && linEip === ignoreBpAt)) {
+          this.bpAddr = linEip;
+          return Stop.BREAKPOINT;
+        }
+      }
+      first = false;
+      const tf = (this.eflags & TF) !== 0;
+      let blk: Block;
+      const base = this.icount;
+      try {
+        blk = this.lookupBlock();
+      } catch (e) {
+        if (e !== FAULT) throw e;
+        this.raise(this.excVec, this.excHasErr, this.excErr);
+        if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+        continue;
+      }
+      let count = blk.n;
+      const left = target - base;
+      if (count > left) count = left;
+      if (this.inhibit || tf) count = 1;
+      this.inhibit = false;
+      this.curBlock = blk;
+      const insns = blk.insns;
+      let i = 0;
+      try {
+        const last = count - 1;
+        let cut = false;
+        for (; i < last; i++) {
+          exec(this, insns[i]!);
+          if (this.brk !== 0) { i++; cut = true; break; }
+        }
+        if (!cut) {
+          this.icount = base + last;
+          exec(this, insns[last]!);
+          i = this.icount - base + 1;
+        }
+      } catch (e) {
+        this.curBlock = null;
+        if (e !== FAULT) throw e;
+        this.icount = base + i;
+        this.raise(this.excVec, this.excHasErr, this.excErr);
+        if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+        continue;
+      }
+      this.curBlock = null;
+      this.icount = base + i;
+      if (tf && !this.inhibit) {
+        this.dr[6] |= 0x4000;
+        this.raise(1, false, 0);
+      }
+      if (this.brk !== 0) {
+        const r = this.brk;
+        if (r === Stop.WATCH || r === Stop.REQUEST || r === Stop.SHUTDOWN) return r;
+        this.brk = 0; // code invalidation only
+      }
+      if (this.halted) {
+        if (this.intrLine && (this.eflags & IF)) continue;
+        return Stop.HALT;
+      }
+    }
+    return Stop.BUDGET;
+  }
+
+  /** Ask run() to return after the current instruction (devices: exit, reset). */
+  requestStop(): void { this.brk = Stop.REQUEST; }
+
+  // =====================================================================================
+  // Interrupt and exception delivery
+  // =====================================================================================
+
+  private deliverExternal(): void {
+    const vec = this.bus.ackInterrupt() & 0xff;
+    this.raise(vec, false, 0, false, true);
+  }
+
+  /**
+   * Deliver an exception or interrupt, applying the double-fault rules when delivery itself
+   * faults. `soft` marks INT n/INT3/INTO (gate DPL checked); `ext` marks hardware interrupts.
+   */
+  raise(vec: number, hasErr: boolean, err: number, soft = false, ext = false): void {
+    if (soft) {
+      // INT n/INT3/INTO: a fault during delivery is reported against the INT instruction.
+      this.deliver(vec, hasErr, err, true, false);
+      return;
+    }
+    let first = vec;
+    for (let tries = 0; tries < 4; tries++) {
+      try {
+        this.deliver(vec, hasErr, err, soft, ext);
+        return;
+      } catch (e) {
+        if (e !== FAULT) throw e;
+        const v2 = this.excVec;
+        if (vec === 8 || tries >= 2) { this.shutdown(); return; }
+        const contributory = (v: number) => v === 0 || (v >= 10 && v <= 13);
+        if ((contributory(first) && contributory(v2)) || (first === 14 && (contributory(v2) || v2 === 14))) {
+          vec = 8; hasErr = true; err = 0;
+        } else {
+          vec = v2; hasErr = this.excHasErr; err = this.excErr;
+        }
+        first = vec;
+        soft = false;
+        ext = true;
+      }
+    }
+    this.shutdown();
+  }
+
+  private shutdown(): void {
+    this.brk = Stop.SHUTDOWN;
+    this.halted = true;
+  }
+
+  private deliver(vec: number, hasErr: boolean, err: number, soft: boolean, ext: boolean): void {
+    if (!this.pe()) {
+      // Real mode: IVT entry, push FLAGS, CS, IP.
+      if (vec * 4 + 3 > this.idtLimit) this.gp(0);
+      const ent = this.rs32((this.idtBase + vec * 4) >>> 0);
+      const fl = this.getFlags();
+      this.push16(fl & 0xffff);
+      this.push16(this.sel[CS]!);
+      this.push16(this.eip & 0xffff);
+      this.eflags = this.getFlags() & ~(IF | TF | AC | RF);
+      this.lop = LF_EAGER;
+      this.loadSegReal(CS, ent >>> 16);
+      this.eip = ent & 0xffff;
+      this.halted = false;
+      return;
+    }
+    const extBit = ext ? 1 : 0;
+    if (vec * 8 + 7 > this.idtLimit) this.gp(vec * 8 + 2 + extBit);
+    const ga = (this.idtBase + vec * 8) >>> 0;
+    const lo = this.rs32(ga), hi = this.rs32((ga + 4) >>> 0);
+    const type = (hi >>> 8) & 0x1f;
+    const dpl = (hi >>> 13) & 3;
+    if (type !== 0x0e && type !== 0x0f && type !== 0x06 && type !== 0x07) this.gp(vec * 8 + 2 + extBit);
+    if (soft && dpl < this.cpl) this.gp(vec * 8 + 2);
+    if (!(hi & 0x8000)) this.fault(11, vec * 8 + 2 + extBit);
+    const gate32 = (type & 8) !== 0;
+    const sel = lo >>> 16;
+    const offset = gate32 ? ((hi & 0xffff0000) | (lo & 0xffff)) >>> 0 : lo & 0xffff;
+    if ((sel & 0xfffc) === 0) this.gp(extBit);
+    const d = this.readDescriptor(sel, extBit);
+    const dar = descAr(d.hi);
+    const ddpl = (dar >> 5) & 3;
+    if (!(dar & AR_S) || !(dar & AR_CODE) || ddpl > this.cpl) this.gp((sel & 0xfffc) + extBit);
+    if (!(dar & AR_P)) this.fault(11, (sel & 0xfffc) + extBit);
+    const oldFlags = this.getFlags();
+    const oldCs = this.sel[CS]!, oldEip = this.eip;
+    const conforming = (dar & 0x04) !== 0;
+    if (!conforming && ddpl < this.cpl) {
+      // Inter-privilege: new stack from the TSS.
+      const { ss: nss, esp: nesp } = this.tssStack(ddpl, extBit);
+      const sd = this.checkStackSeg(nss, ddpl, extBit, 10);
+      const oldSs = this.sel[SS]!, oldEsp = this.regs[ESP]!;
+      const s32 = (descAr(sd.hi) & AR_DB) !== 0;
+      const sbase = descBase(sd.lo, sd.hi);
+      let sp = nesp;
+      const push = (v: number) => {
+        if (gate32) { sp = s32 ? (sp - 4) >>> 0 : (sp - 4) & 0xffff; this.wsys32((sbase + sp) >>> 0, v); }
+        else { sp = s32 ? (sp - 2) >>> 0 : (sp - 2) & 0xffff; this.wsys16((sbase + sp) >>> 0, v); }
+      };
+      push(oldSs); push(oldEsp); push(oldFlags); push(oldCs); push(oldEip);
+      if (hasErr) push(err);
+      // Commit.
+      this.loadSegDesc(SS, (nss & 0xfffc) | ddpl, sd.lo, sd.hi);
+      this.regs[ESP] = s32 ? sp : (this.regs[ESP]! & 0xffff0000) | sp;
+      this.loadSegDesc(CS, (sel & 0xfffc) | ddpl, d.lo, d.hi);
+      this.setCpl(ddpl);
+      for (const s of [ES, DS, FS, GS]) this.nullIfInaccessible(s);
+    } else {
+      const newCpl = this.cpl;
+      if (gate32) { this.push32(oldFlags); this.push32(oldCs); this.push32(oldEip); if (hasErr) this.push32(err); }
+      else { this.push16(oldFlags); this.push16(oldCs); this.push16(oldEip); if (hasErr) this.push16(err); }
+      this.loadSegDesc(CS, (sel & 0xfffc) | newCpl, d.lo, d.hi);
+    }
+    this.eip = offset;
+    let nf = oldFlags & ~(TF | NT | RF | VM);
+    if (!(type & 1)) nf &= ~IF;
+    this.eflags = nf;
+    this.lop = LF_EAGER;
+    this.halted = false;
+    this.modeChanged();
+  }
+
+  private nullIfInaccessible(s: number): void {
+    const ar = this.segAr[s]!;
+    const dpl = (ar >> 5) & 3;
+    const conformingCode = (ar & (AR_CODE | 0x04)) === (AR_CODE | 0x04);
+    if ((this.sel[s]! & 0xfffc) !== 0 && !conformingCode && dpl < this.cpl) {
+      this.sel[s] = 0; this.segAr[s] = 0; this.segBase[s] = 0; this.segLimit[s] = 0;
+    }
+    this.updateSegFast(s);
+  }
+
+  private tssStack(dpl: number, extBit: number): { ss: number; esp: number } {
+    const t32 = (this.trAr & 0x0f) === 0x09 || (this.trAr & 0x0f) === 0x0b;
+    if (t32) {
+      const off = 4 + dpl * 8;
+      if (off + 5 > this.trLimit) this.fault(10, (this.trSel & 0xfffc) + extBit);
+      return { esp: this.rs32((this.trBase + off) >>> 0), ss: this.rs16((this.trBase + off + 4) >>> 0) };
+    }
+    const off = 2 + dpl * 4;
+    if (off + 3 > this.trLimit) this.fault(10, (this.trSel & 0xfffc) + extBit);
+    return { esp: this.rs16((this.trBase + off) >>> 0), ss: this.rs16((this.trBase + off + 2) >>> 0) };
+  }
+
+  /** Validate a stack segment selector for privilege `rpl`; `vec` is the fault to raise (#TS or #GP). */
+  checkStackSeg(sel: number, rpl: number, extBit: number, vec: number): { lo: number; hi: number } {
+    if ((sel & 0xfffc) === 0) this.fault(vec, extBit);
+    if ((sel & 3) !== rpl) this.fault(vec, (sel & 0xfffc) + extBit);
+    const d = this.readDescriptor(sel, extBit, vec);
+    const ar = descAr(d.hi);
+    if (!(ar & AR_S) || (ar & AR_CODE) || !(ar & 0x02) || ((ar >> 5) & 3) !== rpl) this.fault(vec, (sel & 0xfffc) + extBit);
+    if (!(ar & AR_P)) this.fault(12, (sel & 0xfffc) + extBit);
+    return d;
+  }
+
+  private wsys32(l: number, v: number): void {
+    this.ws8(l, v); this.ws8((l + 1) >>> 0, v >>> 8); this.ws8((l + 2) >>> 0, v >>> 16); this.ws8((l + 3) >>> 0, v >>> 24);
+  }
+  private wsys16(l: number, v: number): void {
+    this.ws8(l, v); this.ws8((l + 1) >>> 0, v >>> 8);
+  }
+
+  // =====================================================================================
+  // Stack
+  // =====================================================================================
+
+  push16(v: number): void {
+    const sp = this.stack32 ? (this.regs[ESP]! - 2) >>> 0 : (this.regs[ESP]! - 2) & 0xffff;
+    this.wr16(SS, sp, v);
+    if (this.stack32) this.regs[ESP] = sp; else this.regs[ESP] = (this.regs[ESP]! & 0xffff0000) | sp;
+  }
+  push32(v: number): void {
+    const sp = this.stack32 ? (this.regs[ESP]! - 4) >>> 0 : (this.regs[ESP]! - 4) & 0xffff;
+    this.wr32(SS, sp, v);
+    if (this.stack32) this.regs[ESP] = sp; else this.regs[ESP] = (this.regs[ESP]! & 0xffff0000) | sp;
+  }
+  push(o32: boolean, v: number): void { if (o32) this.push32(v); else this.push16(v); }
+  /** Read the value at the top of the stack + `skip` bytes without popping. */
+  peek(o32: boolean, skip = 0): number {
+    const sp = this.stack32 ? (this.regs[ESP]! + skip) >>> 0 : (this.regs[ESP]! + skip) & 0xffff;
+    return o32 ? this.rd32(SS, sp) : this.rd16(SS, sp);
+  }
+  /** Adjust the stack pointer by `n` bytes (positive = pop). */
+  adjSp(n: number): void {
+    if (this.stack32) this.regs[ESP] = (this.regs[ESP]! + n) >>> 0;
+    else this.regs[ESP] = (this.regs[ESP]! & 0xffff0000) | ((this.regs[ESP]! + n) & 0xffff);
+  }
+  pop(o32: boolean): number {
+    const v = this.peek(o32);
+    this.adjSp(o32 ? 4 : 2);
+    return v;
+  }
+
+  // =====================================================================================
+  // Segments and descriptors
+  // =====================================================================================
+
+  /** Read the 8-byte descriptor for a selector from the GDT or LDT; #GP (or `vec`) if outside. */
+  readDescriptor(sel: number, extBit = 0, vec = 13): { lo: number; hi: number } {
+    const idx = sel & 0xfff8;
+    let base: number, limit: number;
+    if (sel & 4) { base = this.ldtBase; limit = this.ldtLimit; if ((this.ldtSel & 0xfffc) === 0) this.fault(vec, (sel & 0xfffc) + extBit); }
+    else { base = this.gdtBase; limit = this.gdtLimit; }
+    if (idx + 7 > limit) this.fault(vec, (sel & 0xfffc) + extBit);
+    const a = (base + idx) >>> 0;
+    return { lo: this.rs32(a), hi: this.rs32((a + 4) >>> 0) };
+  }
+
+  /** Set the accessed bit of a descriptor. */
+  private touchDescriptor(sel: number, hi: number): void {
+    if (hi & 0x100) return;
+    const base = sel & 4 ? this.ldtBase : this.gdtBase;
+    const a = (base + (sel & 0xfff8) + 5) >>> 0;
+    this.ws8(a, ((hi >>> 8) & 0xff) | 1);
+  }
+
+  loadSegReal(s: number, v: number): void {
+    v &= 0xffff;
+    this.sel[s] = v;
+    this.segBase[s] = v << 4;
+    // Limit and rights stay cached, as on hardware (unreal mode).
+    this.updateSegFast(s);
+  }
+
+  /** Load a segment cache from a descriptor (no checks). */
+  loadSegDesc(s: number, sel: number, lo: number, hi: number): void {
+    this.sel[s] = sel;
+    this.segBase[s] = descBase(lo, hi);
+    this.segLimit[s] = descLimit(lo, hi);
+    this.segAr[s] = descAr(hi);
+    this.updateSegFast(s);
+    if (s === CS) this.code32 = (this.segAr[CS]! & AR_DB) !== 0;
+    if (s === SS) this.stack32 = (this.segAr[SS]! & AR_DB) !== 0;
+  }
+
+  /** MOV/POP/LxS to a data or stack segment register, with protected-mode checks. */
+  loadSeg(s: number, v: number): void {
+    v &= 0xffff;
+    if (!this.pe()) { this.loadSegReal(s, v); return; }
+    const rpl = v & 3;
+    if (s === SS) {
+      const d = this.checkStackSeg(v, this.cpl, 0, 13);
+      this.touchDescriptor(v, d.hi);
+      this.loadSegDesc(SS, v, d.lo, d.hi);
+      return;
+    }
+    if ((v & 0xfffc) === 0) {
+      this.sel[s] = v; this.segBase[s] = 0; this.segLimit[s] = 0; this.segAr[s] = 0; this.updateSegFast(s);
+      return;
+    }
+    const d = this.readDescriptor(v);
+    const ar = descAr(d.hi);
+    const dpl = (ar >> 5) & 3;
+    if (!(ar & AR_S)) this.gp(v & 0xfffc);
+    if ((ar & AR_CODE) && !(ar & 0x02)) this.gp(v & 0xfffc); // execute-only code
+    const conforming = (ar & (AR_CODE | 0x04)) === (AR_CODE | 0x04);
+    if (!conforming && (rpl > dpl || this.cpl > dpl)) this.gp(v & 0xfffc);
+    if (!(ar & AR_P)) this.fault(11, v & 0xfffc);
+    this.touchDescriptor(v, d.hi);
+    this.loadSegDesc(s, v, d.lo, d.hi);
+  }
+
+  /** Far JMP/CALL target in protected mode (code segment or call gate). */
+  farTransfer(sel: number, off: number, call: boolean, o32: boolean, nextEip: number): void {
+    sel &= 0xffff;
+    if (!this.pe()) {
+      if (call) { this.push(o32, this.sel[CS]!); this.push(o32, nextEip); }
+      this.loadSegReal(CS, sel);
+      this.eip = o32 ? off >>> 0 : off & 0xffff;
+      return;
+    }
+    if ((sel & 0xfffc) === 0) this.gp(0);
+    const d = this.readDescriptor(sel);
+    const ar = descAr(d.hi);
+    const dpl = (ar >> 5) & 3;
+    const rpl = sel & 3;
+    if (ar & AR_S) {
+      if (!(ar & AR_CODE)) this.gp(sel & 0xfffc);
+      if (ar & 0x04) { if (dpl > this.cpl) this.gp(sel & 0xfffc); }
+      else if (rpl > this.cpl || dpl !== this.cpl) this.gp(sel & 0xfffc);
+      if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+      const lim = descLimit(d.lo, d.hi);
+      const eip = o32 ? off >>> 0 : off & 0xffff;
+      if (eip > lim) this.gp(0);
+      if (call) {
+        // Push before committing so a stack fault leaves the state unchanged.
+        this.pushPair(o32, this.sel[CS]!, nextEip);
+      }
+      this.touchDescriptor(sel, d.hi);
+      this.loadSegDesc(CS, (sel & 0xfffc) | this.cpl, d.lo, d.hi);
+      this.eip = eip;
+      return;
+    }
+    // System descriptor: call gate (0x4 16-bit, 0xC 32-bit). Task gates/TSS: not supported.
+    const type = ar & 0x0f;
+    if (type !== 0x04 && type !== 0x0c) this.gp(sel & 0xfffc);
+    if (dpl < this.cpl || dpl < rpl) this.gp(sel & 0xfffc);
+    if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+    const gate32 = type === 0x0c;
+    const csel = d.lo >>> 16;
+    const goff = gate32 ? ((d.hi & 0xffff0000) | (d.lo & 0xffff)) >>> 0 : d.lo & 0xffff;
+    const pcount = d.hi & 0x1f;
+    if ((csel & 0xfffc) === 0) this.gp(0);
+    const cd = this.readDescriptor(csel);
+    const car = descAr(cd.hi);
+    const cdpl = (car >> 5) & 3;
+    if (!(car & AR_S) || !(car & AR_CODE) || cdpl > this.cpl) this.gp(csel & 0xfffc);
+    if (!(car & AR_P)) this.fault(11, csel & 0xfffc);
+    if (goff > descLimit(cd.lo, cd.hi)) this.gp(0);
+    const conforming = (car & 0x04) !== 0;
+    if (call && !conforming && cdpl < this.cpl) {
+      // Inter-privilege call through the gate: switch stacks, copy parameters.
+      const { ss: nss, esp: nesp } = this.tssStack(cdpl, 0);
+      const sd = this.checkStackSeg(nss, cdpl, 0, 10);
+      const s32 = (descAr(sd.hi) & AR_DB) !== 0;
+      const sbase = descBase(sd.lo, sd.hi);
+      const params: number[] = [];
+      for (let k = pcount - 1; k >= 0; k--) params.push(this.peek(gate32, k * (gate32 ? 4 : 2)));
+      let sp = nesp;
+      const wsz = gate32 ? 4 : 2;
+      const push = (v: number) => {
+        sp = s32 ? (sp - wsz) >>> 0 : (sp - wsz) & 0xffff;
+        if (gate32) this.wsys32((sbase + sp) >>> 0, v); else this.wsys16((sbase + sp) >>> 0, v);
+      };
+      push(this.sel[SS]!); push(this.regs[ESP]!);
+      for (const p of params) push(p);
+      push(this.sel[CS]!); push(nextEip);
+      this.loadSegDesc(SS, (nss & 0xfffc) | cdpl, sd.lo, sd.hi);
+      this.regs[ESP] = s32 ? sp : (this.regs[ESP]! & 0xffff0000) | sp;
+      this.loadSegDesc(CS, (csel & 0xfffc) | cdpl, cd.lo, cd.hi);
+      this.setCpl(cdpl);
+      this.eip = goff;
+      this.modeChanged();
+      return;
+    }
+    if (!call && !conforming && cdpl !== this.cpl) this.gp(csel & 0xfffc);
+    if (call) this.pushPair(gate32, this.sel[CS]!, nextEip);
+    this.loadSegDesc(CS, (csel & 0xfffc) | this.cpl, cd.lo, cd.hi);
+    this.eip = goff;
+  }
+
+  private pushPair(o32: boolean, cs: number, eip: number): void {
+    const w = o32 ? 4 : 2;
+    const sp0 = this.regs[ESP]!;
+    const a1 = this.stack32 ? (sp0 - w) >>> 0 : (sp0 - w) & 0xffff;
+    const a2 = this.stack32 ? (sp0 - 2 * w) >>> 0 : (sp0 - 2 * w) & 0xffff;
+    // Check both slots before writing either.
+    this.lin(SS, a2, 2 * w, true);
+    if (o32) { this.wr32(SS, a1, cs); this.wr32(SS, a2, eip); } else { this.wr16(SS, a1, cs); this.wr16(SS, a2, eip); }
+    this.adjSp(-2 * w);
+  }
+
+  /** Far RET (with `extra` bytes of parameters to release). */
+  farReturn(o32: boolean, extra: number): void {
+    const w = o32 ? 4 : 2;
+    const eip = this.peek(o32, 0);
+    const sel = this.peek(o32, w) & 0xffff;
+    if (!this.pe()) {
+      this.loadSegReal(CS, sel);
+      this.eip = eip;
+      this.adjSp(2 * w + extra);
+      return;
+    }
+    if ((sel & 0xfffc) === 0) this.gp(0);
+    const rpl = sel & 3;
+    if (rpl < this.cpl) this.gp(sel & 0xfffc);
+    const d = this.readDescriptor(sel);
+    const ar = descAr(d.hi);
+    const dpl = (ar >> 5) & 3;
+    if (!(ar & AR_S) || !(ar & AR_CODE)) this.gp(sel & 0xfffc);
+    if ((ar & 0x04) ? dpl > rpl : dpl !== rpl) this.gp(sel & 0xfffc);
+    if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+    if (rpl === this.cpl) {
+      this.loadSegDesc(CS, sel, d.lo, d.hi);
+      this.eip = eip;
+      this.adjSp(2 * w + extra);
+      return;
+    }
+    // Return to an outer privilege level: pop SS:ESP too.
+    const nesp = this.peek(o32, 2 * w + extra);
+    const nss = this.peek(o32, 3 * w + extra) & 0xffff;
+    const sd = this.checkStackSeg(nss, rpl, 0, 13);
+    this.loadSegDesc(CS, sel, d.lo, d.hi);
+    this.setCpl(rpl);
+    this.loadSegDesc(SS, nss, sd.lo, sd.hi);
+    this.regs[ESP] = this.stack32 ? (nesp + extra) >>> 0 : (this.regs[ESP]! & 0xffff0000) | ((nesp + extra) & 0xffff);
+    this.eip = eip;
+    for (const s of [ES, DS, FS, GS]) this.nullIfInaccessible(s);
+    this.modeChanged();
+  }
+
+  /** IRET / IRETD. */
+  iret(o32: boolean): void {
+    const w = o32 ? 4 : 2;
+    if (!this.pe()) {
+      const eip = this.peek(o32, 0), cs = this.peek(o32, w), fl = this.peek(o32, 2 * w);
+      this.adjSp(3 * w);
+      this.loadSegReal(CS, cs);
+      this.eip = eip;
+      const keep = o32 ? (VM | 0x180000) : 0xffff0000;
+      this.setFlags((this.getFlags() & keep) | (fl & ~keep));
+      return;
+    }
+    if (this.eflags & NT) this.gp(0); // nested task return: task switching is not supported
+    const eip = this.peek(o32, 0);
+    const sel = this.peek(o32, w) & 0xffff;
+    const fl = this.peek(o32, 2 * w);
+    if ((sel & 0xfffc) === 0) this.gp(0);
+    const rpl = sel & 3;
+    if (rpl < this.cpl) this.gp(sel & 0xfffc);
+    const d = this.readDescriptor(sel);
+    const ar = descAr(d.hi);
+    const dpl = (ar >> 5) & 3;
+    if (!(ar & AR_S) || !(ar & AR_CODE)) this.gp(sel & 0xfffc);
+    if ((ar & 0x04) ? dpl > rpl : dpl !== rpl) this.gp(sel & 0xfffc);
+    if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+    if (fl & VM && this.cpl === 0 && o32) this.gp(0); // return to virtual-8086 mode: not supported
+    const oldCpl = this.cpl;
+    let nesp = 0, nss = 0, sd: { lo: number; hi: number } | null = null;
+    if (rpl > oldCpl) {
+      nesp = this.peek(o32, 3 * w);
+      nss = this.peek(o32, 4 * w) & 0xffff;
+      sd = this.checkStackSeg(nss, rpl, 0, 13);
+    }
+    // Flags: IOPL only at CPL 0, IF only when CPL <= IOPL.
+    const old = this.getFlags();
+    let mask = CF | PF | AF | ZF | SF | TF | DF | OF | NT | 0x2;
+    if (o32) mask |= RF | AC | ID;
+    if (oldCpl === 0) mask |= IOPL | (o32 ? 0x180000 : 0);
+    if (oldCpl <= ((old & IOPL) >>> 12)) mask |= IF;
+    this.loadSegDesc(CS, sel, d.lo, d.hi);
+    this.eip = o32 ? eip : eip & 0xffff;
+    this.setFlags((old & ~mask) | (fl & mask));
+    if (sd) {
+      this.setCpl(rpl);
+      this.loadSegDesc(SS, nss, sd.lo, sd.hi);
+      this.regs[ESP] = this.stack32 ? nesp >>> 0 : (this.regs[ESP]! & 0xffff0000) | (nesp & 0xffff);
+      for (const s of [ES, DS, FS, GS]) this.nullIfInaccessible(s);
+      this.modeChanged();
+    } else {
+      this.adjSp(3 * w);
+    }
+  }
+
+  // =====================================================================================
+  // I/O permission
+  // =====================================================================================
+
+  /** #GP unless CPL <= IOPL or the TSS I/O bitmap allows all `size` ports. */
+  checkIo(port: number, size: number): void {
+    if (!this.pe()) return;
+    const iopl = (this.eflags & IOPL) >>> 12;
+    if (this.cpl <= iopl) return;
+    const t32 = (this.trAr & 0x0f) === 0x09 || (this.trAr & 0x0f) === 0x0b;
+    if (!t32 || this.trLimit < 0x67) this.gp(0);
+    const mapBase = this.rs16((this.trBase + 0x66) >>> 0);
+    const byteOff = mapBase + (port >>> 3);
+    if (byteOff + 1 > this.trLimit) this.gp(0);
+    const bits = this.rs16((this.trBase + byteOff) >>> 0);
+    const mask = ((1 << size) - 1) << (port & 7);
+    if (bits & mask) this.gp(0);
+  }
+
+  // =====================================================================================
+  // Control registers
+  // =====================================================================================
+
+  writeCr(n: number, v: number): void {
+    v >>>= 0;
+    switch (n) {
+      case 0: {
+        if ((v & CR0_PG) && !(v & CR0_PE)) this.gp(0);
+        this.cr0 = (v | 0x10) >>> 0; // ET is hard-wired
+        this.modeChanged();
+        break;
+      }
+      case 2: this.cr2 = v; break;
+      case 3: this.cr3 = v; this.flushTlb(); break;
+      case 4:
+        if (v & ~0x0000001f & ~0x80 & ~0x200) this.gp(0);
+        this.cr4 = v; this.flushTlb();
+        break;
+      default: this.fault(6);
+    }
+  }
+
+  readCr(n: number): number {
+    switch (n) {
+      case 0: return this.cr0 >>> 0;
+      case 2: return this.cr2;
+      case 3: return this.cr3;
+      case 4: return this.cr4;
+      default: return this.fault(6);
+    }
+  }
+
+  fpuCheck(): void {
+    if (this.cr0 & (CR0_EM | CR0_TS)) this.fault(7);
+    this.fault(6);
+  }
+  fwaitCheck(): void {
+    if ((this.cr0 & (CR0_MP | CR0_TS)) === (CR0_MP | CR0_TS)) this.fault(7);
+  }
+
+  // =====================================================================================
+  // Snapshot
+  // =====================================================================================
+
+  save(w: StateWriter): void {
+    for (let i = 0; i < 8; i++) w.u32(this.regs[i]!);
+    w.u32(this.eip).u32(this.getFlags());
+    for (let s = 0; s < 6; s++) w.u16(this.sel[s]!).u32(this.segBase[s]!).u32(this.segLimit[s]!).u16(this.segAr[s]!);
+    w.u32(this.cr0).u32(this.cr2).u32(this.cr3).u32(this.cr4);
+    for (let i = 0; i < 8; i++) w.u32(this.dr[i]!);
+    w.u32(this.gdtBase).u32(this.gdtLimit).u32(this.idtBase).u32(this.idtLimit);
+    w.u16(this.ldtSel).u32(this.ldtBase).u32(this.ldtLimit).u16(this.ldtAr);
+    w.u16(this.trSel).u32(this.trBase).u32(this.trLimit).u16(this.trAr);
+    w.u8(this.cpl).bool(this.halted).bool(this.inhibit).f64(this.icount).u32(this.a20Mask);
+  }
+
+  restore(r: StateReader): void {
+    for (let i = 0; i < 8; i++) this.regs[i] = r.u32();
+    this.eip = r.u32();
+    this.eflags = r.u32();
+    this.lop = LF_EAGER;
+    for (let s = 0; s < 6; s++) {
+      this.sel[s] = r.u16(); this.segBase[s] = r.u32(); this.segLimit[s] = r.u32(); this.segAr[s] = r.u16();
+    }
+    this.cr0 = r.u32(); this.cr2 = r.u32(); this.cr3 = r.u32(); this.cr4 = r.u32();
+    for (let i = 0; i < 8; i++) this.dr[i] = r.u32();
+    this.gdtBase = r.u32(); this.gdtLimit = r.u32(); this.idtBase = r.u32(); this.idtLimit = r.u32();
+    this.ldtSel = r.u16(); this.ldtBase = r.u32(); this.ldtLimit = r.u32(); this.ldtAr = r.u16();
+    this.trSel = r.u16(); this.trBase = r.u32(); this.trLimit = r.u32(); this.trAr = r.u16();
+    this.setCpl(r.u8());
+    this.halted = r.bool(); this.inhibit = r.bool(); this.icount = r.f64(); this.a20Mask = r.u32();
+    this.modeChanged();
+    this.flushBlocks();
+  }
+}
+
+export function descBase(lo: number, hi: number): number {
+  return ((lo >>> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000)) >>> 0;
+}
+export function descLimit(lo: number, hi: number): number {
+  let l = (lo & 0xffff) | (hi & 0xf0000);
+  if (hi & 0x800000) l = ((l << 12) | 0xfff) >>> 0;
+  return l >>> 0;
+}
+export function descAr(hi: number): number {
+  return ((hi >>> 8) & 0xff) | ((hi >>> 8) & 0xf000);
+}
+
+export { CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, AR_P, AR_S, AR_CODE, AR_DB, AR_G };
