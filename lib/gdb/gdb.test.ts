@@ -264,3 +264,32 @@ describe.skipIf(!GDB)("real gdb with the mock ELF's symbols", () => {
     expect(out).toContain("$1 = 2");
   });
 });
+
+describe.skipIf(!GDB)("launch helper (rrx gdb)", () => {
+  test("gdbArgs builds the argv", async () => {
+    const { gdbArgs } = await import("./launch.ts");
+    expect(gdbArgs({ elf: "k.elf", port: 1234 })).toEqual(["gdb", "-q", "k.elf", "-ex", "target remote 127.0.0.1:1234"]);
+    expect(gdbArgs({ port: 5, batch: true, commands: ["info registers"] })).toEqual([
+      "gdb", "-nx", "-batch", "-ex", "set architecture i386", "-ex", "set confirm off",
+      "-ex", "target remote 127.0.0.1:5", "-ex", "info registers",
+    ]);
+  });
+
+  test("debugWithGdb launches gdb with the ELF, connected, and returns when gdb exits", async () => {
+    const { debugWithGdb } = await import("./launch.ts");
+    const target = new MockTarget();
+    let text = "";
+    const why = await debugWithGdb(target, {
+      port: 0,
+      gdb: GDB!,
+      elf,
+      batch: true,
+      stdio: "pipe",
+      onOutput: (t) => (text += t),
+      commands: ["stepi", "bt", "kill"],
+    });
+    expect(why).toBe("gdb-exited");
+    expect(text).toContain("0x00001001 in main ()");
+    expect(target.calls.kill).toBe(1);
+  });
+});
