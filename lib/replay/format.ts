@@ -185,7 +185,7 @@ export function checkCompared(v: unknown): string | null {
   if (!isObj(v)) return "compared section is not a JSON object";
   if (!isNonNegInt(v.memoryBytes)) return "compared section: memoryBytes must be a non-negative integer";
   if (!isStrArr(v.devices)) return "compared section: devices must be an array of strings";
-  if (typeof v.ips !== "number" || !(v.ips > 0)) return "compared section: ips must be a positive number";
+  if (typeof v.ips !== "number" || !(v.ips > 0) || !Number.isFinite(v.ips)) return "compared section: ips must be a positive number";
   if (!isStrArr(v.args)) return "compared section: args must be an array of strings";
   if (typeof v.bootDate !== "number" || !Number.isFinite(v.bootDate)) return "compared section: bootDate must be a number";
   if (!Array.isArray(v.images)) return "compared section: images must be an array";

@@ -6,6 +6,7 @@
  * Readers are dispatched on the header's format version; v1's reader stays as it is when
  * a v2 appears (add readV2 to READERS).
  */
+import { readFileSync } from "node:fs";
 import { crc32 } from "./crc32.ts";
 import {
   ByteReader, CHUNK_CRC_BYTES, CHUNK_HEADER_BYTES, CHUNK_KIND_NAMES, ChunkKind, DecodeError, ELF_MAGIC, EventKind,
@@ -272,3 +273,11 @@ function hex32(v: number): string {
 }
 
 export type { EventKindCode };
+
+/**
+ * Read and parse a log file. File-system errors (ENOENT, EACCES) propagate as they are;
+ * everything about the bytes is a LogError.
+ */
+export function readLogFile(path: string, opts: ReadOptions = {}): ParsedLog {
+  return readLog(new Uint8Array(readFileSync(path)), opts);
+}

@@ -324,3 +324,20 @@ test("header layout matches docs/LOG-FORMAT.md", () => {
   expect(dv.getUint32(crcAt, true)).toBe(crc32(b, 0, crcAt));
   expect(String.fromCharCode(b[crcAt + 4]!)).toBe("I");
 });
+
+test("the worked example in docs/LOG-FORMAT.md is byte-exact", () => {
+  const s = new MemorySink();
+  const w = new LogWriter(s, { compared: { memoryBytes: 1048576, devices: ["uart0"], ips: 1e8, args: [], images: [], bootDate: 0 }, host: { hostname: "h" } });
+  w.event(300, EventKind.SERIAL_RX, { port: 0, byte: 0x41 });
+  w.event(300, EventKind.IDLE_SKIP, { ns: 1000 });
+  w.hash(400, { cpu: "0123456789abcdef", ram: "1111111111111111", screen: "2222222222222222", devices: { uart0: "3333333333333333" } });
+  w.flushChunk(500);
+  w.finish({ finalIcount: 600, reason: "exit", status: 0 });
+  const b = s.bytes();
+  const hex = (o: number, n: number) => Buffer.from(b.subarray(o, o + n)).toString("hex");
+  expect(b.length).toBe(0x102);
+  expect(hex(0x82, 4)).toBe("56ecfa9e");
+  expect(hex(0xa2, 20)).toBe("ac0201004100" + "04e807" + "6405010801057561727430");
+  expect(hex(0xd6, 4)).toBe("eb4418d5");
+  expect(hex(0xf6, 12)).toBe("04657869740003006d25d84c");
+});
