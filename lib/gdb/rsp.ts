@@ -317,6 +317,8 @@ export class RspParser {
  */
 export class OutQueue {
   private chunks: Uint8Array[] = [];
+  /** How many writes the transport took only partly (backpressure events). */
+  partialWrites = 0;
 
   /** @param write writes a prefix of `data`, returns how many bytes it took (0..data.length). */
   constructor(private readonly write: (data: Uint8Array) => number) {}
@@ -343,6 +345,7 @@ export class OutQueue {
       if (n >= head.length) {
         this.chunks.shift();
       } else {
+        this.partialWrites++;
         this.chunks[0] = head.subarray(n);
         return;
       }

@@ -342,6 +342,41 @@ describe("execution", () => {
     expect(await client.cmd("qC")).toBe("QC1");
   });
 
+  test("^C sent right behind a queued continue still interrupts it", async () => {
+    await client.close();
+    await server.stop();
+    await setup({ logLength: Infinity });
+    // a slow monitor command keeps the queue busy while c and ^C arrive
+    const orig = target.monitor.bind(target);
+    target.monitor = async (c) => {
+      await Bun.sleep(50);
+      return orig(c);
+    };
+    client.raw(encodePacket("qRcmd," + textToHex("when")) + encodePacket("c") + "\x03");
+    expect(((await client.next()) as { data: string }).data[0]).toBe("O");
+    expect(((await client.next()) as { data: string }).data).toBe("OK");
+    expect(((await client.next()) as { data: string }).data).toStartWith("T02");
+    expect(await client.cmd("qC")).toBe("QC1");
+  });
+
+  test("backpressure: megabytes of monitor output reach a slow reader intact", async () => {
+    client.ack = false;
+    expect(await client.cmd("QStartNoAckMode")).toBe("OK");
+    client.sock.pause?.();
+    client.raw(encodePacket("qRcmd," + textToHex("big 3000000")));
+    await Bun.sleep(200);
+    client.sock.resume?.();
+    let n = 0;
+    for (;;) {
+      const d = ((await client.next(["packet"], 20000)) as { data: string }).data;
+      if (d === "OK") break;
+      n += (d.length - 1) / 2;
+    }
+    expect(n).toBe(3000001);
+    expect(server.partialWrites).toBeGreaterThan(0); // the drain path was exercised
+    expect(await client.cmd("qC")).toBe("QC1");
+  });
+
   test("reverse packets are refused when the target cannot reverse", async () => {
     await client.close();
     await server.stop();

@@ -51,6 +51,11 @@ export class GdbServer {
     this.log = opts.log ?? (() => {});
   }
 
+  /** Backpressure events on the current connection (transport took a write only partly). */
+  get partialWrites(): number {
+    return this.active?.data?.out.partialWrites ?? 0;
+  }
+
   /** The bound port (after start()). */
   get port(): number {
     return this.listener?.port ?? 0;

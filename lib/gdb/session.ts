@@ -87,6 +87,8 @@ export class GdbSession {
   private queue: string[] = [];
   private pumping = false;
   private running: AbortController | null = null;
+  /** ^C that arrived while packets were still queued: applies to the next resume. */
+  private interruptPending = false;
   private ended = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -159,10 +161,9 @@ export class GdbSession {
         if (this.lastSent) this.send(this.lastSent);
         return;
       case "interrupt":
-        if (this.running) {
-          if (this.trace) this.log("gdb <- ^C");
-          this.running.abort();
-        }
+        if (this.trace) this.log("gdb <- ^C");
+        if (this.running) this.running.abort();
+        else if (this.pumping || this.queue.length > 0) this.interruptPending = true;
         return;
       case "garbage":
         this.stats.garbageBytes += ev.bytes.length;
@@ -495,6 +496,10 @@ export class GdbSession {
   private async doResume(action: ResumeAction): Promise<string> {
     this.invalidate();
     const ac = new AbortController();
+    if (this.interruptPending) {
+      this.interruptPending = false;
+      ac.abort();
+    }
     this.running = ac;
     this.stats.resumes++;
     let stop: Stop;
