@@ -201,6 +201,7 @@ export class GdbSession {
       }
     } finally {
       this.pumping = false;
+      this.interruptPending = false; // a ^C with no resume behind it is void
       this.notifyIdle();
     }
   }
