@@ -16,8 +16,8 @@
  *  - route every DeviceContext.setIrq(irq, level) to pic.setIrq(irq, level) (ISA IRQ 2 is
  *    the AT "IRQ2/9" pin and is delivered to IRQ 9, since master IR2 is the cascade input);
  *  - the INTR output is hasInterrupt(); the optional onIntrChange(level) constructor
- *    option is called whenever it changes (never from the constructor, reset or restore:
- *    re-read hasInterrupt() after those);
+ *    option is called whenever it changes (also by reset(), but never by the constructor
+ *    or restore(): re-read hasInterrupt() after a restore);
  *  - when the CPU takes an external interrupt call acknowledge() for the vector.
  */
 import type { Device, DeviceContext, IoSize } from "../machine/device.ts";
@@ -228,7 +228,12 @@ export class Pic implements Device {
     this.intr = false;
   }
 
-  reset(): void { this.powerOn(); }
+  /** Power-on state; drops INTR (calling onIntrChange(false)) if it was raised. */
+  reset(): void {
+    const was = this.intr;
+    this.powerOn();
+    if (was) this.onIntrChange?.(false);
+  }
 
   /** Drive ISA IRQ line 0-15 (IRQ 2 is redirected to 9). */
   setIrq(irq: number, level: boolean): void {
