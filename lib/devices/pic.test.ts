@@ -251,6 +251,15 @@ describe("8259A pair", () => {
     expect(pic.acknowledge()).toBe(0x31);
   });
 
+  test("reset drops INTR through the callback", () => {
+    const { pic, changes } = mk();
+    initPair(pic);
+    pulse(pic, 1);
+    pic.reset();
+    expect(changes).toEqual([true, false]);
+    expect(pic.hasInterrupt()).toBe(false);
+  });
+
   test("save/restore round trip and continuation", () => {
     const { ctx, pic } = mk();
     initPair(pic);

@@ -213,6 +213,14 @@ describe("8254 PIT", () => {
     at(ctx, pit, t0 + 5000);
     pit.ioWrite(0x43, 1, 0x80);
     expect(pit.ioRead(0x42, 1) | (pit.ioRead(0x42, 1) << 8)).toBe(held);
+    // gate high again: counting resumes from the held value on the next clock
+    pit.ioWrite(0x61, 1, 0x01);
+    at(ctx, pit, t0 + 5000 + 1 + 100);
+    pit.ioWrite(0x43, 1, 0x80);
+    expect(pit.ioRead(0x42, 1) | (pit.ioRead(0x42, 1) << 8)).toBe(held - 100);
+    at(ctx, pit, t0 + 5000 + 1 + held);
+    expect(pit.ioRead(0x61, 1) & 0x20).toBe(0x20);
+    pit.ioWrite(0x61, 1, 0x00);
     // speaker tone
     pit.ioWrite(0x43, 1, 0xb6);
     pit.ioWrite(0x42, 1, 0xa9); pit.ioWrite(0x42, 1, 0x04); // 1193 -> ~1000 Hz
