@@ -122,6 +122,9 @@ export class Uart implements Device {
   // ---- host input ----
 
   /** Bytes the receiver can accept now (0 in loopback, where the RX input is disconnected). */
+  /** Bytes written by the guest but not yet transmitted (for the host to flush at exit). */
+  pendingTx(): number[] { return this.tsrBusy ? [this.tsrByte, ...this.tx] : [...this.tx]; }
+
   rxSpace(): number { return this.loop ? 0 : this.cap - this.rx.length; }
   canReceive(): boolean { return this.rxSpace() > 0; }
 

@@ -1,0 +1,330 @@
+#!/usr/bin/env bun
+/**
+ * rrx: deterministic record/replay and reverse debugging for whole machines.
+ */
+import { cac } from "cac";
+import kleur from "kleur";
+import { existsSync, readFileSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
+import { hostname, platform } from "node:os";
+import { BootError } from "../lib/boot/elf.ts";
+import { buildMachine, comparedSection, imagesOf, screenHash, type MachineConfig } from "../lib/replay/session.ts";
+import { runLive, HostQueue, type EndReason } from "../lib/machine/driver.ts";
+import { parseScript, ScriptError } from "../lib/machine/script.ts";
+import { hostEpochSeconds } from "../lib/machine/host.ts";
+import { Recorder, DEFAULT_HASH_INTERVAL } from "../lib/replay/recorder.ts";
+import { LogWriter, FileSink } from "../lib/replay/log-writer.ts";
+import { LogError, MAGIC, ELF_MAGIC } from "../lib/replay/format.ts";
+import { openLog, verifyLog, replayToEnd } from "../lib/replay/replayer.ts";
+import { readLog } from "../lib/replay/log-reader.ts";
+import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log-info.ts";
+import type { Machine } from "../lib/machine/machine.ts";
+
+export const VERSION = "0.1.0";
+
+if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "") kleur.enabled = false;
+if (!process.stderr.isTTY) kleur.enabled = false;
+
+class UsageError extends Error {}
+
+function fail(msg: string, code = 2): never {
+  process.stderr.write(`${kleur.red("rrx: error:")} ${msg}\n`);
+  process.exit(code);
+}
+
+function readImage(path: string, what: string): Uint8Array {
+  if (!existsSync(path)) throw new UsageError(`${path}: no such ${what} file`);
+  return new Uint8Array(readFileSync(path));
+}
+
+function startsWith(b: Uint8Array, magic: Uint8Array): boolean {
+  if (b.length < magic.length) return false;
+  for (let i = 0; i < magic.length; i++) if (b[i] !== magic[i]) return false;
+  return true;
+}
+
+function parseSize(v: unknown, dflt: number): number {
+  if (v === undefined) return dflt * 1024 * 1024;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0 || n > 3072) throw new UsageError(`-m: expected a size in MiB (1-3072), got '${v}'`);
+  return n * 1024 * 1024;
+}
+
+function parseRtc(v: unknown): number {
+  if (v === undefined) return hostEpochSeconds();
+  const t = Date.parse(String(v));
+  if (!Number.isFinite(t)) throw new UsageError(`--rtc: expected a date like 2026-01-01T00:00:00Z, got '${v}'`);
+  return Math.floor(t / 1000);
+}
+
+function parseCount(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag}: expected a non-negative integer, got '${v}'`);
+  return n;
+}
+
+type OutSpec = { kind: "stdio" } | { kind: "file"; path: string } | { kind: "none" };
+function parseOut(v: unknown, flag: string, dflt: OutSpec): OutSpec {
+  if (v === undefined) return dflt;
+  const s = String(v);
+  if (s === "stdio") return { kind: "stdio" };
+  if (s === "none") return { kind: "none" };
+  if (s.startsWith("file:") && s.length > 5) return { kind: "file", path: s.slice(5) };
+  throw new UsageError(`${flag}: expected stdio, none or file:PATH, got '${s}'`);
+}
+
+function makeWriter(spec: OutSpec): (b: Uint8Array) => void {
+  if (spec.kind === "none") return () => {};
+  if (spec.kind === "stdio") return (b) => { writeSync(1, b); };
+  const fd = openSync(spec.path, "w");
+  process.on("exit", () => closeSync(fd));
+  return (b) => { writeSync(fd, b); };
+}
+
+function asArray(v: unknown): string[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v.map(String) : [String(v)];
+}
+
+function wireOutput(m: Machine, opts: Record<string, unknown>): void {
+  const com1 = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }));
+  const com2 = makeWriter(parseOut(opts.serial2, "--serial2", { kind: "none" }));
+  const e9 = makeWriter(parseOut(opts.debugcon, "--debugcon", { kind: "stdio" }));
+  m.onOutput = (ch, bytes) => {
+    if (ch === "com1") com1(bytes);
+    else if (ch === "com2") com2(bytes);
+    else if (ch === "e9") e9(bytes);
+  };
+}
+
+function makeDisplay(opts: Record<string, unknown>): ((m: Machine) => void) | undefined {
+  const mode = opts.display ?? (process.stdout.isTTY ? "none" : "none");
+  if (mode === "none") return undefined;
+  if (mode !== "text") throw new UsageError(`--display: expected none or text, got '${mode}'`);
+  let last = 0;
+  const colour = kleur.enabled;
+  return (m) => {
+    const now = performance.now();
+    if (now - last < 40) return;
+    last = now;
+    process.stderr.write("\x1b[H" + m.vga.renderAnsi(colour));
+  };
+}
+
+function endMessage(end: EndReason): { code: number; text: string } {
+  switch (end.kind) {
+    case "exit": return { code: end.status, text: `guest exited with status ${end.status}` };
+    case "halted": return { code: 0, text: "guest halted with interrupts disabled" };
+    case "idle": return { code: 0, text: "guest idle with no pending input" };
+    case "limit": return { code: 0, text: "instruction limit reached" };
+    case "shutdown": return { code: 0, text: "guest shut down (triple fault or reset)" };
+    case "quit": return { code: 0, text: "quit" };
+  }
+}
+
+async function cmdRun(kernelPath: string | undefined, opts: Record<string, unknown>): Promise<number> {
+  let kernel = null;
+  if (kernelPath !== undefined) {
+    const data = readImage(kernelPath, "kernel");
+    if (startsWith(data, MAGIC)) throw new UsageError(`${kernelPath} is an rrx recording; use \`rrx replay ${kernelPath}\``);
+    kernel = { name: kernelPath, data };
+  }
+  const bios = opts.bios !== undefined ? { name: String(opts.bios), data: readImage(String(opts.bios), "ROM") } : null;
+  if (!kernel && !bios) throw new UsageError("give a kernel ELF (rrx run kernel.elf) or a ROM (--bios rom.bin)");
+  const modules = asArray(opts.module).map((spec) => {
+    const [file, ...rest] = spec.split(",");
+    return { name: file!, data: readImage(file!, "module"), cmdline: rest.length ? rest.join(",") : file! };
+  });
+  const append = opts.append !== undefined ? String(opts.append) : "";
+  const ips = opts.ips !== undefined ? Number(opts.ips) : 1e9;
+  if (!Number.isFinite(ips) || ips < 1e3 || ips > 1e12) throw new UsageError(`--ips: expected a rate between 1e3 and 1e12`);
+  const cfg: MachineConfig = {
+    kernel, bios, modules,
+    cmdline: kernel ? (append ? `${kernel.name} ${append}` : kernel.name) : "",
+    memBytes: parseSize(opts.m, 32), ips, bootDate: parseRtc(opts.rtc),
+  };
+  const m = buildMachine(cfg);
+  wireOutput(m, opts);
+  const script = opts.input !== undefined ? parseScript(readFileSync(String(opts.input), "utf8"), String(opts.input)) : [];
+  const maxInsns = parseCount(opts.maxInsns, "--max-insns");
+  const realtime = opts.realtime !== undefined ? Boolean(opts.realtime) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
+
+  let host: HostQueue | undefined;
+  if (process.stdin.isTTY && opts.serial !== "none") {
+    host = new HostQueue();
+    const q = host;
+    process.stdin.setRawMode(true);
+    let ctrlA = false;
+    process.stdin.on("data", (buf: Buffer) => {
+      for (const b of buf) {
+        if (ctrlA) { ctrlA = false; if (b === 0x78) { q.requestQuit(); continue; } if (b !== 1) continue; }
+        else if (b === 1) { ctrlA = true; continue; }
+        q.push({ kind: "serial", port: 0, byte: b });
+      }
+    });
+    process.stdin.on("end", () => q.close());
+  }
+
+  let recorder: Recorder | undefined;
+  if (opts.record !== undefined) {
+    const path = String(opts.record);
+    const hashInterval = parseCount(opts.hashInterval, "--hash-interval") ?? DEFAULT_HASH_INTERVAL;
+    const args = process.argv.slice(2);
+    const compared = { ...comparedSection(cfg, args.filter((a) => !a.startsWith("--record"))), hashInterval };
+    const images = imagesOf(cfg);
+    const writer = new LogWriter(new FileSink(path), {
+      compared,
+      host: { rrxVersion: VERSION, hostname: hostname(), platform: platform(), startTime: Date.now() },
+    }, { pack: opts.pack ? images.map((x) => ({ role: x.info.role, name: x.info.name, data: x.data })) : undefined });
+    recorder = new Recorder(m, writer, hashInterval);
+    const onSignal = (sig: string) => {
+      recorder!.flush();
+      recorder!.finish(`signal:${sig}`, 0);
+      process.stderr.write(`\nrrx: ${sig}: recording saved to ${path} at icount ${m.cpu.icount}\n`);
+      process.exit(130);
+    };
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGHUP", () => onSignal("SIGHUP"));
+  }
+
+  let end: EndReason;
+  try {
+    end = await runLive(m, { maxInsns, script, host, realtime, observer: recorder, onSlice: makeDisplay(opts) });
+  } catch (e) {
+    recorder?.flush();
+    throw e;
+  } finally {
+    if (process.stdin.isTTY && host) { process.stdin.setRawMode(false); process.stdin.pause(); }
+  }
+  m.flushOutput();
+  const msg = endMessage(end);
+  recorder?.finish(end.kind, end.kind === "exit" ? end.status : 0);
+  if (opts.display === "text") process.stderr.write("\n");
+  if (opts.verbose || recorder) process.stderr.write(kleur.dim(`rrx: ${msg.text} after ${m.cpu.icount} instructions\n`));
+  if (opts.screen) process.stdout.write(m.vga.screenText() + "\n");
+  return msg.code;
+}
+
+function cmdReplay(path: string, opts: Record<string, unknown>): number {
+  const head = existsSync(path) ? readFileSync(path).subarray(0, 8) : new Uint8Array();
+  if (startsWith(head, ELF_MAGIC)) throw new UsageError(`${path} is an ELF kernel; use \`rrx run ${path}\``);
+  const opened = openLog(path, { force: Boolean(opts.force) });
+  const trunc = opened.log.truncated;
+  if (trunc) process.stderr.write(kleur.yellow(`rrx: log ends at icount ${trunc.atIcount} (truncated)\n`));
+  const out = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }));
+  const t0 = performance.now();
+  if (opts.verify) {
+    const r = verifyLog(opened, (ch, b) => { if (ch === "com1" || ch === "e9") out(b); });
+    r.machine?.flushOutput();
+    const dt = (performance.now() - t0) / 1000;
+    if (r.ok) {
+      process.stderr.write(kleur.green(`rrx: verified: ${r.hashesChecked} hash records, ${r.icount} instructions replayed in ${dt.toFixed(2)} s (${(r.icount / dt / 1e6).toFixed(1)} MIPS)\n`));
+      return 0;
+    }
+    const mm = r.mismatch!;
+    process.stderr.write(kleur.red(`rrx: divergence between icount ${mm.windowStart} and ${mm.windowEnd}: ${mm.components.join(", ")}\n`));
+    process.stderr.write(mm.text + "\n");
+    if (mm.firstInsn !== undefined) process.stderr.write(`rrx: first differing instruction: icount ${mm.firstInsn} (block cache vs single-step)\n`);
+    else process.stderr.write(`rrx: block-cache and single-step replays agree inside the window; the log or the images do not match this build\n`);
+    return 3;
+  }
+  const m = buildMachine(opened.cfg);
+  m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") out(b); };
+  const until = parseCount(opts.until, "--until");
+  const end = replayToEnd(m, opened, until);
+  m.flushOutput();
+  if (opts.display === "text" || opts.screen) process.stdout.write(m.vga.screenText() + "\n");
+  const dt = (performance.now() - t0) / 1000;
+  if (opts.verbose) process.stderr.write(kleur.dim(`rrx: replayed ${m.cpu.icount} instructions in ${dt.toFixed(2)} s (${end.kind}); screen ${screenHash(m)}\n`));
+  if (end.kind === "diverged") { process.stderr.write(kleur.red(`rrx: ${end.detail}\n`)); return 3; }
+  return end.kind === "exit" ? end.status : 0;
+}
+
+function cmdLog(action: string, path: string, opts: Record<string, unknown>): number {
+  if (!existsSync(path)) throw new UsageError(`${path}: no such file`);
+  const log = readLog(new Uint8Array(readFileSync(path)));
+  if (action === "info") {
+    process.stdout.write(formatLogInfo(logInfo(log)) + "\n");
+    return 0;
+  }
+  if (action === "events") {
+    const kinds = opts.kind !== undefined ? asArray(opts.kind).map((k) => {
+      const c = resolveKind(k);
+      if (c === undefined) throw new UsageError(`--kind: unknown event kind '${k}'`);
+      return c;
+    }) : undefined;
+    for (const e of filterEvents(log, { kinds })) {
+      process.stdout.write((opts.json ? JSON.stringify(eventToJson(e)) : formatEvent(e)) + "\n");
+    }
+    return 0;
+  }
+  throw new UsageError(`log: unknown action '${action}' (info or events)`);
+}
+
+export function main(argv: string[]): void {
+  const cli = cac("rrx");
+  cli.command("run [kernel]", "Boot a Multiboot kernel (or a ROM) and run it live")
+    .option("-m <MiB>", "Guest RAM in MiB (default 32)")
+    .option("--serial <spec>", "COM1 back end: stdio, file:PATH or none (default stdio)")
+    .option("--serial2 <spec>", "COM2 back end: stdio, file:PATH or none (default none)")
+    .option("--debugcon <spec>", "Port 0xE9 console: stdio, file:PATH or none (default stdio)")
+    .option("--input <script>", "Scripted input: serial bytes, keys and mouse moves at virtual times")
+    .option("--display <mode>", "none or text (draw the VGA text screen in the terminal)")
+    .option("--append <cmdline>", "Kernel command line after the kernel name")
+    .option("--module <file[,cmdline]>", "Multiboot module (repeatable)")
+    .option("--max-insns <n>", "Stop after exactly n instructions")
+    .option("--bios <rom>", "Map a ROM at 0xF0000 (and below 4 GiB) and start at F000:FFF0")
+    .option("--record <file>", "Record every non-deterministic input to a log")
+    .option("--pack", "With --record: store the images in the log")
+    .option("--hash-interval <n>", "With --record: instructions between state-hash records (default 2^24)")
+    .option("--ips <rate>", "Instructions per virtual second (default 1e9: 1 instruction = 1 ns)")
+    .option("--rtc <date>", "RTC start date, e.g. 2026-01-01T00:00:00Z (default: the host clock)")
+    .option("--realtime", "Pace virtual time to the host clock (default when on a terminal)")
+    .option("--screen", "Print the final text screen")
+    .option("--verbose", "Say why the run ended")
+    .action(async (kernel: string | undefined, opts: Record<string, unknown>) => {
+      process.exitCode = await cmdRun(kernel, opts);
+      process.exit(process.exitCode);
+    });
+  cli.command("replay <log>", "Replay a recording without host input")
+    .option("--verify", "Check every state hash; exit 3 naming the first divergence")
+    .option("--until <icount>", "Stop at this instruction count")
+    .option("--serial <spec>", "Where replayed COM1 output goes: stdio, file:PATH or none")
+    .option("--display <mode>", "text: print the screen at the end")
+    .option("--screen", "Print the final text screen")
+    .option("--force", "Replay even if an image differs from the recorded one")
+    .option("--verbose", "Print instructions replayed and speed")
+    .action((log: string, opts: Record<string, unknown>) => { process.exit(cmdReplay(log, opts)); });
+  cli.command("log <action> <file>", "Inspect a recording: `log info FILE`, `log events FILE [--kind K] [--json]`")
+    .option("--kind <kind>", "Only events of this kind (repeatable)")
+    .option("--json", "One JSON object per line")
+    .action((action: string, file: string, opts: Record<string, unknown>) => { process.exit(cmdLog(action, file, opts)); });
+  cli.help();
+  cli.version(VERSION);
+  try {
+    cli.parse(argv, { run: false });
+    if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
+      if (cli.args.length) throw new UsageError(`unknown command '${cli.args[0]}' (see rrx --help)`);
+      cli.outputHelp();
+      process.exit(0);
+    }
+    const p = cli.runMatchedCommand();
+    if (p && typeof (p as Promise<unknown>).catch === "function") (p as Promise<unknown>).catch(handleError);
+  } catch (e) {
+    handleError(e);
+  }
+}
+
+function handleError(e: unknown): never {
+  if (e instanceof UsageError || e instanceof BootError || e instanceof LogError || e instanceof ScriptError) fail(e.message);
+  if (e instanceof Error && /^(Unknown option|missing required args|Unused args)/i.test(e.message)) fail(e.message);
+  if (e instanceof Error && (e as NodeJS.ErrnoException).code && (e as NodeJS.ErrnoException).path) fail(e.message);
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`${kleur.red("rrx: internal error:")} ${msg}\n`);
+  if (process.env.RRX_DEBUG) console.error(e);
+  process.exit(70);
+}
+
+if (import.meta.main) main(process.argv);
+void writeFileSync;

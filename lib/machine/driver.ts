@@ -1,0 +1,226 @@
+/**
+ * The host-input boundary: the one place where anything from outside enters the machine.
+ *
+ * Three modes share this loop:
+ *  - live:   host input (scripted events, terminal bytes) is injected at the current icount;
+ *  - record: the same, and every injected event is handed to the recorder with its icount;
+ *  - replay: events come from a log and are injected at exactly their recorded icount
+ *            (see runReplay); the host is ignored.
+ *
+ * Host time is read only here (through host.ts), for realtime pacing and flush cadence; any
+ * effect host time has on the guest (an idle skip while waiting for input) becomes an event.
+ */
+import type { InputEvent, Machine, RunStop } from "./machine.ts";
+import type { ScriptEvent } from "./script.ts";
+import { hostClockMs } from "./host.ts";
+
+/** Receives every injected event (the recorder), and is polled for periodic work. */
+export interface EventObserver {
+  onEvent(icount: number, ev: InputEvent): void;
+  /** Hash records are taken at multiples of this icount (0 = never). */
+  hashInterval: number;
+  onHashPoint(icount: number): void;
+  /** Called at least every few host milliseconds while running (flush cadence). */
+  onTick(icount: number, hostMs: number): void;
+}
+
+/** Bytes typed at the terminal arrive here asynchronously. */
+export class HostQueue {
+  readonly events: InputEvent[] = [];
+  closed = false;
+  quit = false;
+  private waiter: (() => void) | null = null;
+  push(ev: InputEvent): void { this.events.push(ev); this.wake(); }
+  close(): void { this.closed = true; this.wake(); }
+  requestQuit(): void { this.quit = true; this.wake(); }
+  wake(): void { const w = this.waiter; this.waiter = null; w?.(); }
+  wait(ms: number): Promise<void> {
+    return new Promise((res) => {
+      const t = setTimeout(() => { this.waiter = null; res(); }, ms);
+      this.waiter = () => { clearTimeout(t); res(); };
+    });
+  }
+}
+
+export interface LiveOptions {
+  maxInsns?: number;
+  script?: ScriptEvent[];
+  host?: HostQueue;
+  /** Pace virtual time to the host clock. */
+  realtime?: boolean;
+  observer?: EventObserver;
+  /** Called between slices (screen refresh, progress). */
+  onSlice?: (m: Machine) => void;
+}
+
+export type EndReason =
+  | { kind: "exit"; status: number }
+  | { kind: "halted" }
+  | { kind: "idle" }
+  | { kind: "limit" }
+  | { kind: "shutdown" }
+  | { kind: "quit" };
+
+/** Instructions per slice between looks at the host. */
+const SLICE = 1_000_000;
+/** When serial bytes wait for FIFO room, look again after this many instructions. */
+const SERIAL_RETRY = 10_000;
+
+export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndReason> {
+  const maxIcount = opts.maxInsns !== undefined ? opts.maxInsns : Infinity;
+  const script = opts.script ?? [];
+  let si = 0;
+  const pendingSerial: InputEvent[] = [];
+  const obs = opts.observer;
+  const host = opts.host;
+  let lastTick = hostClockMs();
+  const wallStart = lastTick;
+  const vStart = m.now();
+
+  const deliver = (ev: InputEvent) => {
+    obs?.onEvent(m.cpu.icount, ev);
+    m.inject(ev);
+  };
+  const takeReady = (evs: InputEvent[]) => {
+    for (const ev of evs) {
+      if (ev.kind === "serial") pendingSerial.push(ev);
+      else deliver(ev);
+    }
+  };
+  const pumpSerial = () => {
+    while (pendingSerial.length && m.serialReady((pendingSerial[0] as { port: number }).port)) deliver(pendingSerial.shift()!);
+  };
+
+  for (;;) {
+    // Script events due now.
+    while (si < script.length && script[si]!.atNs <= m.now()) takeReady(script[si++]!.events);
+    if (host && host.events.length) takeReady(host.events.splice(0));
+    if (host?.quit) return { kind: "quit" };
+    pumpSerial();
+    const now = hostClockMs();
+    if (obs && now - lastTick >= 20) { obs.onTick(m.cpu.icount, now); lastTick = now; }
+    opts.onSlice?.(m);
+
+    // How far to run.
+    let limit = Math.min(maxIcount, m.cpu.icount + (pendingSerial.length ? SERIAL_RETRY : SLICE));
+    const nextScript = si < script.length ? script[si]!.atNs : Infinity;
+    if (nextScript !== Infinity) limit = Math.min(limit, Math.max(m.icountAt(nextScript), m.cpu.icount + 1));
+    if (obs && obs.hashInterval > 0) {
+      const nh = (Math.floor(m.cpu.icount / obs.hashInterval) + 1) * obs.hashInterval;
+      limit = Math.min(limit, nh);
+    }
+    let hostDeadline = nextScript;
+    if (opts.realtime) hostDeadline = Math.min(hostDeadline, vStart + (now - wallStart) * 1e6);
+    m.hostDeadlineNs = hostDeadline;
+
+    if (m.cpu.icount >= maxIcount) return { kind: "limit" };
+    const r: RunStop = m.runUntil(limit);
+    if (obs && obs.hashInterval > 0 && m.cpu.icount % obs.hashInterval === 0 && m.cpu.icount > 0) obs.onHashPoint(m.cpu.icount);
+
+    switch (r.kind) {
+      case "exit": return { kind: "exit", status: r.status };
+      case "halted": return { kind: "halted" };
+      case "shutdown": return { kind: "shutdown" };
+      case "breakpoint": case "watch": return { kind: "limit" };
+      case "limit": break;
+      case "idle": {
+        // Halted, waiting for something from the host side.
+        if (si < script.length && (!opts.realtime || script[si]!.atNs <= hostDeadline)) {
+          const skip = script[si]!.atNs - m.now();
+          if (skip > 0) deliver({ kind: "idle", ns: skip });
+          break;
+        }
+        if (opts.realtime) {
+          // Wait on the host clock until the next deadline or input, whichever is first.
+          const dl = Math.min(m.nextDeadline(), nextScript);
+          const waitMs = dl === Infinity ? 50 : Math.max(0, (dl - vStart) / 1e6 - (hostClockMs() - wallStart));
+          if (host && !host.events.length && !host.quit && waitMs > 0) await host.wait(Math.min(waitMs, 50));
+          else if (!host && waitMs > 0) await sleep(Math.min(waitMs, 50));
+          const vNow = vStart + (hostClockMs() - wallStart) * 1e6;
+          if (host && host.events.length && vNow > m.now()) deliver({ kind: "idle", ns: Math.floor(vNow - m.now()) });
+          if (m.nextDeadline() === Infinity && (!host || host.closed) && si >= script.length && !pendingSerial.length) return { kind: "idle" };
+          break;
+        }
+        if (host && !host.closed) {
+          if (!host.events.length && !host.quit) await host.wait(100);
+          break;
+        }
+        if (pendingSerial.length) {
+          // Bytes still waiting for FIFO room: nothing will make room while halted.
+          return { kind: "idle" };
+        }
+        return { kind: "idle" };
+      }
+    }
+    if (opts.realtime) {
+      // Virtual time ahead of the host clock: wait.
+      const aheadMs = (m.now() - vStart) / 1e6 - (hostClockMs() - wallStart);
+      if (aheadMs > 2) {
+        if (host) await host.wait(Math.min(aheadMs, 50)); else await sleep(Math.min(aheadMs, 50));
+      }
+    } else if (host && (m.cpu.icount % (SLICE * 20)) < SLICE) {
+      // Let stdin callbacks run now and then.
+      await sleep(0);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface ReplayEvent {
+  icount: number;
+  ev: InputEvent;
+}
+
+export interface ReplayOptions {
+  until?: number;
+  hashInterval?: number;
+  onHashPoint?: (icount: number) => boolean | void;
+  /** Called between slices with the current icount (progress). */
+  onSlice?: (m: Machine) => void;
+}
+
+export type ReplayEnd = EndReason | { kind: "stopped"; at: number } | { kind: "diverged"; detail: string };
+
+/**
+ * Replay logged events into a machine booted the same way: each event is injected at exactly
+ * its recorded icount. `onHashPoint` may return false to stop (a verifier that found a
+ * mismatch). The run ends when the guest ends, at `until`, or when the log is exhausted and
+ * the guest is idle.
+ */
+export function runReplay(m: Machine, events: ReplayEvent[], opts: ReplayOptions = {}): ReplayEnd {
+  let ei = 0;
+  // Skip events before the start (a replay that resumes from a checkpoint).
+  while (ei < events.length && events[ei]!.icount < m.cpu.icount) ei++;
+  const until = opts.until ?? Infinity;
+  const hi = opts.hashInterval ?? 0;
+  m.hostDeadlineNs = Infinity;
+  for (;;) {
+    while (ei < events.length && events[ei]!.icount === m.cpu.icount) m.inject(events[ei++]!.ev);
+    if (m.cpu.icount >= until) return { kind: "stopped", at: m.cpu.icount };
+    let limit = Math.min(until, ei < events.length ? events[ei]!.icount : Infinity, m.cpu.icount + SLICE * 10);
+    if (hi > 0) limit = Math.min(limit, (Math.floor(m.cpu.icount / hi) + 1) * hi);
+    const r = m.runUntil(limit);
+    if (hi > 0 && m.cpu.icount % hi === 0 && m.cpu.icount > 0 && r.kind === "limit") {
+      if (opts.onHashPoint?.(m.cpu.icount) === false) return { kind: "stopped", at: m.cpu.icount };
+    }
+    opts.onSlice?.(m);
+    switch (r.kind) {
+      case "exit": return { kind: "exit", status: r.status };
+      case "halted": return { kind: "halted" };
+      case "shutdown": return { kind: "shutdown" };
+      case "breakpoint": case "watch": return { kind: "stopped", at: m.cpu.icount };
+      case "idle":
+        if (ei < events.length) {
+          if (events[ei]!.icount > m.cpu.icount) {
+            return { kind: "diverged", detail: `guest idle at icount ${m.cpu.icount} but the next event is at ${events[ei]!.icount}` };
+          }
+          break;
+        }
+        return { kind: "idle" };
+      case "limit": break;
+    }
+  }
+}
