@@ -111,6 +111,21 @@ function makeDisplay(opts: Record<string, unknown>): ((m: Machine) => void) | un
   };
 }
 
+/** The run arguments that affect the guest (recording-only and host-only options dropped). */
+function guestArgs(argv: string[]): string[] {
+  const drop = new Set(["--record", "--hash-interval", "--serial", "--serial2", "--debugcon", "--display", "--input"]);
+  const flags = new Set(["--pack", "--verbose", "--screen", "--realtime", "--no-realtime"]);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const key = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    if (drop.has(key)) { if (!a.includes("=")) i++; continue; }
+    if (flags.has(key)) continue;
+    out.push(a);
+  }
+  return out;
+}
+
 function endMessage(end: EndReason): { code: number; text: string } {
   switch (end.kind) {
     case "exit": return { code: end.status, text: `guest exited with status ${end.status}` };
@@ -169,12 +184,11 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   if (opts.record !== undefined) {
     const path = String(opts.record);
     const hashInterval = parseCount(opts.hashInterval, "--hash-interval") ?? DEFAULT_HASH_INTERVAL;
-    const args = process.argv.slice(2);
-    const compared = { ...comparedSection(cfg, args.filter((a) => !a.startsWith("--record"))), hashInterval };
+    const compared = { ...comparedSection(cfg, guestArgs(process.argv.slice(3))), hashInterval };
     const images = imagesOf(cfg);
     const writer = new LogWriter(new FileSink(path), {
       compared,
-      host: { rrxVersion: VERSION, hostname: hostname(), platform: platform(), startTime: Date.now() },
+      host: { rrxVersion: VERSION, hostname: hostname(), platform: platform(), startTime: Date.now(), cwd: process.cwd() },
     }, { pack: opts.pack ? images.map((x) => ({ role: x.info.role, name: x.info.name, data: x.data })) : undefined });
     recorder = new Recorder(m, writer, hashInterval);
     const onSignal = (sig: string) => {

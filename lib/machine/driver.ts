@@ -126,8 +126,7 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
       case "idle": {
         // Halted, waiting for something from the host side.
         if (si < script.length && (!opts.realtime || script[si]!.atNs <= hostDeadline)) {
-          const skip = script[si]!.atNs - m.now();
-          if (skip > 0) deliver({ kind: "idle", ns: skip });
+          if (script[si]!.atNs > m.now()) deliver({ kind: "idle", ns: script[si]!.atNs - m.arrivalNs() });
           break;
         }
         if (opts.realtime) {
@@ -137,7 +136,7 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
           if (host && !host.events.length && !host.quit && waitMs > 0) await host.wait(Math.min(waitMs, 50));
           else if (!host && waitMs > 0) await sleep(Math.min(waitMs, 50));
           const vNow = vStart + (hostClockMs() - wallStart) * 1e6;
-          if (host && host.events.length && vNow > m.now()) deliver({ kind: "idle", ns: Math.floor(vNow - m.now()) });
+          if (host && host.events.length && vNow > m.now()) deliver({ kind: "idle", ns: Math.floor(vNow - m.arrivalNs()) });
           if (m.nextDeadline() === Infinity && (!host || host.closed) && si >= script.length && !pendingSerial.length) return { kind: "idle" };
           break;
         }

@@ -76,6 +76,8 @@ export class Machine implements CpuBus {
 
   /** Virtual ns spent halted (advanced to deadlines or by logged idle skips). */
   idleNs = 0;
+  /** idleNs when the CPU arrived at its current icount (idle events are relative to this). */
+  idleAtArrival = 0;
   a20 = true;
   /** Set by a debug-exit write; the run loop stops with it. */
   exitStatus: number | null = null;
@@ -149,6 +151,27 @@ export class Machine implements CpuBus {
     return (this.nsPerInsn === 1 ? this.cpu.icount : Math.floor(this.cpu.icount * this.nsPerInsn)) + this.idleNs;
   }
 
+  /** Virtual time at which the CPU arrived at its current icount (before any idle skip). */
+  arrivalNs(): number {
+    return this.now() - this.idleNs + this.idleAtArrival;
+  }
+
+  /**
+   * Advance virtual time while halted to `target`, firing every device deadline on the way in
+   * order (the same deterministic steps the run loop takes), so a logged idle skip replays
+   * identically however the halt was reached.
+   */
+  advanceIdleTo(target: number): void {
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      this.fireDue();
+      const dl = this.nextDeadline();
+      if (dl > target) break;
+      this.idleNs += Math.max(0, dl - this.now());
+    }
+    if (target > this.now()) this.idleNs += target - this.now();
+    this.fireDue();
+  }
+
   /** The smallest icount at which now() >= ns. */
   icountAt(ns: number): number {
     const t = ns - this.idleNs;
@@ -211,7 +234,7 @@ export class Machine implements CpuBus {
       case "serial": (ev.port === 1 ? this.com2 : this.com1).receive(ev.byte); break;
       case "key": this.kbc.keyScancode(ev.bytes); break;
       case "mouse": this.kbc.mouseMove(ev.dx, ev.dy, ev.buttons); break;
-      case "idle": this.idleNs += ev.ns; break;
+      case "idle": this.advanceIdleTo(this.arrivalNs() + ev.ns); break;
     }
     this.deadlineDirty = true;
   }
@@ -260,8 +283,10 @@ export class Machine implements CpuBus {
         const k = this.icountAt(dl) - cpu.icount;
         if (k < budget) budget = k < 1 ? 1 : k;
       }
+      const before = cpu.icount;
       const r = cpu.run(budget, this.ignoreBpOnce);
       this.ignoreBpOnce = -1;
+      if (cpu.icount !== before) this.idleAtArrival = this.idleNs;
       switch (r) {
         case Stop.BREAKPOINT: return { kind: "breakpoint", addr: cpu.bpAddr };
         case Stop.WATCH: return { kind: "watch", type: cpu.watchHit!.type, addr: cpu.watchHit!.addr };
@@ -293,7 +318,7 @@ export class Machine implements CpuBus {
 
   /** Everything the guest can observe, except RAM (saved separately, page by page). */
   saveState(w: StateWriter): void {
-    w.f64(this.idleNs).bool(this.a20).bool(this.resetPending).u32(this.resets);
+    w.f64(this.idleNs).f64(this.idleAtArrival).bool(this.a20).bool(this.resetPending).u32(this.resets);
     w.f64(this.exitStatus ?? -1);
     const cw = new StateWriter();
     this.cpu.save(cw);
@@ -306,7 +331,7 @@ export class Machine implements CpuBus {
   }
 
   restoreState(r: StateReader): void {
-    this.idleNs = r.f64(); this.a20 = r.bool(); this.resetPending = r.bool(); this.resets = r.u32();
+    this.idleNs = r.f64(); this.idleAtArrival = r.f64(); this.a20 = r.bool(); this.resetPending = r.bool(); this.resets = r.u32();
     const ex = r.f64();
     this.exitStatus = ex < 0 ? null : ex;
     this.cpu.restore(new StateReader(r.bytes()));
@@ -327,7 +352,7 @@ export class Machine implements CpuBus {
     this.cpu.save(cw);
     out.push({ name: "cpu", bytes: cw.finish() });
     const mw = new StateWriter();
-    mw.f64(this.idleNs).bool(this.a20).u32(this.resets);
+    mw.f64(this.idleNs).f64(this.idleAtArrival).bool(this.a20).u32(this.resets);
     out.push({ name: "machine", bytes: mw.finish() });
     for (const d of this.devices) {
       const dw = new StateWriter();

@@ -32,7 +32,8 @@ export function openLog(path: string, opts: OpenOptions = {}): OpenedLog {
   if (!existsSync(path)) throw new LogError(`${path}: no such file`);
   const bytes = new Uint8Array(readFileSync(path));
   const log = readLog(bytes);
-  const dirs = opts.searchDirs ?? [dirname(path), "."];
+  const recCwd = typeof log.header.host.cwd === "string" ? [log.header.host.cwd] : [];
+  const dirs = opts.searchDirs ?? [".", dirname(path), ...recCwd];
   const find = (info: ImageInfo): Uint8Array => {
     const packed = log.images.find((p) => p.role === info.role && p.name === info.name);
     if (packed) return packed.data;
