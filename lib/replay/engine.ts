@@ -1,0 +1,408 @@
+/**
+ * The reverse-execution engine over a recording.
+ *
+ * Positions are instruction counts. The *canonical* state at icount N is the state a fresh
+ * replay reaches with `runReplay(m, events, {until: N})`: N instructions retired, device
+ * deadlines due at N fired, and the logged events at N injected. Every checkpoint is a
+ * canonical state, `seek(N)` lands on one, and a single step forward from a canonical state
+ * lands on the next one. A breakpoint or watchpoint stop may leave a non-canonical state at the
+ * same icount (e.g. an interrupt delivered just before a breakpoint in its handler); stepping
+ * from there still goes to the canonical neighbours.
+ *
+ * Going backwards = restoring the nearest checkpoint at or before the target and replaying
+ * forward. While doing so the engine takes checkpoints at geometrically spaced distances
+ * before the target (T - G, T - 2G, T - 4G, ...), so runs of reverse steps find one within a
+ * few hundred instructions: that is the cache of recent single-step states. Far from the
+ * current position the store thins them out (see checkpoints.ts).
+ *
+ * reverse-continue replays the segment between the nearest checkpoint before the current
+ * position and the position, with breakpoints and watchpoints armed, keeping the last hit;
+ * if there is none it moves one checkpoint further back, and so on, down to the start of the
+ * log ("begin"). Forward execution stops at the end of the log ("end"); neither ends the
+ * session. Long runs yield to the event loop and honour an AbortSignal.
+ *
+ * `goLive()` stops consuming the log: from then on the machine runs on without logged input
+ * (nothing is re-recorded), reverse execution is off and writes are allowed.
+ */
+import type { Machine, RunStop } from "../machine/machine.ts";
+import type { ReplayEvent } from "../machine/driver.ts";
+import type { Watchpoint } from "../cpu/x86/cpu.ts";
+import type { OpenedLog } from "./replayer.ts";
+import { buildMachine } from "./session.ts";
+import { CheckpointStore, type Checkpoint, type CheckpointStoreOptions } from "./checkpoints.ts";
+
+export type EngineStop =
+  /** Reached the requested position / finished a step. */
+  | { kind: "step" }
+  | { kind: "breakpoint"; addr: number }
+  | { kind: "watch"; type: 2 | 3 | 4; addr: number }
+  /** Start (reverse) or end (forward) of the recording. */
+  | { kind: "begin" }
+  | { kind: "end" }
+  /** Live only: the guest powered off / shut down / halted for good. */
+  | { kind: "exited"; status: number }
+  | { kind: "interrupted" };
+
+export interface EngineOptions extends CheckpointStoreOptions {
+  /** Instructions between automatic checkpoints while running forward before any reverse command (default 2^22). */
+  sparseInterval?: number;
+  /** The same after the first reverse command (default 2^20). */
+  denseInterval?: number;
+  /** Closest step-cache checkpoint before a reverse target (default 128). */
+  stepGap?: number;
+  /** Instructions between yields to the event loop (default 1<<19). */
+  yieldEvery?: number;
+}
+
+interface Hit {
+  /** The stop state is the canonical state of `at` (otherwise: run into the breakpoint again from there). */
+  canonical: boolean;
+  /** Position of the stop in reverse: bp = icount of the stop; watch = icount before the accessing instruction. */
+  at: number;
+  /** Ordering key (2*at for a breakpoint, 2*at+1 for a watchpoint: undoing the write comes first in reverse). */
+  key: number;
+  stop: EngineStop;
+}
+
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
+export class ReplayEngine {
+  readonly store: CheckpointStore;
+  /** Index of the next logged event not yet injected. */
+  private ei = 0;
+  /** First and last positions of the recording. */
+  readonly begin: number;
+  readonly end: number;
+  /** Live: no more log, no reverse. */
+  live = false;
+  /** Set after the first reverse command (denser checkpoints). */
+  reversed = false;
+  private breakpoints = new Set<number>();
+  private watchpoints: Watchpoint[] = [];
+  private readonly sparseInterval: number;
+  private readonly denseInterval: number;
+  private readonly stepGap: number;
+  private readonly yieldEvery: number;
+  /** The current state is the canonical state of the current icount. */
+  private canonical = true;
+  /** Guest power-off seen while live. */
+  private exitedStatus: number | null = null;
+  /** icount of the last interrupt/exception delivery (see constructor). */
+  private lastRaiseAt = -1;
+  /** Statistics. */
+  readonly stats = { restores: 0, replayed: 0, taken: 0 };
+
+  constructor(readonly m: Machine, readonly events: readonly ReplayEvent[], endIcount: number, opts: EngineOptions = {}) {
+    this.sparseInterval = opts.sparseInterval ?? 1 << 22;
+    this.denseInterval = opts.denseInterval ?? 1 << 20;
+    this.stepGap = opts.stepGap ?? 128;
+    this.yieldEvery = opts.yieldEvery ?? 1 << 19;
+    this.m.hostDeadlineNs = Infinity;
+    this.begin = m.cpu.icount;
+    this.end = endIcount;
+    this.store = new CheckpointStore(m, opts);
+    // A breakpoint stop at icount N is the canonical state of N unless an interrupt or a fault
+    // was delivered at N just before it (a breakpoint on a handler's first instruction). Watch
+    // deliveries to tell (a retired INT n delivers at N-1, so it does not count).
+    const cpu = m.cpu;
+    const raise = cpu.raise.bind(cpu);
+    cpu.raise = (vec, hasErr, err, soft, ext) => {
+      this.lastRaiseAt = cpu.icount;
+      raise(vec, hasErr, err, soft, ext);
+    };
+    this.injectDue();
+    this.store.take(this.ei);
+  }
+
+  get icount(): number {
+    return this.m.cpu.icount;
+  }
+
+  get isCanonical(): boolean {
+    return this.canonical;
+  }
+
+  setBreakpoints(addrs: Iterable<number>): void {
+    this.breakpoints = new Set(Array.from(addrs, (a) => a >>> 0));
+    this.m.cpu.setBreakpoints(this.breakpoints);
+  }
+
+  setWatchpoints(list: Watchpoint[]): void {
+    this.watchpoints = list.map((w) => ({ ...w }));
+    this.m.cpu.setWatchpoints(this.watchpoints);
+  }
+
+  private injectDue(): void {
+    const ev = this.events, m = this.m;
+    if (this.live) return;
+    while (this.ei < ev.length && ev[this.ei]!.icount < m.cpu.icount) this.ei++; // never happens on a canonical path
+    while (this.ei < ev.length && ev[this.ei]!.icount === m.cpu.icount) m.inject(ev[this.ei++]!.ev);
+  }
+
+  private restore(c: Checkpoint): void {
+    this.store.restore(c);
+    this.ei = c.meta;
+    this.canonical = true;
+    this.exitedStatus = null;
+    this.stats.restores++;
+  }
+
+  private takeCheckpoint(user = false): Checkpoint {
+    const c = this.store.take(this.ei, user);
+    this.stats.taken++;
+    this.store.thin(this.m.cpu.icount);
+    return c;
+  }
+
+  /**
+   * Run forward from a canonical state to `limit` or the first stop. With `armed` false
+   * breakpoints and watchpoints are disarmed in the CPU for the run. `spots`: ascending
+   * positions where a checkpoint should be taken on the way (if the density rule wants one).
+   */
+  private async runForward(
+    limit: number,
+    o: { armed: boolean; ignoreBpAt?: number; spots?: number[]; signal?: AbortSignal; regular?: boolean },
+  ): Promise<EngineStop> {
+    const m = this.m, cpu = m.cpu;
+    if (!o.armed) { cpu.setBreakpoints([]); cpu.setWatchpoints([]); }
+    try {
+      let spotI = 0;
+      const spots = o.spots ?? [];
+      let sinceYield = 0;
+      let ignore = o.ignoreBpAt ?? -1;
+      const interval = this.reversed ? this.denseInterval : this.sparseInterval;
+      for (;;) {
+        if (this.canonical) {
+          this.injectDue();
+          while (spotI < spots.length && spots[spotI]! < cpu.icount) spotI++;
+          if (!this.live && ((spotI < spots.length && spots[spotI] === cpu.icount) || (o.regular && cpu.icount % interval === 0 && cpu.icount > this.begin))) {
+            if (this.store.nearestDistance(cpu.icount) > 0) this.takeCheckpoint();
+          }
+        }
+        if (cpu.icount >= limit) return { kind: "step" };
+        if (!this.live && cpu.icount >= this.end) return { kind: "end" };
+        if (o.signal?.aborted) return { kind: "interrupted" };
+        if (sinceYield >= this.yieldEvery) {
+          sinceYield = 0;
+          await tick();
+          if (o.signal?.aborted) return { kind: "interrupted" };
+        }
+        let lim = Math.min(limit, cpu.icount + this.yieldEvery);
+        if (!this.live) {
+          lim = Math.min(lim, this.end);
+          if (this.ei < this.events.length) lim = Math.min(lim, this.events[this.ei]!.icount);
+          if (spotI < spots.length) lim = Math.min(lim, spots[spotI]!);
+          if (o.regular) lim = Math.min(lim, (Math.floor(cpu.icount / interval) + 1) * interval);
+        }
+        if (lim <= cpu.icount) lim = cpu.icount + 1; // cannot happen on a canonical path; be safe
+        const before = cpu.icount;
+        this.lastRaiseAt = -1;
+        m.ignoreBpOnce = ignore;
+        ignore = -1;
+        const r: RunStop = m.runUntil(lim);
+        sinceYield += cpu.icount - before;
+        this.stats.replayed += cpu.icount - before;
+        this.canonical = r.kind === "limit";
+        switch (r.kind) {
+          case "limit": break;
+          case "breakpoint":
+            this.canonical = this.lastRaiseAt !== cpu.icount;
+            return { kind: "breakpoint", addr: r.addr };
+          case "watch": this.normalize(); return { kind: "watch", type: r.type, addr: r.addr };
+          case "exit":
+            this.canonical = true;
+            if (!this.live) return { kind: "end" };
+            this.exitedStatus = r.status;
+            return { kind: "exited", status: r.status };
+          case "halted": case "shutdown":
+            this.canonical = true;
+            if (!this.live) return { kind: "end" };
+            this.exitedStatus = 0;
+            return { kind: "exited", status: 0 };
+          case "idle":
+            this.canonical = true;
+            if (!this.live) {
+              // Idle with no event due: the recording ended here (or the log and this build disagree).
+              return { kind: "end" };
+            }
+            // Live with nothing to wake the guest: wait for ^C.
+            for (;;) {
+              if (o.signal?.aborted) return { kind: "interrupted" };
+              await new Promise((res) => setTimeout(res, 20));
+            }
+        }
+      }
+    } finally {
+      if (!o.armed) { cpu.setBreakpoints(this.breakpoints); cpu.setWatchpoints(this.watchpoints); }
+    }
+  }
+
+  /** After a watch stop: fire what is due at this icount and inject its events (= canonical). */
+  private normalize(): void {
+    const m = this.m;
+    const r = m.runUntil(m.cpu.icount); // fires due deadlines, executes nothing
+    if (r.kind === "limit") {
+      this.canonical = true;
+      this.injectDue();
+    }
+  }
+
+  /** Move to the canonical state at `target` (clamped to the recording), taking step-cache checkpoints on the way back. */
+  async seek(target: number, signal?: AbortSignal): Promise<EngineStop> {
+    if (this.live) throw new Error("not replaying (live)");
+    target = Math.max(this.begin, Math.min(this.end, Math.floor(target)));
+    const cur = this.m.cpu.icount;
+    if (!(target === cur && this.canonical)) {
+      const c = this.store.atOrBefore(target)!;
+      const backwards = target < cur || (target === cur && !this.canonical);
+      // Restore if going back, or if a checkpoint is closer to the target than we are.
+      if (backwards || c.icount > cur) this.restore(c);
+      const spots = backwards ? this.stepSpots(this.m.cpu.icount, target) : undefined;
+      const r = await this.runForward(target, { armed: false, spots, signal, regular: !backwards });
+      if (r.kind === "interrupted") return r;
+    }
+    if (this.m.cpu.icount !== target) return { kind: "end" };
+    return target === this.begin ? { kind: "begin" } : target === this.end ? { kind: "end" } : { kind: "step" };
+  }
+
+  /** Checkpoint positions before a reverse target: T - G, T - 2G, T - 4G, ... (after `from`). */
+  private stepSpots(from: number, target: number): number[] {
+    const out: number[] = [];
+    for (let g = this.stepGap; target - g > from; g *= 2) {
+      const s = target - g;
+      if (this.store.wanted(s, target)) out.push(s);
+    }
+    return out.reverse();
+  }
+
+  /** One instruction forward (or to the first watchpoint hit by it). */
+  async stepForward(signal?: AbortSignal): Promise<EngineStop> {
+    if (this.exitedStatus !== null) return { kind: "exited", status: this.exitedStatus };
+    if (!this.live && this.m.cpu.icount >= this.end) return { kind: "end" };
+    const pc = this.linearPc();
+    const target = this.m.cpu.icount + 1;
+    const r = await this.runForward(target, { armed: true, ignoreBpAt: pc, signal });
+    if (r.kind === "breakpoint") return { kind: "step" }; // an interrupt took us to a breakpoint in its handler
+    return r;
+  }
+
+  /** Un-execute the previous instruction. Reports a watchpoint if that instruction hit one. */
+  async stepBack(signal?: AbortSignal): Promise<EngineStop> {
+    if (this.live) throw new Error("not replaying (live)");
+    this.reversed = true;
+    const cur = this.m.cpu.icount;
+    if (cur <= this.begin) {
+      if (!this.canonical) await this.seek(this.begin, signal);
+      return { kind: "begin" };
+    }
+    const target = cur - 1;
+    const r = await this.seek(target, signal);
+    if (r.kind === "interrupted") return r;
+    if (this.watchpoints.length) {
+      // Did the instruction we just un-executed touch a watched range? Run it again and see.
+      const c = this.takeCheckpoint();
+      const f = await this.runForward(target + 1, { armed: true, ignoreBpAt: this.linearPc() });
+      this.restore(c);
+      if (f.kind === "watch") return f;
+    }
+    return target === this.begin ? { kind: "begin" } : { kind: "step" };
+  }
+
+  /** Continue forward until a breakpoint, a watchpoint, the end of the log or an abort. */
+  async continueForward(signal?: AbortSignal): Promise<EngineStop> {
+    if (this.exitedStatus !== null) return { kind: "exited", status: this.exitedStatus };
+    if (!this.live && this.m.cpu.icount >= this.end) return { kind: "end" };
+    return this.runForward(Infinity, { armed: true, ignoreBpAt: this.linearPc(), signal, regular: true });
+  }
+
+  /**
+   * Continue backwards: the last breakpoint or watchpoint stop before the current position, or
+   * the start of the log. Watchpoint stops are reported at the accessing instruction, before it.
+   */
+  async continueBackward(signal?: AbortSignal): Promise<EngineStop> {
+    if (this.live) throw new Error("not replaying (live)");
+    this.reversed = true;
+    const start = this.m.cpu.icount;
+    let segEnd = start;
+    const armed = this.breakpoints.size > 0 || this.watchpoints.length > 0;
+    while (armed && segEnd > this.begin) {
+      const c = this.store.atOrBefore(segEnd - 1)!;
+      const hit = await this.lastHitIn(c, segEnd, signal);
+      if (hit === "interrupted") {
+        // Leave the machine somewhere sensible: where the search had got to.
+        await this.seek(c.icount);
+        return { kind: "interrupted" };
+      }
+      if (hit) return this.reproduce(hit, signal);
+      segEnd = c.icount;
+    }
+    const r = await this.seek(this.begin, signal);
+    return r.kind === "interrupted" ? r : { kind: "begin" };
+  }
+
+  /** Replay [c, end) armed, return the last stop strictly before `end` (reverse order). */
+  private async lastHitIn(c: Checkpoint, end: number, signal?: AbortSignal): Promise<Hit | null | "interrupted"> {
+    this.restore(c);
+    let last: Hit | null = null;
+    let ignore = -1;
+    const spots = this.stepSpots(c.icount, end);
+    for (;;) {
+      const r = await this.runForward(end, { armed: true, ignoreBpAt: ignore, signal, spots });
+      ignore = -1;
+      if (r.kind === "interrupted") return "interrupted";
+      if (r.kind === "breakpoint") {
+        const at = this.m.cpu.icount;
+        if (at < end) last = { at, key: 2 * at, stop: r, canonical: this.canonical };
+        ignore = r.addr;
+        continue;
+      }
+      if (r.kind === "watch") {
+        const at = Math.max(this.m.cpu.icount - 1, c.icount);
+        if (at < end && (!last || 2 * at + 1 >= last.key)) last = { at, key: 2 * at + 1, stop: r, canonical: true };
+        continue;
+      }
+      return last; // step (reached end), or the end of the log
+    }
+  }
+
+  /** Put the machine in the state of a reverse stop found by lastHitIn. */
+  private async reproduce(hit: Hit, signal?: AbortSignal): Promise<EngineStop> {
+    const r = await this.seek(hit.at, signal);
+    if (r.kind === "interrupted") return r;
+    if (!hit.canonical) {
+      // The stop came after an interrupt/fault delivery at this icount: run into it again.
+      const c = this.takeCheckpoint();
+      const f = await this.runForward(hit.at + 1, { armed: true });
+      if (!(f.kind === "breakpoint" && this.m.cpu.icount === hit.at)) this.restore(c);
+    }
+    return hit.stop;
+  }
+
+  /** Take a user checkpoint at the current position (must be canonical). */
+  userCheckpoint(): Checkpoint {
+    if (this.live) throw new Error("not replaying (live)");
+    if (!this.canonical) throw new Error("the machine is between two canonical states here (after an interrupt delivery); step first");
+    return this.takeCheckpoint(true);
+  }
+
+  /** Stop consuming the log: the machine continues live from here, without logged input. */
+  goLive(): void {
+    if (this.live) return;
+    this.live = true;
+    this.store.detach();
+    this.m.hostDeadlineNs = Infinity;
+  }
+
+  /** Linear address of the next instruction. */
+  linearPc(): number {
+    const cpu = this.m.cpu;
+    return (cpu.segBase[1]! + cpu.eip) >>> 0;
+  }
+}
+
+/** An engine over an opened log, at the start of the recording. */
+export function engineFromLog(opened: OpenedLog, opts: EngineOptions = {}): ReplayEngine {
+  const m = buildMachine(opened.cfg);
+  const end = opened.log.trailer ? opened.log.trailer.finalIcount : opened.log.endIcount;
+  return new ReplayEngine(m, opened.events, end, opts);
+}
