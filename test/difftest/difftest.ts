@@ -44,9 +44,42 @@ function undefAt(c: GenCase, res: Result): number {
   return k >= 0 ? c.prog.undefBefore[k]! : F_ARITH;
 }
 
+function undefAtEip(c: GenCase, eip: number): number {
+  const off = eip - CODE_BASE;
+  if (off === c.code.length) return c.prog.undefFlags;
+  const k = c.prog.offsets.indexOf(off);
+  return k >= 0 ? c.prog.undefBefore[k]! : F_ARITH;
+}
+
+/** First difference between two per-instruction traces, or null. */
+export function compareTrace(c: GenCase, nat: number[][], emu: number[][]): string | null {
+  const n = Math.min(nat.length, emu.length);
+  for (let s = 0; s < n; s++) {
+    const a = nat[s]!, b = emu[s]!;
+    const mask = (F_ARITH | F_DF) & ~undefAtEip(c, a[0]!);
+    const d: string[] = [];
+    if (a[0] !== b[0]) d.push(`eip native ${hex(a[0]!)} rrx ${hex(b[0]!)}`);
+    for (let k = 0; k < 8; k++) if (a[k + 1] !== b[k + 1]) d.push(`${REGN[k]} native ${hex(a[k + 1]!)} rrx ${hex(b[k + 1]!)}`);
+    if ((a[9]! & mask) !== (b[9]! & mask)) d.push(`eflags native ${hex(a[9]! & mask)} rrx ${hex(b[9]! & mask)} [${flagNames((a[9]! ^ b[9]!) & mask)} differ]`);
+    if (d.length) {
+      const prev = s > 0 ? nat[s - 1]![0]! : 0;
+      const pi = c.prog.offsets.indexOf(prev - CODE_BASE);
+      const txt = pi >= 0 ? disasm(c.code.subarray(c.prog.offsets[pi]!, c.prog.offsets[pi + 1] ?? c.code.length), true, prev)[0] : "?";
+      const before = s > 0 ? ` before: ${REGN.map((r, k) => `${r}=${hex(nat[s - 1]![k + 1]!)}`).join(" ")} eflags=${hex(nat[s - 1]![9]!)}` : "";
+      return `step ${s}, after ${txt?.trim()}:${before}\n      ${d.join("; ")}`;
+    }
+  }
+  if (nat.length !== emu.length) return `trace length: native ${nat.length}, rrx ${emu.length}`;
+  return null;
+}
+
 /** Differences between the native and emulated results (empty = agree). */
 export function compare(c: GenCase, nat: Result, emu: Result): string[] {
   const d: string[] = [];
+  if (nat.trace.length || emu.trace.length) {
+    const t = compareTrace(c, nat.trace, emu.trace);
+    if (t) d.push("trace: " + t);
+  }
   if (nat.status !== emu.status) {
     d.push(`status: native ${nat.status}${nat.status ? ` (vector ${nat.vector} at ${nat.eip.toString(16)})` : ""}, rrx ${emu.status}${emu.status > 0 ? ` (vector ${emu.vector} at ${emu.eip.toString(16)})` : emu.status < 0 ? ` (no end, eip ${emu.eip.toString(16)})` : ""}`);
     return d;
@@ -83,16 +116,17 @@ export function report(c: GenCase, idx: number, seed: number, diffs: string[]): 
 
 export interface RunSummary { cases: number; faults: number; divergences: { idx: number; text: string; diffs: string[] }[] }
 
-export function difftest(h: Harness, n: number, seed: number, opts: { selfModify?: boolean; unguardedDiv?: boolean; batch?: number } = {}): RunSummary {
+export function difftest(h: Harness, n: number, seed: number, opts: { selfModify?: boolean; unguardedDiv?: boolean; batch?: number; trace?: boolean } = {}): RunSummary {
+  const trace = opts.trace ?? true;
   const emu = new Emu();
   const sum: RunSummary = { cases: 0, faults: 0, divergences: [] };
   const batch = opts.batch ?? 1000;
   for (let start = 0; start < n; start += batch) {
     const cases = generate(Math.min(batch, n - start), seed + start, opts);
-    const nat = runNative(h, cases);
+    const nat = runNative(h, cases, trace);
     for (let k = 0; k < cases.length; k++) {
       const c = cases[k]!;
-      const e = emu.run(c);
+      const e = trace ? emu.runTraced(c) : emu.run(c);
       sum.cases++;
       if (nat[k]!.status !== 0) sum.faults++;
       const diffs = compare(c, nat[k]!, e);

@@ -86,7 +86,7 @@ export class Emu {
     const stop = cpu.run(budget);
     const data = mem.ram.slice(c.dataAddr, c.dataAddr + c.data.length);
     const regs = Array.from(cpu.regs);
-    if (stop === Stop.BREAKPOINT) return { status: 0, eip: cpu.eip, vector: -1, regs, eflags: cpu.getFlags(), data };
+    if (stop === Stop.BREAKPOINT) return { status: 0, eip: cpu.eip, vector: -1, regs, eflags: cpu.getFlags(), data, trace: [] };
     if (stop === Stop.HALT && cpu.cpl === 0 && cpu.eip > HANDLERS && cpu.eip < HANDLERS + 32 * 16) {
       const vector = (cpu.eip - HANDLERS - 1) >> 4;
       const hasErr = vector === 8 || (vector >= 10 && vector <= 14) || vector === 17;
@@ -95,9 +95,22 @@ export class Emu {
       const eip = dv.getUint32(sp, true), eflags = dv.getUint32(sp + 8, true), esp = dv.getUint32(sp + 12, true);
       sp += 20;
       regs[ESP] = esp;
-      return { status: signalOf(vector), eip, vector, regs, eflags, data };
+      return { status: signalOf(vector), eip, vector, regs, eflags, data, trace: [] };
     }
-    return { status: -1, eip: cpu.eip, vector: -1, regs, eflags: cpu.getFlags(), data };
+    return { status: -1, eip: cpu.eip, vector: -1, regs, eflags: cpu.getFlags(), data, trace: [] };
+  }
+
+  /** Like run(), single-stepping with run(1) and recording the state after every step. */
+  runTraced(c: Case, maxSteps = 4096): Result {
+    this.load(c);
+    const cpu = this.cpu;
+    const trace: number[][] = [];
+    const rec = () => trace.push([cpu.eip, ...cpu.regs, cpu.getFlags()]);
+    rec();
+    let n = 0;
+    // A fault is delivered and its handler's HLT retires within the same run(1): HALT.
+    while (cpu.run(1) === Stop.BUDGET && cpu.cpl === 3 && ++n < maxSteps) rec();
+    return { ...this.finish(c, 1), trace };
   }
 
   run(c: Case, budget = 100_000): Result {

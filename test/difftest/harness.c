@@ -5,7 +5,11 @@
  *   u32 codeLen, u32 dataAddr, u32 dataLen, u32 regs[8] (eax..edi), u32 eflags, code, data
  * stdout: per case
  *   u32 status (0, or the signal number), u32 eip (at the fault), u32 trapno, u32 err,
- *   u32 regs[8], u32 eflags, data
+ *   u32 nsteps, nsteps x { u32 eip, u32 regs[8], u32 eflags }, u32 regs[8], u32 eflags, data
+ *
+ * With TF set in the input EFLAGS the code is single-stepped (SIGTRAP after every
+ * instruction, and after every iteration of a REP string instruction) and the state after
+ * each step is recorded: the first record is the entry state.
  *
  * Code is copied to CODE_BASE in a fixed RWX region, followed by `jmp [ret_ptr]`; all GPRs
  * (ESP included: the stack lives in the sandbox) and EFLAGS are loaded from the record.
@@ -36,6 +40,9 @@ extern void run_case(void);
 extern char run_case_ret[];
 void *ret_ptr = run_case_ret;
 static sigjmp_buf jb;
+#define MAX_STEPS 4096
+static uint32_t trace[MAX_STEPS][10];
+static uint32_t nsteps, code_len;
 
 __asm__(
   ".text\n"
@@ -68,6 +75,7 @@ __asm__(
   "  movl saved_esp, %esp\n"
   "  pushfl\n"
   "  popl out_flags\n"
+  "  andl $0xfffffeff, out_flags\n"
   "  popfl\n"
   "  popal\n"
   "  ret\n");
@@ -76,9 +84,22 @@ static void on_signal(int sig, siginfo_t *si, void *ctx) {
   (void)si;
   ucontext_t *uc = ctx;
   greg_t *g = uc->uc_mcontext.gregs;
+  if (sig == SIGTRAP && g[REG_TRAPNO] == 1 && (g[REG_EFL] & 0x100)) {
+    uint32_t eip = g[REG_EIP];
+    if (eip >= REGION && eip <= REGION + code_len) {
+      if (nsteps < MAX_STEPS) {
+        uint32_t *t = trace[nsteps];
+        t[0] = eip; t[1] = g[REG_EAX]; t[2] = g[REG_ECX]; t[3] = g[REG_EDX]; t[4] = g[REG_EBX];
+        t[5] = g[REG_ESP]; t[6] = g[REG_EBP]; t[7] = g[REG_ESI]; t[8] = g[REG_EDI]; t[9] = g[REG_EFL] & ~0x100u;
+      }
+      nsteps++;
+    }
+    if (eip == REGION + code_len) g[REG_EFL] &= ~0x100; /* reached the stub: stop stepping */
+    return;
+  }
   out_regs[0] = g[REG_EAX]; out_regs[1] = g[REG_ECX]; out_regs[2] = g[REG_EDX]; out_regs[3] = g[REG_EBX];
   out_regs[4] = g[REG_ESP]; out_regs[5] = g[REG_EBP]; out_regs[6] = g[REG_ESI]; out_regs[7] = g[REG_EDI];
-  out_flags = g[REG_EFL];
+  out_flags = g[REG_EFL] & ~0x100u;
   out_eip = g[REG_EIP];
   out_trap = g[REG_TRAPNO];
   out_err = g[REG_ERR];
@@ -125,11 +146,15 @@ int main(void) {
     if (!readall((void *)(uintptr_t)dataAddr, dataLen)) return 3;
     uint32_t status = 0;
     out_eip = out_trap = out_err = 0;
+    nsteps = 0; code_len = codeLen;
     int sig = sigsetjmp(jb, 1);
     if (sig == 0) { alarm(5); run_case(); } else status = (uint32_t)sig;
     alarm(0);
     uint32_t res[4] = { status, out_eip, out_trap, out_err };
     out(res, sizeof res);
+    uint32_t ns = nsteps < MAX_STEPS ? nsteps : MAX_STEPS;
+    out(&ns, 4);
+    out(trace, ns * 40);
     out(out_regs, sizeof out_regs);
     out(&out_flags, 4);
     out((void *)(uintptr_t)dataAddr, dataLen);

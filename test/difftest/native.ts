@@ -25,6 +25,8 @@ export interface Result {
   regs: number[];
   eflags: number;
   data: Uint8Array;
+  /** With TF in the input flags: the state after each step (first = entry), [eip, eax..edi, eflags]. */
+  trace: number[][];
 }
 
 export interface Harness {
@@ -62,7 +64,8 @@ export function buildHarness(): Harness | string {
   return h;
 }
 
-export function runNative(h: Harness, cases: Case[]): Result[] {
+/** Run cases natively; with `trace` every instruction is single-stepped and its state recorded. */
+export function runNative(h: Harness, cases: Case[], trace = false): Result[] {
   let size = 0;
   for (const c of cases) size += 12 + 36 + c.code.length + c.data.length;
   const buf = new Uint8Array(size);
@@ -71,7 +74,7 @@ export function runNative(h: Harness, cases: Case[]): Result[] {
   for (const c of cases) {
     dv.setUint32(p, c.code.length, true); dv.setUint32(p + 4, c.dataAddr, true); dv.setUint32(p + 8, c.data.length, true); p += 12;
     for (let k = 0; k < 8; k++) { dv.setUint32(p, c.regs[k]! >>> 0, true); p += 4; }
-    dv.setUint32(p, c.eflags >>> 0, true); p += 4;
+    dv.setUint32(p, (trace ? c.eflags | 0x100 : c.eflags & ~0x100) >>> 0, true); p += 4;
     buf.set(c.code, p); p += c.code.length;
     buf.set(c.data, p); p += c.data.length;
   }
@@ -82,14 +85,17 @@ export function runNative(h: Harness, cases: Case[]): Result[] {
   const res: Result[] = [];
   let q = 0;
   for (const c of cases) {
-    if (q + 52 + c.data.length > o.length) throw new Error("harness output truncated");
+    if (q + 56 + c.data.length > o.length) throw new Error("harness output truncated");
     const status = ov.getUint32(q, true), eip = ov.getUint32(q + 4, true), trap = ov.getUint32(q + 8, true);
     q += 16;
+    const ns = ov.getUint32(q, true); q += 4;
+    const trace: number[][] = [];
+    for (let s = 0; s < ns; s++) { const t: number[] = []; for (let k = 0; k < 10; k++) { t.push(ov.getUint32(q, true)); q += 4; } trace.push(t); }
     const regs: number[] = [];
     for (let k = 0; k < 8; k++) { regs.push(ov.getUint32(q, true)); q += 4; }
     const eflags = ov.getUint32(q, true); q += 4;
     const data = o.slice(q, q + c.data.length); q += c.data.length;
-    res.push({ status, eip, vector: status ? trap : -1, regs, eflags, data });
+    res.push({ status, eip, vector: status ? trap : -1, regs, eflags, data, trace });
   }
   return res;
 }

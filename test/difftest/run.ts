@@ -1,6 +1,7 @@
 /**
  * Differential test against the host CPU.
- *   bun test/difftest/run.ts [--cases N] [--seed S] [--show K]
+ *   bun test/difftest/run.ts [--cases N] [--seed S] [--show K] [--no-trace]
+ * By default every instruction is single-stepped natively (TF) and compared after each step.
  * Prints the number of cases run and every divergence (disassembly, initial state, diffs).
  * A divergence in case i of a batch starting at seed S is reproduced with the same seed.
  */
@@ -23,7 +24,7 @@ if (typeof h === "string") {
 }
 try {
   const t0 = performance.now();
-  const s = difftest(h, cases, seed);
+  const s = difftest(h, cases, seed, { trace: !args.includes("--no-trace") });
   for (const d of s.divergences.slice(0, show)) console.log(d.text + "\n");
   console.log(`difftest: ${s.cases} cases (seed ${seed}), ${s.faults} faulted natively, ${s.divergences.length} divergences, ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   process.exitCode = s.divergences.length ? 1 : 0;

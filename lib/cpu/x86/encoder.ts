@@ -162,7 +162,7 @@ function encodeBytes(insn: Insn, code32: boolean): number[] {
   if (insn.rep) pre.push(insn.rep === "repne" ? 0xf2 : 0xf3);
   let a16 = false, memUsed = false;
   const body: number[] = [];
-  let size: Size = 32;
+  let size = 32 as Size;
   const osz = (s: Size) => { size = s; };
   const rm = (r: number, o: Operand) => { const m = modrm(r, o); a16 = m.a16; memUsed = isMem(o); body.push(...m.bytes); if (isMem(o) && o.mem.seg) pre.push(SEG_PREFIX[o.mem.seg]); };
   const imm = (v: number, s: Size) => body.push(...le(v, s === 8 ? 1 : s === 16 ? 2 : 4));
@@ -755,7 +755,8 @@ function buildItem(b: Builder, it: Item, inLoop: boolean): void {
       const bytes = (it.size / 8) * Math.max(n, 1);
       const o = b.o;
       const span = o.dataSize - 2 * bytes - 16;
-      const place = (v: number) => (it.df ? o.dataBase + bytes + 8 + (v % span) : o.dataBase + 8 + (v % span)) >>> 0;
+      const df = it.df;
+      const place = (v: number) => (df ? o.dataBase + bytes + 8 + (v % span) : o.dataBase + 8 + (v % span)) >>> 0;
       b.put({ op: "mov", dst: { reg: "esi" }, src: { imm: place(it.si) } });
       b.put({ op: "mov", dst: { reg: "edi" }, src: { imm: place(it.di) } });
       if (it.rep % 4 !== 0) b.put({ op: "mov", dst: { reg: "ecx" }, src: { imm: n } });
