@@ -27,10 +27,13 @@ interface Args {
   prior: string | null;
   out: string | null;
   json: string;
+  sub: string | null;
+  subargs: string | null;
+  tmp: string | null;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { preset: "default", only: null, inproc: false, list: false, child: null, prior: null, out: null, json: RESULTS };
+  const a: Args = { preset: "default", only: null, inproc: false, list: false, child: null, prior: null, out: null, json: RESULTS, sub: null, subargs: null, tmp: null };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
     const val = () => { const v = argv[++i]; if (v === undefined) usage(`${x} needs a value`); return v; };
@@ -44,6 +47,9 @@ function parseArgs(argv: string[]): Args {
     else if (x === "--child") a.child = val();
     else if (x === "--prior") a.prior = val();
     else if (x === "--out") a.out = val();
+    else if (x === "--sub") a.sub = val();
+    else if (x === "--subargs") a.subargs = val();
+    else if (x === "--tmp") a.tmp = val();
     else if (x === "-h" || x === "--help") usage();
     else usage(`unknown option ${x}`);
   }
@@ -81,8 +87,10 @@ async function loadCases(): Promise<{ file: string; c: BenchCase }[]> {
   return out.sort((x, y) => x.c.order - y.c.order || x.c.name.localeCompare(y.c.name));
 }
 
-function makeContext(preset: Preset, prior: Record<string, CaseResult>, name: string): BenchContext {
-  const tmp = mkdtempSync(join(tmpdir(), `rrx-bench-${name}-`));
+let subSeq = 0;
+
+function makeContext(file: string, preset: Preset, prior: Record<string, CaseResult>, name: string, tmpDir?: string): BenchContext {
+  const tmp = tmpDir ?? mkdtempSync(join(tmpdir(), `rrx-bench-${name}-`));
   return {
     preset,
     scale: (q, d, f) => (preset === "quick" ? q : preset === "full" ? f : d),
@@ -94,11 +102,25 @@ function makeContext(preset: Preset, prior: Record<string, CaseResult>, name: st
       return v === null || v === undefined ? undefined : v;
     },
     log: (msg) => process.stderr.write(`  [${name}] ${msg}\n`),
+    async sub<T>(sub: string, args?: unknown): Promise<T> {
+      const base = join(tmp, `.sub-${process.pid}-${subSeq++}`);
+      writeFileSync(`${base}.args.json`, JSON.stringify(args ?? null));
+      const p = Bun.spawn([process.execPath, import.meta.path, "--child", file, `--${preset}`, "--sub", sub,
+        "--subargs", `${base}.args.json`, "--out", `${base}.out.json`, "--tmp", tmp], {
+        cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore",
+      });
+      const code = await p.exited;
+      if (!existsSync(`${base}.out.json`)) throw new Error(`sub-process ${name}/${sub} exited with status ${code} and no result`);
+      const r = JSON.parse(readFileSync(`${base}.out.json`, "utf8")) as { ok: boolean; value?: T; error?: string };
+      rmSync(`${base}.args.json`, { force: true }); rmSync(`${base}.out.json`, { force: true });
+      if (!r.ok) throw new Error(`${name}/${sub}: ${r.error}`);
+      return r.value as T;
+    },
   };
 }
 
-async function runInProcess(c: BenchCase, preset: Preset, prior: Record<string, CaseResult>): Promise<CaseResult> {
-  const ctx = makeContext(preset, prior, c.name);
+async function runInProcess(file: string, c: BenchCase, preset: Preset, prior: Record<string, CaseResult>): Promise<CaseResult> {
+  const ctx = makeContext(file, preset, prior, c.name);
   const t0 = performance.now();
   try {
     const r = await c.run(ctx);
@@ -143,7 +165,22 @@ async function main(): Promise<void> {
     const mod = await import(args.child);
     const c = mod.default as BenchCase;
     const prior = args.prior ? (JSON.parse(readFileSync(args.prior, "utf8")) as Record<string, CaseResult>) : {};
-    const r = await runInProcess(c, args.preset, prior);
+    if (args.sub) {
+      const fn = c.subs?.[args.sub];
+      let out: { ok: boolean; value?: unknown; error?: string };
+      if (!fn) out = { ok: false, error: `no sub ${args.sub}` };
+      else {
+        try {
+          const subArgs = args.subargs ? JSON.parse(readFileSync(args.subargs, "utf8")) : null;
+          out = { ok: true, value: await fn(subArgs, makeContext(args.child, args.preset, prior, c.name, args.tmp ?? undefined)) };
+        } catch (e) {
+          out = { ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+        }
+      }
+      writeFileSync(args.out!, JSON.stringify(out));
+      process.exit(0);
+    }
+    const r = await runInProcess(args.child, c, args.preset, prior);
     writeFileSync(args.out!, JSON.stringify(r));
     process.exit(0);
   }
@@ -168,7 +205,7 @@ async function main(): Promise<void> {
     for (const { file, c } of selected) {
       titles[c.name] = c.title;
       process.stderr.write(`- ${c.name}: ${c.title}\n`);
-      const r = args.inproc ? await runInProcess(c, args.preset, results) : await runChild(file, c.name, args.preset, results, scratch);
+      const r = args.inproc ? await runInProcess(file, c, args.preset, results) : await runChild(file, c.name, args.preset, results, scratch);
       results[c.name] = r;
       process.stderr.write(`  ${r.status} in ${r.seconds!.toFixed(1)} s\n`);
     }

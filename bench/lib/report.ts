@@ -6,6 +6,7 @@ export function fmtNum(v: number | null, digits?: number): string {
   if (digits !== undefined) return v.toFixed(digits);
   const a = Math.abs(v);
   if (a === 0) return "0";
+  if (Number.isInteger(v)) return a >= 1e4 ? v.toLocaleString("en-US") : String(v);
   if (a >= 1e6) return Math.round(v).toLocaleString("en-US");
   if (a >= 100) return v.toFixed(0);
   if (a >= 10) return v.toFixed(1);

@@ -47,6 +47,13 @@ export interface BenchContext {
   metric(caseName: string, key: string): number | undefined;
   /** Progress line on stderr. */
   log(msg: string): void;
+  /**
+   * Run `subs[name](args)` of this case in a fresh process and return its (JSON) result. Use it
+   * to time things that must not share a JIT: a single-step run after a block-cache run in the
+   * same process measures the first one's leftovers as much as the second. The sub-process
+   * gets the same preset and the same `tmp` directory.
+   */
+  sub<T = unknown>(name: string, args?: unknown): Promise<T>;
 }
 
 export interface BenchCase {
@@ -56,6 +63,8 @@ export interface BenchCase {
   /** Run order (lower first; cases that use earlier results come later). */
   order: number;
   run(ctx: BenchContext): Promise<CaseResult> | CaseResult;
+  /** Pieces run in their own processes through ctx.sub(). Arguments and results are JSON. */
+  subs?: Record<string, (args: any, ctx: BenchContext) => unknown>;
 }
 
 /** A case that exists so its figures have a place in the table, to be filled in later. */
