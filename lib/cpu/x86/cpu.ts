@@ -12,6 +12,7 @@ import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./d
 import { OPFLAGS, OpF } from "./optable.ts";
 import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
 import { exec } from "./exec.ts";
+import { compileBlock, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 export const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESP = 4, EBP = 5, ESI = 6, EDI = 7;
@@ -54,6 +55,9 @@ export interface Block {
   /** Physical address of the second page's start if the block crosses a page, else -1. */
   phys2: number;
   valid: boolean;
+  /** Translated code (after JIT_THRESHOLD executions), or null. */
+  fn: BlockFn | null;
+  hits: number;
 }
 
 export interface Watchpoint {
@@ -126,6 +130,12 @@ export class Cpu {
   bpAddr = 0;
   /** Disable the block cache: every block is one instruction (the reference single-step mode). */
   singleStep = false;
+  /** Disable the block translator (interpreter only). */
+  noJit = false;
+  /** Index, in the running translated block, of the instruction that may fault next. */
+  ci = 0;
+  /** icount at the start of the running translated block. */
+  jitBase = 0;
 
   readonly ram: Uint8Array;
   private readonly ramLen: number;
@@ -811,6 +821,7 @@ export class Cpu {
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
+      fn: null, hits: 0,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.addPageBlock(phys >>> 12, b);
@@ -879,6 +890,41 @@ export class Cpu {
       this.curBlock = blk;
       const insns = blk.insns;
       let i = 0;
+      if (count === blk.n && !tf && !this.noJit) {
+        let fn = blk.fn;
+        if (++blk.hits === JIT_THRESHOLD && fn === null) fn = blk.fn = compileBlock(this, blk);
+        if (fn !== null) {
+          const e0 = this.eip;
+          this.jitBase = base;
+          let k: number;
+          try {
+            k = fn(this, this.regs, insns, exec);
+          } catch (e) {
+            this.curBlock = null;
+            if (e !== FAULT) throw e;
+            const ci = this.ci;
+            this.eip = this.code32 ? (e0 + insns[ci]!.off) >>> 0 : (e0 + insns[ci]!.off) & 0xffff;
+            this.icount = Math.max(this.icount, base + ci);
+            this.raise(this.excVec, this.excHasErr, this.excErr);
+            if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+            continue;
+          }
+          if (k >= 0) {
+            this.curBlock = null;
+            this.icount = this.icount > base ? this.icount + 1 : base + k;
+            if (this.brk !== 0) {
+              const r = this.brk;
+              if (r === Stop.WATCH || r === Stop.REQUEST || r === Stop.SHUTDOWN) return r;
+              this.brk = 0;
+            }
+            if (this.halted) {
+              if (this.intrLine && (this.eflags & IF)) continue;
+              return Stop.HALT;
+            }
+            continue;
+          }
+        }
+      }
       try {
         const last = count - 1;
         let cut = false;
@@ -894,7 +940,7 @@ export class Cpu {
       } catch (e) {
         this.curBlock = null;
         if (e !== FAULT) throw e;
-        this.icount = base + i;
+        this.icount = Math.max(this.icount, base + i);
         this.raise(this.excVec, this.excHasErr, this.excErr);
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
         continue;

@@ -1,0 +1,330 @@
+/**
+ * The block translator: hot blocks (executed JIT_THRESHOLD times) become one JavaScript
+ * function built with `new Function`, specialised for their instructions. Instructions the
+ * translator does not handle are executed by calling the interpreter for that one instruction,
+ * so every block can be translated and the opcode table stays the single source of truth for
+ * decoding and semantics.
+ *
+ * Contract with the run loop (cpu.ts):
+ *  - the function runs only when the whole block fits the instruction budget, interrupts are
+ *    not inhibited and TF is clear; it returns the number of instructions it retired (the block
+ *    length, or fewer when something set `cpu.brk` after a memory write), or -1 when an entry
+ *    guard fails (the interpreter then runs the block);
+ *  - before any instruction that can fault it stores the instruction's index in `cpu.ci`, and
+ *    it writes `cpu.eip` only at the end or before an interpreted instruction, so a fault leaves
+ *    the architectural state as the interpreter would.
+ * Lazy flags are stored only for the last flag-writer before a reader or the block's end.
+ */
+import type { Cpu, Block } from "./cpu.ts";
+import type { Insn } from "./decode.ts";
+import { CS, DS, SS } from "./decode.ts";
+import { exec } from "./exec.ts";
+import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
+
+export const JIT_THRESHOLD = 40;
+
+export type BlockFn = (c: Cpu, r: Uint32Array, I: Insn[], X: typeof exec) => number;
+
+// How an instruction uses the arithmetic flags: W = writes all six, R = reads some, P = partial
+// writer that also depends on old flags (INC/DEC keep CF), N = neither.
+const N = 0, W = 1, R = 2, RW = 3;
+
+function flagUse(i: Insn): number {
+  const op = i.op;
+  if (op < 0x40 && (op & 7) < 6) return ((op >> 3) === 2 || (op >> 3) === 3) ? RW : W; // ADC/SBB read CF
+  if (op >= 0x40 && op <= 0x4f) return RW; // INC/DEC keep CF
+  if (op >= 0x70 && op <= 0x7f) return R;
+  if (op >= 0x180 && op <= 0x19f) return R;
+  if (op >= 0x140 && op <= 0x14f) return R;
+  if (op >= 0x80 && op <= 0x83) return (i.reg === 2 || i.reg === 3) ? RW : W;
+  if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return W;
+  // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
+  if (op === 0xd1 || (op === 0xc1 && (i.imm & 31) !== 0)) return (i.reg === 2 || i.reg === 3) ? RW : W;
+  switch (op) {
+    case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+    case 0x88: case 0x89: case 0x8a: case 0x8b: case 0x8d: case 0x90: case 0xc7: case 0xc6:
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0xe8: case 0xe9: case 0xeb: case 0xc3:
+    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+    case 0x99: case 0x98: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
+      return N;
+  }
+  return RW; // anything else: assume it reads and writes flags
+}
+
+const COND_NAMES = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
+void COND_NAMES;
+
+/** Translate a block, or return null if it is not worth it (16-bit code). */
+export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
+  if (!b.code32) return null;
+  const ins = b.insns;
+  const n = b.n;
+  // Flag liveness, backwards: is this instruction's flag output needed?
+  const need = new Array<boolean>(n).fill(false);
+  let live = true; // flags escape the block
+  for (let k = n - 1; k >= 0; k--) {
+    const u = flagUse(ins[k]!);
+    if (u & W) need[k] = live || u === RW;
+    if (u === W) live = false;
+    if (u & R) live = true;
+  }
+  const L: string[] = [];
+  L.push("const e0 = c.eip; let a = 0, b2 = 0, t = 0, o = 0;");
+  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
+  // The producer of the flags the next reader sees, if it is a compare-like op we can use.
+  let prod: { kind: "sub" | "logic"; k: number } | null = null;
+  let ended = false;
+  for (let k = 0; k < n && !ended; k++) {
+    const i = ins[k]!;
+    const nextOff = i.off + i.len;
+    const isLast = k === n - 1;
+    const code = translate(i, k, nextOff, need[k]!, prod);
+    if (code === null) {
+      // Interpreter fallback for this one instruction.
+      L.push(`c.ci = ${k}; c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} X(c, I[${k}]);`);
+      if (!isLast) L.push(`if (c.brk !== 0) return ${k + 1};`);
+      prod = null;
+      if (isLast) { L.push(`return ${n};`); ended = true; }
+      continue;
+    }
+    L.push(code.src);
+    if (code.store && !isLast) L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; return ${k + 1}; }`);
+    const u = flagUse(i);
+    if (code.prod) prod = { kind: code.prod, k };
+    else if (u & W) prod = null;
+    if (code.ends) { L.push(`return ${n};`); ended = true; }
+  }
+  if (!ended) {
+    const last = ins[n - 1]!;
+    L.push(`c.eip = (e0 + ${last.off + last.len}) >>> 0; return ${n};`);
+  }
+  try {
+    // eslint-disable-next-line no-new-func
+    return new Function("c", "r", "I", "X", L.join("\n")) as BlockFn;
+  } catch {
+    return null;
+  }
+}
+
+interface Out { src: string; store?: boolean; ends?: boolean; prod?: "sub" | "logic" }
+
+function ea(i: Insn): string {
+  let s = String(i.disp | 0);
+  if (i.base >= 0) s += ` + r[${i.base}]`;
+  if (i.index >= 0) s += i.scale ? ` + (r[${i.index}] << ${i.scale})` : ` + r[${i.index}]`;
+  return `((${s}) >>> 0)`;
+}
+function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
+
+const ALU_EXPR = [
+  (x: string, y: string) => `(${x} + ${y})`,
+  (x: string, y: string) => `(${x} | ${y})`,
+  null, null,
+  (x: string, y: string) => `(${x} & ${y})`,
+  (x: string, y: string) => `(${x} - ${y})`,
+  (x: string, y: string) => `(${x} ^ ${y})`,
+  (x: string, y: string) => `(${x} - ${y})`,
+];
+
+/** Flag bookkeeping for a 32-bit ALU op on locals a (dst) and b2 (src) with result t. */
+function aluFlags(kind: number, need: boolean): string {
+  if (!need) return "";
+  if (kind === 0) return "c.lop = " + LF_ADD + "; c.la = a; c.lb = b2; c.lres = t; c.lsz = 2; c.lcin = 0;";
+  if (kind === 5 || kind === 7) return "c.lop = " + LF_SUB + "; c.la = a; c.lb = b2; c.lres = t; c.lsz = 2; c.lcin = 0;";
+  return "c.lop = " + LF_LOGIC + "; c.lres = t; c.lsz = 2;";
+}
+
+/** A condition from a known producer (the last flag writer in this block), or via c.cond(). */
+function condExpr(cc: number, prod: { kind: "sub" | "logic"; k: number } | null): string {
+  if (prod) {
+    const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
+    if (prod.kind === "sub") {
+      switch (cc) {
+        case 2: return `(${A} < ${B})`;
+        case 3: return `(${A} >= ${B})`;
+        case 4: return `(${A} === ${B})`;
+        case 5: return `(${A} !== ${B})`;
+        case 6: return `(${A} <= ${B})`;
+        case 7: return `(${A} > ${B})`;
+        case 8: return `((${T} & 0x80000000) !== 0)`;
+        case 9: return `((${T} & 0x80000000) === 0)`;
+        case 12: return `((${A} | 0) < (${B} | 0))`;
+        case 13: return `((${A} | 0) >= (${B} | 0))`;
+        case 14: return `((${A} | 0) <= (${B} | 0))`;
+        case 15: return `((${A} | 0) > (${B} | 0))`;
+      }
+    } else {
+      switch (cc) {
+        case 4: return `(${T} === 0)`;
+        case 5: return `(${T} !== 0)`;
+        case 8: case 12: return `((${T} | 0) < 0)`;
+        case 9: case 13: return `((${T} | 0) >= 0)`;
+        case 14: return `((${T} | 0) <= 0)`;
+        case 15: return `((${T} | 0) > 0)`;
+        case 2: return "false";
+        case 3: return "true";
+        case 6: return `(${T} === 0)`;
+        case 7: return `(${T} !== 0)`;
+      }
+    }
+  }
+  return `c.cond(${cc})`;
+}
+
+function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod: { kind: "sub" | "logic"; k: number } | null): Out | null {
+  const op = i.op;
+  if (i.rep !== 0 || !i.a32) return null;
+  const o32 = i.o32;
+  const nx = `((e0 + ${nextOff}) >>> 0)`;
+  // Keep producer operands in block-local consts for later condition evaluation.
+  const keep = (kind: "sub" | "logic") => kind === "sub" ? `const fa${k} = a, fb${k} = b2, ft${k} = t;` : `const ft${k} = t;`;
+
+  // ---- ALU 00-3F, 32-bit forms ----
+  if (op < 0x40 && (op & 7) < 6 && o32) {
+    const kind = op >> 3, form = op & 7;
+    const f = ALU_EXPR[kind];
+    if (!f || form === 0 || form === 2 || form === 4) return null;
+    const pk: "sub" | "logic" | undefined = kind === 5 || kind === 7 ? "sub" : kind === 0 ? undefined : "logic";
+    const fl = aluFlags(kind, needFlags || !!pk);
+    const res = `t = ${f("a", "b2")} >>> 0;`;
+    if (form === 5) {
+      const src = `a = r[0]; b2 = ${i.imm >>> 0}; ${res} ${kind !== 7 ? "r[0] = t;" : ""} ${fl} ${pk ? keep(pk) : ""}`;
+      return { src, prod: pk };
+    }
+    if (form === 1) {
+      if (i.mod === 3) {
+        return { src: `a = r[${i.rm}]; b2 = r[${i.reg}]; ${res} ${kind !== 7 ? `r[${i.rm}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+      }
+      const s = segOf(i);
+      return {
+        src: `c.ci = ${k}; o = ${ea(i)}; a = c.rd32(${s}, o); b2 = r[${i.reg}]; ${res} ${kind !== 7 ? `c.wr32(${s}, o, t);` : ""} ${fl} ${pk ? keep(pk) : ""}`,
+        store: kind !== 7, prod: pk,
+      };
+    }
+    // form 3: reg, r/m
+    const srcExpr = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
+    return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} a = r[${i.reg}]; b2 = ${srcExpr}; ${res} ${kind !== 7 ? `r[${i.reg}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+  }
+  switch (op) {
+    case 0x81: case 0x83: {
+      if (!o32) return null;
+      const kind = i.reg;
+      const f = ALU_EXPR[kind];
+      if (!f) return null;
+      const imm = op === 0x83 ? ((i.imm << 24) >> 24) >>> 0 : i.imm >>> 0;
+      const pk: "sub" | "logic" | undefined = kind === 5 || kind === 7 ? "sub" : kind === 0 ? undefined : "logic";
+      const fl = aluFlags(kind, needFlags || !!pk);
+      const res = `t = ${f("a", "b2")} >>> 0;`;
+      if (i.mod === 3) {
+        return { src: `a = r[${i.rm}]; b2 = ${imm}; ${res} ${kind !== 7 ? `r[${i.rm}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+      }
+      const s = segOf(i);
+      return {
+        src: `c.ci = ${k}; o = ${ea(i)}; a = c.rd32(${s}, o); b2 = ${imm}; ${res} ${kind !== 7 ? `c.wr32(${s}, o, t);` : ""} ${fl} ${pk ? keep(pk) : ""}`,
+        store: kind !== 7, prod: pk,
+      };
+    }
+    case 0x85: {
+      if (!o32) return null;
+      const src = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
+      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} t = (${src} & r[${i.reg}]) >>> 0; ${aluFlags(4, true)} ${keep("logic")}`, prod: "logic" };
+    }
+    case 0xa9:
+      if (!o32) return null;
+      return { src: `t = (r[0] & ${i.imm >>> 0}) >>> 0; ${aluFlags(4, true)} ${keep("logic")}`, prod: "logic" };
+    case 0x89:
+      if (!o32) return null;
+      if (i.mod === 3) return { src: `r[${i.rm}] = r[${i.reg}];` };
+      return { src: `c.ci = ${k}; c.wr32(${segOf(i)}, ${ea(i)}, r[${i.reg}]);`, store: true };
+    case 0x8b:
+      if (!o32) return null;
+      if (i.mod === 3) return { src: `r[${i.reg}] = r[${i.rm}];` };
+      return { src: `c.ci = ${k}; r[${i.reg}] = c.rd32(${segOf(i)}, ${ea(i)});` };
+    case 0x88:
+      if (i.mod === 3) return null;
+      if (i.reg < 4) return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, r[${i.reg}] & 255);`, store: true };
+      return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, (r[${i.reg - 4}] >>> 8) & 255);`, store: true };
+    case 0x8a:
+      if (i.mod === 3 || i.reg >= 4) return null;
+      return { src: `c.ci = ${k}; r[${i.reg}] = (r[${i.reg}] & 0xffffff00) | c.rd8(${segOf(i)}, ${ea(i)});` };
+    case 0xc6:
+      if (i.mod === 3 || i.reg !== 0) return null;
+      return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, ${i.imm & 255});`, store: true };
+    case 0xc7:
+      if (!o32 || i.reg !== 0) return null;
+      if (i.mod === 3) return { src: `r[${i.rm}] = ${i.imm >>> 0};` };
+      return { src: `c.ci = ${k}; c.wr32(${segOf(i)}, ${ea(i)}, ${i.imm >>> 0});`, store: true };
+    case 0x8d:
+      if (!o32 || i.mod === 3) return null;
+      return { src: `r[${i.reg}] = ${ea(i)};` };
+    case 0x90: return { src: "" };
+    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+      if (!o32) return null;
+      return { src: `r[${op & 7}] = ${i.imm >>> 0};` };
+    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
+      if (!o32) return null;
+      const rr = op & 7, dec = op >= 0x48;
+      if (!needFlags) return { src: `r[${rr}] = r[${rr}] ${dec ? "-" : "+"} 1;` };
+      return {
+        src: `if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r[${rr}]; t = (a ${dec ? "-" : "+"} 1) >>> 0; r[${rr}] = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;`,
+      };
+    }
+    case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; t = (r[4] - 4) >>> 0; c.wr32(${SS}, t, r[${op & 7}]); r[4] = t;`, store: true };
+    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5d: case 0x5e: case 0x5f:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; t = c.rd32(${SS}, r[4]); r[4] = (r[4] + 4) >>> 0; r[${op & 7}] = t;` };
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {
+      if (!o32) return null;
+      const w = op & 1;
+      let src: string;
+      if (i.mod === 3) {
+        if (w) src = `(r[${i.rm}] & 0xffff)`;
+        else src = i.rm < 4 ? `(r[${i.rm}] & 255)` : `((r[${i.rm - 4}] >>> 8) & 255)`;
+      } else src = w ? `c.rd16(${segOf(i)}, ${ea(i)})` : `c.rd8(${segOf(i)}, ${ea(i)})`;
+      if (op >= 0x1be) src = w ? `((${src} << 16) >> 16)` : `((${src} << 24) >> 24)`;
+      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} r[${i.reg}] = ${src};` };
+    }
+    case 0x1af: {
+      if (!o32 || needFlags) return null;
+      const src = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
+      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} r[${i.reg}] = Math.imul(r[${i.reg}], ${src});` };
+    }
+    case 0xc1: case 0xd1: case 0xd3: {
+      if (!o32 || needFlags || i.mod !== 3) return null;
+      const cnt = op === 0xc1 ? String(i.imm & 31) : op === 0xd1 ? "1" : "(r[1] & 31)";
+      const rm = i.rm;
+      switch (i.reg) {
+        case 4: case 6: return { src: `r[${rm}] = r[${rm}] << ${cnt};` };
+        case 5: return { src: `r[${rm}] = r[${rm}] >>> ${cnt};` };
+        case 7: return { src: `r[${rm}] = (r[${rm}] | 0) >> ${cnt};` };
+        case 0: return { src: `t = ${cnt}; if (t !== 0) { ${needFlags ? "" : ""} r[${rm}] = (r[${rm}] << t) | (r[${rm}] >>> (32 - t)); }` };
+        default: return null;
+      }
+    }
+    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+    case 0x180: case 0x181: case 0x182: case 0x183: case 0x184: case 0x185: case 0x186: case 0x187:
+    case 0x188: case 0x189: case 0x18a: case 0x18b: case 0x18c: case 0x18d: case 0x18e: case 0x18f: {
+      if (!o32) return null;
+      const cond = condExpr(op & 15, prod);
+      return { src: `c.eip = ${cond} ? ((e0 + ${nextOff + i.imm}) >>> 0) : ${nx};`, ends: true };
+    }
+    case 0xeb: case 0xe9:
+      if (!o32) return null;
+      return { src: `c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
+    case 0xe8:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; t = (r[4] - 4) >>> 0; c.wr32(${SS}, t, ${nx}); r[4] = t; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
+    case 0xc3:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; t = c.rd32(${SS}, r[4]); r[4] = (r[4] + 4) >>> 0; c.eip = t;`, ends: true };
+  }
+  return null;
+}
+
+void CS; void DS;
