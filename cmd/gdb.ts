@@ -1,0 +1,158 @@
+/**
+ * `rrx gdb`: debug a recording (forwards and backwards) with the system gdb.
+ *
+ *   rrx gdb rec.rrx [--port N] [--no-launch] [--live-at N] [--checkpoint-mem MiB] [-- GDB ARGS...]
+ *   rrx gdb --live kernel.elf [--append ARGS] [-m MiB] [-- GDB ARGS...]
+ *
+ * The stub listens on 127.0.0.1; gdb is started with the kernel ELF from the recording for
+ * symbols (written to a temporary file when it was packed into the log) and connected.
+ */
+import type { CAC } from "cac";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { openLog } from "../lib/replay/replayer.ts";
+import { engineFromLog, ReplayEngine } from "../lib/replay/engine.ts";
+import { buildMachine, type MachineConfig } from "../lib/replay/session.ts";
+import { RrxTarget } from "../lib/gdb/rrx-target.ts";
+import { DEFAULT_GDB_PORT, GdbServer } from "../lib/gdb/server.ts";
+import { gdbArgs } from "../lib/gdb/launch.ts";
+import { sha256Hex, MAGIC } from "../lib/replay/format.ts";
+import { hostEpochSeconds } from "../lib/machine/host.ts";
+
+export class GdbUsageError extends Error {}
+
+function int(v: unknown, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v);
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n) || n < min || n > max) throw new GdbUsageError(`${flag}: expected an integer between ${min} and ${max}, got '${s}'`);
+  return n;
+}
+
+export interface GdbCommandOptions {
+  port?: unknown;
+  launch?: unknown; // cac: --no-launch sets launch=false
+  liveAt?: unknown;
+  live?: unknown;
+  checkpointMem?: unknown;
+  gdb?: unknown;
+  append?: unknown;
+  m?: unknown;
+  force?: unknown;
+  "--"?: string[];
+}
+
+/** Write the kernel ELF where gdb can read it: the original file if it is unchanged, else a temp copy. */
+function kernelForGdb(cfg: MachineConfig): { path?: string; cleanup: () => void } {
+  const k = cfg.kernel;
+  if (!k) return { cleanup: () => {} };
+  if (existsSync(k.name)) {
+    const d = new Uint8Array(readFileSync(k.name));
+    if (sha256Hex(d) === sha256Hex(k.data)) return { path: k.name, cleanup: () => {} };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "rrx-gdb-"));
+  const path = join(dir, basename(k.name) || "kernel.elf");
+  writeFileSync(path, k.data);
+  return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions): Promise<number> {
+  const port = int(opts.port, "--port", 0, 65535) ?? DEFAULT_GDB_PORT;
+  const noLaunch = opts.launch === false;
+  const liveAt = int(opts.liveAt, "--live-at", 0, Number.MAX_SAFE_INTEGER);
+  const memMiB = int(opts.checkpointMem, "--checkpoint-mem", 16, 1 << 20) ?? 512;
+  const extra = (opts["--"] ?? []).map(String);
+  if (file === undefined) throw new GdbUsageError("give a recording (rrx gdb rec.rrx) or --live kernel.elf");
+  if (!existsSync(file)) throw new GdbUsageError(`${file}: no such file`);
+  const head = readFileSync(file).subarray(0, MAGIC.length);
+  const isLog = head.length === MAGIC.length && head.every((b, i) => b === MAGIC[i]);
+
+  let engine: ReplayEngine;
+  let cfg: MachineConfig;
+  const ckOpts = { memBudget: memMiB * 1024 * 1024 };
+  if (opts.live) {
+    if (isLog) throw new GdbUsageError(`${file} is a recording; drop --live to replay it`);
+    const append = opts.append !== undefined ? String(opts.append) : "";
+    const mem = int(opts.m, "-m", 2, 3072) ?? 32;
+    cfg = {
+      kernel: { name: file, data: new Uint8Array(readFileSync(file)) }, bios: null, modules: [],
+      cmdline: append ? `${file} ${append}` : file, memBytes: mem << 20, ips: 1e9, bootDate: hostEpochSeconds(),
+    };
+    const m = buildMachine(cfg);
+    m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") process.stderr.write(b); };
+    engine = new ReplayEngine(m, [], 0, ckOpts);
+    engine.goLive();
+  } else {
+    if (!isLog) throw new GdbUsageError(`${file} is not an rrx recording (for a kernel: rrx gdb --live ${file})`);
+    if (opts.append !== undefined || opts.m !== undefined) throw new GdbUsageError("--append and -m apply to --live only (a recording has its own)");
+    const opened = openLog(file, { force: Boolean(opts.force) });
+    cfg = opened.cfg;
+    engine = engineFromLog(opened, ckOpts);
+    if (liveAt !== undefined) {
+      if (liveAt > engine.end) throw new GdbUsageError(`--live-at: the recording ends at instruction ${engine.end}`);
+      await engine.seek(liveAt);
+      engine.goLive();
+    }
+  }
+
+  const log = (s: string) => process.stderr.write(s + "\n");
+  const target = new RrxTarget(engine, { log });
+  const server = new GdbServer(target, { port, log });
+  let started: { host: string; port: number };
+  try {
+    started = await server.start();
+  } catch (e) {
+    throw new GdbUsageError(`--port ${port}: cannot listen (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const where = `${started.host}:${started.port}`;
+  const elf = kernelForGdb(cfg);
+  try {
+    if (noLaunch) {
+      log(`rrx: gdb stub listening on ${where}; in gdb: ${elf.path ? `file ${elf.path}, then ` : ""}target remote ${where}`);
+      const why = await server.nextSessionEnd();
+      log(`rrx: gdb session ended (${why}) at instruction ${engine.icount}`);
+      return 0;
+    }
+    const argv = [...gdbArgs({ gdb: opts.gdb !== undefined ? String(opts.gdb) : undefined, elf: elf.path, host: started.host, port: started.port }), ...extra];
+    if (!Bun.which(argv[0]!)) throw new GdbUsageError(`${argv[0]}: gdb not found (apt-get install gdb), or use --no-launch`);
+    const ignore = () => {};
+    process.on("SIGINT", ignore); // ^C belongs to gdb, which turns it into an RSP interrupt
+    try {
+      const proc = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+      return (await proc.exited) === 0 ? 0 : 1;
+    } finally {
+      process.off("SIGINT", ignore);
+    }
+  } finally {
+    await server.stop();
+    elf.cleanup();
+  }
+}
+
+/** Register `rrx gdb` on the CLI. */
+export function registerGdb(cli: CAC): void {
+  cli.command("gdb [file]", "Debug a recording with gdb, forwards and backwards (--live kernel.elf: a live machine)")
+    .option("--port <n>", `TCP port for the gdb stub on 127.0.0.1 (default ${DEFAULT_GDB_PORT}; 0 = any free port)`)
+    .option("--no-launch", "Only listen; print the `target remote` line to use")
+    .option("--live-at <icount>", "Replay up to this instruction, then continue live (no reverse)")
+    .option("--live", "FILE is a kernel ELF: debug a live machine (no recording, no reverse)")
+    .option("--append <cmdline>", "With --live: kernel command line after the kernel name")
+    .option("-m <MiB>", "With --live: guest RAM in MiB (default 32)")
+    .option("--checkpoint-mem <MiB>", "Memory budget for reverse-execution checkpoints (default 512)")
+    .option("--gdb <path>", "gdb executable (default gdb)")
+    .option("--force", "Replay even if an image differs from the recorded one")
+    .example("rrx gdb rec.rrx -- -ex 'break kmain' -ex continue")
+    .action(async (file: string | undefined, opts: GdbCommandOptions) => {
+      let code: number;
+      try {
+        code = await cmdGdb(file, opts);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        process.stderr.write(`rrx: error: ${msg}\n`);
+        code = e instanceof GdbUsageError ? 2 : 1;
+        if (process.env.RRX_DEBUG) console.error(e);
+      }
+      process.exit(code);
+    });
+}
