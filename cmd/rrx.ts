@@ -18,6 +18,7 @@ import { openLog, verifyLog, replayToEnd } from "../lib/replay/replayer.ts";
 import { readLog } from "../lib/replay/log-reader.ts";
 import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log-info.ts";
 import type { Machine } from "../lib/machine/machine.ts";
+import { registerGdb } from "./gdb.ts";
 
 export const VERSION = "0.1.0";
 
@@ -314,6 +315,7 @@ export function main(argv: string[]): void {
     .option("--kind <kind>", "Only events of this kind (repeatable)")
     .option("--json", "One JSON object per line")
     .action((action: string, file: string, opts: Record<string, unknown>) => { process.exit(cmdLog(action, file, opts)); });
+  registerGdb(cli);
   cli.help();
   cli.version(VERSION);
   try {
