@@ -58,6 +58,12 @@ export interface Block {
   /** Translated code (after JIT_THRESHOLD executions), or null. */
   fn: BlockFn | null;
   hits: number;
+  /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */
+  s1: Block | null;
+  s1Eip: number;
+  s2: Block | null;
+  s2Eip: number;
+  sEpoch: number;
 }
 
 export interface Watchpoint {
@@ -154,6 +160,9 @@ export class Cpu {
   private readonly l1 = new Array<Block | null>(1 << L1_BITS).fill(null);
   private readonly pageBlocks = new Map<number, Block[]>();
   private curBlock: Block | null = null;
+  /** The block that ran last (for the successor cache) and the epoch of all successor links. */
+  private prevBlock: Block | null = null;
+  private chainEpoch = 0;
   private readonly fetchInsn = new Insn();
   private decodeLin = 0;
   private decodeUser = false;
@@ -498,8 +507,10 @@ export class Cpu {
       r[p] = v; r[p + 1] = v >>> 8; r[p + 2] = v >>> 16; r[p + 3] = v >>> 24;
       return;
     }
-    if (o > 0xffc) this.checkWritable((l + 3) >>> 0); // a page-crossing write faults before any byte is written
-    else { this.xlate(l, true, this.cpl === 3); }
+    // A page-crossing write faults before any byte is written: lower page first, and CR2 is
+    // the first byte of the access inside the faulting page.
+    this.xlate(l, true, this.cpl === 3);
+    if (o > 0xffc) this.checkWritable(((l + 3) & ~0xfff) >>> 0);
     this.wl8(l, v); this.wl8((l + 1) >>> 0, v >>> 8); this.wl8((l + 2) >>> 0, v >>> 16); this.wl8((l + 3) >>> 0, v >>> 24);
   }
   private checkWritable(l: number): void {
@@ -628,6 +639,7 @@ export class Cpu {
   }
 
   flushTlb(): void {
+    this.chainEpoch++;
     if (this.tlbUsedN > this.tlbUsed.length) {
       this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
     } else {
@@ -650,6 +662,7 @@ export class Cpu {
   }
 
   invlpg(l: number): void {
+    this.chainEpoch++;
     const lp = l >>> 12;
     this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
   }
@@ -709,6 +722,8 @@ export class Cpu {
   // =====================================================================================
 
   flushBlocks(): void {
+    this.chainEpoch++;
+    this.prevBlock = null;
     for (const b of this.blocks.values()) b.valid = false;
     this.blocks.clear();
     this.l1.fill(null);
@@ -760,6 +775,24 @@ export class Cpu {
   }
 
   private lookupBlock(): Block {
+    const prev = this.prevBlock;
+    const eip = this.eip;
+    if (prev !== null && prev.sEpoch === this.chainEpoch) {
+      const s1 = prev.s1;
+      if (s1 !== null && prev.s1Eip === eip && s1.valid) return s1;
+      const s2 = prev.s2;
+      if (s2 !== null && prev.s2Eip === eip && s2.valid) return s2;
+    }
+    const b = this.lookupBlockSlow();
+    if (prev !== null && b.phys2 < 0) {
+      if (prev.sEpoch !== this.chainEpoch) { prev.sEpoch = this.chainEpoch; prev.s1 = null; prev.s2 = null; prev.s1Eip = -1; prev.s2Eip = -1; }
+      if (prev.s1 === null) { prev.s1 = b; prev.s1Eip = eip; }
+      else if (prev.s2 === null) { prev.s2 = b; prev.s2Eip = eip; }
+    }
+    return b;
+  }
+
+  private lookupBlockSlow(): Block {
     const linEip = (this.segBase[CS]! + this.eip) >>> 0;
     const e = this.tlbR[linEip >>> 12]!;
     const phys = e !== 0 ? (((e - 1) << 12) | (linEip & 0xfff)) >>> 0 : this.xlate(linEip, false, this.cpl === 3);
@@ -821,7 +854,7 @@ export class Cpu {
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, hits: 0,
+      fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.addPageBlock(phys >>> 12, b);
@@ -888,6 +921,7 @@ export class Cpu {
       if (this.inhibit || tf) count = 1;
       this.inhibit = false;
       this.curBlock = blk;
+      this.prevBlock = blk;
       const insns = blk.insns;
       let i = 0;
       if (count === blk.n && !tf && !this.noJit) {
@@ -1184,12 +1218,14 @@ export class Cpu {
     v &= 0xffff;
     this.sel[s] = v;
     this.segBase[s] = v << 4;
+    if (s === CS) this.chainEpoch++;
     // Limit and rights stay cached, as on hardware (unreal mode).
     this.updateSegFast(s);
   }
 
   /** Load a segment cache from a descriptor (no checks). */
   loadSegDesc(s: number, sel: number, lo: number, hi: number): void {
+    if (s === CS) this.chainEpoch++;
     this.sel[s] = sel;
     this.segBase[s] = descBase(lo, hi);
     this.segLimit[s] = descLimit(lo, hi);
