@@ -43,12 +43,15 @@ export function formatTable(order: string[], titles: Record<string, string>, res
 
 export function formatRatios(results: Record<string, CaseResult>): string {
   const rows: string[] = [];
+  let missing = 0;
   for (const [name, r] of Object.entries(results)) {
     for (const m of r.metrics) {
       if (!m.ratio) continue;
+      if (m.value === null) { missing++; continue; }
       rows.push(`  ${`${name}: ${m.label}`.padEnd(64)} ${fmtMetric(m).padStart(10)}`);
     }
   }
+  if (missing) rows.push(`  (${missing} more not measured in this run: pending, skipped or --quick)`);
   if (!rows.length) return "";
-  return ["== RATIOS (same run; speed ratios are a/b of MIPS, >1 means a is faster)", ...rows, ""].join("\n");
+  return ["== RATIOS (all from this run; \"a / b (speed)\" is MIPS over MIPS: above 1, a is faster)", ...rows, ""].join("\n");
 }
