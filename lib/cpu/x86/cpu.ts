@@ -150,8 +150,9 @@ export class Cpu {
   private readonly tlbSW = new Uint32Array(TLB_ENTRIES);
   private readonly tlbUR = new Uint32Array(TLB_ENTRIES);
   private readonly tlbUW = new Uint32Array(TLB_ENTRIES);
-  private tlbR: Uint32Array;
-  private tlbW: Uint32Array;
+  /** The TLBs for the current privilege level (read by translated code). */
+  tlbR: Uint32Array;
+  tlbW: Uint32Array;
   private readonly tlbUsed = new Int32Array(4096);
   private tlbUsedN = 0;
 

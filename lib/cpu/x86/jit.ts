@@ -71,7 +71,7 @@ export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
     if (u & R) live = true;
   }
   const L: string[] = [];
-  L.push("const e0 = c.eip; let a = 0, b2 = 0, t = 0, o = 0;");
+  L.push("const e0 = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast, tr = c.tlbR, tw = c.tlbW; let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0;");
   L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
   // The producer of the flags the next reader sees, if it is a compare-like op we can use.
   let prod: { kind: "sub" | "logic"; k: number } | null = null;
@@ -117,6 +117,24 @@ function ea(i: Insn): string {
   return `((${s}) >>> 0)`;
 }
 function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
+
+/**
+ * Inline 32-bit read of seg:o into `dst` (a statement): the TLB fast path for flat segments and
+ * plain-RAM pages, the CPU's accessor otherwise (which checks limits, walks page tables, faults).
+ */
+function rd32(s: number, off: string, dst: string): string {
+  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); ${dst} = (m[p] | (m[p + 1] << 8) | (m[p + 2] << 16) | (m[p + 3] << 24)) >>> 0; } else ${dst} = c.rd32(${s}, o);`;
+}
+/** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
+function wr32(s: number, off: string, val: string): string {
+  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >>> 8; m[p + 2] = t >>> 16; m[p + 3] = t >>> 24; } else c.wr32(${s}, o, ${val});`;
+}
+function rd8(s: number, off: string, dst: string): string {
+  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
+}
+function wr8(s: number, off: string, val: string): string {
+  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else c.wr8(${s}, o, ${val});`;
+}
 
 const ALU_EXPR = [
   (x: string, y: string) => `(${x} + ${y})`,
@@ -199,13 +217,13 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       }
       const s = segOf(i);
       return {
-        src: `c.ci = ${k}; o = ${ea(i)}; a = c.rd32(${s}, o); b2 = r[${i.reg}]; ${res} ${kind !== 7 ? `c.wr32(${s}, o, t);` : ""} ${fl} ${pk ? keep(pk) : ""}`,
+        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = r[${i.reg}]; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${pk ? keep(pk) : ""}`,
         store: kind !== 7, prod: pk,
       };
     }
     // form 3: reg, r/m
-    const srcExpr = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
-    return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} a = r[${i.reg}]; b2 = ${srcExpr}; ${res} ${kind !== 7 ? `r[${i.reg}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+    const load = i.mod === 3 ? `b2 = r[${i.rm}];` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} a = r[${i.reg}]; ${res} ${kind !== 7 ? `r[${i.reg}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
   }
   switch (op) {
     case 0x81: case 0x83: {
@@ -222,7 +240,7 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       }
       const s = segOf(i);
       return {
-        src: `c.ci = ${k}; o = ${ea(i)}; a = c.rd32(${s}, o); b2 = ${imm}; ${res} ${kind !== 7 ? `c.wr32(${s}, o, t);` : ""} ${fl} ${pk ? keep(pk) : ""}`,
+        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = ${imm}; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${pk ? keep(pk) : ""}`,
         store: kind !== 7, prod: pk,
       };
     }
@@ -237,25 +255,25 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
     case 0x89:
       if (!o32) return null;
       if (i.mod === 3) return { src: `r[${i.rm}] = r[${i.reg}];` };
-      return { src: `c.ci = ${k}; c.wr32(${segOf(i)}, ${ea(i)}, r[${i.reg}]);`, store: true };
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), `r[${i.reg}]`)}`, store: true };
     case 0x8b:
       if (!o32) return null;
       if (i.mod === 3) return { src: `r[${i.reg}] = r[${i.rm}];` };
-      return { src: `c.ci = ${k}; r[${i.reg}] = c.rd32(${segOf(i)}, ${ea(i)});` };
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r[${i.reg}] = t;` };
     case 0x88:
       if (i.mod === 3) return null;
-      if (i.reg < 4) return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, r[${i.reg}] & 255);`, store: true };
-      return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, (r[${i.reg - 4}] >>> 8) & 255);`, store: true };
+      if (i.reg < 4) return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), `(r[${i.reg}] & 255)`)}`, store: true };
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), `((r[${i.reg - 4}] >>> 8) & 255)`)}`, store: true };
     case 0x8a:
       if (i.mod === 3 || i.reg >= 4) return null;
-      return { src: `c.ci = ${k}; r[${i.reg}] = (r[${i.reg}] & 0xffffff00) | c.rd8(${segOf(i)}, ${ea(i)});` };
+      return { src: `c.ci = ${k}; ${rd8(segOf(i), ea(i), "t")} r[${i.reg}] = (r[${i.reg}] & 0xffffff00) | t;` };
     case 0xc6:
       if (i.mod === 3 || i.reg !== 0) return null;
       return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, ${i.imm & 255});`, store: true };
     case 0xc7:
       if (!o32 || i.reg !== 0) return null;
       if (i.mod === 3) return { src: `r[${i.rm}] = ${i.imm >>> 0};` };
-      return { src: `c.ci = ${k}; c.wr32(${segOf(i)}, ${ea(i)}, ${i.imm >>> 0});`, store: true };
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm >>> 0))}`, store: true };
     case 0x8d:
       if (!o32 || i.mod === 3) return null;
       return { src: `r[${i.reg}] = ${ea(i)};` };
@@ -274,10 +292,10 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
     }
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; t = (r[4] - 4) >>> 0; c.wr32(${SS}, t, r[${op & 7}]); r[4] = t;`, store: true };
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", `r[${op & 7}]`)} r[4] = (r[4] - 4) >>> 0;`, store: true };
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5d: case 0x5e: case 0x5f:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; t = c.rd32(${SS}, r[4]); r[4] = (r[4] + 4) >>> 0; r[${op & 7}] = t;` };
+      return { src: `c.ci = ${k}; ${rd32(SS, "r[4]", "t")} r[4] = (r[4] + 4) >>> 0; r[${op & 7}] = t;` };
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {
       if (!o32) return null;
       const w = op & 1;
@@ -285,9 +303,11 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       if (i.mod === 3) {
         if (w) src = `(r[${i.rm}] & 0xffff)`;
         else src = i.rm < 4 ? `(r[${i.rm}] & 255)` : `((r[${i.rm - 4}] >>> 8) & 255)`;
-      } else src = w ? `c.rd16(${segOf(i)}, ${ea(i)})` : `c.rd8(${segOf(i)}, ${ea(i)})`;
+      } else if (w) src = `c.rd16(${segOf(i)}, ${ea(i)})`;
+      else src = "t";
+      const pre = i.mod !== 3 && !w ? rd8(segOf(i), ea(i), "t") : "";
       if (op >= 0x1be) src = w ? `((${src} << 16) >> 16)` : `((${src} << 24) >> 24)`;
-      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} r[${i.reg}] = ${src};` };
+      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} ${pre} r[${i.reg}] = ${src};` };
     }
     case 0x1af: {
       if (!o32 || needFlags) return null;
@@ -319,10 +339,10 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       return { src: `c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
     case 0xe8:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; t = (r[4] - 4) >>> 0; c.wr32(${SS}, t, ${nx}); r[4] = t; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", nx)} r[4] = (r[4] - 4) >>> 0; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
     case 0xc3:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; t = c.rd32(${SS}, r[4]); r[4] = (r[4] + 4) >>> 0; c.eip = t;`, ends: true };
+      return { src: `c.ci = ${k}; ${rd32(SS, "r[4]", "t")} r[4] = (r[4] + 4) >>> 0; c.eip = t;`, ends: true };
   }
   return null;
 }
