@@ -26,7 +26,7 @@ export const SREG = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
 export type Reg32 = (typeof REG32)[number];
 export type Reg16 = (typeof REG16)[number];
 export type Reg8 = (typeof REG8)[number];
-export type Reg = Reg32 | Reg16 | Reg8;
+export type Reg = Reg32 | Reg16 | Reg8 | SReg;
 export type SReg = (typeof SREG)[number];
 export type Size = 8 | 16 | 32;
 
