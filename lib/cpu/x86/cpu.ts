@@ -138,6 +138,8 @@ export class Cpu {
   singleStep = false;
   /** Disable the block translator (interpreter only). */
   noJit = false;
+  /** Executions of a block before it is translated (tests set 1 to translate everything). */
+  jitThreshold = JIT_THRESHOLD;
   /** Index, in the running translated block, of the instruction that may fault next. */
   ci = 0;
   /** icount at the start of the running translated block. */
@@ -927,7 +929,7 @@ export class Cpu {
       let i = 0;
       if (count === blk.n && !tf && !this.noJit) {
         let fn = blk.fn;
-        if (++blk.hits === JIT_THRESHOLD && fn === null) fn = blk.fn = compileBlock(this, blk);
+        if (++blk.hits === this.jitThreshold && fn === null) fn = blk.fn = compileBlock(this, blk);
         if (fn !== null) {
           const e0 = this.eip;
           this.jitBase = base;

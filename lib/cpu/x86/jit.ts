@@ -19,6 +19,7 @@ import type { Cpu, Block } from "./cpu.ts";
 import type { Insn } from "./decode.ts";
 import { CS, DS, SS } from "./decode.ts";
 import { exec } from "./exec.ts";
+import { OPFLAGS, OpF } from "./optable.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
 
 export const JIT_THRESHOLD = 40;
@@ -53,6 +54,16 @@ function flagUse(i: Insn): number {
   return RW; // anything else: assume it reads and writes flags
 }
 
+/** Whether an instruction can raise an exception or stop the block (memory and stack accesses). */
+function mayFault(i: Insn): boolean {
+  const op = i.op;
+  if (op >= 0x50 && op <= 0x5f) return true;
+  if (op === 0xe8 || op === 0xc3 || op === 0xc2) return true;
+  if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3) return op !== 0x8d; // LEA touches no memory
+  if ((OPFLAGS[op]! & OpF.MOFFS)) return true;
+  return flagUse(i) === RW && !(op >= 0x40 && op <= 0x4f); // unknown instructions: assume so
+}
+
 const COND_NAMES = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
 void COND_NAMES;
 
@@ -69,6 +80,9 @@ export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
     if (u & W) need[k] = live || u === RW;
     if (u === W) live = false;
     if (u & R) live = true;
+    // An instruction that can fault (or end the block early after a store) exposes EFLAGS:
+    // the flags before it must be exact.
+    if (mayFault(ins[k]!)) live = true;
   }
   const L: string[] = [];
   L.push("const e0 = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast, tr = c.tlbR, tw = c.tlbW; let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0;");

@@ -1,0 +1,153 @@
+/**
+ * Property: translated blocks are invisible. Random programs (with self-modifying writes) run
+ * with every block translated on its first execution (jitThreshold = 1) and in the reference
+ * single-step interpreter, stopped after random instruction counts, give identical CPU state
+ * and RAM at every stop. RRX_PROPERTY_RUNS sets the number of programs (default 100).
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { arbProgram, encode, CONDS, type Insn as EncInsn, type Reg32 } from "./encoder.ts";
+import { Stop, EAX, ECX, EDX, EBX, EBP, ESI, EDI } from "./cpu.ts";
+import { TestMachine, CODE, DATA } from "../../../test/cpu/machine.ts";
+import { disasm } from "./disasm.ts";
+import { compileBlock } from "./jit.ts";
+
+const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
+const DATA_SIZE = 0x1000, STACK_TOP = DATA + 0x800;
+
+function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "single"): TestMachine {
+  const m = new TestMachine(2 << 20);
+  m.flat(cpl, CODE);
+  m.write(CODE, code);
+  m.w8(CODE + code.length, 0xf4);
+  for (let k = 0; k < DATA_SIZE; k++) m.mem.ram[DATA + k] = (k * 37) & 0xff;
+  const c = m.cpu;
+  [EAX, ECX, EDX, EBX, EBP, ESI, EDI].forEach((r, k) => (c.regs[r] = regs[k]! >>> 0));
+  c.regs[4] = STACK_TOP;
+  c.setFlags(flags | 2);
+  c.singleStep = mode === "single";
+  c.jitThreshold = 1;
+  c.flushBlocks();
+  return m;
+}
+
+// A generator aimed at the translator: the instruction forms it translates, compare + branch
+// pairs inside blocks, memory operands in the data region, inside a loop so blocks run often.
+const REGS: Reg32[] = ["eax", "edx", "ebx", "esi", "edi", "ebp"];
+const reg = fc.constantFrom(...REGS);
+const mem = fc.integer({ min: 0, max: 0x3f0 }).map((d) => ({ mem: { disp: DATA + d } }));
+const alu = fc.constantFrom("add", "or", "adc", "sbb", "and", "sub", "xor", "cmp");
+const imm = fc.oneof(fc.integer({ min: -128, max: 127 }), fc.integer({ min: 0, max: 0xffffffff }));
+const simple: fc.Arbitrary<EncInsn[]> = fc.oneof(
+  fc.tuple(alu, reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })), mem)).map(([op, d, src]) => [{ op, dst: { reg: d }, src } as EncInsn]),
+  fc.tuple(alu, mem, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })))).map(([op, d, src]) => [{ op, dst: d, src, size: 32 } as EncInsn]),
+  fc.tuple(reg, reg).map(([a, b]) => [{ op: "test", dst: { reg: a }, src: { reg: b } }]),
+  fc.tuple(fc.constantFrom("inc", "dec"), reg).map(([op, r]) => [{ op, dst: { reg: r } }]),
+  fc.tuple(reg, mem).map(([r, m]) => [{ op: "mov", dst: { reg: r }, src: m }]),
+  fc.tuple(mem, reg).map(([m, r]) => [{ op: "mov", dst: m, src: { reg: r } }]),
+  fc.tuple(reg, imm).map(([r, v]) => [{ op: "mov", dst: { reg: r }, src: { imm: v } }]),
+  fc.tuple(reg, reg, fc.constantFrom<1 | 2 | 4 | 8>(1, 2, 4, 8), fc.integer({ min: -64, max: 64 })).map(([d, b, sc, disp]) => [{ op: "lea", dst: { reg: d }, src: { mem: { base: b, index: "ecx", scale: sc, disp } } }]),
+  fc.tuple(fc.constantFrom("movzx", "movsx"), reg, mem, fc.constantFrom<8 | 16>(8, 16)).map(([op, r, m, sz]) => [{ op, dst: { reg: r }, src: m, size: sz }]),
+  fc.tuple(fc.constantFrom("shl", "shr", "sar"), reg, fc.integer({ min: 1, max: 31 })).map(([op, r, c]) => [{ op, dst: { reg: r }, src: { imm: c } }]),
+  fc.tuple(reg, reg).map(([a, b]) => [{ op: "imul", dst: { reg: a }, src: { reg: b } }]),
+  fc.tuple(reg, reg).map(([a, b]) => [{ op: "push", dst: { reg: a } }, { op: "pop", dst: { reg: b } }]),
+  fc.tuple(mem, fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh")).map(([m, r]) => [{ op: "mov", dst: m, src: { reg: r } } as EncInsn]),
+);
+/** cmp/test + jcc over a simple item, so the condition is fused with its producer. */
+const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "test", "and", "xor", "or"), reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v }))), fc.constantFrom(...CONDS), simple)
+  .map(([op, r, src, cc, body]) => {
+    const bodyBytes = body.reduce((n, x) => n + encode(x).length, 0);
+    const s2 = op === "test" && "imm" in src ? { reg: r } : src;
+    return [{ op, dst: { reg: r }, src: s2 } as EncInsn, { op: "jcc", cc, rel: bodyBytes }, ...body];
+  });
+const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneof(simple, simple, branch), { minLength: 1, maxLength: 25 }))
+  .map(([n, items]) => {
+    const body: EncInsn[] = items.flat();
+    const bodyLen = body.reduce((k, x) => k + encode(x).length, 0);
+    const prog: EncInsn[] = [{ op: "mov", dst: { reg: "ecx" }, src: { imm: n } }, ...body, { op: "dec", dst: { reg: "ecx" } }, { op: "jcc", cc: "ne", rel: -(bodyLen + 1 + 6) }];
+    const bytes: number[] = [];
+    for (const x of prog) {
+      // The backward jcc is near (6 bytes); force it by its displacement.
+      bytes.push(...encode(x));
+    }
+    return Uint8Array.from(bytes);
+  });
+
+describe("block translator equals single step", () => {
+  test(`translator-shaped programs with compare+branch pairs (${RUNS} runs)`, () => {
+    fc.assert(
+      fc.property(
+        arbJitProgram,
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
+        (code, regs, chunks) => {
+          const a = setup(code, regs, 0, 0, "jit");
+          const b = setup(code, regs, 0, 0, "single");
+          const where = () => disasm(code, true, CODE).join("\n");
+          for (let k = 0; k < 200; k++) {
+            const n = chunks[k % chunks.length]!;
+            const sa = a.cpu.run(n), sb = b.cpu.run(n);
+            if (sa !== sb || a.cpu.icount !== b.cpu.icount) throw new Error(`stop ${sa}/${sb} icount ${a.cpu.icount}/${b.cpu.icount}\n${where()}`);
+            if (Buffer.compare(a.state(), b.state()) !== 0) throw new Error(`CPU state differs at icount ${a.cpu.icount}\n${where()}`);
+            if (Buffer.compare(a.mem.ram, b.mem.ram) !== 0) throw new Error(`RAM differs at icount ${a.cpu.icount}\n${where()}`);
+            if (sa === Stop.HALT || sa === Stop.SHUTDOWN) break;
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  test(`random programs, every block translated (${RUNS} runs)`, () => {
+    fc.assert(
+      fc.property(
+        arbProgram({ codeBase: CODE, dataBase: DATA, dataSize: DATA_SIZE, stackTop: STACK_TOP, selfModify: true, unguardedDiv: true, maxItems: 40 }),
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
+        fc.integer({ min: 0, max: 0xfff }).map((f) => f & 0xcd5),
+        fc.constantFrom<0 | 3>(0, 3),
+        fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 30 }),
+        (prog, regs, flags, cpl, chunks) => {
+          const a = setup(prog.code, regs, flags, cpl, "jit");
+          const b = setup(prog.code, regs, flags, cpl, "single");
+          const where = () => disasm(prog.code, true, CODE).join("\n");
+          for (let k = 0; k < 300; k++) {
+            const n = chunks[k % chunks.length]!;
+            const sa = a.cpu.run(n), sb = b.cpu.run(n);
+            if (sa !== sb || a.cpu.icount !== b.cpu.icount) throw new Error(`stop ${sa}/${sb} icount ${a.cpu.icount}/${b.cpu.icount}\n${where()}`);
+            if (Buffer.compare(a.state(), b.state()) !== 0) throw new Error(`CPU state differs at icount ${a.cpu.icount}\n${where()}`);
+            if (Buffer.compare(a.mem.ram, b.mem.ram) !== 0) throw new Error(`RAM differs at icount ${a.cpu.icount}\n${where()}`);
+            if (sa === Stop.HALT || sa === Stop.SHUTDOWN) break;
+          }
+          expect(a.cpu.icount).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  test("a hot loop is translated and gives the interpreter's result", () => {
+    // mov ecx, 1000 ; xor eax, eax ; l: add eax, ecx ; dec ecx ; jnz l ; hlt
+    const code = [0xb9, 0xe8, 0x03, 0, 0, 0x31, 0xc0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];
+    const run = (noJit: boolean) => {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      m.cpu.noJit = noJit;
+      m.cpu.flushBlocks();
+      expect(m.cpu.run(1e6)).toBe(Stop.HALT);
+      return { eax: m.cpu.regs[EAX], icount: m.cpu.icount, flags: m.cpu.getFlags(), built: m.cpu.blocksBuilt };
+    };
+    const j = run(false), i = run(true);
+    expect(j).toEqual(i);
+    expect(j.eax).toBe(500500);
+    expect(j.icount).toBe(2 + 3 * 1000 + 1);
+  });
+
+  test("16-bit code is not translated", () => {
+    const m = new TestMachine(2 << 20);
+    m.flat(0, CODE);
+    m.cpu.code32 = false;
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1 };
+    expect(compileBlock(m.cpu, blk)).toBeNull();
+  });
+});
