@@ -34,6 +34,9 @@ export class Emu {
       ackInterrupt: () => 0x20,
     };
     this.cpu = new Cpu(bus, mem);
+    // Untraced runs execute whole blocks: translate every block on first use so that the
+    // block translator is what gets compared.
+    if ("jitThreshold" in this.cpu) (this.cpu as { jitThreshold: number }).jitThreshold = 1;
     const dv = new DataView(mem.ram.buffer);
     const put = (a: number, [lo, hi]: [number, number]) => { dv.setUint32(a, lo, true); dv.setUint32(a + 4, hi, true); };
     put(GDT + 0x08, descriptor(0, 0xfffff, 0x9a, 0xc));

@@ -18,7 +18,7 @@ import { disasm } from "./disasm.ts";
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 const DATA_SIZE = 0x1000, STACK_TOP = DATA + 0x800;
 
-function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, single: boolean): TestMachine {
+function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, single: boolean, jit = 0): TestMachine {
   const m = new TestMachine(2 << 20);
   m.flat(cpl, CODE);
   m.write(CODE, code);
@@ -29,12 +29,13 @@ function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, sing
   c.regs[4] = STACK_TOP;
   c.setFlags(flags | 2);
   c.singleStep = single;
+  if (jit) c.jitThreshold = jit;
   c.flushBlocks();
   return m;
 }
 
 describe("block cache equals single step", () => {
-  test(`random programs with self-modifying code, stopped at random counts (${RUNS} runs)`, () => {
+  for (const jit of [0, 1]) test(`random programs with self-modifying code, stopped at random counts (${RUNS} runs)${jit ? ", every block translated" : ""}`, () => {
     fc.assert(
       fc.property(
         arbProgram({ codeBase: CODE, dataBase: DATA, dataSize: DATA_SIZE, stackTop: STACK_TOP, selfModify: true, unguardedDiv: true, maxItems: 40 }),
@@ -43,7 +44,7 @@ describe("block cache equals single step", () => {
         fc.constantFrom<0 | 3>(0, 3),
         fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 60 }),
         (prog, regs, flags, cpl, chunks) => {
-          const a = setup(prog.code, regs, flags, cpl, false);
+          const a = setup(prog.code, regs, flags, cpl, false, jit);
           const b = setup(prog.code, regs, flags, cpl, true);
           const where = () => disasm(prog.code, true, CODE).join("\n");
           for (let k = 0; k < 400; k++) {
@@ -60,7 +61,7 @@ describe("block cache equals single step", () => {
       ),
       { numRuns: RUNS },
     );
-  });
+  }, Math.max(60_000, RUNS * 200));
 
   test("a write into the next instruction of the same block takes effect", () => {
     // mov dword [next+1], 0x11223344 ; mov eax, 0 ; hlt
