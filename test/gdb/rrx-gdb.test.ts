@@ -175,6 +175,17 @@ describe.skipIf(!GDB)("the rrx gdb command", () => {
     expect(out + err).toMatch(/Current instruction: \d+ \(recording/);
   }, 60_000);
 
+  test("--live kernel.elf: forward debugging of a live machine, writes allowed", async () => {
+    const p = Bun.spawn(["sh", "-c", 'exec "$0" "$@" 2>&1', BUN, RRX, "gdb", "--live", DBG_ELF, "--port", "0", "--", "-nx", "-batch",
+      "-ex", "break bump", "-ex", "continue", "-ex", "set var counter = 100", "-ex", "delete", "-ex", "continue"],
+    { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const out = await new Response(p.stdout).text();
+    await p.exited;
+    expect(out).toContain("Breakpoint 1, bump (k=0) at dbg.c:15");
+    expect(out).toContain("exited with code 01");
+    expect(out).toMatch(/dbg [0-9a-f]+ 0/); // the guest's own line: no serial input when live
+  }, 60_000);
+
   test("bad input gets a one-line error", async () => {
     for (const args of [["gdb", join(dir, "nope.rrx")], ["gdb", DBG_ELF], ["gdb", log, "--port", "x"], ["gdb", log, "--live-at", "99999999999"]]) {
       const p = Bun.spawnSync([BUN, RRX, ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
