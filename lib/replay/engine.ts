@@ -212,11 +212,13 @@ export class ReplayEngine {
           case "exit":
             this.canonical = true;
             if (!this.live) return { kind: "end" };
+            m.flushOutput();
             this.exitedStatus = r.status;
             return { kind: "exited", status: r.status };
           case "halted": case "shutdown":
             this.canonical = true;
             if (!this.live) return { kind: "end" };
+            m.flushOutput();
             this.exitedStatus = 0;
             return { kind: "exited", status: 0 };
           case "idle":

@@ -183,7 +183,7 @@ describe.skipIf(!GDB)("the rrx gdb command", () => {
     await p.exited;
     expect(out).toContain("Breakpoint 1, bump (k=0) at dbg.c:15");
     expect(out).toContain("exited with code 01");
-    expect(out).toMatch(/dbg [0-9a-f]+ 0/); // the guest's own line: no serial input when live
+    expect(out).toMatch(/dbg [0-9a-f]+ 0\n/); // the guest's own line: no serial input when live
   }, 60_000);
 
   test("bad input gets a one-line error", async () => {
