@@ -50,7 +50,8 @@ export class Emu {
     for (let v = 0; v < 32; v++) {
       const off = HANDLERS + v * 16;
       dv.setUint32(IDT + v * 8, (0x08 << 16) | (off & 0xffff), true);
-      dv.setUint32(IDT + v * 8 + 4, (off & 0xffff0000) | 0x8e00, true);
+      // As Linux: INT3 and INTO may be used from user mode (DPL 3).
+      dv.setUint32(IDT + v * 8 + 4, (off & 0xffff0000) | (v === 3 || v === 4 ? 0xee00 : 0x8e00), true);
       mem.ram[off] = 0xf4; // hlt
     }
     this.pristine = mem.ram.slice(0, 0x8000);

@@ -341,6 +341,8 @@ function encodeBytes(insn: Insn, code32: boolean): number[] {
         break;
       }
       case "iret": size = insn.size ?? (code32 ? 32 : 16); body.push(0xcf); break;
+      case "enter": size = insn.size ?? (code32 ? 32 : 16); body.push(0xc8, ...le(isImm(dst) ? dst.imm : 0, 2), (isImm(src) ? src.imm : 0) & 0xff); break;
+      case "bound": osz(opSize(insn)); body.push(0x62); rm(regInfo((dst as { reg: Reg }).reg).n, src!); break;
       case "pushf": case "popf": case "pusha": case "popa":
         size = insn.size ?? (code32 ? 32 : 16);
         body.push({ pushf: 0x9c, popf: 0x9d, pusha: 0x60, popa: 0x61 }[op]!); break;
@@ -444,6 +446,8 @@ export function flagEffect(i: Insn, clValue?: number): FlagEffect {
     case "clc": case "stc": return E(0, F_CF);
     case "cmc": case "salc": return E(F_CF, op === "cmc" ? F_CF : 0);
     case "cld": case "std": return E(0, F_DF);
+    case "cmpxchg8b": return E(0, F_ZF);
+    case "into": return E(F_OF, 0);
     case "jcc": case "setcc": case "cmovcc": return E(cc ? COND_READS[cc] : F_ARITH, 0);
     case "loope": case "loopne": return E(F_ZF, 0);
     case "cmps": case "scas": return E(F_DF, F_ARITH); // with REP and ECX=0 nothing changes: callers handle that
@@ -513,6 +517,7 @@ export type Item =
   | { k: "pop"; form: number; a: number; rm: RmSpec; o16: boolean }
   | { k: "str"; op: number; size: Sz; rep: number; n: number; df: boolean; si: number; di: number }
   | { k: "misc"; op: number; imm: number }
+  | { k: "sys"; op: number; v: number; a: number; rm: RmSpec }
   | { k: "smc"; v: number; far: number }
   | { k: "skip"; cc: number; body: Item[] }
   | { k: "loop"; kind: number; n: number; body: Item[] };
@@ -776,6 +781,39 @@ function buildItem(b: Builder, it: Item, inLoop: boolean): void {
       else b.emit({ op });
       return;
     }
+    case "sys": {
+      const o = b.o;
+      switch (it.op % 10) {
+        case 0: { // CMPXCHG8B, equal or not
+          const spec: RmSpec & { kind: "mem" } = it.rm.kind === "mem" ? it.rm : { kind: "mem", form: 0, off: it.v, b: 0, x: 0, scale: 0, split: 0 };
+          const m = b.mem(spec, 8, [0, 1, 2, 3]);
+          if (it.v & 1) {
+            b.put({ op: "mov", dst: { reg: "eax" }, src: { mem: m } });
+            b.put({ op: "mov", dst: { reg: "edx" }, src: { mem: { ...m, disp: (m.disp ?? 0) + 4 } } });
+          }
+          b.emit({ op: "cmpxchg8b", dst: { mem: m }, lock: (it.v & 2) !== 0 });
+          return;
+        }
+        case 1: b.put({ op: "mov", dst: { reg: "ebx" }, src: { imm: o.dataBase + (it.v % (o.dataSize - 256)) } }); b.emit({ op: "xlat" }); return;
+        case 2: b.emit({ op: "salc" }); return;
+        case 3: b.emit({ op: "pusha", size: it.v & 1 ? 16 : 32 }); return;
+        case 4: b.emit({ op: "popa", size: it.v & 1 ? 16 : 32 }); return;
+        case 5: // ENTER (nesting level 0 or 1) ... LEAVE
+          b.emit({ op: "enter", dst: { imm: it.v & 0x3c }, src: { imm: (it.v >> 8) & 1 } });
+          b.emit({ op: "push", dst: { imm: it.a } });
+          b.emit({ op: "leave" });
+          return;
+        case 6: { // BOUND (may raise #BR)
+          const r = b.wreg(it.a, it.v & 1 ? 16 : 32, noEcx);
+          const spec: RmSpec & { kind: "mem" } = it.rm.kind === "mem" ? it.rm : { kind: "mem", form: 0, off: it.v, b: 0, x: 0, scale: 0, split: 0 };
+          b.emit({ op: "bound", dst: { reg: r }, src: { mem: b.mem(spec, 8, [regOf({ reg: r })]) } });
+          return;
+        }
+        case 7: b.emit({ op: "into" }); return;
+        case 8: b.emit({ op: "raw", bytes: [0xf0, 0x01, 0xc0 | ((it.a & 7) << 3) | (it.v & 7)] }); return; // LOCK on a register: #UD
+        default: b.emit({ op: "ud2" }); return;
+      }
+    }
     case "smc": {
       // Patch the immediate of the instruction right after this one (same block), or a byte
       // of already-executed code (only invalidation is observable).
@@ -826,7 +864,7 @@ function buildItems(b: Builder, items: Item[], inLoop: boolean): void {
       b.put({ op: "mov", dst: { reg: "ecx" }, src: { imm: n } });
       const sub = new Builder(b.o);
       sub.undef = b.undef;
-      buildItems(sub, it.body.filter((x) => x.k !== "smc" && x.k !== "skip" && x.k !== "loop" && x.k !== "str" && !(x.k === "muldiv") && !(x.k === "misc")), true);
+      buildItems(sub, it.body.filter((x) => x.k !== "smc" && x.k !== "skip" && x.k !== "loop" && x.k !== "str" && !(x.k === "muldiv") && !(x.k === "misc") && x.k !== "sys"), true);
       // End the body with an instruction that defines every arithmetic flag (LOOPE/LOOPNE read ZF,
       // and the next iteration must not see flags the body left undefined).
       sub.emit({ op: "cmp", dst: { reg: "eax" }, src: { reg: "edx" } });
@@ -888,6 +926,7 @@ function arbSimpleItem(): fc.Arbitrary<Item> {
     { weight: 2, arbitrary: fc.record({ k: fc.constant("pop" as const), form: small(1), a: small(7), rm: arbRm, o16: fc.boolean() }) },
     { weight: 2, arbitrary: fc.record({ k: fc.constant("str" as const), op: small(4), size: szArb, rep: small(3), n: small(8), df: fc.boolean(), si: small(1 << 16), di: small(1 << 16) }) },
     { weight: 3, arbitrary: fc.record({ k: fc.constant("misc" as const), op: small(16), imm: small(255) }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant("sys" as const), op: fc.oneof({ weight: 6, arbitrary: small(5) }, { weight: 1, arbitrary: fc.integer({ min: 6, max: 9 }) }), v: u32(), a: u32(), rm: arbRm }) },
   );
 }
 
