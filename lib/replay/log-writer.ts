@@ -9,7 +9,7 @@
  * Output is a pure function of (header, the sequence of calls): two writers fed the same
  * calls produce identical bytes; only the host section differs between two recordings.
  */
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { crc32 } from "./crc32.ts";
 import {
   ByteWriter, CHUNK_HEADER_BYTES, ChunkKind, EventKind, HeaderFlag, LIMITS,
@@ -22,6 +22,13 @@ export interface LogSink {
   write(bytes: Uint8Array): void;
   flush(): void;
   close(): void;
+  /**
+   * Replace the provisional tail (bytes after everything written with write()) with `bytes`.
+   * A crash keeps the last tail; the next write() or close() first drops it. This lets the
+   * recorder persist the chunk being built every 100 ms without fixing chunk boundaries by
+   * host time, so two recordings of the same run stay byte-identical.
+   */
+  writeTail(bytes: Uint8Array): void;
 }
 
 /** Collects everything in memory (tests, `rrx log` tooling). */
@@ -30,18 +37,26 @@ export class MemorySink implements LogSink {
   private size = 0;
   flushes = 0;
   closed = false;
+  private tail: Uint8Array | null = null;
   write(bytes: Uint8Array): void {
     if (this.closed) throw new Error("MemorySink: write after close");
+    this.tail = null;
     this.parts.push(bytes.slice());
     this.size += bytes.length;
   }
+  writeTail(bytes: Uint8Array): void {
+    if (this.closed) throw new Error("MemorySink: write after close");
+    this.tail = bytes.slice();
+  }
   flush(): void { this.flushes++; }
-  close(): void { this.closed = true; }
-  get length(): number { return this.size; }
+  close(): void { this.closed = true; this.tail = null; }
+  get length(): number { return this.size + (this.tail?.length ?? 0); }
+  /** Committed bytes plus the provisional tail (what a crash would leave). */
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.size);
+    const out = new Uint8Array(this.length);
     let o = 0;
     for (const p of this.parts) { out.set(p, o); o += p.length; }
+    if (this.tail) out.set(this.tail, o);
     return out;
   }
 }
@@ -53,19 +68,38 @@ export class MemorySink implements LogSink {
  */
 export class FileSink implements LogSink {
   private fd: number | null;
+  private committed = 0;
+  private tailLen = 0;
   constructor(readonly path: string, private opts: { fsync?: boolean; append?: boolean } = {}) {
     this.fd = openSync(path, opts.append ? "a" : "w", 0o644);
+    if (opts.append) this.committed = fstatSync(this.fd).size;
+  }
+  private dropTail(): void {
+    if (this.fd !== null && this.tailLen > 0) { ftruncateSync(this.fd, this.committed); this.tailLen = 0; }
+  }
+  private put(bytes: Uint8Array, at: number): void {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.fd!, bytes, off, bytes.length - off, at + off);
   }
   write(bytes: Uint8Array): void {
     if (this.fd === null) throw new Error(`${this.path}: write after close`);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    this.dropTail();
+    this.put(bytes, this.committed);
+    this.committed += bytes.length;
+  }
+  writeTail(bytes: Uint8Array): void {
+    if (this.fd === null) throw new Error(`${this.path}: write after close`);
+    // Write the new tail over the old one, then cut anything left of a longer old tail.
+    this.put(bytes, this.committed);
+    if (bytes.length < this.tailLen) ftruncateSync(this.fd, this.committed + bytes.length);
+    this.tailLen = bytes.length;
   }
   flush(): void {
     if (this.fd !== null && this.opts.fsync) fsyncSync(this.fd);
   }
   close(): void {
     if (this.fd === null) return;
+    this.dropTail();
     const fd = this.fd;
     this.fd = null;
     closeSync(fd);
@@ -134,12 +168,7 @@ export class LogWriter {
   }
 
   private writeChunk(kind: number, start: number, end: number, count: number, payload: Uint8Array): void {
-    if (payload.length > LIMITS.chunkPayload) throw new RangeError(`chunk payload ${payload.length} bytes exceeds ${LIMITS.chunkPayload}`);
-    const w = new ByteWriter(CHUNK_HEADER_BYTES + payload.length + 4);
-    w.u8(kind).u8(0).u16(0).u32(payload.length).u64(start).u64(end).u32(count).raw(payload);
-    const body = w.bytes();
-    w.u32(crc32(body));
-    this.emit(w.bytes());
+    this.emit(chunkBytes(kind, start, end, count, payload));
   }
 
   private checkOpen(): void {
@@ -206,6 +235,18 @@ export class LogWriter {
     this.chunkEvents = 0;
   }
 
+  /**
+   * Persist the chunk being built as the sink's provisional tail, with `icountNow` as its end
+   * icount, without ending it: chunk boundaries stay a function of the events alone.
+   */
+  persist(icountNow: number): void {
+    this.checkOpen();
+    this.checkIcount(icountNow);
+    if (this.chunkEvents === 0 && icountNow === this.chunkStart) return;
+    this.sink.writeTail(chunkBytes(ChunkKind.EVENTS, this.chunkStart, icountNow, this.chunkEvents, this.buf.bytes()));
+    this.sink.flush();
+  }
+
   /** Flush the last chunk, write the trailer, flush and close the sink. */
   finish(trailer: TrailerInput): void {
     this.checkOpen();
@@ -217,4 +258,14 @@ export class LogWriter {
     this.sink.flush();
     this.sink.close();
   }
+}
+
+/** One chunk: header fields, payload, CRC-32 over both. */
+function chunkBytes(kind: number, start: number, end: number, count: number, payload: Uint8Array): Uint8Array {
+  if (payload.length > LIMITS.chunkPayload) throw new RangeError(`chunk payload ${payload.length} bytes exceeds ${LIMITS.chunkPayload}`);
+  const w = new ByteWriter(CHUNK_HEADER_BYTES + payload.length + 4);
+  w.u8(kind).u8(0).u16(0).u32(payload.length).u64(start).u64(end).u32(count).raw(payload);
+  const body = w.bytes();
+  w.u32(crc32(body));
+  return w.bytes();
 }

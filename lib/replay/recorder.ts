@@ -1,8 +1,10 @@
 /**
  * The recorder: an EventObserver for the driver that writes every injected host event with its
  * icount, hash records every `hashInterval` instructions, and a trailer with the final hashes.
- * The chunk being built is flushed at least every 100 ms of host time (the driver's ticks), at
- * exit and on signals, so an interrupted recording keeps everything up to its last flush.
+ * Chunks end at hash records (deterministic). The chunk being built is persisted as the
+ * file's provisional tail at least every 100 ms of host time (the driver's ticks), at exit and
+ * on signals, so an interrupted recording keeps everything up to its last flush while two
+ * recordings of the same run stay byte-identical.
  */
 import type { EventObserver } from "../machine/driver.ts";
 import type { InputEvent, Machine } from "../machine/machine.ts";
@@ -25,20 +27,23 @@ export class Recorder implements EventObserver {
     logInputEvent(this.writer, icount, ev);
   }
 
+  /** A hash record ends its chunk: chunk boundaries depend only on the guest's run. */
   onHashPoint(icount: number): void {
     this.writer.hash(icount, this.hasher.record());
+    this.writer.flushChunk(icount);
   }
 
+  /** Every 100 ms of host time the chunk being built is persisted as the file's tail. */
   onTick(icount: number, hostMs: number): void {
     if (hostMs - this.lastFlushMs >= 100) {
-      this.writer.flushChunk(icount);
+      this.writer.persist(icount);
       this.lastFlushMs = hostMs;
     }
   }
 
-  /** Flush what we have (signals, crashes): the log stays replayable up to here. */
+  /** Persist what we have (signals, crashes): the log stays replayable up to here. */
   flush(): void {
-    if (!this.finished) this.writer.flushChunk(this.m.cpu.icount);
+    if (!this.finished) this.writer.persist(this.m.cpu.icount);
   }
 
   finish(reason: string, status: number): void {
