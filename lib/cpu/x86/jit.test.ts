@@ -38,7 +38,7 @@ const reg = fc.constantFrom(...REGS);
 const mem = fc.integer({ min: 0, max: 0x3f0 }).map((d) => ({ mem: { disp: DATA + d } }));
 const alu = fc.constantFrom("add", "or", "adc", "sbb", "and", "sub", "xor", "cmp");
 const imm = fc.oneof(fc.integer({ min: -128, max: 127 }), fc.integer({ min: 0, max: 0xffffffff }));
-const simple: fc.Arbitrary<EncInsn[]> = fc.oneof(
+const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(alu, reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })), mem)).map(([op, d, src]) => [{ op, dst: { reg: d }, src } as EncInsn]),
   fc.tuple(alu, mem, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })))).map(([op, d, src]) => [{ op, dst: d, src, size: 32 } as EncInsn]),
   fc.tuple(reg, reg).map(([a, b]) => [{ op: "test", dst: { reg: a }, src: { reg: b } }]),
