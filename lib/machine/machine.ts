@@ -330,11 +330,11 @@ export class Machine implements CpuBus {
     }
   }
 
-  restoreState(r: StateReader): void {
+  restoreState(r: StateReader, keepBlocks = false): void {
     this.idleNs = r.f64(); this.idleAtArrival = r.f64(); this.a20 = r.bool(); this.resetPending = r.bool(); this.resets = r.u32();
     const ex = r.f64();
     this.exitStatus = ex < 0 ? null : ex;
-    this.cpu.restore(new StateReader(r.bytes()));
+    this.cpu.restore(new StateReader(r.bytes()), keepBlocks);
     this.cpu.setA20(this.a20);
     for (const d of this.devices) {
       const name = r.str();

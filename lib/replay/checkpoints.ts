@@ -243,9 +243,10 @@ export class CheckpointStore {
       if (slot === ZERO) ram.fill(0, o, o + PAGE_SIZE);
       else ram.set(this.slotData(slot), o);
       m.mem.markDirty(p);
+      m.cpu.invalidatePage(p);
     }
-    m.restoreState(new StateReader(c.state));
-    m.cpu.flushBlocks();
+    // Translated code on pages that were not rewritten is still exact: keep it.
+    m.restoreState(new StateReader(c.state), true);
     m.cpu.flushTlb();
     this.setBase(c);
   }

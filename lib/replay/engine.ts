@@ -105,11 +105,7 @@ export class ReplayEngine {
     // was delivered at N just before it (a breakpoint on a handler's first instruction). Watch
     // deliveries to tell (a retired INT n delivers at N-1, so it does not count).
     const cpu = m.cpu;
-    const raise = cpu.raise.bind(cpu);
-    cpu.raise = (vec, hasErr, err, soft, ext) => {
-      this.lastRaiseAt = cpu.icount;
-      raise(vec, hasErr, err, soft, ext);
-    };
+    cpu.onDeliver = () => { this.lastRaiseAt = cpu.icount; };
     this.injectDue();
     this.store.take(this.ei);
   }

@@ -136,6 +136,8 @@ export class Cpu {
   bpAddr = 0;
   /** Disable the block cache: every block is one instruction (the reference single-step mode). */
   singleStep = false;
+  /** Called whenever an exception or interrupt is about to be delivered (debugger bookkeeping). */
+  onDeliver: ((vec: number, soft: boolean) => void) | null = null;
   /** Disable the block translator (interpreter only). */
   noJit = false;
   /** Executions of a block before it is translated (tests set 1 to translate everything). */
@@ -1018,6 +1020,7 @@ export class Cpu {
    * faults. `soft` marks INT n/INT3/INTO (gate DPL checked); `ext` marks hardware interrupts.
    */
   raise(vec: number, hasErr: boolean, err: number, soft = false, ext = false): void {
+    if (this.onDeliver !== null) this.onDeliver(vec, soft);
     if (soft) {
       // INT n/INT3/INTO: a fault during delivery is reported against the INT instruction.
       this.deliver(vec, hasErr, err, true, false);
@@ -1523,7 +1526,8 @@ export class Cpu {
     w.u8(this.cpl).bool(this.halted).bool(this.inhibit).f64(this.icount).u32(this.a20Mask);
   }
 
-  restore(r: StateReader): void {
+  /** Restore; with keepBlocks the caller invalidates the pages whose contents changed. */
+  restore(r: StateReader, keepBlocks = false): void {
     for (let i = 0; i < 8; i++) this.regs[i] = r.u32();
     this.eip = r.u32();
     this.eflags = r.u32();
@@ -1539,7 +1543,36 @@ export class Cpu {
     this.setCpl(r.u8());
     this.halted = r.bool(); this.inhibit = r.bool(); this.icount = r.f64(); this.a20Mask = r.u32();
     this.modeChanged();
-    this.flushBlocks();
+    this.prevBlock = null;
+    if (!keepBlocks) this.flushBlocks();
+  }
+
+  /**
+   * Drop every translated block that starts in or reaches into physical page `pg` (a caller
+   * that rewrote the page from outside the guest: checkpoint restore, debugger writes).
+   */
+  invalidatePage(pg: number): void {
+    if (!this.mem.code[pg] && !this.pageBlocks.has(pg)) return;
+    const list = this.pageBlocks.get(pg);
+    if (list) {
+      for (const b of list) {
+        if (!b.valid) continue;
+        b.valid = false;
+        this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
+        const other = b.phys >>> 12 === pg ? (b.phys2 >= 0 ? b.phys2 >>> 12 : -1) : b.phys >>> 12;
+        if (other >= 0) {
+          const ol = this.pageBlocks.get(other);
+          if (ol) {
+            const keep = ol.filter((x) => x !== b);
+            if (keep.length) { this.pageBlocks.set(other, keep); this.mem.code[other] = keep.length; }
+            else { this.pageBlocks.delete(other); this.mem.code[other] = 0; }
+          }
+        }
+      }
+      this.pageBlocks.delete(pg);
+    }
+    this.mem.code[pg] = 0;
+    this.chainEpoch++;
   }
 }
 
