@@ -146,6 +146,8 @@ export class Cpu {
   ci = 0;
   /** icount at the start of the running translated block. */
   jitBase = 0;
+  /** Instructions retired by earlier iterations of a self-looping translated block. */
+  jitDone = 0;
 
   readonly ram: Uint8Array;
   private readonly ramLen: number;
@@ -935,15 +937,16 @@ export class Cpu {
         if (fn !== null) {
           const e0 = this.eip;
           this.jitBase = base;
+          this.jitDone = 0;
           let k: number;
           try {
-            k = fn(this, this.regs, insns, exec);
+            k = fn(this, this.regs, insns, exec, target - base);
           } catch (e) {
             this.curBlock = null;
             if (e !== FAULT) throw e;
             const ci = this.ci;
             this.eip = this.code32 ? (e0 + insns[ci]!.off) >>> 0 : (e0 + insns[ci]!.off) & 0xffff;
-            this.icount = Math.max(this.icount, base + ci);
+            this.icount = Math.max(this.icount, base + this.jitDone + ci);
             this.raise(this.excVec, this.excHasErr, this.excErr);
             if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
             continue;

@@ -24,7 +24,8 @@ import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
 
 export const JIT_THRESHOLD = 40;
 
-export type BlockFn = (c: Cpu, r: Uint32Array, I: Insn[], X: typeof exec) => number;
+/** Runs the block; `lim` is the instruction budget (a self-looping block iterates within it). */
+export type BlockFn = (c: Cpu, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, P = partial
 // writer that also depends on old flags (INC/DEC keep CF), N = neither.
@@ -40,7 +41,8 @@ function flagUse(i: Insn): number {
   if (op >= 0x80 && op <= 0x83) return (i.reg === 2 || i.reg === 3) ? RW : W;
   if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return W;
   // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
-  if (op === 0xd1 || (op === 0xc1 && (i.imm & 31) !== 0)) return (i.reg === 2 || i.reg === 3) ? RW : W;
+  // (Rotates change only CF and OF: they are partial writers.)
+  if (op === 0xd1 || (op === 0xc1 && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
   switch (op) {
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
@@ -84,45 +86,74 @@ export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
     // the flags before it must be exact.
     if (mayFault(ins[k]!)) live = true;
   }
-  const L: string[] = [];
-  L.push("const e0 = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast, tr = c.tlbR, tw = c.tlbW; let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0;");
-  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
-  // The producer of the flags the next reader sees, if it is a compare-like op we can use.
+  // Translate every instruction first; a block whose instructions all translate and whose
+  // last instruction branches back to its own start becomes a loop inside the function.
+  const outs: (Out | null)[] = [];
   let prod: { kind: "sub" | "logic"; k: number } | null = null;
-  let ended = false;
-  for (let k = 0; k < n && !ended; k++) {
+  for (let k = 0; k < n; k++) {
+    const i = ins[k]!;
+    const code = translate(i, k, i.off + i.len, need[k]!, prod);
+    outs.push(code);
+    const u = flagUse(i);
+    if (code === null) prod = null;
+    else if (code.prod) prod = { kind: code.prod, k };
+    else if (u & W) prod = null;
+  }
+  const last = outs[n - 1];
+  const selfLoop = outs.every((o) => o !== null) && !!last?.branch && last.branch.takenOff === 0;
+
+  const L: string[] = [];
+  L.push("const e0 = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast, tr = c.tlbR, tw = c.tlbW; let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0;");
+  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
+  if (selfLoop) L.push("for (;;) { c.jitDone = done;");
+  for (let k = 0; k < n; k++) {
     const i = ins[k]!;
     const nextOff = i.off + i.len;
     const isLast = k === n - 1;
-    const code = translate(i, k, nextOff, need[k]!, prod);
+    const code = outs[k]!;
     if (code === null) {
       // Interpreter fallback for this one instruction.
       L.push(`c.ci = ${k}; c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} X(c, I[${k}]);`);
       if (!isLast) L.push(`if (c.brk !== 0) return ${k + 1};`);
-      prod = null;
-      if (isLast) { L.push(`return ${n};`); ended = true; }
+      else L.push(`return ${n};`);
+      continue;
+    }
+    if (isLast && code.branch) {
+      const br = code.branch;
+      const taken = `((e0 + ${br.takenOff}) >>> 0)`, fall = `((e0 + ${nextOff}) >>> 0)`;
+      L.push(code.src);
+      if (selfLoop) {
+        L.push(`done += ${n}; if (${br.cond}) { if (done + ${n} <= lim) continue; c.eip = e0; } else c.eip = ${fall}; return done; }`);
+      } else if (br.cond === "true") {
+        L.push(`c.eip = ${taken}; return ${n};`);
+      } else {
+        L.push(`c.eip = ${br.cond} ? ${taken} : ${fall}; return ${n};`);
+      }
       continue;
     }
     L.push(code.src);
-    if (code.store && !isLast) L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; return ${k + 1}; }`);
-    const u = flagUse(i);
-    if (code.prod) prod = { kind: code.prod, k };
-    else if (u & W) prod = null;
-    if (code.ends) { L.push(`return ${n};`); ended = true; }
-  }
-  if (!ended) {
-    const last = ins[n - 1]!;
-    L.push(`c.eip = (e0 + ${last.off + last.len}) >>> 0; return ${n};`);
+    if (code.store && !isLast) L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; return done + ${k + 1}; }`);
+    if (code.ends) { L.push(`return ${n};`); continue; }
+    if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; return ${n};`);
   }
   try {
     // eslint-disable-next-line no-new-func
-    return new Function("c", "r", "I", "X", L.join("\n")) as BlockFn;
+    return new Function("c", "r", "I", "X", "lim", L.join("\n")) as BlockFn;
   } catch {
     return null;
   }
 }
 
-interface Out { src: string; store?: boolean; ends?: boolean; prod?: "sub" | "logic" }
+interface Out {
+  src: string;
+  /** Writes memory: the block must stop if the write hit code or a watchpoint. */
+  store?: boolean;
+  /** Sets EIP itself (call, ret). */
+  ends?: boolean;
+  prod?: "sub" | "logic";
+  /** A relative branch: condition ("true" for JMP) and the taken target's offset in the block. */
+  branch?: { cond: string; takenOff: number };
+}
 
 function ea(i: Insn): string {
   let s = String(i.disp | 0);
@@ -345,12 +376,11 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
     case 0x180: case 0x181: case 0x182: case 0x183: case 0x184: case 0x185: case 0x186: case 0x187:
     case 0x188: case 0x189: case 0x18a: case 0x18b: case 0x18c: case 0x18d: case 0x18e: case 0x18f: {
       if (!o32) return null;
-      const cond = condExpr(op & 15, prod);
-      return { src: `c.eip = ${cond} ? ((e0 + ${nextOff + i.imm}) >>> 0) : ${nx};`, ends: true };
+      return { src: "", branch: { cond: condExpr(op & 15, prod), takenOff: nextOff + i.imm } };
     }
     case 0xeb: case 0xe9:
       if (!o32) return null;
-      return { src: `c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
+      return { src: "", branch: { cond: "true", takenOff: nextOff + i.imm } };
     case 0xe8:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", nx)} r[4] = (r[4] - 4) >>> 0; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
