@@ -1,0 +1,476 @@
+/**
+ * A random guest workload for the determinism properties, built in-process (no toolchain).
+ *
+ * The image is flat 32-bit protected mode entered through setMultibootEntryState. The guest
+ * loads its own GDT and IDT (written into RAM here), reloads every segment register, remaps
+ * the PIC to 0x20/0x28, programs the PIT to a random rate, enables UART RX interrupts (COM1,
+ * optionally with FIFOs), keyboard interrupts and the PS/2 mouse, then executes STI and a
+ * main program: random segments that are either random valid i386 code (encoder.ts items:
+ * arithmetic, memory traffic, loops, calls, self-modifying writes) confined to a sandbox, or
+ * port I/O to the devices (THR writes, PIT latches, PIC OCW3 reads, RTC reads, VGA text and
+ * CRTC cursor writes, i8042 status reads, RDTSC, tight spin loops, STI;HLT waits, CLI'd
+ * spins). It ends with a debug exit (out 0xF4), CLI;HLT, or a HLT loop.
+ *
+ * Interrupt handlers (assembled with the encoder) read their device ports and store and
+ * accumulate what they read into RAM: IRQ0 latches and reads PIT counter 0, IRQ4 drains the
+ * UART RX FIFO into a ring, IRQ1/IRQ12 read the i8042 into rings. Exception handlers count
+ * the vector and skip the faulting instruction using a per-byte instruction-length table of
+ * the main code (an unexpected exception exits with status (0x100+vector)<<1|1).
+ *
+ * Scripted input (serial bytes, keys, mouse moves) arrives at random virtual times, many of
+ * them while the main program is in a tight loop.
+ *
+ * Everything is plain data (GuestSpec) so fast-check can shrink it; buildGuest() is
+ * deterministic; describeGuest() prints the disassembly for a failure report.
+ */
+import fc from "fast-check";
+import { assemble, arbItem, buildProgram, encode, type Insn, type Item, type ProgramOptions } from "../../lib/cpu/x86/encoder.ts";
+import { disasm } from "../../lib/cpu/x86/disasm.ts";
+import { Machine, type InputEvent } from "../../lib/machine/machine.ts";
+import { setMultibootEntryState } from "../../lib/machine/boot.ts";
+import type { ScriptEvent } from "../../lib/machine/script.ts";
+import { descriptor } from "../cpu/machine.ts";
+
+// ---- layout ----
+export const MEM_BYTES = 4 << 20;
+export const GDT = 0x1000, GDTR = 0x1100, IDTR = 0x1108, IDT = 0x2000, HANDLERS = 0x3000;
+/** Guest-visible results: exception counts, IRQ counters/accumulators, rings, I/O results. */
+export const STATE = 0x6000;
+export const EXC = STATE; // 32 dwords: count per exception vector
+export const PIT_CNT = STATE + 0x100, PIT_ACC = STATE + 0x104, RX_CNT = STATE + 0x108, RX_ACC = STATE + 0x10c;
+export const KB_CNT = STATE + 0x110, MS_CNT = STATE + 0x114, KB_STAT = STATE + 0x118, IIR_LAST = STATE + 0x11c;
+export const RX_RING = STATE + 0x200, KB_RING = STATE + 0x300, MS_RING = STATE + 0x400, IO_SLOTS = STATE + 0x500;
+export const LEN_TABLE = 0x40000;
+export const CODE = 0x100000;
+export const DATA = 0x200000, DATA_SIZE = 0x10000, STACK_TOP = DATA + 0x8000;
+export const VGA_TEXT = 0xb8000;
+export const BOOT_EPOCH = 1_700_000_000;
+
+// ---- spec ----
+export type IoSeg =
+  | { k: "thr"; byte: number }
+  | { k: "pit"; slot: number; readback: boolean }
+  | { k: "ocw3"; slot: number; isr: boolean }
+  | { k: "rtc"; reg: number; slot: number }
+  | { k: "vga"; pos: number; val: number }
+  | { k: "cursor"; pos: number }
+  | { k: "kbstat"; slot: number }
+  | { k: "rdtsc"; slot: number }
+  | { k: "spin"; n: number }
+  | { k: "wait" }
+  | { k: "clispin"; n: number };
+export type Segment = IoSeg | { k: "code"; items: Item[] };
+export type Ending = { k: "exit"; status: number } | { k: "clihlt" } | { k: "hltloop" };
+
+export interface ScriptItem {
+  /** When, in thousandths of the program's estimated duration (see estimateDuration). */
+  at: number;
+  ev: InputEvent;
+}
+
+export interface GuestSpec {
+  ips: number;
+  pitDivisor: number;
+  fifo: boolean;
+  mouse: boolean;
+  unguardedDiv: boolean;
+  segments: Segment[];
+  ending: Ending;
+  script: ScriptItem[];
+  hashInterval: number;
+}
+
+export interface Guest {
+  spec: GuestSpec;
+  /** Regions to write into RAM. */
+  image: { addr: number; bytes: Uint8Array }[];
+  /** The main program (setup + segments + ending) at CODE. */
+  main: Uint8Array;
+  /** Offset in `main` where the random segments start. */
+  bodyStart: number;
+  script: ScriptEvent[];
+  /** Instruction budget of a run (the HLT-loop ending runs until it). */
+  maxInsns: number;
+  /** Estimated duration of the main program in instruction times. */
+  estimate: number;
+}
+
+// ---- a tiny assembler with labels ----
+type AsmItem = Insn | { label: string } | { jmpTo: string; op: string; cc?: string } | { farJmpNext: number };
+
+function isLabel(a: AsmItem): a is { label: string } { return "label" in a; }
+function isJmp(a: AsmItem): a is { jmpTo: string; op: string } { return "jmpTo" in a; }
+function isFar(a: AsmItem): a is { farJmpNext: number } { return "farJmpNext" in a; }
+
+/** Assemble with labels; branches to labels use the near (rel32) form except loop/jecxz. Returns bytes and the start offset of each item. */
+export function asm(base: number, items: AsmItem[]): { bytes: Uint8Array; starts: number[]; lens: number[] } {
+  const enc = (a: AsmItem, addr: number, labels: Map<string, number> | null): Uint8Array => {
+    if (isLabel(a)) return new Uint8Array(0);
+    if (isFar(a)) {
+      const t = (addr + 7) >>> 0;
+      return Uint8Array.of(0xea, t & 0xff, (t >>> 8) & 0xff, (t >>> 16) & 0xff, t >>> 24, a.farJmpNext & 0xff, a.farJmpNext >> 8);
+    }
+    if (isJmp(a)) {
+      const short = a.op === "loop" || a.op === "jecxz";
+      const probe = encode({ op: a.op, rel: 0, alt: !short });
+      const target = labels ? labels.get(a.jmpTo) : addr;
+      if (target === undefined) throw new Error(`asm: no label ${a.jmpTo}`);
+      const rel = target - (addr + probe.length);
+      if (short && (rel < -128 || rel > 127)) throw new Error(`asm: ${a.op} to ${a.jmpTo} out of range`);
+      return encode({ op: a.op, rel, alt: !short });
+    }
+    return encode(a);
+  };
+  const labels = new Map<string, number>();
+  let addr = base;
+  const lens: number[] = [];
+  for (const a of items) {
+    if (isLabel(a)) labels.set(a.label, addr);
+    const n = enc(a, addr, null).length;
+    lens.push(n);
+    addr += n;
+  }
+  const out: number[] = [];
+  const starts: number[] = [];
+  addr = base;
+  for (const a of items) {
+    starts.push(addr - base);
+    const b = enc(a, addr, labels);
+    out.push(...b);
+    addr += b.length;
+  }
+  return { bytes: Uint8Array.from(out), starts, lens };
+}
+
+const r = (reg: string) => ({ reg }) as { reg: never };
+const imm = (v: number) => ({ imm: v });
+const mem = (disp: number) => ({ mem: { disp } });
+const I = (op: string, dst?: unknown, src?: unknown, extra: Partial<Insn> = {}): Insn => ({ op, dst: dst as never, src: src as never, ...extra });
+
+const outImm = (port: number, v: number): Insn[] => [I("mov", r("al"), imm(v & 0xff)), I("out", imm(port), r("al"))];
+const outDx = (port: number, v: number): Insn[] => [I("mov", r("dx"), imm(port)), I("mov", r("al"), imm(v & 0xff)), I("out", r("dx"), r("al"))];
+
+// ---- handlers ----
+const TRAPS = new Set([1, 3, 4]);
+const HAS_ERR = new Set([8, 10, 11, 12, 13, 14, 17]);
+const HANDLER_SLOT = 64;
+
+function exceptionHandler(v: number, codeLen: number): AsmItem[] {
+  const out: AsmItem[] = [I("push", r("eax")), I("push", r("ecx")), I("inc", mem(EXC + 4 * v), undefined, { size: 32 })];
+  if (TRAPS.has(v)) return [...out, I("pop", r("ecx")), I("pop", r("eax")), I("iret")];
+  const off = 8 + (HAS_ERR.has(v) ? 4 : 0);
+  out.push(
+    I("mov", r("eax"), { mem: { base: "esp", disp: off } }),
+    I("sub", r("eax"), imm(CODE)),
+    I("cmp", r("eax"), imm(codeLen)),
+    { jmpTo: "bad", op: "jae" },
+    I("movzx", r("ecx"), { mem: { base: "eax", disp: LEN_TABLE } }, { size: 8 }),
+    I("test", r("ecx"), r("ecx")),
+    { jmpTo: "bad", op: "je" },
+    I("add", { mem: { base: "esp", disp: off } }, r("ecx")),
+    I("pop", r("ecx")), I("pop", r("eax")),
+  );
+  if (HAS_ERR.has(v)) out.push(I("add", r("esp"), imm(4)));
+  out.push(I("iret"), { label: "bad" }, I("mov", r("eax"), imm(0x100 + v)), I("out", imm(0xf4), r("eax")), I("cli"), I("hlt"));
+  return out;
+}
+
+function ringStore(cnt: number, ring: number): Insn[] {
+  return [
+    I("mov", r("ebx"), mem(cnt)), I("and", r("ebx"), imm(0xff)),
+    I("mov", { mem: { base: "ebx", disp: ring } }, r("al")),
+    I("inc", mem(cnt), undefined, { size: 32 }),
+  ];
+}
+
+function irqHandlers(): { vec: number; code: AsmItem[] }[] {
+  const eoi = (slave: boolean): Insn[] => [...(slave ? outImm(0xa0, 0x20) : []), ...outImm(0x20, 0x20)];
+  const pit: AsmItem[] = [
+    I("push", r("eax")), I("push", r("ebx")),
+    I("inc", mem(PIT_CNT), undefined, { size: 32 }),
+    ...outImm(0x43, 0x00), // latch counter 0
+    I("in", r("al"), imm(0x40)), I("mov", r("bl"), r("al")), I("in", r("al"), imm(0x40)), I("mov", r("bh"), r("al")),
+    I("movzx", r("ebx"), r("bx")), I("add", mem(PIT_ACC), r("ebx")),
+    I("in", r("al"), imm(0x61)), I("movzx", r("ebx"), r("al")), I("add", mem(PIT_ACC), r("ebx")),
+    ...eoi(false), I("pop", r("ebx")), I("pop", r("eax")), I("iret"),
+  ];
+  const uart: AsmItem[] = [
+    I("push", r("eax")), I("push", r("edx")), I("push", r("ebx")),
+    { label: "more" },
+    I("mov", r("dx"), imm(0x3fd)), I("in", r("al"), r("dx")), I("test", r("al"), imm(1)), { jmpTo: "done", op: "je" },
+    I("mov", r("dx"), imm(0x3f8)), I("in", r("al"), r("dx")),
+    ...ringStore(RX_CNT, RX_RING),
+    I("movzx", r("ebx"), r("al")), I("add", mem(RX_ACC), r("ebx")),
+    { jmpTo: "more", op: "jmp" },
+    { label: "done" },
+    I("mov", r("dx"), imm(0x3fa)), I("in", r("al"), r("dx")), I("mov", mem(IIR_LAST), r("al")),
+    ...eoi(false), I("pop", r("ebx")), I("pop", r("edx")), I("pop", r("eax")), I("iret"),
+  ];
+  const kbd = (slave: boolean, cnt: number, ring: number): AsmItem[] => [
+    I("push", r("eax")), I("push", r("ebx")),
+    I("in", r("al"), imm(0x64)), I("mov", mem(KB_STAT), r("al")),
+    I("in", r("al"), imm(0x60)), ...ringStore(cnt, ring),
+    ...eoi(slave), I("pop", r("ebx")), I("pop", r("eax")), I("iret"),
+  ];
+  const spurious = (slave: boolean): AsmItem[] => [I("push", r("eax")), ...eoi(slave), I("pop", r("eax")), I("iret")];
+  const out: { vec: number; code: AsmItem[] }[] = [];
+  for (let irq = 0; irq < 16; irq++) {
+    const vec = 0x20 + irq;
+    const code = irq === 0 ? pit : irq === 4 ? uart : irq === 1 ? kbd(false, KB_CNT, KB_RING) : irq === 12 ? kbd(true, MS_CNT, MS_RING) : spurious(irq >= 8);
+    out.push({ vec, code });
+  }
+  return out;
+}
+
+// ---- main program ----
+function setup(spec: GuestSpec): Insn[] {
+  const gdtr = [0x0f, 0x01, 0x15, GDTR & 0xff, (GDTR >> 8) & 0xff, (GDTR >> 16) & 0xff, GDTR >>> 24];
+  const idtr = [0x0f, 0x01, 0x1d, IDTR & 0xff, (IDTR >> 8) & 0xff, (IDTR >> 16) & 0xff, IDTR >>> 24];
+  const d = spec.pitDivisor;
+  return [
+    { op: "raw", bytes: gdtr }, { op: "raw", bytes: idtr },
+    { op: "farjmp" } as Insn, // placeholder, replaced in buildMain
+    I("mov", r("ax"), imm(0x10)),
+    ...(["ds", "es", "ss", "fs", "gs"].map((s) => I("mov", r(s), r("ax")))),
+    I("mov", r("esp"), imm(STACK_TOP)),
+    // PIC: ICW1..ICW4, master at 0x20, slave at 0x28; unmask IRQ0, 1, 2, 4 and 12.
+    ...outImm(0x20, 0x11), ...outImm(0xa0, 0x11), ...outImm(0x21, 0x20), ...outImm(0xa1, 0x28),
+    ...outImm(0x21, 0x04), ...outImm(0xa1, 0x02), ...outImm(0x21, 0x01), ...outImm(0xa1, 0x01),
+    ...outImm(0x21, 0xe8), ...outImm(0xa1, 0xef),
+    // PIT counter 0, lo/hi, mode 2, random divisor.
+    ...outImm(0x43, 0x34), ...outImm(0x40, d & 0xff), ...outImm(0x40, d >> 8),
+    // UART: 8N1, FIFO (trigger 1 or 8) or none, MCR DTR|RTS|OUT2, IER = RX data available.
+    ...outDx(0x3fb, 0x03), ...outDx(0x3fa, spec.fifo ? 0x87 : 0x00), ...outDx(0x3fc, 0x0b), ...outDx(0x3f9, 0x01),
+    // i8042: command byte = translate | sys | aux IRQ | kbd IRQ; mouse on and reporting.
+    ...outImm(0x64, 0x60), ...outImm(0x60, 0x47),
+    ...(spec.mouse ? [...outImm(0x64, 0xa8), ...outImm(0x64, 0xd4), ...outImm(0x60, 0xf4)] : []),
+    I("sti"),
+  ];
+}
+
+function ioInsns(s: IoSeg, idx: number): AsmItem[] {
+  const slot = (n: number) => IO_SLOTS + (n & 63) * 4;
+  const L = (x: string) => `${x}${idx}`;
+  switch (s.k) {
+    case "thr": return [
+      I("mov", r("dx"), imm(0x3fd)), { label: L("poll") }, I("in", r("al"), r("dx")), I("test", r("al"), imm(0x20)), { jmpTo: L("poll"), op: "je" },
+      I("mov", r("dx"), imm(0x3f8)), I("mov", r("al"), imm(s.byte)), I("out", r("dx"), r("al")),
+    ];
+    case "pit": return [
+      ...outImm(0x43, s.readback ? 0xc2 : 0x00),
+      ...(s.readback ? [I("in", r("al"), imm(0x40)), I("mov", { mem: { disp: slot(s.slot + 1) } }, r("al"))] : []),
+      I("in", r("al"), imm(0x40)), I("mov", r("ah"), r("al")), I("in", r("al"), imm(0x40)), I("mov", mem(slot(s.slot)), r("ax")),
+    ];
+    case "ocw3": return [...outImm(0x20, s.isr ? 0x0b : 0x0a), I("in", r("al"), imm(0x20)), I("mov", mem(slot(s.slot)), r("al")), I("in", r("al"), imm(0x21)), I("mov", mem(slot(s.slot) + 1), r("al"))];
+    case "rtc": return [...outImm(0x70, s.reg), I("in", r("al"), imm(0x71)), I("mov", mem(slot(s.slot)), r("al"))];
+    case "vga": return [I("mov", mem(VGA_TEXT + 2 * (s.pos % 2000)), imm(s.val & 0xffff), { size: 16 })];
+    case "cursor": {
+      const p = s.pos % 2000;
+      return [...outDx(0x3d4, 0x0e), ...outDx(0x3d5, p >> 8), ...outDx(0x3d4, 0x0f), ...outDx(0x3d5, p & 0xff)];
+    }
+    case "kbstat": return [I("in", r("al"), imm(0x64)), I("mov", mem(slot(s.slot)), r("al"))];
+    case "rdtsc": return [I("rdtsc"), I("mov", mem(slot(s.slot)), r("eax")), I("mov", mem(slot(s.slot + 1)), r("edx"))];
+    case "spin": return [I("mov", r("ecx"), imm(s.n + 1)), { label: L("spin") }, I("add", r("eax"), r("ecx")), { jmpTo: L("spin"), op: "loop" }];
+    case "wait": return [I("sti"), I("hlt")];
+    case "clispin": return [I("cli"), I("mov", r("ecx"), imm(s.n + 1)), { label: L("spin") }, { jmpTo: L("spin"), op: "loop" }, I("sti")];
+  }
+}
+
+function sandbox(codeBase: number, spec: GuestSpec): ProgramOptions {
+  return { codeBase, dataBase: DATA, dataSize: DATA_SIZE, stackTop: STACK_TOP, selfModify: true, unguardedDiv: spec.unguardedDiv };
+}
+
+/** Lay out the main program: returns bytes, per-byte instruction lengths, and where the body starts. */
+function buildMain(spec: GuestSpec): { bytes: Uint8Array; lens: Uint8Array; bodyStart: number } {
+  const parts: number[] = [];
+  const lens: number[] = [];
+  const put = (bytes: Uint8Array, starts: number[], ilens: number[]) => {
+    const at = parts.length;
+    for (let i = 0; i < starts.length; i++) if (ilens[i]! > 0) lens[at + starts[i]!] = ilens[i]!;
+    parts.push(...bytes);
+  };
+  const putAsm = (items: AsmItem[]) => {
+    const a = asm(CODE + parts.length, items);
+    put(a.bytes, a.starts, a.lens);
+  };
+  const st = setup(spec).map((i): AsmItem => (i.op === "farjmp" ? { farJmpNext: 0x08 } : i));
+  putAsm(st);
+  const bodyStart = parts.length;
+  spec.segments.forEach((s, idx) => {
+    if (s.k !== "code") { putAsm(ioInsns(s, idx)); return; }
+    putAsm([I("mov", r("esp"), imm(STACK_TOP))]);
+    const p = buildProgram(s.items, sandbox(CODE + parts.length, spec));
+    put(p.code, p.offsets, p.offsets.map((o, i) => (i + 1 < p.offsets.length ? p.offsets[i + 1]! : p.code.length) - o));
+    // Leave no undefined flag behind for the next segment.
+    if (p.undefFlags) putAsm([I("cmp", r("eax"), r("ecx"))]);
+  });
+  const e = spec.ending;
+  if (e.k === "exit") putAsm([I("mov", r("eax"), imm(e.status & 0xff)), I("out", imm(0xf4), r("eax")), I("cli"), I("hlt")]);
+  else if (e.k === "clihlt") putAsm([I("cli"), I("hlt")]);
+  else putAsm([{ label: "idle" }, I("hlt"), { jmpTo: "idle", op: "jmp" }]);
+  const lt = new Uint8Array(parts.length);
+  lens.forEach((v, i) => { if (v !== undefined) lt[i] = v; });
+  return { bytes: Uint8Array.from(parts), lens: lt, bodyStart };
+}
+
+export function buildGuest(spec: GuestSpec): Guest {
+  const main = buildMain(spec);
+  const image: Guest["image"] = [];
+  // GDT: null, flat ring-0 code 0x08, flat ring-0 data 0x10.
+  const gdt = new Uint8Array(24);
+  const gv = new DataView(gdt.buffer);
+  [[0, 0], descriptor(0, 0xfffff, 0x9a, 0xc), descriptor(0, 0xfffff, 0x92, 0xc)].forEach(([lo, hi], i) => { gv.setUint32(i * 8, lo!, true); gv.setUint32(i * 8 + 4, hi!, true); });
+  image.push({ addr: GDT, bytes: gdt });
+  const dtr = new Uint8Array(14);
+  const dv = new DataView(dtr.buffer);
+  dv.setUint16(0, 23, true); dv.setUint32(2, GDT, true);
+  dv.setUint16(8, 256 * 8 - 1, true); dv.setUint32(10, IDT, true);
+  image.push({ addr: GDTR, bytes: dtr });
+  // Handlers: exceptions 0..31, IRQs 0x20..0x2f, one "unexpected vector" handler for the rest.
+  const handlerAt = new Array<number>(256);
+  const code: number[] = [];
+  const place = (items: AsmItem[]): number => {
+    const at = HANDLERS + code.length;
+    const a = asm(at, items);
+    code.push(...a.bytes);
+    while (code.length % 16) code.push(0x90);
+    return at;
+  };
+  for (let v = 0; v < 32; v++) handlerAt[v] = place(exceptionHandler(v, main.bytes.length));
+  for (const h of irqHandlers()) handlerAt[h.vec] = place(h.code);
+  const unexpected = place([I("mov", r("eax"), imm(0x3ff)), I("out", imm(0xf4), r("eax")), I("cli"), I("hlt")]);
+  const idt = new Uint8Array(256 * 8);
+  const iv = new DataView(idt.buffer);
+  for (let v = 0; v < 256; v++) {
+    const off = handlerAt[v] ?? unexpected;
+    iv.setUint32(v * 8, ((0x08 << 16) | (off & 0xffff)) >>> 0, true);
+    iv.setUint32(v * 8 + 4, ((off & 0xffff0000) | 0x8e00) >>> 0, true);
+  }
+  image.push({ addr: IDT, bytes: idt });
+  if (code.length > STATE - HANDLERS) throw new Error("handlers too large");
+  image.push({ addr: HANDLERS, bytes: Uint8Array.from(code) });
+  image.push({ addr: LEN_TABLE, bytes: main.lens });
+  image.push({ addr: CODE, bytes: main.bytes });
+  const nsPer = 1e9 / spec.ips;
+  const estimate = estimateDuration(spec);
+  const script: ScriptEvent[] = [];
+  for (const s of [...spec.script].sort((a, b) => a.at - b.at)) {
+    const atNs = Math.floor(((s.at * estimate) / 1000) * nsPer);
+    const last = script[script.length - 1];
+    if (last && last.atNs === atNs) last.events.push(s.ev);
+    else script.push({ atNs, events: [s.ev], line: script.length + 1 });
+  }
+  return { spec, image, main: main.bytes, bodyStart: main.bodyStart, script, estimate, maxInsns: Math.ceil(estimate * 1.5) + 20_000 };
+}
+
+/** Rough duration of the main program in instruction times (virtual time x ips). */
+export function estimateDuration(spec: GuestSpec): number {
+  const pitPeriod = (spec.pitDivisor / 1_193_182) * spec.ips;
+  const charTime = 86.8e-6 * spec.ips;
+  let t = 80;
+  for (const s of spec.segments) {
+    switch (s.k) {
+      case "code": t += 6 * s.items.length; break;
+      case "spin": t += 2 * s.n + 2; break;
+      case "clispin": t += s.n + 4; break;
+      case "thr": t += charTime / 8 + 8; break;
+      case "wait": t += pitPeriod / 2; break;
+      default: t += 8;
+    }
+  }
+  return Math.ceil(t);
+}
+
+/** Load the image and set the entry state (also what a reset does). */
+export function loadGuest(m: Machine, g: Guest): void {
+  m.ram.fill(0);
+  for (const p of g.image) m.ram.set(p.bytes, p.addr);
+  m.mem.markAllDirty();
+  m.cpu.flushBlocks();
+  const icount = m.cpu.icount;
+  setMultibootEntryState(m.cpu, CODE, 0);
+  m.cpu.icount = icount;
+}
+
+export function newMachine(g: Guest, tweak?: (m: Machine) => void): Machine {
+  const m = new Machine({ memBytes: MEM_BYTES, ips: g.spec.ips, bootEpochSeconds: BOOT_EPOCH });
+  tweak?.(m);
+  loadGuest(m, g);
+  m.onReset = () => loadGuest(m, g);
+  return m;
+}
+
+/** What to print when a property fails: the spec's knobs, the script and the disassembly. */
+export function describeGuest(g: Guest): string {
+  const s = g.spec;
+  const lines = [
+    `guest: ips=${s.ips} pitDivisor=${s.pitDivisor} fifo=${s.fifo} mouse=${s.mouse} unguardedDiv=${s.unguardedDiv} hashInterval=${s.hashInterval} maxInsns=${g.maxInsns} estimate=${g.estimate} ending=${JSON.stringify(s.ending)}`,
+    `script (${g.script.length}): ${g.script.map((e) => `@${e.atNs}ns ${e.events.map((x) => JSON.stringify(x)).join(" ")}`).join("; ")}`,
+    `segments: ${JSON.stringify(s.segments.map((x) => (x.k === "code" ? `code[${x.items.length}]` : x)))}`,
+    `main program body (setup of ${g.bodyStart} bytes at 0x${CODE.toString(16)} omitted):`,
+  ];
+  let text: string[];
+  try { text = disasm(g.main.subarray(g.bodyStart), true, CODE + g.bodyStart); } catch (e) { text = [`(disasm failed: ${e})`]; }
+  return [...lines, ...text].join("\n");
+}
+
+// ---- arbitraries ----
+const slotArb = fc.nat({ max: 63 });
+export const ioSegArb: fc.Arbitrary<IoSeg> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ k: fc.constant("thr" as const), byte: fc.integer({ min: 0x20, max: 0x7e }) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("pit" as const), slot: slotArb, readback: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("ocw3" as const), slot: slotArb, isr: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("rtc" as const), reg: fc.oneof(fc.nat({ max: 0x0d }), fc.nat({ max: 0xff })), slot: slotArb }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("vga" as const), pos: fc.nat({ max: 1999 }), val: fc.nat({ max: 0xffff }) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("cursor" as const), pos: fc.nat({ max: 1999 }) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("kbstat" as const), slot: slotArb }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("rdtsc" as const), slot: slotArb }) },
+  { weight: 3, arbitrary: fc.record({ k: fc.constant("spin" as const), n: fc.nat({ max: 5000 }) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("wait" as const) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("clispin" as const), n: fc.nat({ max: 500 }) }) },
+);
+
+const codeSegArb: fc.Arbitrary<Segment> = fc.record({
+  k: fc.constant("code" as const),
+  items: fc.array(arbItem({ selfModify: true, branches: true }), { minLength: 1, maxLength: 16, size: "medium" }),
+});
+
+const SET2 = [0x1c, 0x32, 0x21, 0x23, 0x24, 0x2b, 0x34, 0x5a, 0x29, 0x16, 0x1e, 0x12, 0x76, 0x66];
+export const inputArb: fc.Arbitrary<InputEvent> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("serial" as const), port: fc.constantFrom(0, 0, 0, 1), byte: fc.nat({ max: 255 }) }) },
+  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...SET2), fc.boolean()).map(([c, brk]): InputEvent => ({ kind: "key", bytes: brk ? [0xf0, c] : [c] })) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("mouse" as const), dx: fc.integer({ min: -300, max: 300 }), dy: fc.integer({ min: -300, max: 300 }), buttons: fc.nat({ max: 7 }) }) },
+);
+
+export interface GuestArbOptions {
+  maxSegments?: number;
+  maxEvents?: number;
+}
+
+export function guestArb(o: GuestArbOptions = {}): fc.Arbitrary<GuestSpec> {
+  return fc.record({
+    ips: fc.constantFrom(10_000_000, 50_000_000, 100_000_000),
+    divRaw: fc.integer({ min: 16, max: 4000 }),
+    fifo: fc.boolean(),
+    mouse: fc.boolean(),
+    unguardedDiv: fc.boolean(),
+    segments: fc.array(fc.oneof({ weight: 3, arbitrary: codeSegArb }, { weight: 2, arbitrary: ioSegArb }), { minLength: 1, maxLength: o.maxSegments ?? 24, size: "medium" }),
+    ending: fc.oneof(
+      { weight: 3, arbitrary: fc.record({ k: fc.constant("exit" as const), status: fc.nat({ max: 255 }) }) },
+      { weight: 1, arbitrary: fc.record({ k: fc.constant("clihlt" as const) }) },
+      { weight: 1, arbitrary: fc.record({ k: fc.constant("hltloop" as const) }) },
+    ),
+    script: fc.array(fc.record({ at: fc.nat({ max: 1200 }), ev: inputArb }), { maxLength: o.maxEvents ?? 12 }),
+    hashInterval: fc.constantFrom(997, 4096, 10_000),
+  }).map(({ divRaw, ...s }) => {
+    // A PIT period of at least ~150 instructions: the main program always makes progress.
+    const minDiv = Math.ceil((150 * 1_193_182) / s.ips);
+    return { ...s, pitDivisor: Math.min(0xffff, Math.max(divRaw, minDiv)) };
+  });
+}
+
+export const RUNS_ENV = process.env.RRX_PROPERTY_RUNS ? Number(process.env.RRX_PROPERTY_RUNS) : undefined;
+/** Default run counts are modest; RRX_PROPERTY_RUNS=N runs N. */
+export const runs = (dflt: number): number => RUNS_ENV ?? dflt;
+
+export { assemble };
