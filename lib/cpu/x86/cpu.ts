@@ -43,6 +43,8 @@ const CR4_PSE = 0x10;
 const AR_P = 0x80, AR_S = 0x10, AR_CODE = 0x08, AR_DB = 0x4000, AR_G = 0x8000;
 
 const TLB_ENTRIES = 1 << 20;
+/** runTranslated results besides a Stop. */
+const RT_CONTINUE = -2, RT_NOT_RUN = -1;
 const MAX_BLOCK = 64;
 const L1_BITS = 14;
 
@@ -932,39 +934,11 @@ export class Cpu {
       const insns = blk.insns;
       let i = 0;
       if (count === blk.n && !tf && !this.noJit) {
-        let fn = blk.fn;
-        if (++blk.hits === this.jitThreshold && fn === null) fn = blk.fn = compileBlock(this, blk);
-        if (fn !== null) {
-          const e0 = this.eip;
-          this.jitBase = base;
-          this.jitDone = 0;
-          let k: number;
-          try {
-            k = fn(this, this.regs, insns, exec, target - base);
-          } catch (e) {
-            this.curBlock = null;
-            if (e !== FAULT) throw e;
-            const ci = this.ci;
-            this.eip = this.code32 ? (e0 + insns[ci]!.off) >>> 0 : (e0 + insns[ci]!.off) & 0xffff;
-            this.icount = Math.max(this.icount, base + this.jitDone + ci);
-            this.raise(this.excVec, this.excHasErr, this.excErr);
-            if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
-            continue;
-          }
-          if (k >= 0) {
-            this.curBlock = null;
-            this.icount = this.icount > base ? this.icount + 1 : base + k;
-            if (this.brk !== 0) {
-              const r = this.brk;
-              if (r === Stop.WATCH || r === Stop.REQUEST || r === Stop.SHUTDOWN) return r;
-              this.brk = 0;
-            }
-            if (this.halted) {
-              if (this.intrLine && (this.eflags & IF)) continue;
-              return Stop.HALT;
-            }
-            continue;
-          }
+        if (++blk.hits === this.jitThreshold && blk.fn === null) blk.fn = compileBlock(this, blk);
+        if (blk.fn !== null) {
+          const r = this.runTranslated(blk, target);
+          if (r === RT_CONTINUE) continue;
+          if (r !== RT_NOT_RUN) return r;
         }
       }
       try {
@@ -1004,6 +978,56 @@ export class Cpu {
       }
     }
     return Stop.BUDGET;
+  }
+
+  /**
+   * Run translated blocks back to back, following the successor cache, while nothing needs
+   * the outer loop (an interrupt, a breakpoint, a block that does not fit the budget or is not
+   * translated). Returns RT_CONTINUE, RT_NOT_RUN (an entry guard failed: interpret the block)
+   * or a Stop for run() to return.
+   */
+  private runTranslated(first: Block, target: number): number {
+    let blk = first;
+    for (let iter = 0; ; iter++) {
+      const fn = blk.fn!;
+      const insns = blk.insns;
+      const e0 = this.eip;
+      const base = this.icount;
+      this.jitBase = base;
+      this.jitDone = 0;
+      let k: number;
+      try {
+        k = fn(this, this.regs, insns, exec, target - base);
+      } catch (e) {
+        this.curBlock = null;
+        if (e !== FAULT) throw e;
+        const ci = this.ci;
+        this.eip = this.code32 ? (e0 + insns[ci]!.off) >>> 0 : (e0 + insns[ci]!.off) & 0xffff;
+        this.icount = Math.max(this.icount, base + this.jitDone + ci);
+        this.raise(this.excVec, this.excHasErr, this.excErr);
+        return this.brk === Stop.SHUTDOWN ? Stop.SHUTDOWN : RT_CONTINUE;
+      }
+      if (k < 0) return iter === 0 ? RT_NOT_RUN : RT_CONTINUE;
+      this.curBlock = null;
+      this.icount = this.icount > base ? this.icount + 1 : base + k;
+      if (this.brk !== 0) {
+        const r = this.brk;
+        if (r === Stop.WATCH || r === Stop.REQUEST || r === Stop.SHUTDOWN) return r;
+        this.brk = 0;
+      }
+      if (this.halted) return this.intrLine && (this.eflags & IF) ? RT_CONTINUE : Stop.HALT;
+      // Chain to the next block only through the successor cache, and only when the outer
+      // loop would have nothing else to do first.
+      if ((this.intrLine && (this.eflags & IF)) || this.inhibit || this.breakpoints.size || (this.eflags & TF)) return RT_CONTINUE;
+      if (blk.sEpoch !== this.chainEpoch) return RT_CONTINUE;
+      const eip = this.eip;
+      const nb = blk.s1Eip === eip ? blk.s1 : blk.s2Eip === eip ? blk.s2 : null;
+      if (nb === null || !nb.valid || nb.fn === null || nb.n > target - this.icount) return RT_CONTINUE;
+      nb.hits++;
+      this.curBlock = nb;
+      this.prevBlock = nb;
+      blk = nb;
+    }
   }
 
   /** Ask run() to return after the current instruction (devices: exit, reset). */
