@@ -9,7 +9,7 @@ import { hostname, platform } from "node:os";
 import { BootError } from "../lib/boot/elf.ts";
 import { buildMachine, comparedSection, imagesOf, screenHash, type MachineConfig } from "../lib/replay/session.ts";
 import { runLive, HostQueue, type EndReason } from "../lib/machine/driver.ts";
-import { parseScript, ScriptError } from "../lib/machine/script.ts";
+import { parseScript, ScriptError, textToSet2 } from "../lib/machine/script.ts";
 import { hostEpochSeconds } from "../lib/machine/host.ts";
 import { Recorder, DEFAULT_HASH_INTERVAL } from "../lib/replay/recorder.ts";
 import { LogWriter, FileSink } from "../lib/replay/log-writer.ts";
@@ -166,7 +166,9 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   const realtime = opts.realtime !== undefined ? Boolean(opts.realtime) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
 
   let host: HostQueue | undefined;
-  if (process.stdin.isTTY && opts.serial !== "none") {
+  // With the screen drawn in the terminal, typed keys go to the PS/2 keyboard; otherwise to COM1.
+  const keysToKeyboard = opts.display === "text";
+  if (process.stdin.isTTY && (opts.serial !== "none" || keysToKeyboard)) {
     host = new HostQueue();
     const q = host;
     process.stdin.setRawMode(true);
@@ -175,7 +177,10 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
       for (const b of buf) {
         if (ctrlA) { ctrlA = false; if (b === 0x78) { q.requestQuit(); continue; } if (b !== 1) continue; }
         else if (b === 1) { ctrlA = true; continue; }
-        q.push({ kind: "serial", port: 0, byte: b });
+        if (keysToKeyboard) {
+          const codes = textToSet2(b === 0x7f ? 0x08 : b);
+          if (codes) q.push({ kind: "key", bytes: codes });
+        } else q.push({ kind: "serial", port: 0, byte: b });
       }
     });
     process.stdin.on("end", () => q.close());
