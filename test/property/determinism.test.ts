@@ -57,7 +57,7 @@ describe("determinism (random guests)", () => {
         expectEq(fullState(rp.m), r.final, "final full state");
         expectEq(rp.serial, r.serial, "serial transcript");
       });
-    }), { numRuns: runs(25) });
+    }), { numRuns: runs(25), includeErrorInReport: true });
   }, T);
 
   test("2. block cache + translator (jitThreshold=1) equals single-step at every stop point", async () => {
@@ -73,7 +73,7 @@ describe("determinism (random guests)", () => {
         expectEq(jit.serial, step.serial, "serial transcript");
         expectEq(fullState(step.m), r.final, "single-step final state vs recording");
       });
-    }), { numRuns: runs(20) });
+    }), { numRuns: runs(20), includeErrorInReport: true });
   }, T);
 
   test("3. checkpoint restored (same machine after running on, fresh machine) then N instructions = straight run", async () => {
@@ -107,7 +107,7 @@ describe("determinism (random guests)", () => {
           runReplay(b, after, { until: P + N });
           expectEq(fullState(b), want, `restored at ${P} into a fresh machine, ran to ${P + N}`);
         });
-      }), { numRuns: runs(20) });
+      }), { numRuns: runs(20), includeErrorInReport: true });
   }, T);
 
   test("4. reverse k then forward k is the identity; reverse k equals a fresh replay to icount - k", async () => {
@@ -137,7 +137,7 @@ describe("determinism (random guests)", () => {
           expectEq(e.icount, X, "icount after forward steps");
           expectEq(fullState(e.m), atX, `reverse ${k} then forward ${k} from ${X}`);
         });
-      }), { numRuns: runs(20) });
+      }), { numRuns: runs(20), includeErrorInReport: true });
   }, T);
 
   test("5. replaying one log twice in one process gives identical results (no hidden state)", async () => {
@@ -162,7 +162,7 @@ describe("determinism (random guests)", () => {
         expectEq(fullState(m), first, "final state");
         expectEq(first, r.final, "final state vs recording");
       });
-    }), { numRuns: runs(20) });
+    }), { numRuns: runs(20), includeErrorInReport: true });
   }, T);
 
   test("6. two recordings of the same program and script: byte-identical after the header", async () => {
@@ -180,6 +180,6 @@ describe("determinism (random guests)", () => {
           throw new Error(`event streams differ at byte ${i} after the header (${ea.length} vs ${eb.length} bytes)`);
         }
       });
-    }), { numRuns: runs(20) });
+    }), { numRuns: runs(20), includeErrorInReport: true });
   }, T);
 });
