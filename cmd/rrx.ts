@@ -14,7 +14,7 @@ import { hostEpochSeconds } from "../lib/machine/host.ts";
 import { Recorder, DEFAULT_HASH_INTERVAL } from "../lib/replay/recorder.ts";
 import { LogWriter, FileSink } from "../lib/replay/log-writer.ts";
 import { LogError, MAGIC, ELF_MAGIC } from "../lib/replay/format.ts";
-import { openLog, verifyLog, replayToEnd } from "../lib/replay/replayer.ts";
+import { openLog, verifyLog, replayToEnd, finalIcountOf } from "../lib/replay/replayer.ts";
 import { readLog } from "../lib/replay/log-reader.ts";
 import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log-info.ts";
 import type { Machine } from "../lib/machine/machine.ts";
@@ -226,6 +226,25 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   return msg.code;
 }
 
+/** A progress bar on stderr for long replays (only on a terminal, at most 10 updates a second). */
+function makeProgress(total: number, t0: number): { tick: (m: Machine) => void; done: () => void } | undefined {
+  if (!process.stderr.isTTY || total < 200_000_000) return undefined;
+  let last = 0, shown = false;
+  return {
+    tick: (m) => {
+      const now = performance.now();
+      if (now - last < 100) return;
+      last = now;
+      const f = Math.min(1, m.cpu.icount / total);
+      const w = 30, fill = Math.round(f * w);
+      const mips = m.cpu.icount / ((now - t0) * 1000);
+      process.stderr.write(`\r[${"#".repeat(fill)}${"-".repeat(w - fill)}] ${(f * 100).toFixed(0)}% ${m.cpu.icount} insns ${mips.toFixed(0)} MIPS`);
+      shown = true;
+    },
+    done: () => { if (shown) process.stderr.write("\r\x1b[K"); },
+  };
+}
+
 function cmdReplay(path: string, opts: Record<string, unknown>): number {
   const head = existsSync(path) ? readFileSync(path).subarray(0, 8) : new Uint8Array();
   if (startsWith(head, ELF_MAGIC)) throw new UsageError(`${path} is an ELF kernel; use \`rrx run ${path}\``);
@@ -234,8 +253,10 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   if (trunc) process.stderr.write(kleur.yellow(`rrx: log ends at icount ${trunc.atIcount} (truncated)\n`));
   const out = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }));
   const t0 = performance.now();
+  const progress = makeProgress(finalIcountOf(opened), t0);
   if (opts.verify) {
-    const r = verifyLog(opened, (ch, b) => { if (ch === "com1" || ch === "e9") out(b); });
+    const r = verifyLog(opened, (ch, b) => { if (ch === "com1" || ch === "e9") out(b); }, progress?.tick);
+    progress?.done();
     r.machine?.flushOutput();
     const dt = (performance.now() - t0) / 1000;
     if (r.ok) {
@@ -252,7 +273,8 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   const m = buildMachine(opened.cfg);
   m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") out(b); };
   const until = parseCount(opts.until, "--until");
-  const end = replayToEnd(m, opened, until);
+  const end = replayToEnd(m, opened, until, progress?.tick);
+  progress?.done();
   m.flushOutput();
   if (opts.display === "text" || opts.screen) process.stdout.write(m.vga.screenText() + "\n");
   const dt = (performance.now() - t0) / 1000;

@@ -88,7 +88,7 @@ export interface VerifyResult {
   machine?: Machine;
 }
 
-export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Array) => void): VerifyResult {
+export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Array) => void, onSlice?: (m: Machine) => void): VerifyResult {
   const { log, cfg, events } = opened;
   const m = buildMachine(cfg);
   if (onOutput) m.onOutput = onOutput;
@@ -112,7 +112,7 @@ export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Arr
     };
     return false;
   };
-  const end = runReplay(m, events, { hashInterval: interval, onHashPoint: compare, until: log.trailer ? log.trailer.finalIcount : log.endIcount });
+  const end = runReplay(m, events, { hashInterval: interval, onHashPoint: compare, until: log.trailer ? log.trailer.finalIcount : log.endIcount, onSlice });
   if (!mismatch && log.trailer?.hashes) {
     if (m.cpu.icount !== log.trailer.finalIcount) {
       mismatch = { windowStart: lastGood.icount, windowEnd: m.cpu.icount, components: ["icount"], text: `replay ended at icount ${m.cpu.icount}, recording at ${log.trailer.finalIcount}` };
@@ -159,7 +159,11 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-export function replayToEnd(m: Machine, opened: OpenedLog, until?: number): ReplayEnd {
-  const u = until ?? (opened.log.trailer ? opened.log.trailer.finalIcount : opened.log.endIcount);
-  return runReplay(m, opened.events, { until: u });
+export function replayToEnd(m: Machine, opened: OpenedLog, until?: number, onSlice?: (m: Machine) => void): ReplayEnd {
+  const u = until ?? finalIcountOf(opened);
+  return runReplay(m, opened.events, { until: u, onSlice });
+}
+
+export function finalIcountOf(opened: OpenedLog): number {
+  return opened.log.trailer ? opened.log.trailer.finalIcount : opened.log.endIcount;
 }
