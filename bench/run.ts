@@ -18,6 +18,9 @@ const ROOT = resolve(dirname(import.meta.path), "..");
 const CASES_DIR = join(ROOT, "bench", "cases");
 const RESULTS = join(ROOT, "bench", "results.json");
 
+/** Wall-time limit per case process (with its subs). */
+const CASE_TIMEOUT_S: Record<Preset, number> = { quick: 120, default: 240, full: 480 };
+
 interface Args {
   preset: Preset;
   only: string[] | null;
@@ -140,10 +143,20 @@ async function runChild(file: string, name: string, preset: Preset, prior: Recor
   writeFileSync(priorPath, JSON.stringify(prior));
   const t0 = performance.now();
   const p = Bun.spawn([process.execPath, import.meta.path, "--child", file, `--${preset}`, "--prior", priorPath, "--out", outPath], {
-    cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore",
+    cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore", detached: true,
   });
+  // A case that hangs (a guest that never exits under some revision of the core) must not hang
+  // the suite: kill its process group (the case and its subs) after the preset's limit.
+  const limitS = CASE_TIMEOUT_S[preset];
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try { process.kill(-p.pid, "SIGKILL"); } catch { p.kill("SIGKILL"); }
+  }, limitS * 1000);
   const code = await p.exited;
+  clearTimeout(timer);
   const seconds = (performance.now() - t0) / 1000;
+  if (timedOut) return { status: "error", metrics: [], notes: [`timed out after ${limitS} s (killed)`], seconds };
   if (!existsSync(outPath)) {
     return { status: "error", metrics: [], notes: [`case process exited with status ${code} and no result`], seconds };
   }

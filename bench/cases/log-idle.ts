@@ -33,7 +33,7 @@ export default {
   title: "log bytes per 10^9 instructions, idle guest with a 100 Hz timer",
   order: 31,
   async run(ctx) {
-    const ticks = ctx.scale(500, 2000, 6000);
+    const ticks = ctx.scale(2000, 6000, 12000);
     ctx.log(`noinput ticks=${ticks} (${ticks / 100} virtual s), as fast as possible`);
     const fast = await idleRecord(ticks, false);
     const rtTicks = ctx.scale(0, 150, 300);
