@@ -65,7 +65,7 @@ export default {
       buildS = build(bin);
       how = "fresh build in scratch (dist/rrx is stale)";
     }
-    const n = ctx.scale(3, 7, 15);
+    const n = ctx.scale(3, 5, 9);
     const hello = ["run", "fixtures/hello.elf", "--serial", "none", "--debugcon", "none"];
     const bun = [process.execPath, "cmd/rrx.ts"];
     ctx.log(`${n} runs each`);
@@ -73,7 +73,7 @@ export default {
     const version = timeSpawn([bin, "--version"], n);
     const zero = timeSpawn([bin, ...hello, "--max-insns", "0"], n);
     const one = timeSpawn([bin, ...hello, "--max-insns", "1"], n);
-    const full = timeSpawn([bin, ...hello], n, [1]);
+    const full = timeSpawn([bin, ...hello], Math.min(n, 5), [1]);
     const counted = Bun.spawnSync([bin, ...hello, "--verbose"], { stdout: "pipe", stderr: "pipe" }).stderr.toString();
     const helloInsns = Number(/after (\d+) instructions/.exec(counted)?.[1] ?? NaN);
     const script = timeSpawn([...bun, ...hello, "--max-insns", "1"], n);
