@@ -52,6 +52,13 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(reg, reg).map(([a, b]) => [{ op: "imul", dst: { reg: a }, src: { reg: b } }]),
   fc.tuple(reg, reg).map(([a, b]) => [{ op: "push", dst: { reg: a } }, { op: "pop", dst: { reg: b } }]),
   fc.tuple(mem, fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh")).map(([m, r]) => [{ op: "mov", dst: m, src: { reg: r } } as EncInsn]),
+  fc.tuple(fc.constantFrom(...CONDS), reg, fc.oneof(reg.map((r) => ({ reg: r })), mem)).map(([cc, d, src]) => [{ op: "cmovcc", cc, dst: { reg: d }, src } as EncInsn]),
+  fc.tuple(fc.constantFrom(...CONDS), fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh")).map(([cc, r]) => [{ op: "setcc", cc, dst: { reg: r } } as EncInsn]),
+  fc.tuple(fc.constantFrom("neg", "not"), reg).map(([op, r]) => [{ op, dst: { reg: r } }]),
+  fc.constant([{ op: "cdq" } as EncInsn]),
+  fc.tuple(reg, reg).map(([a, b]) => [{ op: "xchg", dst: { reg: a }, src: { reg: b } }]),
+  fc.tuple(imm, reg).map(([v, r]) => [{ op: "push", src: { imm: v }, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
+  fc.tuple(fc.oneof(reg.map((r) => ({ reg: r })), mem), reg).map(([src, r]) => [{ op: "push", dst: src, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
 );
 /** cmp/test + jcc over a simple item, so the condition is fused with its producer. */
 const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "test", "and", "xor", "or"), reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v }))), fc.constantFrom(...CONDS), simple)
@@ -64,12 +71,14 @@ const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneo
   .map(([n, items]) => {
     const body: EncInsn[] = items.flat();
     const bodyLen = body.reduce((k, x) => k + encode(x).length, 0);
-    const prog: EncInsn[] = [{ op: "mov", dst: { reg: "ecx" }, src: { imm: n } }, ...body, { op: "dec", dst: { reg: "ecx" } }, { op: "jcc", cc: "ne", rel: -(bodyLen + 1 + 6) }];
+    // Back to the loop head: dec ecx is 1 byte; jcc is 2 bytes (short) or 6 (near).
+    const short = -(bodyLen + 1 + 2);
+    const rel = short >= -128 ? short : -(bodyLen + 1 + 6);
+    const prog: EncInsn[] = [{ op: "mov", dst: { reg: "ecx" }, src: { imm: n } }, ...body, { op: "dec", dst: { reg: "ecx" } }, { op: "jcc", cc: "ne", rel }];
     const bytes: number[] = [];
-    for (const x of prog) {
-      // The backward jcc is near (6 bytes); force it by its displacement.
-      bytes.push(...encode(x));
-    }
+    for (const x of prog) bytes.push(...encode(x));
+    const jcc = encode(prog[prog.length - 1]!);
+    if (jcc.length !== (short >= -128 ? 2 : 6)) throw new Error("loop branch encoded with an unexpected length");
     return Uint8Array.from(bytes);
   });
 

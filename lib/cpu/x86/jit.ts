@@ -41,6 +41,8 @@ function flagUse(i: Insn): number {
   if (op >= 0x80 && op <= 0x83) return (i.reg === 2 || i.reg === 3) ? RW : W;
   if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return W;
   // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
+  if (op === 0xff) return i.reg < 2 ? RW : N;
+  if (op === 0xf7) return i.reg === 2 ? N : i.reg === 3 || i.reg < 2 ? W : RW;
   // (Rotates change only CF and OF: they are partial writers.)
   if (op === 0xd1 || (op === 0xc1 && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
   switch (op) {
@@ -50,7 +52,8 @@ function flagUse(i: Insn): number {
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0xe8: case 0xe9: case 0xeb: case 0xc3:
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
     case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
-    case 0x99: case 0x98: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
+    case 0x68: case 0x6a: case 0xc9: case 0x87: case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
+    case 0x99: case 0x98: case 0xa1: case 0xa3: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
       return N;
   }
   return RW; // anything else: assume it reads and writes flags
@@ -60,7 +63,7 @@ function flagUse(i: Insn): number {
 function mayFault(i: Insn): boolean {
   const op = i.op;
   if (op >= 0x50 && op <= 0x5f) return true;
-  if (op === 0xe8 || op === 0xc3 || op === 0xc2) return true;
+  if (op === 0xe8 || op === 0xc3 || op === 0xc2 || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xff) return true;
   if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3) return op !== 0x8d; // LEA touches no memory
   if ((OPFLAGS[op]! & OpF.MOFFS)) return true;
   return flagUse(i) === RW && !(op >= 0x40 && op <= 0x4f); // unknown instructions: assume so
@@ -162,6 +165,8 @@ function ea(i: Insn): string {
   return `((${s}) >>> 0)`;
 }
 function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
+/** An 8-bit register as an expression. */
+function r8(n: number): string { return n < 4 ? `(r[${n}] & 255)` : `((r[${n - 4}] >>> 8) & 255)`; }
 
 /**
  * Inline 32-bit read of seg:o into `dst` (a statement): the TLB fast path for flat segments and
@@ -294,6 +299,25 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       const src = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
       return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} t = (${src} & r[${i.reg}]) >>> 0; ${aluFlags(4, true)} ${keep("logic")}`, prod: "logic" };
     }
+    case 0xa8:
+      return { src: `t = r[0] & ${i.imm & 255}; c.lop = ${LF_LOGIC}; c.lres = t; c.lsz = 0;` };
+    case 0x3c:
+      return { src: `a = r[0] & 255; b2 = ${i.imm & 255}; t = (a - b2) & 255; c.lop = ${LF_SUB}; c.la = a; c.lb = b2; c.lres = t; c.lsz = 0; c.lcin = 0;` };
+    case 0x84: {
+      if (i.mod !== 3) return null;
+      return { src: `t = ${r8(i.rm)} & ${r8(i.reg)}; c.lop = ${LF_LOGIC}; c.lres = t; c.lsz = 0;` };
+    }
+    case 0x80: {
+      if (i.reg !== 7) return null; // CMP r/m8, imm8
+      const load = i.mod === 3 ? `a = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "a")}`;
+      return { src: `${load} b2 = ${i.imm & 255}; t = (a - b2) & 255; c.lop = ${LF_SUB}; c.la = a; c.lb = b2; c.lres = t; c.lsz = 0; c.lcin = 0;` };
+    }
+    case 0xa1:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), String(i.disp >>> 0), "t")} r[0] = t;` };
+    case 0xa3:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), String(i.disp >>> 0), "r[0]")}`, store: true };
     case 0xa9:
       if (!o32) return null;
       return { src: `t = (r[0] & ${i.imm >>> 0}) >>> 0; ${aluFlags(4, true)} ${keep("logic")}`, prod: "logic" };
@@ -360,16 +384,20 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} r[${i.reg}] = Math.imul(r[${i.reg}], ${src});` };
     }
     case 0xc1: case 0xd1: case 0xd3: {
-      if (!o32 || needFlags || i.mod !== 3) return null;
-      const cnt = op === 0xc1 ? String(i.imm & 31) : op === 0xd1 ? "1" : "(r[1] & 31)";
-      const rm = i.rm;
-      switch (i.reg) {
-        case 4: case 6: return { src: `r[${rm}] = r[${rm}] << ${cnt};` };
-        case 5: return { src: `r[${rm}] = r[${rm}] >>> ${cnt};` };
-        case 7: return { src: `r[${rm}] = (r[${rm}] | 0) >> ${cnt};` };
-        case 0: return { src: `t = ${cnt}; if (t !== 0) { ${needFlags ? "" : ""} r[${rm}] = (r[${rm}] << t) | (r[${rm}] >>> (32 - t)); }` };
-        default: return null;
-      }
+      if (!o32 || i.mod !== 3 || i.reg < 4) return null;
+      const rm = i.rm, kind = i.reg === 6 ? 4 : i.reg;
+      const body = (cnt: string) => {
+        let res: string, cf: string, of: string;
+        if (kind === 4) { res = `(a << ${cnt}) >>> 0`; cf = `((a >>> (32 - ${cnt})) & 1)`; of = `(((t >>> 31) ^ ${cf}) !== 0)`; }
+        else if (kind === 5) { res = `a >>> ${cnt}`; cf = `((a >>> (${cnt} - 1)) & 1)`; of = `((a & 0x80000000) !== 0)`; }
+        else { res = `((a | 0) >> ${cnt}) >>> 0`; cf = `(((a | 0) >> (${cnt} - 1)) & 1)`; of = "false"; }
+        const flags = needFlags ? ` c.setSZP(t, 2, ${cf}, ${of});` : "";
+        return `a = r[${rm}]; t = ${res}; r[${rm}] = t;${flags}`;
+      };
+      if (op === 0xd3) return { src: `b2 = r[1] & 31; if (b2 !== 0) { ${body("b2")} }` };
+      const n = op === 0xd1 ? 1 : i.imm & 31;
+      if (n === 0) return { src: "" };
+      return { src: body(String(n)) };
     }
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
     case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
@@ -384,6 +412,49 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
     case 0xe8:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", nx)} r[4] = (r[4] - 4) >>> 0; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
+    case 0x68: case 0x6a: {
+      if (!o32) return null;
+      const v = op === 0x6a ? ((i.imm << 24) >> 24) >>> 0 : i.imm >>> 0;
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", String(v))} r[4] = (r[4] - 4) >>> 0;`, store: true };
+    }
+    case 0xc9:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(SS, "r[5]", "t")} r[4] = (r[5] + 4) >>> 0; r[5] = t;` };
+    case 0xff: {
+      if (!o32 || i.reg < 2 || i.reg === 3 || i.reg === 5 || i.reg === 7) return null;
+      const load = i.mod === 3 ? `b2 = r[${i.rm}];` : `${rd32(segOf(i), ea(i), "b2")}`;
+      if (i.reg === 4) return { src: `c.ci = ${k}; ${load} c.eip = b2;`, ends: true };
+      const push = wr32(SS, "((r[4] - 4) >>> 0)", i.reg === 2 ? nx : "b2");
+      if (i.reg === 2) return { src: `c.ci = ${k}; ${load} ${push} r[4] = (r[4] - 4) >>> 0; c.eip = b2;`, ends: true };
+      return { src: `c.ci = ${k}; ${load} ${push} r[4] = (r[4] - 4) >>> 0;`, store: true };
+    }
+    case 0x140: case 0x141: case 0x142: case 0x143: case 0x144: case 0x145: case 0x146: case 0x147:
+    case 0x148: case 0x149: case 0x14a: case 0x14b: case 0x14c: case 0x14d: case 0x14e: case 0x14f: {
+      if (!o32) return null;
+      const load = i.mod === 3 ? `b2 = r[${i.rm}];` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+      return { src: `${load} if (${condExpr(op & 15, prod)}) r[${i.reg}] = b2;` };
+    }
+    case 0x190: case 0x191: case 0x192: case 0x193: case 0x194: case 0x195: case 0x196: case 0x197:
+    case 0x198: case 0x199: case 0x19a: case 0x19b: case 0x19c: case 0x19d: case 0x19e: case 0x19f: {
+      if (i.mod !== 3) return null;
+      const v = `(${condExpr(op & 15, prod)} ? 1 : 0)`;
+      const n = i.rm;
+      return { src: n < 4 ? `r[${n}] = (r[${n}] & 0xffffff00) | ${v};` : `r[${n - 4}] = (r[${n - 4}] & 0xffff00ff) | (${v} << 8);` };
+    }
+    case 0xf7: {
+      if (!o32 || i.mod !== 3 || (i.reg !== 2 && i.reg !== 3)) return null;
+      if (i.reg === 2) return { src: `r[${i.rm}] = ~r[${i.rm}];` };
+      return { src: `a = 0; b2 = r[${i.rm}]; t = (0 - b2) >>> 0; r[${i.rm}] = t; ${aluFlags(5, true)}` };
+    }
+    case 0x99:
+      if (!o32) return null;
+      return { src: "r[2] = (r[0] & 0x80000000) !== 0 ? 4294967295 : 0;" };
+    case 0x87:
+      if (!o32 || i.mod !== 3) return null;
+      return { src: `t = r[${i.rm}]; r[${i.rm}] = r[${i.reg}]; r[${i.reg}] = t;` };
+    case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
+      if (!o32) return null;
+      return { src: `t = r[0]; r[0] = r[${op & 7}]; r[${op & 7}] = t;` };
     case 0xc3:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${rd32(SS, "r[4]", "t")} r[4] = (r[4] + 4) >>> 0; c.eip = t;`, ends: true };
