@@ -41,7 +41,7 @@ export default {
       if (!hdr || !r0) throw new Error("cpu-bound printed no round lines");
       total = p.icount; perRound = r0.end - hdr.end; rrxRounds = 1;
     }
-    const rounds = ctx.scale(3, 10, 25);
+    const rounds = ctx.scale(10, 15, 25);
     const insns = total + (rounds - rrxRounds) * perRound;
     const reps = ctx.scale(3, 3, 5);
 
