@@ -13,7 +13,12 @@ export type { HashRecord } from "./hash.ts";
 /** "RRXLOG", NUL, SUB (0x1a: stops `type`/`cat` on some systems, flags text-mode damage). */
 export const MAGIC = Uint8Array.of(0x52, 0x52, 0x58, 0x4c, 0x4f, 0x47, 0x00, 0x1a);
 export const ELF_MAGIC = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46);
+/** The version written for a log that starts from a fresh boot (v1 readers read it). */
 export const FORMAT_VERSION = 1;
+/** The version written for a log that starts from a machine snapshot ('S' chunk). */
+export const SNAPSHOT_FORMAT_VERSION = 2;
+/** Every version this build reads (log-reader.ts keeps one reader per version). */
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
 
 /** Header flags (u16). */
 export const HeaderFlag = {
@@ -33,6 +38,8 @@ export const LIMITS = {
   hashNames: 4096,
   pages: 1 << 22, // 16 GiB of 4 KiB pages
   jsonDepth: 64,
+  /** Machine.saveState bytes in a SNAPSHOT chunk. */
+  snapshotState: 16 << 20,
 } as const;
 
 /** Chunk header: kind u8, flags u8, reserved u16, length u32, start u64, end u64, count u32. */
@@ -43,9 +50,11 @@ export const ChunkKind = {
   IMAGE: 0x49, // 'I'
   EVENTS: 0x45, // 'E'
   TRAILER: 0x54, // 'T'
+  /** v2 only: the machine state the log starts from. */
+  SNAPSHOT: 0x53, // 'S'
 } as const;
 export type ChunkKindCode = (typeof ChunkKind)[keyof typeof ChunkKind];
-export const CHUNK_KIND_NAMES: Record<number, string> = { 0x49: "IMAGE", 0x45: "EVENTS", 0x54: "TRAILER" };
+export const CHUNK_KIND_NAMES: Record<number, string> = { 0x49: "IMAGE", 0x45: "EVENTS", 0x54: "TRAILER", 0x53: "SNAPSHOT" };
 
 /** All errors about a log's bytes are LogErrors with a one-line message. */
 export class LogError extends Error {
@@ -163,14 +172,14 @@ export function jsonDepth(s: string): number {
   return max;
 }
 
-/** Encode the v1 header (magic .. CRC excluded: the caller appends the CRC). */
-export function encodeHeaderBody(h: LogHeader, flags: number): Uint8Array {
+/** Encode the header (magic .. CRC excluded: the caller appends the CRC). */
+export function encodeHeaderBody(h: LogHeader, flags: number, version: number = FORMAT_VERSION): Uint8Array {
   const compared = utf8(canonicalJson(h.compared));
   const host = utf8(canonicalJson(h.host));
   if (compared.length > LIMITS.comparedBytes) throw new RangeError(`compared section is ${compared.length} bytes (limit ${LIMITS.comparedBytes})`);
   if (host.length > LIMITS.hostBytes) throw new RangeError(`host section is ${host.length} bytes (limit ${LIMITS.hostBytes})`);
   const w = new ByteWriter(32 + compared.length + host.length);
-  w.raw(MAGIC).u16(FORMAT_VERSION).u16(flags);
+  w.raw(MAGIC).u16(version).u16(flags);
   w.u32(compared.length).raw(compared);
   w.u32(host.length).raw(host);
   return w.finish();
@@ -581,6 +590,105 @@ export function decodeImagePayload(r: ByteReader): PackedImage & { sha256: strin
   const data = r.raw(r.remaining);
   if (sha256Hex(data) !== sha) r.fail(`image ${JSON.stringify(name)}: SHA-256 does not match its data`);
   return { role, name, sha256: sha, data };
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshot (v2): a log that starts from a machine state instead of a fresh boot. The compared
+// section's `snapshot` key is {icount, bytes, sha256} of the SNAPSHOT chunk's payload:
+//   u8 encoding (1), uvarint stateLen, state bytes (Machine.saveState),
+//   uvarint ramBytes (= memoryBytes), uvarint pageCount,
+//   pageCount x (uvarint gap, page bytes): page index = previous index + 1 + gap (the first:
+//   gap = index); 4096 bytes, or ramBytes - 4096*index for a partial last page. Exactly the
+//   pages that are not all zero are stored, in ascending order (so the encoding is canonical).
+
+export const SNAPSHOT_PAGE = 4096;
+export const SNAPSHOT_ENCODING = 1;
+
+/** The compared section's `snapshot` key. */
+export interface SnapshotInfo {
+  /** The icount the log starts at. */
+  icount: number;
+  /** SNAPSHOT chunk payload length. */
+  bytes: number;
+  /** Lowercase hex SHA-256 of the SNAPSHOT chunk payload. */
+  sha256: string;
+}
+
+/** A decoded snapshot: machine state bytes and the non-zero RAM pages (views into the input). */
+export interface SnapshotData {
+  icount: number;
+  state: Uint8Array;
+  ramBytes: number;
+  pages: { index: number; data: Uint8Array }[];
+}
+
+/** Validate the compared section's `snapshot` key; null when fine. */
+export function checkSnapshotInfo(v: unknown): string | null {
+  if (!isObj(v) || !isNonNegInt(v.icount) || !isNonNegInt(v.bytes) || typeof v.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(v.sha256)) {
+    return "compared section: snapshot must be {icount, bytes, sha256 (64 lowercase hex)}";
+  }
+  return null;
+}
+
+function allZero(b: Uint8Array): boolean {
+  // 8 bytes at a time where aligned; pages are 4 KiB so this is the common case.
+  if ((b.byteOffset & 7) === 0 && (b.length & 7) === 0) {
+    const w = new BigUint64Array(b.buffer, b.byteOffset, b.length >>> 3);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
+    return true;
+  }
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Encode a machine snapshot (state bytes and the whole RAM) as a SNAPSHOT payload. */
+export function encodeSnapshotPayload(state: Uint8Array, ram: Uint8Array): Uint8Array {
+  if (state.length > LIMITS.snapshotState) throw new RangeError(`machine state is ${state.length} bytes (limit ${LIMITS.snapshotState})`);
+  const nPages = Math.ceil(ram.length / SNAPSHOT_PAGE);
+  const keep: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < nPages; i++) {
+    const p = ram.subarray(i * SNAPSHOT_PAGE, Math.min(ram.length, (i + 1) * SNAPSHOT_PAGE));
+    if (!allZero(p)) { keep.push(i); bytes += p.length + 4; }
+  }
+  if (bytes + state.length + 64 > LIMITS.chunkPayload) {
+    throw new RangeError(`snapshot of ${keep.length} non-zero RAM pages exceeds the ${LIMITS.chunkPayload >> 20} MiB chunk limit`);
+  }
+  const w = new ByteWriter(bytes + state.length + 64);
+  w.u8(SNAPSHOT_ENCODING).uvarint(state.length).raw(state).uvarint(ram.length).uvarint(keep.length);
+  let prev = -1;
+  for (const i of keep) {
+    w.uvarint(i - prev - 1).raw(ram.subarray(i * SNAPSHOT_PAGE, Math.min(ram.length, (i + 1) * SNAPSHOT_PAGE)));
+    prev = i;
+  }
+  return w.finish();
+}
+
+/** Decode a SNAPSHOT payload; `ramBytes` is the compared section's memoryBytes. Throws DecodeError only. */
+export function decodeSnapshotPayload(r: ByteReader, icount: number, ramBytes: number): SnapshotData {
+  const enc = r.u8();
+  if (enc !== SNAPSHOT_ENCODING) r.fail(`snapshot encoding ${enc} is not supported (this rrx reads ${SNAPSHOT_ENCODING})`);
+  const sLen = r.uvarint();
+  if (sLen > LIMITS.snapshotState || sLen > r.remaining) r.fail(`snapshot machine state of ${sLen} bytes runs past the chunk`);
+  const state = r.raw(sLen);
+  const ram = r.uvarint();
+  if (ram !== ramBytes) r.fail(`snapshot RAM is ${ram} bytes but the header says memoryBytes ${ramBytes}`);
+  const nPages = Math.ceil(ram / SNAPSHOT_PAGE);
+  const count = r.uvarint();
+  if (count > nPages || count > r.remaining) r.fail(`snapshot claims ${count} pages`);
+  const pages: SnapshotData["pages"] = [];
+  let prev = -1;
+  for (let k = 0; k < count; k++) {
+    const idx = prev + 1 + r.uvarint();
+    if (idx >= nPages) r.fail(`snapshot page ${idx} is beyond RAM (${nPages} pages)`);
+    const len = Math.min(SNAPSHOT_PAGE, ram - idx * SNAPSHOT_PAGE);
+    const data = r.rawView(len);
+    if (allZero(data)) r.fail(`snapshot page ${idx} is all zero (zero pages are not stored)`);
+    pages.push({ index: idx, data });
+    prev = idx;
+  }
+  if (!r.done) r.fail(`snapshot has ${r.remaining} trailing bytes`);
+  return { icount, state, ramBytes: ram, pages };
 }
 
 export { ByteReader, ByteWriter };

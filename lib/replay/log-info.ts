@@ -20,6 +20,10 @@ export interface LogInfo {
   compared: ParsedLog["header"]["compared"];
   host: ParsedLog["header"]["host"];
   images: (ImageInfo & { packed: boolean })[];
+  /** v2: the machine snapshot the log starts from (null: a fresh boot). */
+  snapshot: { icount: number; bytes: number; sha256: string; pages: number; stateBytes: number } | null;
+  /** The icount the log starts at (the snapshot's, else 0). */
+  startIcount: number;
   chunks: number;
   chunksByKind: Record<string, number>;
   events: number;
@@ -56,6 +60,8 @@ export function logInfo(log: ParsedLog): LogInfo {
     compared: log.header.compared,
     host: log.header.host,
     images: log.header.compared.images.map((i) => ({ ...i, packed: log.images.some((p) => p.role === i.role && p.name === i.name) })),
+    snapshot: snapshotSummary(log),
+    startIcount: log.startIcount ?? 0,
     chunks: log.chunks.length,
     chunksByKind,
     events: ev.length,
@@ -70,6 +76,13 @@ export function logInfo(log: ParsedLog): LogInfo {
   };
 }
 
+function snapshotSummary(log: ParsedLog): LogInfo["snapshot"] {
+  const info = log.version >= 2 ? (log.header.compared.snapshot as { icount: number; bytes: number; sha256: string } | undefined) : undefined;
+  if (!info) return null;
+  const s = log.snapshot;
+  return { icount: info.icount, bytes: info.bytes, sha256: info.sha256, pages: s ? s.pages.length : 0, stateBytes: s ? s.state.length : 0 };
+}
+
 /** Multi-line human-readable `rrx log info`. */
 export function formatLogInfo(i: LogInfo): string {
   const c = i.compared;
@@ -79,6 +92,12 @@ export function formatLogInfo(i: LogInfo): string {
   L.push(`args: ${c.args.length ? c.args.join(" ") : "-"}`);
   L.push(`boot date: ${c.bootDate} (s since epoch)`);
   for (const im of i.images) L.push(`image ${im.role} ${im.name}: ${im.size} bytes sha256 ${im.sha256}${im.packed ? " [packed]" : ""}`);
+  if (i.snapshot) {
+    const sn = i.snapshot;
+    L.push(`starts from a snapshot at icount ${sn.icount}: ${sn.bytes} bytes (machine state ${sn.stateBytes} bytes, ${sn.pages} non-zero RAM pages) sha256 ${sn.sha256}`);
+    const from = i.host.liveFrom as { log?: unknown; icount?: unknown } | undefined;
+    if (from && typeof from === "object") L.push(`recorded live from: ${String(from.log)} at icount ${String(from.icount)}`);
+  }
   const host = Object.keys(i.host).sort().map((k) => `${k}=${JSON.stringify(i.host[k])}`).join(" ");
   L.push(`host: ${host || "-"}`);
   const ck = Object.entries(i.chunksByKind).map(([k, n]) => `${n} ${k}`).join(", ");

@@ -3,16 +3,19 @@
  * a ParsedLog (possibly `truncated`) or throws a LogError with a one-line message. Never
  * another exception, never a hang, never an allocation larger than the input.
  *
- * Readers are dispatched on the header's format version; v1's reader stays as it is when
- * a v2 appears (add readV2 to READERS).
+ * Readers are dispatched on the header's format version (READERS). v2 = v1 plus a SNAPSHOT
+ * chunk: a log that starts from a machine state at icount N instead of a fresh boot. The two
+ * share one chunk loop; every v2 addition is gated on the version, so a v1 log is read by
+ * exactly the v1 rules (a 'S' chunk in a v1 log is still an unknown chunk kind).
  */
 import { readFileSync } from "node:fs";
 import { crc32 } from "./crc32.ts";
 import {
   ByteReader, CHUNK_CRC_BYTES, CHUNK_HEADER_BYTES, CHUNK_KIND_NAMES, ChunkKind, DecodeError, ELF_MAGIC, EventKind,
-  FORMAT_VERSION, HeaderFlag, LIMITS, LogError, MAGIC,
-  checkCompared, checkHost, decodeEventBody, decodeImagePayload, decodeTrailerPayload, jsonDepth, newCodecState,
-  type ComparedSection, type EventKindCode, type HashRecord, type HostSection, type LogEvent, type LogHeader,
+  HeaderFlag, LIMITS, LogError, MAGIC, SUPPORTED_VERSIONS,
+  checkCompared, checkHost, checkSnapshotInfo, decodeEventBody, decodeImagePayload, decodeSnapshotPayload, decodeTrailerPayload,
+  jsonDepth, newCodecState, sha256Hex,
+  type ComparedSection, type SnapshotData, type SnapshotInfo, type EventKindCode, type HashRecord, type HostSection, type LogEvent, type LogHeader,
   type PackedImage, type Trailer,
 } from "./format.ts";
 import { fromUtf8 } from "./format-bytes.ts";
@@ -53,6 +56,14 @@ export interface ParsedLog {
   /** Header size in bytes (including its CRC). */
   headerBytes: number;
   images: (PackedImage & { sha256: string })[];
+  /**
+   * v2: the machine state the log starts from (null: it starts from a fresh boot). When the
+   * header announces a snapshot but the file ends before its chunk, this is null and
+   * `truncated` says so: such a log cannot be replayed.
+   */
+  snapshot: SnapshotData | null;
+  /** The icount the log starts at: the snapshot's icount, else 0. */
+  startIcount: number;
   events: LogEvent[];
   hashes: { icount: number; record: HashRecord }[];
   chunks: ChunkInfo[];
@@ -71,11 +82,16 @@ export interface ReadOptions {
    * last good chunk instead of throwing. Header errors still throw.
    */
   salvage?: boolean;
+  /**
+   * Read as a build that knows only versions up to this one would (default: all of
+   * SUPPORTED_VERSIONS). Tools that cannot start a machine from a snapshot pass 1.
+   */
+  maxVersion?: number;
 }
 
 type VersionReader = (bytes: Uint8Array, opts: ReadOptions) => ParsedLog;
 
-const READERS: Record<number, VersionReader> = { 1: readV1 };
+const READERS: Record<number, VersionReader> = { 1: readV1, 2: readV2 };
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
@@ -93,9 +109,13 @@ export function readLog(bytes: Uint8Array, opts: ReadOptions = {}): ParsedLog {
   if (!startsWith(bytes, MAGIC)) throw new LogError("not an rrx log (bad magic)", 0);
   if (bytes.length < MAGIC.length + 2) throw new LogError(`log truncated inside its header (${bytes.length} bytes)`, 0);
   const version = bytes[8]! | (bytes[9]! << 8);
-  const reader = READERS[version];
+  const known = SUPPORTED_VERSIONS.filter((v) => opts.maxVersion === undefined || v <= opts.maxVersion);
+  const reader = known.includes(version) ? READERS[version] : undefined;
   if (!reader) {
-    throw new LogError(`log format version ${version} is not supported (this rrx reads version ${FORMAT_VERSION}${version > FORMAT_VERSION ? "; upgrade rrx" : ""})`, 8);
+    const newest = Math.max(...known);
+    const what = known.length === 1 ? `version ${known[0]}` : `versions ${known.join(", ")}`;
+    const hint = version === 2 && newest < 2 ? "; version 2 logs start from a machine snapshot (rrx gdb --record)" : "";
+    throw new LogError(`log format version ${version} is not supported (this rrx reads ${what}${version > newest ? "; upgrade rrx" : ""})${hint}`, 8);
   }
   return reader(bytes, opts);
 }
@@ -113,6 +133,15 @@ function parseSection(b: Uint8Array, what: string, offset: number): unknown {
 }
 
 function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
+  return readChunked(bytes, opts, 1);
+}
+
+/** v2: v1 plus the SNAPSHOT chunk (compared section key `snapshot`). */
+function readV2(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
+  return readChunked(bytes, opts, 2);
+}
+
+function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2): ParsedLog {
   const len = bytes.length;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const truncHeader = () => new LogError(`log truncated inside its header (${len} bytes)`, 0);
@@ -142,11 +171,18 @@ function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
   if (hErr) throw new LogError(`header: ${hErr}`, hOff + 4);
   const header: LogHeader = { compared: compared as ComparedSection, host: host as HostSection };
   const headerBytes = crcOff + 4;
+  // v2: a log that starts from a snapshot says so in its compared section.
+  let snapInfo: SnapshotInfo | null = null;
+  if (version >= 2 && (compared as ComparedSection).snapshot !== undefined) {
+    const sErr = checkSnapshotInfo((compared as ComparedSection).snapshot);
+    if (sErr) throw new LogError(`header: ${sErr}`, 16);
+    snapInfo = (compared as ComparedSection).snapshot as SnapshotInfo;
+  }
 
   const log: ParsedLog = {
-    version: 1, header, headerFlags: flags, headerBytes,
+    version, header, headerFlags: flags, headerBytes,
     comparedJson: fromUtf8(comparedRaw)!, hostJson: fromUtf8(hostRaw)!,
-    images: [], events: [], hashes: [], chunks: [], endIcount: 0,
+    images: [], snapshot: null, startIcount: 0, events: [], hashes: [], chunks: [], endIcount: 0,
     trailer: null, truncated: null, stats: new Map(), byteLength: len,
   };
 
@@ -154,6 +190,7 @@ function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
   let off = headerBytes;
   let prevEnd = 0;
   let sawEvents = false;
+  let sawSnapshot = false;
   const truncate = (reason: string) => { log.truncated = { atIcount: prevEnd, atOffset: off, reason }; };
 
   while (off < len) {
@@ -187,10 +224,14 @@ function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
       throw new LogError(`${where} (icount ${startIc}): ${msg}`, off, startIc);
     };
     if (wantCrc !== gotCrc) { fail(`CRC mismatch (stored ${hex32(wantCrc)}, computed ${hex32(gotCrc)})`); break; }
-    if (!CHUNK_KIND_NAMES[kind]) { fail(`unknown chunk kind 0x${kind.toString(16).padStart(2, "0")}`); break; }
+    if (!CHUNK_KIND_NAMES[kind] || (kind === ChunkKind.SNAPSHOT && version < 2)) { fail(`unknown chunk kind 0x${kind.toString(16).padStart(2, "0")}`); break; }
     if (cflags !== 0 || reserved !== 0) { fail(`nonzero flags/reserved bytes`); break; }
     if (icHi > 0x1fffff || endHi > 0x1fffff) { fail(`icount exceeds 2^53-1`); break; }
-    if (startIc !== prevEnd) { fail(`starts at icount ${startIc} but the previous chunk ended at ${prevEnd}`); break; }
+    // The SNAPSHOT chunk moves the log's position from 0 to its icount; checked below.
+    if (kind !== ChunkKind.SNAPSHOT && startIc !== prevEnd) { fail(`starts at icount ${startIc} but the previous chunk ended at ${prevEnd}`); break; }
+    if (snapInfo && !sawSnapshot && kind !== ChunkKind.IMAGE && kind !== ChunkKind.SNAPSHOT) {
+      fail(`${CHUNK_KIND_NAMES[kind]} chunk before the SNAPSHOT chunk the header announces`); break;
+    }
     if (endIc < startIc) { fail(`ends at icount ${endIc}, before its start`); break; }
 
     const info: ChunkInfo = { kind, offset: off, size, startIcount: startIc, endIcount: endIc, events: count, firstEvent: log.events.length };
@@ -209,6 +250,18 @@ function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
           throw new DecodeError(`image ${img.role}:${img.name} packed twice`, r.pos);
         }
         log.images.push(img);
+      } else if (kind === ChunkKind.SNAPSHOT) {
+        if (!snapInfo) throw new DecodeError("snapshot chunk in a log whose header announces none", r.pos);
+        if (sawSnapshot) throw new DecodeError("second snapshot chunk", r.pos);
+        if (count !== 0 || startIc !== snapInfo.icount || endIc !== snapInfo.icount) {
+          throw new DecodeError(`snapshot chunk must be at icount ${snapInfo.icount} with no events`, r.pos);
+        }
+        if (pLen !== snapInfo.bytes) throw new DecodeError(`snapshot chunk holds ${pLen} bytes but the header says ${snapInfo.bytes}`, r.pos);
+        const payload = bytes.subarray(r.pos, r.pos + pLen);
+        if (sha256Hex(payload) !== snapInfo.sha256) throw new DecodeError("snapshot SHA-256 does not match the header", r.pos);
+        log.snapshot = decodeSnapshotPayload(r, startIc, header.compared.memoryBytes);
+        log.startIcount = startIc;
+        sawSnapshot = true;
       } else if (kind === ChunkKind.EVENTS) {
         sawEvents = true;
         decodeEvents(log, r, startIc, endIc, count);
@@ -230,6 +283,11 @@ function readV1(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
     off += size;
   }
 
+  if (snapInfo && !log.snapshot && !log.truncated) {
+    // A complete-looking log (trailer present) whose snapshot never came: the chunk-order check
+    // above already threw for any other chunk, so only an empty chunk list gets here.
+    log.truncated = { atIcount: 0, atOffset: off, reason: "log ends before its snapshot chunk" };
+  }
   if (!log.truncated && !log.trailer) {
     log.truncated = { atIcount: prevEnd, atOffset: off, reason: "log has no trailer (recording did not finish)" };
   }

@@ -12,8 +12,8 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { crc32 } from "./crc32.ts";
 import {
-  ByteWriter, CHUNK_HEADER_BYTES, ChunkKind, EventKind, HeaderFlag, LIMITS,
-  encodeEvent, encodeHeaderBody, encodeImagePayload, encodeTrailerPayload, imageInfo, newCodecState,
+  ByteWriter, CHUNK_HEADER_BYTES, ChunkKind, EventKind, HeaderFlag, LIMITS, SNAPSHOT_FORMAT_VERSION,
+  checkSnapshotInfo, encodeEvent, sha256Hex, encodeHeaderBody, encodeImagePayload, encodeTrailerPayload, imageInfo, newCodecState,
   type CodecState, type EventKindCode, type HashRecord, type LogHeader, type PackedImage, type PayloadMap, type Trailer,
 } from "./format.ts";
 import { MAX_UVARINT } from "./varint.ts";
@@ -117,6 +117,12 @@ export interface LogWriterOptions {
    * (default 1 MiB). Deterministic: depends only on the events.
    */
   maxChunkBytes?: number;
+  /**
+   * Start the log from a machine snapshot (a SNAPSHOT_FORMAT_VERSION log): the encoded
+   * payload (encodeSnapshotPayload) and its icount. header.compared.snapshot must be
+   * {icount, bytes, sha256} of this payload. Events then start at `icount`.
+   */
+  snapshot?: { icount: number; payload: Uint8Array };
 }
 
 export type TrailerInput = Omit<Trailer, "eventCount">;
@@ -145,11 +151,28 @@ export class LogWriter {
     if (pack.length > 0 && pack.length !== header.compared.images.length) {
       throw new Error(`--pack needs every image: header lists ${header.compared.images.length}, ${pack.length} given`);
     }
-    const body = encodeHeaderBody(header, pack.length > 0 ? HeaderFlag.PACKED : 0);
+    const snap = opts.snapshot;
+    if (snap) {
+      const info = header.compared.snapshot as { icount?: unknown; bytes?: unknown; sha256?: unknown } | undefined;
+      const err = checkSnapshotInfo(info);
+      if (err) throw new Error(`a log that starts from a snapshot needs ${err.replace("compared section: ", "the compared section's ")}`);
+      if (info!.icount !== snap.icount || info!.bytes !== snap.payload.length || info!.sha256 !== sha256Hex(snap.payload)) {
+        throw new Error("the compared section's snapshot {icount, bytes, sha256} does not describe the snapshot given");
+      }
+      this.checkIcount(snap.icount);
+    } else if (header.compared.snapshot !== undefined) {
+      throw new Error("the compared section names a snapshot but none was given");
+    }
+    const body = encodeHeaderBody(header, pack.length > 0 ? HeaderFlag.PACKED : 0, snap ? SNAPSHOT_FORMAT_VERSION : undefined);
     const hw = new ByteWriter(body.length + 4);
     hw.raw(body).u32(crc32(body));
     this.emit(hw.bytes());
     for (const img of pack) this.writeChunk(ChunkKind.IMAGE, 0, 0, 0, encodeImagePayload(img));
+    if (snap) {
+      this.writeChunk(ChunkKind.SNAPSHOT, snap.icount, snap.icount, 0, snap.payload);
+      this.chunkStart = snap.icount;
+      this.lastIcount = snap.icount;
+    }
     this.sink.flush();
   }
 

@@ -13,6 +13,7 @@ import { readLog, type ParsedLog } from "./log-reader.ts";
 import { diffHashes, formatHashDiff, type HashRecord } from "./hash.ts";
 import { buildMachine, configFromCompared, MachineHasher, type MachineConfig } from "./session.ts";
 import { Snapshot } from "./checkpoint.ts";
+import { applyState } from "./start-state.ts";
 
 export interface OpenedLog {
   log: ParsedLog;
@@ -32,6 +33,9 @@ export function openLog(path: string, opts: OpenOptions = {}): OpenedLog {
   if (!existsSync(path)) throw new LogError(`${path}: no such file`);
   const bytes = new Uint8Array(readFileSync(path));
   const log = readLog(bytes);
+  if (log.header.compared.snapshot !== undefined && log.version >= 2 && !log.snapshot) {
+    throw new LogError(`${path}: the log ends before its snapshot chunk (${log.truncated?.reason ?? "no snapshot"}); nothing to replay`);
+  }
   const recCwd = typeof log.header.host.cwd === "string" ? [log.header.host.cwd] : [];
   const dirs = opts.searchDirs ?? [".", dirname(path), ...recCwd];
   const find = (info: ImageInfo): Uint8Array => {
@@ -51,6 +55,26 @@ export function openLog(path: string, opts: OpenOptions = {}): OpenedLog {
   const cfg = configFromCompared(log.header.compared, find);
   const hi = log.header.compared.hashInterval;
   return { log, cfg, events: inputEvents(log.events), hashInterval: typeof hi === "number" ? hi : 0 };
+}
+
+/** Machines already put in the log's start state (replayToEnd must not do it twice). */
+const started = new WeakSet<Machine>();
+
+/**
+ * A machine in the log's start state: booted from the header's configuration, then, for a log
+ * that starts from a snapshot (v2), restored from it (icount = the snapshot's icount).
+ */
+export function machineFromLog(opened: OpenedLog): Machine {
+  const m = buildMachine(opened.cfg);
+  startMachine(m, opened);
+  return m;
+}
+
+/** Put a machine freshly built from `opened.cfg` into the log's start state. */
+export function startMachine(m: Machine, opened: OpenedLog): void {
+  if (started.has(m)) return;
+  if (opened.log.snapshot) applyState(m, opened.log.snapshot);
+  started.add(m);
 }
 
 /** The host-input events of a log, as machine events. */
@@ -90,7 +114,7 @@ export interface VerifyResult {
 
 export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Array) => void, onSlice?: (m: Machine) => void): VerifyResult {
   const { log, cfg, events } = opened;
-  const m = buildMachine(cfg);
+  const m = machineFromLog(opened);
   if (onOutput) m.onOutput = onOutput;
   const hasher = new MachineHasher(m);
   const expected = new Map<number, HashRecord>();
@@ -159,8 +183,15 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Replay a machine built from `opened.cfg` to `until` (default: the end of the log). A log that
+ * starts from a snapshot restores it first, unless the machine was started already.
+ */
 export function replayToEnd(m: Machine, opened: OpenedLog, until?: number, onSlice?: (m: Machine) => void): ReplayEnd {
   const u = until ?? finalIcountOf(opened);
+  const start = opened.log.startIcount;
+  if (u < start) throw new LogError(`this log starts at instruction ${start} (from a snapshot); cannot stop at ${u}`);
+  if (!started.has(m) && m.cpu.icount === 0) startMachine(m, opened);
   return runReplay(m, opened.events, { until: u, onSlice });
 }
 
