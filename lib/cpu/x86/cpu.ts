@@ -1385,6 +1385,20 @@ export class Cpu {
     this.adjSp(-2 * w);
   }
 
+  /** The checks far RET and IRET make on the code segment they return to; its descriptor. */
+  private checkReturnCs(sel: number): { lo: number; hi: number } {
+    if ((sel & 0xfffc) === 0) this.gp(0);
+    const rpl = sel & 3;
+    if (rpl < this.cpl) this.gp(sel & 0xfffc);
+    const d = this.readDescriptor(sel);
+    const ar = descAr(d.hi);
+    const dpl = (ar >> 5) & 3;
+    if (!(ar & AR_S) || !(ar & AR_CODE)) this.gp(sel & 0xfffc);
+    if ((ar & 0x04) ? dpl > rpl : dpl !== rpl) this.gp(sel & 0xfffc);
+    if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+    return d;
+  }
+
   /** Far RET (with `extra` bytes of parameters to release). */
   farReturn(o32: boolean, extra: number): void {
     const w = o32 ? 4 : 2;
@@ -1396,15 +1410,8 @@ export class Cpu {
       this.adjSp(2 * w + extra);
       return;
     }
-    if ((sel & 0xfffc) === 0) this.gp(0);
     const rpl = sel & 3;
-    if (rpl < this.cpl) this.gp(sel & 0xfffc);
-    const d = this.readDescriptor(sel);
-    const ar = descAr(d.hi);
-    const dpl = (ar >> 5) & 3;
-    if (!(ar & AR_S) || !(ar & AR_CODE)) this.gp(sel & 0xfffc);
-    if ((ar & 0x04) ? dpl > rpl : dpl !== rpl) this.gp(sel & 0xfffc);
-    if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+    const d = this.checkReturnCs(sel);
     if (rpl === this.cpl) {
       this.loadSegDesc(CS, sel, d.lo, d.hi);
       this.eip = eip;
@@ -1440,15 +1447,8 @@ export class Cpu {
     const eip = this.peek(o32, 0);
     const sel = this.peek(o32, w) & 0xffff;
     const fl = this.peek(o32, 2 * w);
-    if ((sel & 0xfffc) === 0) this.gp(0);
     const rpl = sel & 3;
-    if (rpl < this.cpl) this.gp(sel & 0xfffc);
-    const d = this.readDescriptor(sel);
-    const ar = descAr(d.hi);
-    const dpl = (ar >> 5) & 3;
-    if (!(ar & AR_S) || !(ar & AR_CODE)) this.gp(sel & 0xfffc);
-    if ((ar & 0x04) ? dpl > rpl : dpl !== rpl) this.gp(sel & 0xfffc);
-    if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
+    const d = this.checkReturnCs(sel);
     if (fl & VM && this.cpl === 0 && o32) this.gp(0); // return to virtual-8086 mode: not supported
     const oldCpl = this.cpl;
     let nesp = 0, nss = 0, sd: { lo: number; hi: number } | null = null;
