@@ -151,3 +151,36 @@ export class TestMachine {
 
   state(): Uint8Array { return saveToBytes(this.cpu); }
 }
+
+/** A program in CODE with data in DATA and a stack, registers and flags given: for property tests. */
+export function programMachine(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: { singleStep?: boolean; jitThreshold?: number }): TestMachine {
+  const DATA_SIZE = 0x1000;
+  const m = new TestMachine(2 << 20);
+  m.flat(cpl, CODE);
+  m.write(CODE, code);
+  m.w8(CODE + code.length, 0xf4); // HLT (at CPL 3: #GP, whose handler halts)
+  for (let k = 0; k < DATA_SIZE; k++) m.mem.ram[DATA + k] = (k * 37) & 0xff;
+  const c = m.cpu;
+  [0, 1, 2, 3, 5, 6, 7].forEach((r, k) => (c.regs[r] = regs[k]! >>> 0));
+  c.regs[ESP] = DATA + 0x800;
+  c.setFlags(flags | 2);
+  c.singleStep = mode.singleStep ?? false;
+  if (mode.jitThreshold !== undefined) c.jitThreshold = mode.jitThreshold;
+  c.flushBlocks();
+  return m;
+}
+
+/**
+ * Run two machines in chunks of the given sizes and throw at the first stop where their stop
+ * reason, icount, CPU state or RAM differ (`where` describes the program for the report).
+ */
+export function compareRuns(a: TestMachine, b: TestMachine, chunks: number[], rounds: number, where: () => string): void {
+  for (let k = 0; k < rounds; k++) {
+    const n = chunks[k % chunks.length]!;
+    const sa = a.cpu.run(n), sb = b.cpu.run(n);
+    if (sa !== sb || a.cpu.icount !== b.cpu.icount) throw new Error(`stop ${sa}/${sb} icount ${a.cpu.icount}/${b.cpu.icount} after chunk ${k}\n${where()}`);
+    if (Buffer.compare(a.state(), b.state()) !== 0) throw new Error(`CPU state differs at icount ${a.cpu.icount} (eip ${a.cpu.eip.toString(16)} vs ${b.cpu.eip.toString(16)})\n${where()}`);
+    if (Buffer.compare(a.mem.ram, b.mem.ram) !== 0) throw new Error(`RAM differs at icount ${a.cpu.icount}\n${where()}`);
+    if (sa === Stop.HALT || sa === Stop.SHUTDOWN) break;
+  }
+}

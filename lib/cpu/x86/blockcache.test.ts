@@ -12,26 +12,14 @@ import fc from "fast-check";
 import { arbProgram } from "./encoder.ts";
 import { Stop } from "./cpu.ts";
 import { EAX, ECX, EDX, EBX, EBP, ESI, EDI } from "./cpu.ts";
-import { TestMachine, CODE, DATA } from "../../../test/cpu/machine.ts";
+import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
 import { disasm } from "./disasm.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 const DATA_SIZE = 0x1000, STACK_TOP = DATA + 0x800;
 
-function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, single: boolean, jit = 0): TestMachine {
-  const m = new TestMachine(2 << 20);
-  m.flat(cpl, CODE);
-  m.write(CODE, code);
-  m.w8(CODE + code.length, 0xf4); // HLT (at CPL 3: #GP, whose handler halts)
-  for (let k = 0; k < DATA_SIZE; k++) m.mem.ram[DATA + k] = (k * 37) & 0xff;
-  const c = m.cpu;
-  [EAX, ECX, EDX, EBX, EBP, ESI, EDI].forEach((r, k) => (c.regs[r] = regs[k]! >>> 0));
-  c.regs[4] = STACK_TOP;
-  c.setFlags(flags | 2);
-  c.singleStep = single;
-  if (jit) c.jitThreshold = jit;
-  c.flushBlocks();
-  return m;
+function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, single: boolean, jitThreshold?: number): TestMachine {
+  return programMachine(code, regs, flags, cpl, { singleStep: single, jitThreshold });
 }
 
 describe("block cache equals single step", () => {
@@ -46,16 +34,7 @@ describe("block cache equals single step", () => {
         (prog, regs, flags, cpl, chunks) => {
           const a = setup(prog.code, regs, flags, cpl, false, jit);
           const b = setup(prog.code, regs, flags, cpl, true);
-          const where = () => disasm(prog.code, true, CODE).join("\n");
-          for (let k = 0; k < 400; k++) {
-            const n = chunks[k % chunks.length]!;
-            const sa = a.cpu.run(n), sb = b.cpu.run(n);
-            if (sa !== sb || a.cpu.icount !== b.cpu.icount) throw new Error(`stop ${sa}/${sb} icount ${a.cpu.icount}/${b.cpu.icount} after chunk ${k}\n${where()}`);
-            const x = a.state(), y = b.state();
-            if (Buffer.compare(x, y) !== 0) throw new Error(`CPU state differs at icount ${a.cpu.icount} (eip ${a.cpu.eip.toString(16)} vs ${b.cpu.eip.toString(16)})\n${where()}`);
-            if (Buffer.compare(a.mem.ram, b.mem.ram) !== 0) throw new Error(`RAM differs at icount ${a.cpu.icount}\n${where()}`);
-            if (sa === Stop.HALT || sa === Stop.SHUTDOWN) break;
-          }
+          compareRuns(a, b, chunks, 400, () => disasm(prog.code, true, CODE).join("\n"));
           expect(a.cpu.icount).toBeGreaterThan(0);
         },
       ),

@@ -7,29 +7,16 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { arbProgram, encode, CONDS, type Insn as EncInsn, type Reg32 } from "./encoder.ts";
-import { Stop, EAX, ECX, EDX, EBX, EBP, ESI, EDI } from "./cpu.ts";
-import { TestMachine, CODE, DATA } from "../../../test/cpu/machine.ts";
+import { Stop, EAX } from "./cpu.ts";
+import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock } from "./jit.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 const DATA_SIZE = 0x1000, STACK_TOP = DATA + 0x800;
 
-function setup(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "single"): TestMachine {
-  const m = new TestMachine(2 << 20);
-  m.flat(cpl, CODE);
-  m.write(CODE, code);
-  m.w8(CODE + code.length, 0xf4);
-  for (let k = 0; k < DATA_SIZE; k++) m.mem.ram[DATA + k] = (k * 37) & 0xff;
-  const c = m.cpu;
-  [EAX, ECX, EDX, EBX, EBP, ESI, EDI].forEach((r, k) => (c.regs[r] = regs[k]! >>> 0));
-  c.regs[4] = STACK_TOP;
-  c.setFlags(flags | 2);
-  c.singleStep = mode === "single";
-  c.jitThreshold = 1;
-  c.flushBlocks();
-  return m;
-}
+const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "single") =>
+  programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: 1 });
 
 // A generator aimed at the translator: the instruction forms it translates, compare + branch
 // pairs inside blocks, memory operands in the data region, inside a loop so blocks run often.
@@ -92,15 +79,7 @@ describe("block translator equals single step", () => {
         (code, regs, chunks) => {
           const a = setup(code, regs, 0, 0, "jit");
           const b = setup(code, regs, 0, 0, "single");
-          const where = () => disasm(code, true, CODE).join("\n");
-          for (let k = 0; k < 200; k++) {
-            const n = chunks[k % chunks.length]!;
-            const sa = a.cpu.run(n), sb = b.cpu.run(n);
-            if (sa !== sb || a.cpu.icount !== b.cpu.icount) throw new Error(`stop ${sa}/${sb} icount ${a.cpu.icount}/${b.cpu.icount}\n${where()}`);
-            if (Buffer.compare(a.state(), b.state()) !== 0) throw new Error(`CPU state differs at icount ${a.cpu.icount}\n${where()}`);
-            if (Buffer.compare(a.mem.ram, b.mem.ram) !== 0) throw new Error(`RAM differs at icount ${a.cpu.icount}\n${where()}`);
-            if (sa === Stop.HALT || sa === Stop.SHUTDOWN) break;
-          }
+          compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
         },
       ),
       { numRuns: RUNS },
@@ -118,15 +97,7 @@ describe("block translator equals single step", () => {
         (prog, regs, flags, cpl, chunks) => {
           const a = setup(prog.code, regs, flags, cpl, "jit");
           const b = setup(prog.code, regs, flags, cpl, "single");
-          const where = () => disasm(prog.code, true, CODE).join("\n");
-          for (let k = 0; k < 300; k++) {
-            const n = chunks[k % chunks.length]!;
-            const sa = a.cpu.run(n), sb = b.cpu.run(n);
-            if (sa !== sb || a.cpu.icount !== b.cpu.icount) throw new Error(`stop ${sa}/${sb} icount ${a.cpu.icount}/${b.cpu.icount}\n${where()}`);
-            if (Buffer.compare(a.state(), b.state()) !== 0) throw new Error(`CPU state differs at icount ${a.cpu.icount}\n${where()}`);
-            if (Buffer.compare(a.mem.ram, b.mem.ram) !== 0) throw new Error(`RAM differs at icount ${a.cpu.icount}\n${where()}`);
-            if (sa === Stop.HALT || sa === Stop.SHUTDOWN) break;
-          }
+          compareRuns(a, b, chunks, 300, () => disasm(prog.code, true, CODE).join("\n"));
           expect(a.cpu.icount).toBeGreaterThan(0);
         },
       ),
