@@ -1,8 +1,13 @@
 /**
  * `rrx gdb`: debug a recording (forwards and backwards) with the system gdb.
  *
- *   rrx gdb rec.rrx [--port N] [--no-launch] [--live-at N] [--checkpoint-mem MiB] [-- GDB ARGS...]
- *   rrx gdb --live kernel.elf [--append ARGS] [-m MiB] [-- GDB ARGS...]
+ *   rrx gdb rec.rrx [--port N] [--no-launch] [--live-at N] [--input SCRIPT] [--record NEW.rrx]
+ *                   [--checkpoint-mem MiB] [-- GDB ARGS...]
+ *   rrx gdb --live kernel.elf [--append ARGS] [-m MiB] [--input SCRIPT] [--record NEW.rrx] [-- GDB ARGS...]
+ *
+ * Going live (`--live-at N` or `monitor live`) with `--record NEW.rrx` records the live part to a
+ * new log that starts from a snapshot of the machine at that point; `--input SCRIPT` is the live
+ * part's host input (times relative to going live), since gdb owns the terminal.
  *
  * The stub listens on 127.0.0.1; gdb is started with the kernel ELF from the recording for
  * symbols (written to a temporary file when it was packed into the log) and connected.
@@ -10,10 +15,17 @@
 import type { CAC } from "cac";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { hostname, platform } from "node:os";
+import { basename, join, resolve } from "node:path";
 import { openLog } from "../lib/replay/replayer.ts";
 import { engineFromLog, ReplayEngine } from "../lib/replay/engine.ts";
-import { buildMachine, type MachineConfig } from "../lib/replay/session.ts";
+import { buildMachine, comparedSection, imagesOf, type MachineConfig } from "../lib/replay/session.ts";
+import { LiveInput } from "../lib/replay/live.ts";
+import { DEFAULT_HASH_INTERVAL, Recorder } from "../lib/replay/recorder.ts";
+import { FileSink } from "../lib/replay/log-writer.ts";
+import { parseScript, ScriptError, type ScriptEvent } from "../lib/machine/script.ts";
+import type { Machine } from "../lib/machine/machine.ts";
+import type { ComparedSection } from "../lib/replay/format.ts";
 import { RrxTarget } from "../lib/gdb/rrx-target.ts";
 import { DEFAULT_GDB_PORT, GdbServer } from "../lib/gdb/server.ts";
 import { gdbArgs } from "../lib/gdb/launch.ts";
@@ -40,6 +52,8 @@ export interface GdbCommandOptions {
   append?: unknown;
   m?: unknown;
   force?: unknown;
+  record?: unknown;
+  input?: unknown;
   "--"?: string[];
 }
 
@@ -68,9 +82,46 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   const head = readFileSync(file).subarray(0, MAGIC.length);
   const isLog = head.length === MAGIC.length && head.every((b, i) => b === MAGIC[i]);
 
+  const recordPath = opts.record !== undefined ? String(opts.record) : undefined;
+  if (recordPath !== undefined && (recordPath === "" || recordPath === "true")) throw new GdbUsageError("--record: give the file to record to");
+  if (recordPath !== undefined && resolve(recordPath) === resolve(file)) throw new GdbUsageError(`--record: ${recordPath} is the file being debugged; record to a new file`);
+  let script: ScriptEvent[] | undefined;
+  if (opts.input !== undefined) {
+    const path = String(opts.input);
+    if (!existsSync(path)) throw new GdbUsageError(`--input: ${path}: no such file`);
+    try {
+      script = parseScript(readFileSync(path, "utf8"), path);
+    } catch (e) {
+      if (e instanceof ScriptError) throw new GdbUsageError(e.message);
+      throw e;
+    }
+  }
+
   let engine: ReplayEngine;
   let cfg: MachineConfig;
+  /** The compared section a recording of the live part starts from (the machine's configuration). */
+  let baseCompared: ComparedSection;
   const ckOpts = { memBudget: memMiB * 1024 * 1024 };
+  const log = (s: string) => process.stderr.write(s + "\n");
+  // Scripted input and the recording of the live part, made when the machine goes live.
+  let live: LiveInput | null = null;
+  const makeLiveInput = (m: Machine): LiveInput | null => {
+    if (!script && recordPath === undefined) return null;
+    let recorder: Recorder | undefined;
+    if (recordPath !== undefined) {
+      const { snapshot: _old, ...compared } = baseCompared;
+      const hi = typeof compared.hashInterval === "number" && compared.hashInterval > 0 ? compared.hashInterval : DEFAULT_HASH_INTERVAL;
+      const host = {
+        hostname: hostname(), platform: platform(), startTime: Date.now(), cwd: process.cwd(),
+        liveFrom: { log: opts.live ? null : file, kernel: opts.live ? file : null, icount: m.cpu.icount },
+      };
+      recorder = Recorder.startFrom(m, new FileSink(recordPath), { compared: { ...compared, hashInterval: hi }, host }, {
+        hashInterval: hi, pack: imagesOf(cfg).map((x) => ({ role: x.info.role, name: x.info.name, data: x.data })),
+      });
+    }
+    live = new LiveInput(m, { script, recorder, recordPath });
+    return live;
+  };
   if (opts.live) {
     if (isLog) throw new GdbUsageError(`${file} is a recording; drop --live to replay it`);
     const append = opts.append !== undefined ? String(opts.append) : "";
@@ -82,22 +133,35 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     const m = buildMachine(cfg);
     m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") process.stderr.write(b); };
     engine = new ReplayEngine(m, [], 0, ckOpts);
-    engine.goLive();
+    baseCompared = comparedSection(cfg, opts.append !== undefined ? ["--append", String(opts.append)] : []);
+    engine.goLive(makeLiveInput);
   } else {
     if (!isLog) throw new GdbUsageError(`${file} is not an rrx recording (for a kernel: rrx gdb --live ${file})`);
     if (opts.append !== undefined || opts.m !== undefined) throw new GdbUsageError("--append and -m apply to --live only (a recording has its own)");
     const opened = openLog(file, { force: Boolean(opts.force) });
     cfg = opened.cfg;
+    baseCompared = opened.log.header.compared;
     engine = engineFromLog(opened, ckOpts);
     if (liveAt !== undefined) {
       if (liveAt > engine.end) throw new GdbUsageError(`--live-at: the recording ends at instruction ${engine.end}`);
+      if (liveAt < engine.begin) throw new GdbUsageError(`--live-at: the recording starts at instruction ${engine.begin} (from a snapshot)`);
       await engine.seek(liveAt);
-      engine.goLive();
+      engine.goLive(makeLiveInput);
+      if (live) log(`rrx: live at instruction ${engine.icount}${recordPath !== undefined ? `, recording to ${recordPath}` : ""}`);
     }
   }
 
-  const log = (s: string) => process.stderr.write(s + "\n");
-  const target = new RrxTarget(engine, { log });
+  const target = new RrxTarget(engine, { log, liveInput: makeLiveInput });
+  const endRecording = (why: string) => {
+    target.finishLive(why);
+    const l = live as LiveInput | null;
+    if (l?.summary) log(`rrx: ${l.summary}`);
+    else if (recordPath !== undefined && !l) log(`rrx: --record: the machine never went live (monitor live), nothing recorded`);
+  };
+  const onSignal = (sig: string) => { endRecording(`signal:${sig}`); process.exit(130); };
+  const onTerm = () => onSignal("SIGTERM"), onHup = () => onSignal("SIGHUP");
+  process.on("SIGTERM", onTerm);
+  process.on("SIGHUP", onHup);
   const server = new GdbServer(target, { port, log });
   let started: { host: string; port: number };
   try {
@@ -127,6 +191,9 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   } finally {
     await server.stop();
     elf.cleanup();
+    endRecording("detach");
+    process.off("SIGTERM", onTerm);
+    process.off("SIGHUP", onHup);
   }
 }
 
@@ -136,6 +203,8 @@ export function registerGdb(cli: CAC): void {
     .option("--port <n>", `TCP port for the gdb stub on 127.0.0.1 (default ${DEFAULT_GDB_PORT}; 0 = any free port)`)
     .option("--no-launch", "Only listen; print the `target remote` line to use")
     .option("--live-at <icount>", "Replay up to this instruction, then continue live (no reverse)")
+    .option("--record <file>", "When the machine goes live (--live-at, monitor live): record the live part to a new log that starts from a snapshot of that point")
+    .option("--input <script>", "Scripted host input for the live part (times relative to going live; gdb owns the terminal)")
     .option("--live", "FILE is a kernel ELF: debug a live machine (no recording, no reverse)")
     .option("--append <cmdline>", "With --live: kernel command line after the kernel name")
     .option("-m <MiB>", "With --live: guest RAM in MiB (default 32)")

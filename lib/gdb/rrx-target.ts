@@ -8,6 +8,8 @@
  * they are allowed and reverse execution is off.
  */
 import type { ReplayEngine, EngineStop } from "../replay/engine.ts";
+import type { LiveInput } from "../replay/live.ts";
+import type { Machine } from "../machine/machine.ts";
 import { MachineHasher } from "../replay/session.ts";
 import { hashBytes } from "../replay/hash.ts";
 import { PAGE_SIZE } from "../machine/ram.ts";
@@ -22,6 +24,11 @@ const WATCH_NAME = { 2: "watch", 3: "rwatch", 4: "awatch" } as const;
 export interface RrxTargetOptions {
   /** Receives one-line notices (e.g. "went live at icount N"). */
   log?: (msg: string) => void;
+  /**
+   * Called when the machine goes live (`monitor live`): scripted input for the live part and
+   * the recording of it (`rrx gdb --input SCRIPT --record FILE`). Null: neither.
+   */
+  liveInput?: (m: Machine) => LiveInput | null;
 }
 
 export class RrxTarget implements DebugTarget {
@@ -31,8 +38,22 @@ export class RrxTarget implements DebugTarget {
   private readonly log: (msg: string) => void;
   ended = false;
 
+  private readonly makeLiveInput?: (m: Machine) => LiveInput | null;
+
   constructor(readonly engine: ReplayEngine, opts: RrxTargetOptions = {}) {
     this.log = opts.log ?? (() => {});
+    this.makeLiveInput = opts.liveInput;
+  }
+
+  /** Live and recording: writes would not be in the log, so they are refused. */
+  private get writable(): boolean {
+    return this.engine.live && !this.engine.liveInput?.recording;
+  }
+
+  /** End the recording of the live part, if any (session end, guest exit is handled by the engine). */
+  finishLive(reason: string): void {
+    const msg = this.engine.liveInput?.finish(reason, 0, this.engine.isCanonical);
+    if (msg) this.log(`rrx: ${msg}`);
   }
 
   private get m() {
@@ -50,7 +71,7 @@ export class RrxTarget implements DebugTarget {
   }
 
   writeRegister(n: number, value: number): boolean {
-    if (!this.engine.live || n < 0 || n >= NUM_GREGS) return false;
+    if (!this.writable || n < 0 || n >= NUM_GREGS) return false;
     const cpu = this.m.cpu;
     value >>>= 0;
     if (n < 8) cpu.regs[n] = value;
@@ -92,7 +113,7 @@ export class RrxTarget implements DebugTarget {
   }
 
   writeMemory(addr: number, data: Uint8Array): boolean {
-    if (!this.engine.live) return false;
+    if (!this.writable) return false;
     if (addr < 0 || addr + data.length > 0x100000000) return false;
     const ram = this.m.ram;
     // Check everything first: all or nothing.
@@ -214,9 +235,14 @@ export class RrxTarget implements DebugTarget {
       case "screen": return this.m.vga.screenText() + "\n";
       case "live": {
         if (e.live) return "Already live.\n";
-        e.goLive();
-        this.log(`rrx: went live at instruction ${e.icount}`);
-        return `Live at instruction ${e.icount}: the recording is no longer followed (nothing is re-recorded); reverse execution is off, writes are allowed.\n`;
+        e.goLive(this.makeLiveInput);
+        const li = e.liveInput;
+        this.log(`rrx: went live at instruction ${e.icount}${li?.recording ? `, recording to ${li.recordPath}` : ""}`);
+        const input = li && li.pending ? ` ${li.pending} scripted input events follow.` : "";
+        if (li?.recording) {
+          return `Live at instruction ${e.icount}: recording to ${li.recordPath} (the new log starts from a snapshot of this point); reverse execution is off, writes are refused while recording.${input}\n`;
+        }
+        return `Live at instruction ${e.icount}: the recording is no longer followed (nothing is re-recorded); reverse execution is off, writes are allowed.${input}\n`;
       }
       case "help":
       case "":
@@ -237,10 +263,12 @@ export class RrxTarget implements DebugTarget {
   }
 
   kill(): void {
+    this.finishLive("kill");
     this.ended = true;
   }
 
   detach(): void {
+    this.finishLive("detach");
     this.ended = true;
   }
 

@@ -21,14 +21,15 @@
  * log ("begin"). Forward execution stops at the end of the log ("end"); neither ends the
  * session. Long runs yield to the event loop and honour an AbortSignal.
  *
- * `goLive()` stops consuming the log: from then on the machine runs on without logged input
- * (nothing is re-recorded), reverse execution is off and writes are allowed.
+ * `goLive()` stops consuming the log: from then on the machine runs on without logged input,
+ * reverse execution is off and writes are allowed. With a LiveInput (live.ts) it takes scripted
+ * host input and may record it to a new log that starts from a snapshot of this point.
  */
 import type { Machine, RunStop } from "../machine/machine.ts";
 import type { ReplayEvent } from "../machine/driver.ts";
 import type { Watchpoint } from "../cpu/x86/cpu.ts";
-import type { OpenedLog } from "./replayer.ts";
-import { buildMachine } from "./session.ts";
+import { machineFromLog, type OpenedLog } from "./replayer.ts";
+import type { LiveInput } from "./live.ts";
 import { CheckpointStore, type Checkpoint, type CheckpointStoreOptions } from "./checkpoints.ts";
 
 export type EngineStop =
@@ -75,6 +76,8 @@ export class ReplayEngine {
   readonly end: number;
   /** Live: no more log, no reverse. */
   live = false;
+  /** Live: scripted host input and the recording of the live part, if any. */
+  liveInput: LiveInput | null = null;
   /** Set after the first reverse command (denser checkpoints). */
   reversed = false;
   private breakpoints = new Set<number>();
@@ -171,6 +174,7 @@ export class ReplayEngine {
         if (this.canonical) {
           this.injectDue();
           while (spotI < spots.length && spots[spotI]! < cpu.icount) spotI++;
+          if (this.live) this.liveInput?.pump();
           if (!this.live && ((spotI < spots.length && spots[spotI] === cpu.icount) || (o.regular && cpu.icount % interval === 0 && cpu.icount > this.begin))) {
             if (this.store.nearestDistance(cpu.icount) > 0) this.takeCheckpoint();
           }
@@ -190,12 +194,14 @@ export class ReplayEngine {
           if (spotI < spots.length) lim = Math.min(lim, spots[spotI]!);
           if (o.regular) lim = Math.min(lim, (Math.floor(cpu.icount / interval) + 1) * interval);
         }
+        if (this.live && this.liveInput) lim = this.liveInput.limit(lim);
         if (lim <= cpu.icount) lim = cpu.icount + 1; // cannot happen on a canonical path; be safe
         const before = cpu.icount;
         this.lastRaiseAt = -1;
         m.ignoreBpOnce = ignore;
         ignore = -1;
         const r: RunStop = m.runUntil(lim);
+        if (this.live) this.liveInput?.afterRun(r);
         sinceYield += cpu.icount - before;
         this.stats.replayed += cpu.icount - before;
         this.canonical = r.kind === "limit";
@@ -210,12 +216,14 @@ export class ReplayEngine {
             if (!this.live) return { kind: "end" };
             m.flushOutput();
             this.exitedStatus = r.status;
+            this.liveInput?.finish("exit", r.status);
             return { kind: "exited", status: r.status };
           case "halted": case "shutdown":
             this.canonical = true;
             if (!this.live) return { kind: "end" };
             m.flushOutput();
             this.exitedStatus = 0;
+            this.liveInput?.finish(r.kind, 0);
             return { kind: "exited", status: 0 };
           case "idle":
             this.canonical = true;
@@ -223,6 +231,8 @@ export class ReplayEngine {
               // Idle with no event due: the recording ended here (or the log and this build disagree).
               return { kind: "end" };
             }
+            // Live: skip ahead to the next scripted input, if any.
+            if (this.liveInput?.onIdle()) break;
             // Live with nothing to wake the guest: wait for ^C.
             for (;;) {
               if (o.signal?.aborted) return { kind: "interrupted" };
@@ -383,12 +393,17 @@ export class ReplayEngine {
     return this.takeCheckpoint(true);
   }
 
-  /** Stop consuming the log: the machine continues live from here, without logged input. */
-  goLive(): void {
+  /**
+   * Stop consuming the log: the machine continues live from here, without logged input.
+   * `input` (called once, after the checkpoints are dropped) supplies scripted host input and
+   * the recording of the live part (see live.ts).
+   */
+  goLive(input?: (m: Machine) => LiveInput | null): void {
     if (this.live) return;
     this.live = true;
     this.store.detach();
     this.m.hostDeadlineNs = Infinity;
+    this.liveInput = input?.(this.m) ?? null;
   }
 
   /** Linear address of the next instruction. */
@@ -400,7 +415,7 @@ export class ReplayEngine {
 
 /** An engine over an opened log, at the start of the recording. */
 export function engineFromLog(opened: OpenedLog, opts: EngineOptions = {}): ReplayEngine {
-  const m = buildMachine(opened.cfg);
+  const m = machineFromLog(opened); // a log that starts from a snapshot begins at its icount
   const end = opened.log.trailer ? opened.log.trailer.finalIcount : opened.log.endIcount;
   return new ReplayEngine(m, opened.events, end, opts);
 }
