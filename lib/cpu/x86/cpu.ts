@@ -12,7 +12,7 @@ import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./d
 import { OPFLAGS, OpF } from "./optable.ts";
 import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
 import { exec } from "./exec.ts";
-import { compileBlock, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
+import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 export const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESP = 4, EBP = 5, ESI = 6, EDI = 7;
@@ -177,6 +177,8 @@ export class Cpu {
   private decodeUser = false;
   /** Statistics (not state). */
   blocksBuilt = 0;
+  /** Translated blocks created since the block cache was last flushed. */
+  translated = 0;
 
   constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
     this.ram = mem.ram;
@@ -731,6 +733,7 @@ export class Cpu {
   // =====================================================================================
 
   flushBlocks(): void {
+    this.translated = 0;
     this.chainEpoch++;
     this.prevBlock = null;
     for (const b of this.blocks.values()) b.valid = false;
@@ -752,6 +755,7 @@ export class Cpu {
       const covers = (p >= b.phys && p < b.physEnd) || (b.phys2 >= 0 && p >= b.phys2 && p < b.phys2 + 4096);
       if (covers) {
         b.valid = false;
+        if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         if (b === this.curBlock) this.brk = this.brk || 1;
       } else (keep ??= []).push(b);
@@ -934,7 +938,10 @@ export class Cpu {
       const insns = blk.insns;
       let i = 0;
       if (count === blk.n && !tf && !this.noJit) {
-        if (++blk.hits === this.jitThreshold && blk.fn === null) blk.fn = compileBlock(this, blk);
+        if (++blk.hits === this.jitThreshold && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
+          blk.fn = compileBlock(this, blk);
+          if (blk.fn !== null) this.translated++;
+        }
         if (blk.fn !== null) {
           const r = this.runTranslated(blk, target);
           if (r === RT_CONTINUE) continue;
@@ -1585,6 +1592,7 @@ export class Cpu {
       for (const b of list) {
         if (!b.valid) continue;
         b.valid = false;
+        if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         const other = b.phys >>> 12 === pg ? (b.phys2 >= 0 ? b.phys2 >>> 12 : -1) : b.phys >>> 12;
         if (other >= 0) {

@@ -22,7 +22,14 @@ import { exec } from "./exec.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
 
-export const JIT_THRESHOLD = 40;
+/**
+ * Executions before a block is translated, and the most translated blocks kept. Creating a
+ * function costs tens of microseconds and the engine's code memory is limited: thousands of
+ * translated blocks that each run rarely are slower than interpreting them, so only blocks that
+ * are hot by this measure are translated, and at most JIT_MAX_BLOCKS of them.
+ */
+export const JIT_THRESHOLD = 500;
+export const JIT_MAX_BLOCKS = 2048;
 
 /** Runs the block; `lim` is the instruction budget (a self-looping block iterates within it). */
 export type BlockFn = (c: Cpu, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;
