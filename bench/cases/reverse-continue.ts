@@ -1,25 +1,56 @@
 /**
- * PLACEHOLDER for the reverse-debugging team: reverse-continue.
- *
- * Intended measurement: from the end of a cpu-bound recording (or icount T), reverse-continue to
- * a breakpoint (or watchpoint) hit D instructions earlier, for a few distances D (10^4, 10^6,
- * 10^8): wall time, and the equivalent rate D / time in MIPS so it can be put next to forward
- * replay MIPS (the cpu-bound case's replay.mips, available as ctx.metric("cpu-bound",
- * "replay.mips") because this case runs after it).
- *
- * To fill in: replace `run` with the measurement and return status "ok"; keep the metric keys.
+ * reverse-continue from the end of a cpu-bound recording (bench/lib/reverse.ts) to the last hit
+ * of a breakpoint, for breakpoints whose last hit lies at increasing distances from the end:
+ *   rt_vga_putc  the last character printed (near the end)
+ *   put_both     the last line of output (about 1.5e6 back)
+ *   rt_printf    the last printf ("total: ...", a few 10^6 back: printing is a polled-UART loop)
+ *   memset       the sieve's memset of the last round (about 2.7e7 back)
+ *   rt_printf x3 three reverse-continues in a row: the last round's printf, then the one of the
+ *                round before (a round is about 7.5e7 instructions)
+ * Each starts from the end (goto end, untimed) with only that breakpoint set; the time is from
+ * request to the stop (the state at the hit restored). The rate is distance / time, to put next
+ * to forward replay's MIPS (measured here: the replay to the end with `continue`).
  */
-import { pending, type BenchCase } from "../lib/types.ts";
+import type { BenchCase, Metric } from "../lib/types.ts";
+import { engineAtEnd, sym, timed } from "../lib/reverse.ts";
 
 export default {
   name: "reverse-continue",
-  title: "reverse-continue to a breakpoint",
+  title: "reverse-continue from the end to the last breakpoint hit",
   order: 61,
-  run: () => pending("to be filled in by the reverse-debugging team (see the comment in bench/cases/reverse-continue.ts)", [
-    { key: "d1e4.ms", label: "reverse-continue, breakpoint 10^4 insns back", unit: "ms" },
-    { key: "d1e6.ms", label: "reverse-continue, breakpoint 10^6 insns back", unit: "ms" },
-    { key: "d1e8.s", label: "reverse-continue, breakpoint 10^8 insns back", unit: "s" },
-    { key: "d1e8.mips", label: "reverse-continue rate over 10^8 insns", unit: "MIPS" },
-    { key: "reverse_over_replay", label: "reverse-continue / forward replay (speed)", unit: "x", ratio: true },
-  ]),
+  async run(ctx) {
+    const { e, toEndS } = await engineAtEnd(ctx);
+    const end = e.end, span = end - e.begin;
+    const replayMips = span / toEndS / 1e6;
+    const metrics: Metric[] = [];
+    const raw: Record<string, unknown> = { span, toEndS };
+    const cases: [string, string, number][] = [["putc", "rt_vga_putc", 1], ["put_both", "put_both", 1], ["printf", "rt_printf", 1], ["memset", "memset", 1], ["printf3", "rt_printf", 3]];
+    let farRate = 0;
+    for (const [key, name, times] of cases) {
+      await e.seek(end);
+      e.setBreakpoints([sym(name)]);
+      const t = await timed(async () => {
+        let r = null;
+        for (let i = 0; i < times; i++) r = await e.continueBackward();
+        return r!;
+      });
+      e.setBreakpoints([]);
+      if (t.v.kind !== "breakpoint") throw new Error(`reverse-continue to ${name}: ${t.v.kind} at ${e.icount}`);
+      const dist = end - e.icount;
+      const label = times > 1 ? `${name} x${times}` : name;
+      metrics.push({ key: `${key}.ms`, label: `rc to ${label} (${dist.toExponential(1)} back)`, value: t.ms, unit: "ms" });
+      raw[key] = { dist, ms: t.ms };
+      if (key === "printf3") farRate = dist / t.ms / 1e3;
+    }
+    metrics.push(
+      { key: "far.mips", label: "reverse-continue rate, rt_printf x3", value: farRate, unit: "MIPS" },
+      { key: "replay.mips", label: "forward replay to the end (continue)", value: replayMips, unit: "MIPS" },
+      { key: "reverse_over_replay", label: "reverse-continue / forward replay (speed)", value: farRate / replayMips, unit: "x", ratio: true },
+    );
+    return {
+      status: "ok", metrics, raw,
+      notes: [`recording: ${span} instructions; engine: ${e.stats.restores} restores, ${e.stats.replayed} instructions replayed`,
+        "goal (gdb issue): reverse-continue from the end to the last breakpoint hit <= 0.5 s"],
+    };
+  },
 } satisfies BenchCase;
