@@ -106,6 +106,8 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   // Scripted input and the recording of the live part, made when the machine goes live.
   let live: LiveInput | null = null;
   const makeLiveInput = (m: Machine): LiveInput | null => {
+    // Live, the guest's console goes to stderr (as with --live).
+    m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") process.stderr.write(b); };
     if (!script && recordPath === undefined) return null;
     let recorder: Recorder | undefined;
     if (recordPath !== undefined) {

@@ -227,11 +227,11 @@ function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2): Pars
     if (!CHUNK_KIND_NAMES[kind] || (kind === ChunkKind.SNAPSHOT && version < 2)) { fail(`unknown chunk kind 0x${kind.toString(16).padStart(2, "0")}`); break; }
     if (cflags !== 0 || reserved !== 0) { fail(`nonzero flags/reserved bytes`); break; }
     if (icHi > 0x1fffff || endHi > 0x1fffff) { fail(`icount exceeds 2^53-1`); break; }
-    // The SNAPSHOT chunk moves the log's position from 0 to its icount; checked below.
-    if (kind !== ChunkKind.SNAPSHOT && startIc !== prevEnd) { fail(`starts at icount ${startIc} but the previous chunk ended at ${prevEnd}`); break; }
     if (snapInfo && !sawSnapshot && kind !== ChunkKind.IMAGE && kind !== ChunkKind.SNAPSHOT) {
       fail(`${CHUNK_KIND_NAMES[kind]} chunk before the SNAPSHOT chunk the header announces`); break;
     }
+    // The SNAPSHOT chunk moves the log's position from 0 to its icount; checked below.
+    if (kind !== ChunkKind.SNAPSHOT && startIc !== prevEnd) { fail(`starts at icount ${startIc} but the previous chunk ended at ${prevEnd}`); break; }
     if (endIc < startIc) { fail(`ends at icount ${endIc}, before its start`); break; }
 
     const info: ChunkInfo = { kind, offset: off, size, startIcount: startIc, endIcount: endIc, events: count, firstEvent: log.events.length };
