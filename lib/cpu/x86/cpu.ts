@@ -11,7 +11,7 @@ import type { PhysMem } from "../../machine/ram.ts";
 import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
 import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
-import { exec } from "./exec.ts";
+import { exec, handlerFor, type Handler } from "./exec.ts";
 import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
@@ -848,6 +848,7 @@ export class Cpu {
         break; // fault belongs to the next block's first instruction
       }
       ins.off = off;
+      ins.fn = handlerFor(ins) as Insn["fn"];
       insns.push(ins);
       off += ins.len;
       const fl = OPFLAGS[ins.op]!;
@@ -952,12 +953,14 @@ export class Cpu {
         const last = count - 1;
         let cut = false;
         for (; i < last; i++) {
-          exec(this, insns[i]!);
+          const ins = insns[i]!;
+          (ins.fn as Handler)(this, ins);
           if (this.brk !== 0) { i++; cut = true; break; }
         }
         if (!cut) {
           this.icount = base + last;
-          exec(this, insns[last]!);
+          const ins = insns[last]!;
+          (ins.fn as Handler)(this, ins);
           i = this.icount - base + 1;
         }
       } catch (e) {

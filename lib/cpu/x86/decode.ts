@@ -36,7 +36,11 @@ export class Insn {
   defSeg = DS;
   imm = 0;
   imm2 = 0;
+  /** The interpreter's handler for this instruction (set by the block builder). */
+  fn: (c: never, i: Insn) => void = noHandler;
 }
+
+function noHandler(): void { throw new Error("instruction executed before its handler was set"); }
 
 /** Fetch interface: the decoder reads instruction bytes through it (may throw a CPU fault). */
 export interface ByteFetcher {
