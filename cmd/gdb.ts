@@ -156,9 +156,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   const target = new RrxTarget(engine, { log, liveInput: makeLiveInput });
   const endRecording = (why: string) => {
     target.finishLive(why);
-    const l = live as LiveInput | null;
-    if (l?.summary) log(`rrx: ${l.summary}`);
-    else if (recordPath !== undefined && !l) log(`rrx: --record: the machine never went live (monitor live), nothing recorded`);
+    if (recordPath !== undefined && !live) log(`rrx: --record: the machine never went live (monitor live), nothing recorded`);
   };
   const onSignal = (sig: string) => { endRecording(`signal:${sig}`); process.exit(130); };
   const onTerm = () => onSignal("SIGTERM"), onHup = () => onSignal("SIGHUP");

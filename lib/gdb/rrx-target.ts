@@ -50,10 +50,16 @@ export class RrxTarget implements DebugTarget {
     return this.engine.live && !this.engine.liveInput?.recording;
   }
 
-  /** End the recording of the live part, if any (session end, guest exit is handled by the engine). */
+  private liveReported = false;
+
+  /** End the recording of the live part, if any (session end; a guest exit ends it in the engine), and say so once. */
   finishLive(reason: string): void {
-    const msg = this.engine.liveInput?.finish(reason, 0, this.engine.isCanonical);
-    if (msg) this.log(`rrx: ${msg}`);
+    const li = this.engine.liveInput;
+    li?.finish(reason, 0, this.engine.isCanonical);
+    if (li?.summary && !this.liveReported) {
+      this.liveReported = true;
+      this.log(`rrx: ${li.summary}`);
+    }
   }
 
   private get m() {
@@ -178,6 +184,7 @@ export class RrxTarget implements DebugTarget {
       s = action.step ? await e.stepBack(signal) : await e.continueBackward(signal);
     } else {
       s = action.step ? await e.stepForward(signal) : await e.continueForward(signal);
+      if (s.kind === "exited") this.finishLive("exit"); // reports the recording the exit finished
     }
     return { reason: this.reason(s), registers: this.readRegisters() };
   }
