@@ -249,7 +249,7 @@ export class RrxTarget implements DebugTarget {
         if (li?.recording) {
           return `Live at instruction ${e.icount}: recording to ${li.recordPath} (the new log starts from a snapshot of this point); reverse execution is off, writes are refused while recording.${input}\n`;
         }
-        return `Live at instruction ${e.icount}: the recording is no longer followed (nothing is re-recorded); reverse execution is off, writes are allowed.${input}\n`;
+        return `Live at instruction ${e.icount}: the recording is no longer followed (nothing is recorded: rrx gdb --record FILE records the live part); reverse execution is off, writes are allowed.${input}\n`;
       }
       case "help":
       case "":
@@ -261,7 +261,8 @@ export class RrxTarget implements DebugTarget {
           "  checkpoints    list checkpoints and their memory use",
           "  hash           hash of the complete machine state",
           "  screen         the guest's text screen",
-          "  live           stop following the recording and continue live (then: flushregs)",
+          "  live           stop following the recording and continue live (then: flushregs);",
+          "                 with rrx gdb --record FILE the live part is recorded, --input SCRIPT is its input",
           "  help           this list",
         ].join("\n") + "\n";
       default:
