@@ -205,7 +205,7 @@ export function registerGdb(cli: CAC): void {
     .option("--live-at <icount>", "Replay up to this instruction, then continue live (no reverse)")
     .option("--record <file>", "When the machine goes live (--live-at, monitor live): record the live part to a new log that starts from a snapshot of that point")
     .option("--input <script>", "Scripted host input for the live part (times relative to going live; gdb owns the terminal)")
-    .option("--live", "FILE is a kernel ELF: debug a live machine (no recording, no reverse)")
+    .option("--live", "FILE is a kernel ELF: debug a live machine (no reverse; --record records it)")
     .option("--append <cmdline>", "With --live: kernel command line after the kernel name")
     .option("-m <MiB>", "With --live: guest RAM in MiB (default 32)")
     .option("--checkpoint-mem <MiB>", "Memory budget for reverse-execution checkpoints (default 512)")

@@ -95,8 +95,11 @@ export function formatLogInfo(i: LogInfo): string {
   if (i.snapshot) {
     const sn = i.snapshot;
     L.push(`starts from a snapshot at icount ${sn.icount}: ${sn.bytes} bytes (machine state ${sn.stateBytes} bytes, ${sn.pages} non-zero RAM pages) sha256 ${sn.sha256}`);
-    const from = i.host.liveFrom as { log?: unknown; icount?: unknown } | undefined;
-    if (from && typeof from === "object") L.push(`recorded live from: ${String(from.log)} at icount ${String(from.icount)}`);
+    const from = i.host.liveFrom as { log?: unknown; kernel?: unknown; icount?: unknown } | undefined;
+    if (from && typeof from === "object") {
+      const what = typeof from.log === "string" ? `recording ${from.log}` : typeof from.kernel === "string" ? `live kernel ${from.kernel}` : "?";
+      L.push(`recorded live from: ${what} at icount ${String(from.icount)}`);
+    }
   }
   const host = Object.keys(i.host).sort().map((k) => `${k}=${JSON.stringify(i.host[k])}`).join(" ");
   L.push(`host: ${host || "-"}`);
