@@ -91,6 +91,12 @@ export class CheckpointStore {
   private stateBytes = 0;
   private versions = 0;
   private readonly ram32: Uint32Array;
+  /** The tracker as 32-bit words (4 pages at a time) when aligned, for fast scans. */
+  private readonly tracker32: Uint32Array | null;
+  /** Scratch for restore: page list and an epoch mark per page (no allocation per restore). */
+  private readonly todoList: Int32Array;
+  private readonly mark: Uint32Array;
+  private markEpoch = 0;
 
   constructor(private readonly m: Machine, opts: CheckpointStoreOptions = {}) {
     this.budget = opts.memBudget ?? 512 * 1024 * 1024;
@@ -98,6 +104,10 @@ export class CheckpointStore {
     this.minGap = opts.minGap ?? 64;
     this.npages = m.mem.pages;
     this.tracker = m.mem.addDirtyTracker();
+    const t = this.tracker;
+    this.tracker32 = t.byteOffset % 4 === 0 && t.length % 4 === 0 ? new Uint32Array(t.buffer, t.byteOffset, t.length >>> 2) : null;
+    this.todoList = new Int32Array(this.npages);
+    this.mark = new Uint32Array(this.npages);
     this.verIcount = Array.from({ length: this.npages }, () => []);
     this.verSlot = Array.from({ length: this.npages }, () => []);
     const r = m.ram;
@@ -164,14 +174,31 @@ export class CheckpointStore {
     const c = new Checkpoint(this.nextId++, icount, meta, w.finish(), user);
     this.stateBytes += c.state.length;
     const full = this.list.length === 0 || this.base === null;
-    const t = this.tracker;
-    for (let p = 0; p < this.npages; p++) {
-      if (!full && !t[p]) continue;
-      this.storePage(c, p);
+    if (full) for (let p = 0; p < this.npages; p++) this.storePage(c, p);
+    else {
+      const list = this.todoList, n = this.dirtyPages(list, 0, 0);
+      for (let k = 0; k < n; k++) this.storePage(c, list[k]!);
     }
     this.list.splice(i + 1, 0, c);
     this.setBase(c);
     return c;
+  }
+
+  /**
+   * Append the pages written since the base to `out` from index `n`; returns the new length.
+   * With `ep` > 0 also marks them with that epoch.
+   */
+  private dirtyPages(out: Int32Array, n: number, ep: number): number {
+    const t = this.tracker, t32 = this.tracker32, mark = this.mark;
+    if (t32 !== null) {
+      for (let w = 0; w < t32.length; w++) {
+        if (t32[w] === 0) continue;
+        for (let p = w << 2, e = p + 4; p < e; p++) if (t[p]) { out[n++] = p; if (ep) mark[p] = ep; }
+      }
+    } else {
+      for (let p = 0; p < this.npages; p++) if (t[p]) { out[n++] = p; if (ep) mark[p] = ep; }
+    }
+    return n;
   }
 
   private storePage(c: Checkpoint, p: number): void {
@@ -226,18 +253,21 @@ export class CheckpointStore {
     if (!this.list.includes(c)) throw new Error(`checkpoint ${c.id} was dropped`);
     const m = this.m;
     const ram = m.ram;
-    const todo = new Uint8Array(this.npages);
-    if (this.base === null) todo.fill(1);
+    // The pages that can differ: written since the base, or stored between the base and c.
+    const todo = this.todoList;
+    let n = 0;
+    if (this.base === null) for (let p = 0; p < this.npages; p++) todo[n++] = p;
     else {
-      const t = this.tracker;
-      for (let p = 0; p < this.npages; p++) if (t[p]) todo[p] = 1;
+      if (++this.markEpoch === 0xffffffff) { this.mark.fill(0); this.markEpoch = 1; }
+      const ep = this.markEpoch, mark = this.mark;
+      n = this.dirtyPages(todo, 0, ep);
       const lo = Math.min(this.base.icount, c.icount), hi = Math.max(this.base.icount, c.icount);
       for (let i = this.indexAtOrBefore(lo) + 1; i < this.list.length && this.list[i]!.icount <= hi; i++) {
-        for (const p of this.list[i]!.pages) todo[p] = 1;
+        for (const p of this.list[i]!.pages) if (mark[p] !== ep) { mark[p] = ep; todo[n++] = p; }
       }
     }
-    for (let p = 0; p < this.npages; p++) {
-      if (!todo[p]) continue;
+    for (let k = 0; k < n; k++) {
+      const p = todo[k]!;
       const slot = this.versionAt(p, c.icount);
       const o = p << PAGE_SHIFT;
       if (slot === ZERO) ram.fill(0, o, o + PAGE_SIZE);
@@ -331,20 +361,25 @@ export class CheckpointStore {
 
   private thinWith(pos: number, k: number): void {
     const i0 = this.indexAtOrBefore(pos);
+    const list = this.list;
     const doomed: Checkpoint[] = [];
-    // backwards from pos
+    // A checkpoint goes only if the hole its removal leaves (from the last one kept, nearer
+    // pos, to its other neighbour) is at most twice the wanted gap at its distance d,
+    // max(minGap, d/k): kept ones end up between one and two gaps apart. (Comparing only with
+    // the last one kept dropped every checkpoint of an evenly spaced series as it crossed
+    // distance k*spacing, one per step as pos advanced, so none survived beyond it.)
     let last = pos;
     for (let i = i0; i >= 0; i--) {
-      const c = this.list[i]!;
+      const c = list[i]!;
       const gap = Math.max(this.minGap, (pos - c.icount) / k);
-      if (this.pinned(c) || last - c.icount >= gap || last === pos && i === i0) last = c.icount;
+      if (this.pinned(c) || i === i0 || i === 0 || last - list[i - 1]!.icount > 2 * gap) last = c.icount;
       else doomed.push(c);
     }
     last = pos;
-    for (let i = i0 + 1; i < this.list.length; i++) {
-      const c = this.list[i]!;
+    for (let i = i0 + 1; i < list.length; i++) {
+      const c = list[i]!;
       const gap = Math.max(this.minGap, (c.icount - pos) / k);
-      if (this.pinned(c) || c.icount - last >= gap || i === i0 + 1) last = c.icount;
+      if (this.pinned(c) || i === i0 + 1 || i === list.length - 1 || list[i + 1]!.icount - last > 2 * gap) last = c.icount;
       else doomed.push(c);
     }
     for (const c of doomed) this.drop(c);

@@ -45,9 +45,9 @@ export type EngineStop =
   | { kind: "interrupted" };
 
 export interface EngineOptions extends CheckpointStoreOptions {
-  /** Instructions between automatic checkpoints while running forward before any reverse command (default 2^22). */
+  /** Instructions between automatic checkpoints while running forward before any reverse command (default 2^20). */
   sparseInterval?: number;
-  /** The same after the first reverse command (default 2^20). */
+  /** The same after the first reverse command (default 2^18). */
   denseInterval?: number;
   /** Closest step-cache checkpoint before a reverse target (default 128). */
   stepGap?: number;
@@ -64,6 +64,9 @@ interface Hit {
   key: number;
   stop: EngineStop;
 }
+
+/** Minimum distance between two checkpoints taken at breakpoint hits by a reverse search. */
+const HIT_GAP = 1 << 16;
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 
@@ -96,8 +99,11 @@ export class ReplayEngine {
   readonly stats = { restores: 0, replayed: 0, taken: 0 };
 
   constructor(readonly m: Machine, readonly events: readonly ReplayEvent[], endIcount: number, opts: EngineOptions = {}) {
-    this.sparseInterval = opts.sparseInterval ?? 1 << 22;
-    this.denseInterval = opts.denseInterval ?? 1 << 20;
+    // Regular checkpoints are cheap (the pages written since the last one, a few KiB of state)
+    // and the store thins them with distance: dense ones near where execution stopped keep the
+    // first segment of a reverse-continue and the replay of a nearby goto short.
+    this.sparseInterval = opts.sparseInterval ?? 1 << 20;
+    this.denseInterval = opts.denseInterval ?? 1 << 18;
     this.stepGap = opts.stepGap ?? 128;
     this.yieldEvery = opts.yieldEvery ?? 1 << 19;
     this.m.hostDeadlineNs = Infinity;
@@ -360,7 +366,12 @@ export class ReplayEngine {
       if (r.kind === "interrupted") return "interrupted";
       if (r.kind === "breakpoint") {
         const at = this.m.cpu.icount;
-        if (at < end) last = { at, key: 2 * at, stop: r, canonical: this.canonical };
+        if (at < end) {
+          last = { at, key: 2 * at, stop: r, canonical: this.canonical };
+          // Checkpoint hits (at most one per HIT_GAP instructions), so that reproducing the
+          // last one replays a short stretch instead of the whole segment again.
+          if (this.canonical && this.store.nearestDistance(at) >= HIT_GAP) this.takeCheckpoint();
+        }
         ignore = r.addr;
         continue;
       }
