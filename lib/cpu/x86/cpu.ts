@@ -1028,11 +1028,13 @@ export class Cpu {
       if (this.halted) return this.intrLine && (this.eflags & IF) ? RT_CONTINUE : Stop.HALT;
       // Chain to the next block only through the successor cache, and only when the outer
       // loop would have nothing else to do first.
-      if ((this.intrLine && (this.eflags & IF)) || this.inhibit || this.breakpoints.size || (this.eflags & TF)) return RT_CONTINUE;
+      if ((this.intrLine && (this.eflags & IF)) || this.inhibit || (this.eflags & TF)) return RT_CONTINUE;
       if (blk.sEpoch !== this.chainEpoch) return RT_CONTINUE;
       const eip = this.eip;
       const nb = blk.s1Eip === eip ? blk.s1 : blk.s2Eip === eip ? blk.s2 : null;
       if (nb === null || !nb.valid || nb.fn === null || nb.n > target - this.icount) return RT_CONTINUE;
+      // Blocks are cut at breakpoints, so only a block's first instruction can be one: one check per block.
+      if (this.breakpoints.size !== 0 && this.breakpoints.has((this.segBase[CS]! + eip) >>> 0)) return RT_CONTINUE;
       nb.hits++;
       this.curBlock = nb;
       this.prevBlock = nb;
