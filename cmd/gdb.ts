@@ -75,7 +75,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   const port = int(opts.port, "--port", 0, 65535) ?? DEFAULT_GDB_PORT;
   const noLaunch = opts.launch === false;
   const liveAt = int(opts.liveAt, "--live-at", 0, Number.MAX_SAFE_INTEGER);
-  const memMiB = int(opts.checkpointMem, "--checkpoint-mem", 16, 1 << 20) ?? 512;
+  const memMiB = int(opts.checkpointMem, "--checkpoint-mem", 16, 1 << 20);
   const extra = (opts["--"] ?? []).map(String);
   if (file === undefined) throw new GdbUsageError("give a recording (rrx gdb rec.rrx) or --live kernel.elf");
   if (!existsSync(file)) throw new GdbUsageError(`${file}: no such file`);
@@ -101,7 +101,8 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   let cfg: MachineConfig;
   /** The compared section a recording of the live part starts from (the machine's configuration). */
   let baseCompared: ComparedSection;
-  const ckOpts = { memBudget: memMiB * 1024 * 1024 };
+  // Default checkpoint budget: twice the guest's RAM (the goal for peak checkpoint memory).
+  const ckOpts = (guestBytes: number) => ({ memBudget: memMiB !== undefined ? memMiB * 1024 * 1024 : Math.max(64 << 20, 2 * guestBytes) });
   const log = (s: string) => process.stderr.write(s + "\n");
   // Scripted input and the recording of the live part, made when the machine goes live.
   let live: LiveInput | null = null;
@@ -134,7 +135,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     };
     const m = buildMachine(cfg);
     m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") process.stderr.write(b); };
-    engine = new ReplayEngine(m, [], 0, ckOpts);
+    engine = new ReplayEngine(m, [], 0, ckOpts(cfg.memBytes));
     baseCompared = comparedSection(cfg, opts.append !== undefined ? ["--append", String(opts.append)] : []);
     engine.goLive(makeLiveInput);
   } else {
@@ -143,7 +144,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     const opened = openLog(file, { force: Boolean(opts.force) });
     cfg = opened.cfg;
     baseCompared = opened.log.header.compared;
-    engine = engineFromLog(opened, ckOpts);
+    engine = engineFromLog(opened, ckOpts(cfg.memBytes));
     if (liveAt !== undefined) {
       if (liveAt > engine.end) throw new GdbUsageError(`--live-at: the recording ends at instruction ${engine.end}`);
       if (liveAt < engine.begin) throw new GdbUsageError(`--live-at: the recording starts at instruction ${engine.begin} (from a snapshot)`);
@@ -208,7 +209,7 @@ export function registerGdb(cli: CAC): void {
     .option("--live", "FILE is a kernel ELF: debug a live machine (no reverse; --record records it)")
     .option("--append <cmdline>", "With --live: kernel command line after the kernel name")
     .option("-m <MiB>", "With --live: guest RAM in MiB (default 32)")
-    .option("--checkpoint-mem <MiB>", "Memory budget for reverse-execution checkpoints (default 512)")
+    .option("--checkpoint-mem <MiB>", "Memory budget for reverse-execution checkpoints (default: twice the guest RAM, at least 64)")
     .option("--gdb <path>", "gdb executable (default gdb)")
     .option("--force", "Replay even if an image differs from the recorded one")
     .example("rrx gdb rec.rrx -- -ex 'break kmain' -ex continue")

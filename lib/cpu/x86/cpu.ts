@@ -938,7 +938,9 @@ export class Cpu {
       this.prevBlock = blk;
       const insns = blk.insns;
       let i = 0;
-      if (count === blk.n && !tf && !this.noJit) {
+      // Translated code checks for watchpoint hits only after stores: no translation while any
+      // watchpoint is set.
+      if (count === blk.n && !tf && !this.noJit && this.watchpoints.length === 0) {
         if (++blk.hits === this.jitThreshold && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
           blk.fn = compileBlock(this, blk);
           if (blk.fn !== null) this.translated++;

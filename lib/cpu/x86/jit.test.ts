@@ -123,6 +123,41 @@ describe("block translator equals single step", () => {
     expect(j.icount).toBe(2 + 3 * 1000 + 1);
   });
 
+  test("a breakpoint on a translated self-looping block stops every iteration", () => {
+    // mov ecx, 1000 ; xor eax, eax ; l: add eax, ecx ; dec ecx ; jnz l ; hlt
+    const code = [0xb9, 0xe8, 0x03, 0, 0, 0x31, 0xc0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];
+    const m = new TestMachine(2 << 20);
+    m.flat(0, CODE);
+    m.write(CODE, code);
+    m.cpu.jitThreshold = 1;
+    m.cpu.flushBlocks();
+    expect(m.cpu.run(2 + 3 * 10)).toBe(Stop.BUDGET); // loop translated and running
+    m.cpu.setBreakpoints([CODE + 7]);
+    m.cpu.jitThreshold = 1;
+    for (let k = 0; k < 5; k++) {
+      const at = m.cpu.icount;
+      expect(m.cpu.run(1e6, CODE + 7)).toBe(Stop.BREAKPOINT);
+      expect(m.cpu.eip).toBe(CODE + 7);
+      expect(m.cpu.icount - at).toBe(3); // one iteration per continue
+    }
+  });
+
+  test("a read watchpoint inside a hot translated loop stops after the reading instruction", () => {
+    // mov ecx, 100 ; l: mov eax, [DATA] ; dec ecx ; jnz l ; hlt
+    const code = [0xb9, 100, 0, 0, 0, 0x8b, 0x05, ...[DATA & 0xff, (DATA >>> 8) & 0xff, (DATA >>> 16) & 0xff, DATA >>> 24], 0x49, 0x75, 0xf7, 0xf4];
+    const m = new TestMachine(2 << 20);
+    m.flat(0, CODE);
+    m.write(CODE, code);
+    m.cpu.jitThreshold = 1;
+    m.cpu.flushBlocks();
+    expect(m.cpu.run(1 + 3 * 5)).toBe(Stop.BUDGET);
+    m.cpu.setWatchpoints([{ type: 3, addr: DATA, len: 4 }]);
+    const at = m.cpu.icount;
+    expect(m.cpu.run(1e6)).toBe(Stop.WATCH);
+    expect(m.cpu.icount - at).toBe(1); // stopped right after the next load
+    expect(m.cpu.eip).toBe(CODE + 11);
+  });
+
   test("16-bit code is not translated", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
