@@ -134,6 +134,7 @@ function endMessage(end: EndReason): { code: number; text: string } {
     case "idle": return { code: 0, text: "guest idle with no pending input" };
     case "limit": return { code: 0, text: "instruction limit reached" };
     case "shutdown": return { code: 0, text: "guest shut down (triple fault or reset)" };
+    case "stuck": return { code: 0, text: "guest hung: exceptions are delivered over and over and no instruction retires" };
     case "quit": return { code: 0, text: "quit" };
   }
 }

@@ -59,6 +59,7 @@ export type EndReason =
   | { kind: "idle" }
   | { kind: "limit" }
   | { kind: "shutdown" }
+  | { kind: "stuck" }
   | { kind: "quit" };
 
 /** Instructions per slice between looks at the host. */
@@ -121,7 +122,8 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
       case "exit": return { kind: "exit", status: r.status };
       case "halted": return { kind: "halted" };
       case "shutdown": return { kind: "shutdown" };
-      case "breakpoint": case "watch": return { kind: "limit" };
+      case "stuck": return { kind: "stuck" };
+      case "breakpoint": case "watch": case "delivered": return { kind: "limit" };
       case "limit": break;
       case "idle": {
         // Halted, waiting for something from the host side.
@@ -210,7 +212,8 @@ export function runReplay(m: Machine, events: ReplayEvent[], opts: ReplayOptions
       case "exit": return { kind: "exit", status: r.status };
       case "halted": return { kind: "halted" };
       case "shutdown": return { kind: "shutdown" };
-      case "breakpoint": case "watch": return { kind: "stopped", at: m.cpu.icount };
+      case "stuck": return { kind: "stuck" };
+      case "breakpoint": case "watch": case "delivered": return { kind: "stopped", at: m.cpu.icount };
       case "idle":
         if (ei < events.length) {
           if (events[ei]!.icount > m.cpu.icount) {

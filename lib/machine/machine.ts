@@ -52,7 +52,14 @@ export type RunStop =
   | { kind: "idle" }
   | { kind: "breakpoint"; addr: number }
   | { kind: "watch"; type: 2 | 3 | 4; addr: number }
-  | { kind: "shutdown" };
+  | { kind: "shutdown" }
+  /** cpu.stopOnDelivery: an interrupt or exception was just delivered (nothing retired). */
+  | { kind: "delivered" }
+  /** Exceptions are delivered over and over and no instruction retires: the guest is hung. */
+  | { kind: "stuck" };
+
+/** The longest a halted CPU is carried forward through device deadlines at one icount (60 s). */
+export const MAX_IDLE_NS = 60e9;
 
 export class Machine implements CpuBus {
   readonly mem: PhysMem;
@@ -274,6 +281,10 @@ export class Machine implements CpuBus {
         if (!(cpu.eflags & IF)) return { kind: "halted" };
         const dl = this.nextDeadline();
         if (dl === Infinity || dl > this.hostDeadlineNs) return { kind: "idle" };
+        // Device deadlines that never wake the CPU (their interrupts masked) must not keep the
+        // loop skipping time forever: past MAX_IDLE_NS at one icount the machine counts as idle.
+        // The rule is in virtual time only, so recording and replay agree on it.
+        if (dl - this.arrivalNs() > MAX_IDLE_NS) return { kind: "idle" };
         this.idleNs += Math.max(0, dl - this.now());
         continue;
       }
@@ -290,6 +301,8 @@ export class Machine implements CpuBus {
       switch (r) {
         case Stop.BREAKPOINT: return { kind: "breakpoint", addr: cpu.bpAddr };
         case Stop.WATCH: return { kind: "watch", type: cpu.watchHit!.type, addr: cpu.watchHit!.addr };
+        case Stop.DELIVERED: return { kind: "delivered" };
+        case Stop.STUCK: return { kind: "stuck" };
         case Stop.SHUTDOWN:
           if (!this.reboot) return { kind: "shutdown" };
           this.resetPending = true;

@@ -217,6 +217,13 @@ export class ReplayEngine {
             this.canonical = this.lastRaiseAt !== cpu.icount;
             return { kind: "breakpoint", addr: r.addr };
           case "watch": this.normalize(); return { kind: "watch", type: r.type, addr: r.addr };
+          case "delivered":
+            this.canonical = false;
+            return { kind: "step" };
+          case "stuck":
+            // Exceptions with nothing retiring: the guest can make no further progress.
+            this.canonical = true;
+            return { kind: "end" };
           case "exit":
             this.canonical = true;
             if (!this.live) return { kind: "end" };
@@ -295,7 +302,15 @@ export class ReplayEngine {
     if (!this.live && this.m.cpu.icount >= this.end) return { kind: "end" };
     const pc = this.linearPc();
     const target = this.m.cpu.icount + 1;
-    const r = await this.runForward(target, { armed: true, ignoreBpAt: pc, signal });
+    // A step that takes an interrupt (or faults) stops at the handler's first instruction, with
+    // nothing retired: a non-canonical state at the same icount, like a breakpoint there.
+    this.m.cpu.stopOnDelivery = true;
+    let r: EngineStop;
+    try {
+      r = await this.runForward(target, { armed: true, ignoreBpAt: pc, signal });
+    } finally {
+      this.m.cpu.stopOnDelivery = false;
+    }
     if (r.kind === "breakpoint") return { kind: "step" }; // an interrupt took us to a breakpoint in its handler
     return r;
   }

@@ -31,6 +31,10 @@ export const enum Stop {
   SHUTDOWN = 4,
   /** Something outside asked the CPU to stop after the current instruction (device exit/reset). */
   REQUEST = 5,
+  /** With stopOnDelivery: an interrupt or exception was just delivered (EIP at the handler). */
+  DELIVERED = 6,
+  /** Exceptions keep being delivered and no instruction retires (see FAULT_STORM). */
+  STUCK = 7,
 }
 
 /** Thrown (as this singleton) to abort an instruction with an exception. */
@@ -43,6 +47,12 @@ const CR4_PSE = 0x10;
 const AR_P = 0x80, AR_S = 0x10, AR_CODE = 0x08, AR_DB = 0x4000, AR_G = 0x8000;
 
 const TLB_ENTRIES = 1 << 20;
+/**
+ * Deliveries within one run() call with no instruction retired before run() gives up with
+ * Stop.STUCK: a handler that faults again at once retires nothing and would freeze virtual
+ * time (a real CPU hangs there too). Host-side only: it changes no guest state.
+ */
+const FAULT_STORM = 100_000;
 /** runTranslated results besides a Stop. */
 const RT_CONTINUE = -2, RT_NOT_RUN = -1;
 const MAX_BLOCK = 64;
@@ -124,6 +134,8 @@ export class Cpu {
   intrLine = false;
   /** Set to a Stop value by anything that must end the current block after this instruction. */
   brk = 0;
+  /** Deliveries so far (not state: run() uses it to notice a fault storm). */
+  deliveries = 0;
   /** For the REP handler: the icount at which run() must stop. */
   runTarget = 0;
   /** Exception being raised. */
@@ -138,6 +150,11 @@ export class Cpu {
   bpAddr = 0;
   /** Disable the block cache: every block is one instruction (the reference single-step mode). */
   singleStep = false;
+  /**
+   * Return Stop.DELIVERED right after delivering an interrupt or exception, before the handler's
+   * first instruction (a debugger's single step that takes an interrupt stops there).
+   */
+  stopOnDelivery = false;
   /** Called whenever an exception or interrupt is about to be delivered (debugger bookkeeping). */
   onDeliver: ((vec: number, soft: boolean) => void) | null = null;
   /** Disable the block translator (interpreter only). */
@@ -902,12 +919,18 @@ export class Cpu {
     this.brk = 0;
     this.watchHit = null;
     let first = true;
+    let stormFrom = this.deliveries, stormAt = this.icount;
     while (this.icount < target) {
+      if (this.deliveries - stormFrom > FAULT_STORM) {
+        if (this.icount === stormAt) return Stop.STUCK;
+        stormFrom = this.deliveries; stormAt = this.icount;
+      }
       // Interrupts are recognised between instructions.
       if (this.intrLine && !this.inhibit && (this.eflags & IF)) {
         this.halted = false;
         this.deliverExternal();
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+        if (this.stopOnDelivery) return Stop.DELIVERED;
       }
       if (this.halted) return Stop.HALT;
       if (this.breakpoints.size) {
@@ -927,6 +950,7 @@ export class Cpu {
         if (e !== FAULT) throw e;
         this.raise(this.excVec, this.excHasErr, this.excErr);
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+        if (this.stopOnDelivery) return Stop.DELIVERED;
         continue;
       }
       let count = blk.n;
@@ -971,6 +995,7 @@ export class Cpu {
         this.icount = Math.max(this.icount, base + i);
         this.raise(this.excVec, this.excHasErr, this.excErr);
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+        if (this.stopOnDelivery) return Stop.DELIVERED;
         continue;
       }
       this.curBlock = null;
@@ -1062,6 +1087,7 @@ export class Cpu {
    */
   raise(vec: number, hasErr: boolean, err: number, soft = false, ext = false): void {
     if (this.onDeliver !== null) this.onDeliver(vec, soft);
+    this.deliveries++;
     if (soft) {
       // INT n/INT3/INTO: a fault during delivery is reported against the INT instruction.
       this.deliver(vec, hasErr, err, true, false);
