@@ -110,9 +110,11 @@ export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
     else if (u & W) prod = null;
   }
   const last = outs[n - 1];
-  // (Not while breakpoints are set: the loop would pass its own start without looking. Setting
-  // breakpoints drops every translation, so this is decided again under the new set.)
-  const selfLoop = outs.every((o) => o !== null) && !!last?.branch && last.branch.takenOff === 0 && cpu.breakpoints.size === 0;
+  // Blocks are cut at breakpoints, so only the block's own start can hold one; then the loop
+  // would pass it without looking. (Setting breakpoints drops every translation, so this is
+  // decided again under the new set; translation happens as the block is entered, at cpu.eip.)
+  const startLin = (cpu.segBase[CS]! + cpu.eip) >>> 0;
+  const selfLoop = outs.every((o) => o !== null) && !!last?.branch && last.branch.takenOff === 0 && !cpu.breakpoints.has(startLin);
 
   const L: string[] = [];
   L.push("const e0 = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast, tr = c.tlbR, tw = c.tlbW; let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0;");
@@ -471,4 +473,4 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
   return null;
 }
 
-void CS; void DS;
+void DS;
