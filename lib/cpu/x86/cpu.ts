@@ -490,6 +490,9 @@ export class Cpu {
   rl8(l: number): number {
     const e = this.tlbR[l >>> 12]!;
     if (e !== 0) return this.ram[((e - 1) << 12) | (l & 0xfff)]!;
+    return this.rl8Slow(l);
+  }
+  private rl8Slow(l: number): number {
     return this.physRead8(this.xlate(l, false, this.cpl === 3), l);
   }
   rl16(l: number): number {
@@ -506,7 +509,10 @@ export class Cpu {
       const p = ((e - 1) << 12) | o, r = this.ram;
       return (r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24)) >>> 0;
     }
-    if (o <= 0xffc) {
+    return this.rl32Slow(l);
+  }
+  private rl32Slow(l: number): number {
+    if ((l & 0xfff) <= 0xffc) {
       const p = this.xlate(l, false, this.cpl === 3);
       return (this.physRead8(p, l) | (this.physRead8(p + 1, l + 1) << 8) | (this.physRead8(p + 2, l + 2) << 16) | (this.physRead8(p + 3, l + 3) << 24)) >>> 0;
     }
@@ -515,6 +521,9 @@ export class Cpu {
   wl8(l: number, v: number): void {
     const e = this.tlbW[l >>> 12]!;
     if (e !== 0) { this.ram[((e - 1) << 12) | (l & 0xfff)] = v; return; }
+    this.wl8Slow(l, v);
+  }
+  private wl8Slow(l: number, v: number): void {
     this.physWrite8(this.xlate(l, true, this.cpl === 3), v, l);
   }
   wl16(l: number, v: number): void {
@@ -535,6 +544,10 @@ export class Cpu {
       r[p] = v; r[p + 1] = v >>> 8; r[p + 2] = v >>> 16; r[p + 3] = v >>> 24;
       return;
     }
+    this.wl32Slow(l, v);
+  }
+  private wl32Slow(l: number, v: number): void {
+    const o = l & 0xfff;
     // A page-crossing write faults before any byte is written: lower page first, and CR2 is
     // the first byte of the access inside the faulting page.
     this.xlate(l, true, this.cpl === 3);
