@@ -9,6 +9,7 @@
  * does not replay to its recorded end is recorded again.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { elfSymbols } from "../../lib/boot/elf.ts";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import type { BenchContext } from "./types.ts";
@@ -71,22 +72,7 @@ export async function engineAtStart(ctx: BenchContext, opts: EngineOptions = {},
 
 /** Linear addresses of cpu-bound's functions (its ELF symbol table). */
 export function symbols(): Map<string, number> {
-  const image = new Uint8Array(readFileSync("fixtures/cpu-bound.elf"));
-  const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  const shoff = dv.getUint32(0x20, true), shentsize = dv.getUint16(0x2e, true), shnum = dv.getUint16(0x30, true);
-  const out = new Map<string, number>();
-  for (let i = 0; i < shnum; i++) {
-    const sh = shoff + i * shentsize;
-    if (dv.getUint32(sh + 4, true) !== 2) continue; // SHT_SYMTAB
-    const off = dv.getUint32(sh + 16, true), size = dv.getUint32(sh + 20, true), link = dv.getUint32(sh + 24, true);
-    const strOff = dv.getUint32(shoff + link * shentsize + 16, true);
-    for (let s = off; s < off + size; s += 16) {
-      let n = strOff + dv.getUint32(s, true), name = "";
-      while (image[n]) name += String.fromCharCode(image[n++]!);
-      if (name) out.set(name, dv.getUint32(s + 4, true));
-    }
-  }
-  return out;
+  return elfSymbols(new Uint8Array(readFileSync("fixtures/cpu-bound.elf")));
 }
 
 export function sym(name: string): number {

@@ -101,3 +101,25 @@ export function parseElf32(image: Uint8Array): Elf32 {
 export function loadSegments(elf: Elf32): ElfProgramHeader[] {
   return elf.programHeaders.filter((p) => p.type === PT_LOAD && p.memsz > 0);
 }
+
+/** Symbol values by name from an ELF32's .symtab (empty if it has none). */
+export function elfSymbols(image: Uint8Array): Map<string, number> {
+  const out = new Map<string, number>();
+  if (image.length < 0x34) return out;
+  const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  const shoff = dv.getUint32(0x20, true), shentsize = dv.getUint16(0x2e, true), shnum = dv.getUint16(0x30, true);
+  if (shoff === 0 || shoff + shnum * shentsize > image.length) return out;
+  for (let i = 0; i < shnum; i++) {
+    const sh = shoff + i * shentsize;
+    if (dv.getUint32(sh + 4, true) !== 2) continue; // SHT_SYMTAB
+    const off = dv.getUint32(sh + 16, true), size = dv.getUint32(sh + 20, true), link = dv.getUint32(sh + 24, true);
+    if (link >= shnum || off + size > image.length) continue;
+    const strOff = dv.getUint32(shoff + link * shentsize + 16, true);
+    for (let s = off; s + 16 <= off + size; s += 16) {
+      let n = strOff + dv.getUint32(s, true), name = "";
+      while (n < image.length && image[n]) name += String.fromCharCode(image[n++]!);
+      if (name) out.set(name, dv.getUint32(s + 4, true));
+    }
+  }
+  return out;
+}
