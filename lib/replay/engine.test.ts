@@ -80,6 +80,32 @@ describe("ReplayEngine", () => {
     }), { numRuns: Math.max(3, Math.min(RUNS, 20)) });
   }, 120_000);
 
+  test("a step that takes an interrupt stops at the handler's first instruction; reverse-step goes back before the delivery", async () => {
+    const e = engineFromLog(opened);
+    await e.seek(1000);
+    let found = false;
+    for (let i = 0; i < 20_000 && !found; i++) {
+      const at = e.icount, eip = e.m.cpu.eip;
+      expect((await e.stepForward()).kind).toBe("step");
+      if (e.icount !== at) continue;
+      // Nothing retired: an interrupt was delivered and EIP is at its handler.
+      found = true;
+      expect(e.m.cpu.eip).not.toBe(eip);
+      const inHandler = e.m.cpu.eip;
+      expect((await e.stepBack()).kind).toBe("step");
+      expect(e.icount).toBe(at);
+      expect(e.m.cpu.eip).toBe(eip);
+      expect(same(new MachineHasher(e.m).record(), fresh(at))).toBe(true);
+      // Forward again: the same delivery, then the handler's first instruction retires.
+      expect((await e.stepForward()).kind).toBe("step");
+      expect(e.icount).toBe(at);
+      expect(e.m.cpu.eip).toBe(inHandler);
+      expect((await e.stepForward()).kind).toBe("step");
+      expect(e.icount).toBe(at + 1);
+    }
+    expect(found).toBe(true);
+  }, 120_000);
+
   test("boundaries: begin and end, neither ends anything", async () => {
     const e = engineFromLog(opened);
     expect((await e.stepBack()).kind).toBe("begin");

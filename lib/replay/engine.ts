@@ -324,7 +324,9 @@ export class ReplayEngine {
       if (!this.canonical) await this.seek(this.begin, signal);
       return { kind: "begin" };
     }
-    const target = cur - 1;
+    // From a non-canonical stop (just after an interrupt or fault was delivered at this icount)
+    // the previous state is the canonical one at the same icount, before the delivery.
+    const target = this.canonical ? cur - 1 : cur;
     const r = await this.seek(target, signal);
     if (r.kind === "interrupted") return r;
     if (this.watchpoints.length) {
