@@ -32,7 +32,9 @@ async function runGdb(cmds: string[]): Promise<{ out: string; target: RrxTarget 
   const target = new RrxTarget(engineFromLog(opened));
   server = new GdbServer(target, { port: 0 });
   const { port } = await server.start();
-  const args = [GDB!, "-nx", "-batch", DBG_ELF, "-ex", `target remote 127.0.0.1:${port}`];
+  // The kernel's debug info names its sources under /rrx/test/gdb/kernel (a stable prefix, not
+  // this machine's path): map it to the checkout.
+  const args = [GDB!, "-nx", "-batch", "-ex", `set substitute-path /rrx ${join(import.meta.dir, "..", "..")}`, DBG_ELF, "-ex", `target remote 127.0.0.1:${port}`];
   for (const c of cmds) args.push("-ex", c);
   args.push("-ex", "kill");
   // one stream for gdb's stdout and stderr, so markers and messages keep their order
