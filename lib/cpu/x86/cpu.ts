@@ -231,7 +231,7 @@ export class Cpu {
     this.segBase[CS] = 0xffff0000;
     this.segAr[CS] = 0x9b;
     this.gdtBase = 0; this.gdtLimit = 0xffff;
-    this.idtBase = 0; this.idtLimit = 0x3ff;
+    this.idtBase = 0; this.idtLimit = 0xffff; // SDM Vol. 3 Table 9-1: IDTR base 0, limit FFFFH
     this.ldtSel = 0; this.ldtBase = 0; this.ldtLimit = 0xffff; this.ldtAr = 0x82;
     this.trSel = 0; this.trBase = 0; this.trLimit = 0xffff; this.trAr = 0x8b;
     this.cpl = 0;
