@@ -69,6 +69,11 @@ export interface Block {
   valid: boolean;
   /** Translated code (after JIT_THRESHOLD executions), or null. */
   fn: BlockFn | null;
+  /** For `fn`: each fault index's offset from the entry EIP and index in its block (jit.ts). */
+  jitOff: Int32Array | null;
+  jitIdx: Int32Array | null;
+  /** `fn` is a region (runs other blocks of this page too). */
+  region: boolean;
   hits: number;
   /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */
   s1: Block | null;
@@ -312,6 +317,23 @@ export class Cpu {
   setArith(f: number): void {
     this.eflags = (this.eflags & ~ARITH) | (f & ARITH);
     this.lop = LF_EAGER;
+  }
+
+  /**
+   * Translated code's pending flags (jit.ts): a lazy kind (LF_*) stored as is, or a 32-bit
+   * shift (10 SHL, 11 SHR, 12 SAR; a = the int32 value shifted, b = count 1-31, r = result)
+   * evaluated as the interpreter does.
+   */
+  jitFlags(k: number, a: number, b: number, r: number, sz: number, cin: number): void {
+    if (k < 10) {
+      this.lop = k; this.la = a >>> 0; this.lb = b >>> 0; this.lres = r >>> 0; this.lsz = sz; this.lcin = cin;
+      return;
+    }
+    let cf: number, of: boolean;
+    if (k === 10) { cf = (a >>> (32 - b)) & 1; of = ((r >>> 31) ^ cf) !== 0; }
+    else if (k === 11) { cf = (a >>> (b - 1)) & 1; of = (a & 0x80000000) !== 0; }
+    else { cf = (a >> (b - 1)) & 1; of = false; }
+    this.setSZP(r >>> 0, 2, cf, of);
   }
 
   /** Materialise lazy flags into eflags (before a partial flag update). */
@@ -780,15 +802,26 @@ export class Cpu {
     const list = this.pageBlocks.get(pg);
     if (!list) { this.mem.code[pg] = 0; return; }
     let keep: Block[] | null = null;
+    let hit = false;
     for (const b of list) {
       if (!b.valid) continue;
       const covers = (p >= b.phys && p < b.physEnd) || (b.phys2 >= 0 && p >= b.phys2 && p < b.phys2 + 4096);
       if (covers) {
+        hit = true;
         b.valid = false;
         if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         if (b === this.curBlock) this.brk = this.brk || 1;
       } else (keep ??= []).push(b);
+    }
+    // A region runs other blocks of its page: any block of the page dropped drops the regions
+    // headed there (the running one stops after this instruction), to be translated again later.
+    if (hit && keep) {
+      for (const b of keep) {
+        if (!b.region) continue;
+        b.fn = null; b.region = false; b.hits = 0; this.translated--;
+        if (b === this.curBlock) this.brk = this.brk || 1;
+      }
     }
     if (keep && keep.length) {
       this.pageBlocks.set(pg, keep);
@@ -798,6 +831,13 @@ export class Cpu {
       this.mem.code[pg] = 0;
     }
   }
+
+  /** What the translator may look at to grow a region (jit.ts). */
+  private readonly regionHost = {
+    cpu: this as Cpu,
+    blockAt(phys: number): Block | undefined { return this.cpu.blocks.get(phys * 2 + 1); },
+    hasBreakpoint(lin: number): boolean { return this.cpu.breakpoints.has(lin); },
+  };
 
   private fetcher = {
     cpu: this as Cpu,
@@ -898,7 +938,7 @@ export class Cpu {
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
+      fn: null, jitOff: null, jitIdx: null, region: false, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.addPageBlock(phys >>> 12, b);
@@ -979,7 +1019,7 @@ export class Cpu {
       // watchpoint is set.
       if (count === blk.n && !tf && !this.noJit && this.watchpoints.length === 0) {
         if (++blk.hits === this.jitThreshold && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
-          blk.fn = compileBlock(this, blk);
+          blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
           if (blk.fn !== null) this.translated++;
         }
         if (blk.fn !== null) {
@@ -1052,8 +1092,8 @@ export class Cpu {
         this.curBlock = null;
         if (e !== FAULT) throw e;
         const ci = this.ci;
-        this.eip = this.code32 ? (e0 + insns[ci]!.off) >>> 0 : (e0 + insns[ci]!.off) & 0xffff;
-        this.icount = Math.max(this.icount, base + this.jitDone + ci);
+        this.eip = (e0 + blk.jitOff![ci]!) >>> 0;
+        this.icount = Math.max(this.icount, base + this.jitDone + blk.jitIdx![ci]!);
         this.raise(this.excVec, this.excHasErr, this.excErr);
         return this.brk === Stop.SHUTDOWN ? Stop.SHUTDOWN : RT_CONTINUE;
       }

@@ -16,8 +16,8 @@ import { compileBlock } from "./jit.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 
-const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "single") =>
-  programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: 1 });
+const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "single") =>
+  programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
 
 // A generator aimed at the translator: the instruction forms it translates, compare + branch
 // pairs inside blocks, memory operands in the data region, inside a loop so blocks run often.
@@ -71,14 +71,16 @@ const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneo
   });
 
 describe("block translator equals single step", () => {
-  test(`translator-shaped programs with compare+branch pairs (${RUNS} runs)`, () => {
+  // Threshold 1 translates each block on its first execution (mostly single blocks); threshold 3
+  // translates a loop's head after its other blocks exist, so regions form.
+  test.each(["jit", "region"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
     fc.assert(
       fc.property(
         arbJitProgram,
         fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
         fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
         (code, regs, chunks) => {
-          const a = setup(code, regs, 0, 0, "jit");
+          const a = setup(code, regs, 0, 0, mode);
           const b = setup(code, regs, 0, 0, "single");
           compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
         },
@@ -144,7 +146,7 @@ describe("block translator equals single step", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
     m.cpu.code32 = false;
-    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1 };
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1 };
     expect(compileBlock(m.cpu, blk)).toBeNull();
   });
 });

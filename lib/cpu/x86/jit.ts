@@ -5,19 +5,34 @@
  * so every block can be translated and the opcode table stays the single source of truth for
  * decoding and semantics.
  *
+ * Two shapes of function:
+ *  - a *block* function runs one block (a block whose last instruction branches back to its
+ *    own start loops inside the function);
+ *  - a *region* function runs a hot block together with the blocks it reaches by direct
+ *    branches, calls and returns inside the same 4 KiB page, when all of them translate without
+ *    interpreter fallbacks: a loop spread over several blocks then runs inside one function
+ *    (a `switch` on the offset from the region's head), with the instruction budget checked
+ *    before each block.
+ *
+ * Guest registers live in JavaScript locals (int32) for the whole function: they are loaded on
+ * entry and written back on every exit, before an interpreter fallback (and reloaded after it),
+ * and on a fault (a catch that writes back and rethrows).
+ *
  * Contract with the run loop (cpu.ts):
- *  - the function runs only when the whole block fits the instruction budget, interrupts are
- *    not inhibited and TF is clear; it returns the number of instructions it retired (the block
- *    length, or fewer when something set `cpu.brk` after a memory write), or -1 when an entry
- *    guard fails (the interpreter then runs the block);
- *  - before any instruction that can fault it stores the instruction's index in `cpu.ci`, and
- *    it writes `cpu.eip` only at the end or before an interpreted instruction, so a fault leaves
- *    the architectural state as the interpreter would.
- * Lazy flags are stored only for the last flag-writer before a reader or the block's end.
+ *  - the function runs only when its first block fits the instruction budget, interrupts are
+ *    not inhibited and TF is clear; it returns the number of instructions it retired, or -1
+ *    when an entry guard fails (the interpreter then runs the block);
+ *  - before any instruction that can fault it stores an index in `cpu.ci`; `Block.jitOff[ci]`
+ *    is that instruction's offset from the function's entry EIP and `Block.jitIdx[ci]` its
+ *    index in its block, and `cpu.jitDone` holds the instructions retired by earlier blocks
+ *    (or loop iterations) of this call, so a fault leaves the state the interpreter would;
+ *  - `cpu.eip` is written at the end, before an interpreted instruction, and at every exit.
+ * Lazy flags are stored only for a flag writer whose result can be observed (by a later
+ * reader, a fault, or the block's end).
  */
 import type { Cpu, Block } from "./cpu.ts";
 import type { Insn } from "./decode.ts";
-import { CS, DS, SS } from "./decode.ts";
+import { CS, SS } from "./decode.ts";
 import { exec } from "./exec.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
@@ -30,9 +45,20 @@ import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
  */
 export const JIT_THRESHOLD = 500;
 export const JIT_MAX_BLOCKS = 2048;
+/** Region limits: member blocks and instructions. */
+const REGION_MAX_BLOCKS = 32;
+const REGION_MAX_INSNS = 400;
 
-/** Runs the block; `lim` is the instruction budget (a self-looping block iterates within it). */
+/** Runs the block; `lim` is the instruction budget (loops and regions iterate within it). */
 export type BlockFn = (c: Cpu, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;
+
+/** What the translator needs from the CPU to grow a region. */
+export interface RegionHost {
+  /** The valid 32-bit block starting at this physical address, if one is cached. */
+  blockAt(phys: number): Block | undefined;
+  /** Whether a breakpoint is set at this linear address. */
+  hasBreakpoint(lin: number): boolean;
+}
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, P = partial
 // writer that also depends on old flags (INC/DEC keep CF), N = neither.
@@ -47,11 +73,13 @@ function flagUse(i: Insn): number {
   if (op >= 0x140 && op <= 0x14f) return R;
   if (op >= 0x80 && op <= 0x83) return (i.reg === 2 || i.reg === 3) ? RW : W;
   if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return W;
+  // IMUL: CF/OF defined, the rest undefined (whatever the interpreter leaves): a full writer.
+  if (op === 0x1af || op === 0x69 || op === 0x6b) return W;
   // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
-  if (op === 0xff) return i.reg < 2 ? RW : N;
-  if (op === 0xf7) return i.reg === 2 ? N : i.reg === 3 || i.reg < 2 ? W : RW;
+  if (op === 0xff || op === 0xfe) return i.reg < 2 ? RW : N;
+  if (op === 0xf7 || op === 0xf6) return i.reg === 2 ? N : i.reg === 3 || i.reg < 2 ? W : RW; // TEST, NEG: W; MUL/DIV: RW (conservative)
   // (Rotates change only CF and OF: they are partial writers.)
-  if (op === 0xd1 || (op === 0xc1 && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
+  if (op === 0xd1 || op === 0xd0 || ((op === 0xc1 || op === 0xc0) && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
   switch (op) {
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
@@ -60,7 +88,8 @@ function flagUse(i: Insn): number {
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
     case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
     case 0x68: case 0x6a: case 0xc9: case 0x87: case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
-    case 0x99: case 0x98: case 0xa1: case 0xa3: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
+    case 0xe4: case 0xe5: case 0xec: case 0xed:
+    case 0x99: case 0x98: case 0xa0: case 0xa1: case 0xa2: case 0xa3: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
       return N;
   }
   return RW; // anything else: assume it reads and writes flags
@@ -71,24 +100,47 @@ function mayFault(i: Insn): boolean {
   const op = i.op;
   if (op >= 0x50 && op <= 0x5f) return true;
   if (op === 0xe8 || op === 0xc3 || op === 0xc2 || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xff) return true;
+  if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed) return true;
   if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3) return op !== 0x8d; // LEA touches no memory
   if ((OPFLAGS[op]! & OpF.MOFFS)) return true;
   return flagUse(i) === RW && !(op >= 0x40 && op <= 0x4f); // unknown instructions: assume so
 }
 
-const COND_NAMES = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
-void COND_NAMES;
+type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8";
+type Prod = { kind: ProdKind; k: number } | null;
 
-/** Translate a block, or return null if it is not worth it (16-bit code). */
-export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
-  if (!b.code32) return null;
-  const ins = b.insns;
-  const n = b.n;
-  // Flag liveness, backwards: is this instruction's flag output needed?
+interface Out {
+  src: string;
+  /** Writes memory: the block must stop if the write hit code or a watchpoint. */
+  store?: boolean;
+  /** Sets c.eip itself (call, ret, indirect jump). */
+  ends?: boolean;
+  prod?: ProdKind;
+  /** A relative branch: condition ("true" for JMP) and the taken target's offset in the block. */
+  branch?: { cond: string; takenOff: number };
+  /** Port input: the run loop must look at requests and interrupts right after it. */
+  io?: boolean;
+}
+
+/** One block's translation: every instruction's code (null = interpreter fallback) and flag needs. */
+interface Tr {
+  b: Block;
+  outs: (Out | null)[];
+  pure: boolean;
+  /** Index of the block's first instruction in the function's ci numbering. */
+  ciBase: number;
+  /** Offset of the block's start from the function's entry EIP. */
+  delta: number;
+}
+
+/** Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not counted. */
+function liveness(ins: Insn[], fused: Set<number>): { need: boolean[]; liveIn: boolean } {
+  const n = ins.length;
   const need = new Array<boolean>(n).fill(false);
   let live = true; // flags escape the block
   for (let k = n - 1; k >= 0; k--) {
-    const u = flagUse(ins[k]!);
+    let u = flagUse(ins[k]!);
+    if (fused.has(k)) u &= ~R;
     if (u & W) need[k] = live || u === RW;
     if (u === W) live = false;
     if (u & R) live = true;
@@ -96,39 +148,159 @@ export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
     // the flags before it must be exact.
     if (mayFault(ins[k]!)) live = true;
   }
-  // Translate every instruction first; a block whose instructions all translate and whose
-  // last instruction branches back to its own start becomes a loop inside the function.
+  return { need, liveIn: live };
+}
+
+function translateAll(ins: Insn[], ciBase: number, need: boolean[]): (Out | null)[] {
   const outs: (Out | null)[] = [];
-  let prod: { kind: "sub" | "logic"; k: number } | null = null;
-  for (let k = 0; k < n; k++) {
+  let prod: Prod = null;
+  for (let k = 0; k < ins.length; k++) {
     const i = ins[k]!;
-    const code = translate(i, k, i.off + i.len, need[k]!, prod);
+    const code = translate(i, ciBase + k, k, i.off + i.len, need[k]!, prod);
     outs.push(code);
     const u = flagUse(i);
     if (code === null) prod = null;
-    else if (code.prod) prod = { kind: code.prod, k };
+    else if (code.prod) prod = { kind: code.prod, k: ciBase + k };
     else if (u & W) prod = null;
   }
+  return outs;
+}
+
+function translateBlock(b: Block, ciBase: number, delta: number): Tr {
+  const ins = b.insns.slice(0, b.n);
+  const n = b.n;
+  // First pass: which flag readers take their condition from a producer's consts.
+  let { need } = liveness(ins, new Set());
+  let outs = translateAll(ins, ciBase, need);
+  const fused = new Set<number>();
+  for (let k = 0; k < n; k++) {
+    const o = outs[k];
+    if (o && (flagUse(ins[k]!) & R) && !(o.src.includes("c.cond(") || (o.branch && o.branch.cond.includes("c.cond(")))) {
+      // Only readers with no other use of the lazy state (INC/DEC read CF through c.cf()).
+      if (!o.src.includes("$MAT")) fused.add(k);
+    }
+  }
+  need = liveness(ins, fused).need;
+  outs = translateAll(ins, ciBase, need);
+  return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta };
+}
+
+/** Static successors of a block, as offsets from its start (call targets and return points included). */
+function successors(b: Block): number[] {
+  const last = b.insns[b.n - 1]!;
+  const end = last.off + last.len;
+  const op = last.op;
+  if (!last.o32) return [];
+  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) return [end + last.imm, end];
+  if (op === 0xeb || op === 0xe9) return [end + last.imm];
+  if (op === 0xe8) return [end + last.imm, end];
+  if (OPFLAGS[op]! & OpF.TERM) return [];
+  return [end];
+}
+
+/**
+ * Translate a block (or a region headed by it), or return null if it is not worth it (16-bit
+ * code). Sets `b.jitOff`, `b.jitIdx` (fault bookkeeping) and `b.region`.
+ */
+export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | null {
+  if (!b.code32 || b.n === 0) return null;
+  const startLin = (cpu.segBase[CS]! + cpu.eip) >>> 0;
+  const canRegion = !!host && b.phys2 < 0 && !cpu.breakpoints.has(startLin);
+  const head = translateBlock(b, 0, 0);
+  const members: Tr[] = [head];
+  if (canRegion && head.pure) {
+    // Grow a region over blocks reachable by direct control flow inside the head's page.
+    const pageOff = b.phys & 0xfff;
+    const seen = new Set<number>([0]);
+    let insns = b.n;
+    for (let q = 0; q < members.length && members.length < REGION_MAX_BLOCKS; q++) {
+      const from = members[q]!;
+      for (const s of successors(from.b)) {
+        const delta = from.delta + s;
+        if (seen.has(delta)) continue;
+        seen.add(delta);
+        if (pageOff + delta < 0 || pageOff + delta >= 4096) continue;
+        const mb = host.blockAt(b.phys + delta);
+        if (!mb || !mb.valid || !mb.code32 || mb.phys2 >= 0 || mb.n === 0) continue;
+        if (insns + mb.n > REGION_MAX_INSNS || members.length >= REGION_MAX_BLOCKS) continue;
+        if (host.hasBreakpoint((startLin + delta) >>> 0)) continue;
+        const t = translateBlock(mb, insns, delta);
+        if (!t.pure) continue;
+        members.push(t);
+        insns += mb.n;
+      }
+    }
+  }
+  // A pure head is emitted as a region even alone (it may loop to itself).
+  const region = canRegion && head.pure;
+  const total = members.reduce((s, m) => s + m.b.n, 0);
+  const jitOff = new Int32Array(total), jitIdx = new Int32Array(total);
+  for (const m of members) {
+    for (let k = 0; k < m.b.n; k++) { jitOff[m.ciBase + k] = m.delta + m.b.insns[k]!.off; jitIdx[m.ciBase + k] = k; }
+  }
+
+  // Registers used anywhere in the function become locals.
+  const used = new Set<number>();
+  const L: string[] = [];
+  const body: string[] = [];
+  if (region) emitRegion(members, body); else emitSingle(head, body, startLin, cpu);
+  const text = body.join("\n");
+  for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
+  const regs = [...used];
+  const segs = [0, 1, 2, 3, 4, 5].filter((x) => text.includes(`sb${x}`));
+  const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
+  const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
+  // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
+  const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
+  L.push("const E = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
+  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
+  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
+  if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
+  if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
+  // `sy` is 1 while an interpreter fallback runs (the array is then the truth: a fault inside
+  // it must not be overwritten by the locals).
+  const fallback = text.includes("$SYNC");
+  if (fallback) L.push("let sy = 0;");
+  L.push("try {");
+  L.push(text.replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
+  // On a fault: instructions retired by earlier blocks or iterations of this call, for cpu.ts.
+  L.push(fallback ? `} catch (x) { c.jitDone = done; if (sy === 0) { ${WB} } throw x; }` : `} catch (x) { c.jitDone = done; ${WB} throw x; }`);
+  // Names the function in profiles and stack traces.
+  L.push(`//# sourceURL=rrx-${region ? "region" : "block"}-${b.phys.toString(16)}.js`);
+  let fn: BlockFn;
+  try {
+    // eslint-disable-next-line no-new-func
+    fn = new Function("c", "r", "I", "X", "lim", L.join("\n")) as BlockFn;
+  } catch {
+    return null;
+  }
+  b.jitOff = jitOff;
+  b.jitIdx = jitIdx;
+  b.region = members.length > 1;
+  return fn;
+}
+
+/** One block, looping inside the function when it branches back to its own start. */
+function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
+  const ins = tr.b.insns;
+  const n = tr.b.n;
+  const outs = tr.outs;
   const last = outs[n - 1];
   // Blocks are cut at breakpoints, so only the block's own start can hold one; then the loop
   // would pass it without looking. (Setting breakpoints drops every translation, so this is
   // decided again under the new set; translation happens as the block is entered, at cpu.eip.)
-  const startLin = (cpu.segBase[CS]! + cpu.eip) >>> 0;
-  const selfLoop = outs.every((o) => o !== null) && !!last?.branch && last.branch.takenOff === 0 && !cpu.breakpoints.has(startLin);
-
-  const L: string[] = [];
-  L.push("const e0 = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast, tr = c.tlbR, tw = c.tlbW; let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0;");
-  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
-  if (selfLoop) L.push("for (;;) { c.jitDone = done;");
+  const selfLoop = tr.pure && !!last?.branch && last.branch.takenOff === 0 && !cpu.breakpoints.has(startLin);
+  L.push("const e0 = E;");
+  if (selfLoop) L.push("for (;;) {");
   for (let k = 0; k < n; k++) {
     const i = ins[k]!;
     const nextOff = i.off + i.len;
     const isLast = k === n - 1;
     const code = outs[k]!;
     if (code === null) {
-      // Interpreter fallback for this one instruction.
-      L.push(`c.ci = ${k}; c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} X(c, I[${k}]);`);
-      if (!isLast) L.push(`if (c.brk !== 0) return ${k + 1};`);
+      // Interpreter fallback for this one instruction: registers go back to the array first.
+      L.push(`$SYNC$WB sy = 1; c.ci = ${k}; c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} X(c, I[${k}]);`);
+      if (!isLast) L.push(`$LD sy = 0; if (c.brk !== 0) return ${k + 1};`);
       else L.push(`return ${n};`);
       continue;
     }
@@ -137,89 +309,121 @@ export function compileBlock(cpu: Cpu, b: Block): BlockFn | null {
       const taken = `((e0 + ${br.takenOff}) >>> 0)`, fall = `((e0 + ${nextOff}) >>> 0)`;
       L.push(code.src);
       if (selfLoop) {
-        L.push(`done += ${n}; if (${br.cond}) { if (done + ${n} <= lim) continue; c.eip = e0; } else c.eip = ${fall}; return done; }`);
+        L.push(`done += ${n}; if (${br.cond}) { if (done + ${n} <= lim) continue; c.eip = e0; } else c.eip = ${fall}; $WB return done; }`);
       } else if (br.cond === "true") {
-        L.push(`c.eip = ${taken}; return ${n};`);
+        L.push(`c.eip = ${taken}; $WB return ${n};`);
       } else {
-        L.push(`c.eip = ${br.cond} ? ${taken} : ${fall}; return ${n};`);
+        L.push(`c.eip = ${br.cond} ? ${taken} : ${fall}; $WB return ${n};`);
       }
       continue;
     }
     L.push(code.src);
-    if (code.store && !isLast) L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; return done + ${k + 1}; }`);
-    if (code.ends) { L.push(`return ${n};`); continue; }
-    if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; return ${n};`);
-  }
-  try {
-    // eslint-disable-next-line no-new-func
-    return new Function("c", "r", "I", "X", "lim", L.join("\n")) as BlockFn;
-  } catch {
-    return null;
+    if (code.store && !isLast) L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
+    if (code.ends) { L.push(`$WB return ${n};`); continue; }
+    if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; $WB return ${n};`);
   }
 }
 
-interface Out {
-  src: string;
-  /** Writes memory: the block must stop if the write hit code or a watchpoint. */
-  store?: boolean;
-  /** Sets EIP itself (call, ret). */
-  ends?: boolean;
-  prod?: "sub" | "logic";
-  /** A relative branch: condition ("true" for JMP) and the taken target's offset in the block. */
-  branch?: { cond: string; takenOff: number };
+/** A region: a dispatch loop over member blocks keyed by their offset from the head. */
+function emitRegion(members: Tr[], L: string[]): void {
+  L.push("for (;;) { switch (d) {");
+  for (const tr of members) {
+    const ins = tr.b.insns;
+    const n = tr.b.n;
+    const dl = tr.delta;
+    L.push(`case ${dl}: { if (done + ${n} > lim) break; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
+    let stores = false;
+    for (let k = 0; k < n; k++) {
+      const i = ins[k]!;
+      const nextOff = i.off + i.len;
+      const isLast = k === n - 1;
+      const code = tr.outs[k]!;
+      if (code.store || code.ends) stores = true;
+      L.push(code.src);
+      if (isLast) {
+        L.push(`done += ${n};`);
+        const br = code.branch;
+        if (code.ends) L.push("pc = c.eip;");
+        else if (br && br.cond !== "true") L.push(`pc = ${br.cond} ? ((e0 + ${br.takenOff}) >>> 0) : ((e0 + ${nextOff}) >>> 0);`);
+        else L.push(`pc = (e0 + ${br ? br.takenOff : nextOff}) >>> 0;`);
+        if (stores) L.push("if (c.brk !== 0) { c.eip = pc; $WB return done; }");
+        if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) { c.eip = pc; $WB return done; }");
+        L.push("d = (pc - E) | 0; continue; }");
+      } else if (code.store) {
+        L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
+      }
+    }
+  }
+  L.push("} break; }");
+  L.push("c.eip = (E + d) >>> 0; $WB return done;");
 }
 
 function ea(i: Insn): string {
   let s = String(i.disp | 0);
-  if (i.base >= 0) s += ` + r[${i.base}]`;
-  if (i.index >= 0) s += i.scale ? ` + (r[${i.index}] << ${i.scale})` : ` + r[${i.index}]`;
+  if (i.base >= 0) s += ` + r${i.base}`;
+  if (i.index >= 0) s += i.scale ? ` + (r${i.index} << ${i.scale})` : ` + r${i.index}`;
   return `((${s}) >>> 0)`;
 }
 function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
 /** An 8-bit register as an expression. */
-function r8(n: number): string { return n < 4 ? `(r[${n}] & 255)` : `((r[${n - 4}] >>> 8) & 255)`; }
+function r8(n: number): string { return n < 4 ? `(r${n} & 255)` : `((r${n - 4} >> 8) & 255)`; }
+/** Assign an 8-bit value (expression in 0..255) to an 8-bit register. */
+function setR8(n: number, v: string): string {
+  return n < 4 ? `r${n} = (r${n} & -256) | ${v};` : `r${n - 4} = (r${n - 4} & -65281) | (${v} << 8);`;
+}
 
 /**
- * Inline 32-bit read of seg:o into `dst` (a statement): the TLB fast path for flat segments and
- * plain-RAM pages, the CPU's accessor otherwise (which checks limits, walks page tables, faults).
+ * Inline 32-bit read of seg:o into `dst` (an int32 local; a statement): the TLB fast path for
+ * flat segments and plain-RAM pages, the CPU's accessor otherwise (which checks limits, walks
+ * page tables, faults).
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); ${dst} = (m[p] | (m[p + 1] << 8) | (m[p + 2] << 16) | (m[p + 3] << 24)) >>> 0; } else ${dst} = c.rd32(${s}, o);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8) | (m[p + 2] << 16) | (m[p + 3] << 24); } else ${dst} = c.rd32(${s}, o) | 0;`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >>> 8; m[p + 2] = t >>> 16; m[p + 3] = t >>> 24; } else c.wr32(${s}, o, ${val});`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; m[p + 2] = t >> 16; m[p + 3] = t >> 24; } else c.wr32(${s}, o, (${val}) >>> 0);`;
+}
+function rd16(s: number, off: string, dst: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else ${dst} = c.rd16(${s}, o);`;
 }
 function rd8(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
 }
 function wr8(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb[${s}] + o) >>> 0; if (sf[${s}] === 1 && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else c.wr8(${s}, o, ${val});`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else c.wr8(${s}, o, ${val});`;
 }
 
+/** int32 result expressions of the 32-bit ALU ops on locals (ADC/SBB: not translated). */
 const ALU_EXPR = [
-  (x: string, y: string) => `(${x} + ${y})`,
-  (x: string, y: string) => `(${x} | ${y})`,
+  (x: string, y: string) => `(${x} + ${y}) | 0`,
+  (x: string, y: string) => `${x} | ${y}`,
   null, null,
-  (x: string, y: string) => `(${x} & ${y})`,
-  (x: string, y: string) => `(${x} - ${y})`,
-  (x: string, y: string) => `(${x} ^ ${y})`,
-  (x: string, y: string) => `(${x} - ${y})`,
+  (x: string, y: string) => `${x} & ${y}`,
+  (x: string, y: string) => `(${x} - ${y}) | 0`,
+  (x: string, y: string) => `${x} ^ ${y}`,
+  (x: string, y: string) => `(${x} - ${y}) | 0`,
 ];
 
-/** Flag bookkeeping for a 32-bit ALU op on locals a (dst) and b2 (src) with result t. */
-function aluFlags(kind: number, need: boolean): string {
-  if (!need) return "";
-  if (kind === 0) return "c.lop = " + LF_ADD + "; c.la = a; c.lb = b2; c.lres = t; c.lsz = 2; c.lcin = 0;";
-  if (kind === 5 || kind === 7) return "c.lop = " + LF_SUB + "; c.la = a; c.lb = b2; c.lres = t; c.lsz = 2; c.lcin = 0;";
-  return "c.lop = " + LF_LOGIC + "; c.lres = t; c.lsz = 2;";
+/** Flag bookkeeping for an ALU op on locals a (dst) and b2 (src) with result t, size sz (0 or 2). */
+function aluFlags(kind: number, _need: boolean, sz = 2): string {
+  // Pending flags live in locals (fk, fa, fb, fr, fz, fc): the engine drops the dead stores,
+  // and $MAT writes them to the CPU where anything can observe them.
+  if (kind === 0) return `fk = ${LF_ADD}; fa = a; fb = b2; fr = t; fz = ${sz}; fc = 0;`;
+  if (kind === 5 || kind === 7) return `fk = ${LF_SUB}; fa = a; fb = b2; fr = t; fz = ${sz}; fc = 0;`;
+  return `fk = ${LF_LOGIC}; fr = t; fz = ${sz};`;
 }
 
-/** A condition from a known producer (the last flag writer in this block), or via c.cond(). */
-function condExpr(cc: number, prod: { kind: "sub" | "logic"; k: number } | null): string {
-  if (prod) {
+/**
+ * A condition from a known producer (the last flag writer in this block: its operands and
+ * result are kept in block-local consts, int32 for 32-bit producers), or via c.cond().
+ */
+function condExpr(cc: number, prod: Prod): string {
+  if (prod && (prod.kind === "sub8" || prod.kind === "logic8")) {
+    // 8-bit producer: operands and result are 0..255.
     const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
-    if (prod.kind === "sub") {
+    const sA = `((${A} << 24) >> 24)`, sB = `((${B} << 24) >> 24)`;
+    if (prod.kind === "sub8") {
       switch (cc) {
         case 2: return `(${A} < ${B})`;
         case 3: return `(${A} >= ${B})`;
@@ -227,21 +431,52 @@ function condExpr(cc: number, prod: { kind: "sub" | "logic"; k: number } | null)
         case 5: return `(${A} !== ${B})`;
         case 6: return `(${A} <= ${B})`;
         case 7: return `(${A} > ${B})`;
-        case 8: return `((${T} & 0x80000000) !== 0)`;
-        case 9: return `((${T} & 0x80000000) === 0)`;
-        case 12: return `((${A} | 0) < (${B} | 0))`;
-        case 13: return `((${A} | 0) >= (${B} | 0))`;
-        case 14: return `((${A} | 0) <= (${B} | 0))`;
-        case 15: return `((${A} | 0) > (${B} | 0))`;
+        case 8: return `((${T} & 128) !== 0)`;
+        case 9: return `((${T} & 128) === 0)`;
+        case 12: return `(${sA} < ${sB})`;
+        case 13: return `(${sA} >= ${sB})`;
+        case 14: return `(${sA} <= ${sB})`;
+        case 15: return `(${sA} > ${sB})`;
+      }
+    } else {
+      switch (cc) {
+        case 2: return "false";
+        case 3: return "true";
+        case 4: case 6: return `(${T} === 0)`;
+        case 5: case 7: return `(${T} !== 0)`;
+        case 8: case 12: return `((${T} & 128) !== 0)`;
+        case 9: case 13: return `((${T} & 128) === 0)`;
+        case 14: return `(${T} === 0 || (${T} & 128) !== 0)`;
+        case 15: return `(${T} !== 0 && (${T} & 128) === 0)`;
+      }
+    }
+    return `c.cond(${cc})`;
+  }
+  if (prod && prod.kind !== "add") {
+    const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
+    if (prod.kind === "sub") {
+      switch (cc) {
+        case 2: return `((${A} >>> 0) < (${B} >>> 0))`;
+        case 3: return `((${A} >>> 0) >= (${B} >>> 0))`;
+        case 4: return `(${A} === ${B})`;
+        case 5: return `(${A} !== ${B})`;
+        case 6: return `((${A} >>> 0) <= (${B} >>> 0))`;
+        case 7: return `((${A} >>> 0) > (${B} >>> 0))`;
+        case 8: return `(${T} < 0)`;
+        case 9: return `(${T} >= 0)`;
+        case 12: return `(${A} < ${B})`;
+        case 13: return `(${A} >= ${B})`;
+        case 14: return `(${A} <= ${B})`;
+        case 15: return `(${A} > ${B})`;
       }
     } else {
       switch (cc) {
         case 4: return `(${T} === 0)`;
         case 5: return `(${T} !== 0)`;
-        case 8: case 12: return `((${T} | 0) < 0)`;
-        case 9: case 13: return `((${T} | 0) >= 0)`;
-        case 14: return `((${T} | 0) <= 0)`;
-        case 15: return `((${T} | 0) > 0)`;
+        case 8: case 12: return `(${T} < 0)`;
+        case 9: case 13: return `(${T} >= 0)`;
+        case 14: return `(${T} <= 0)`;
+        case 15: return `(${T} > 0)`;
         case 2: return "false";
         case 3: return "true";
         case 6: return `(${T} === 0)`;
@@ -252,39 +487,64 @@ function condExpr(cc: number, prod: { kind: "sub" | "logic"; k: number } | null)
   return `c.cond(${cc})`;
 }
 
-function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod: { kind: "sub" | "logic"; k: number } | null): Out | null {
+/** Local flag kinds past the CPU's lazy kinds: shifts (a = value, b = count, r = result). */
+export const SH_SHL = 10, SH_SHR = 11, SH_SAR = 12;
+
+/**
+ * One instruction as JavaScript on int32 register locals r0..r7, or null (interpreter
+ * fallback). `k` numbers the instruction in the function (c.ci, producer consts).
+ */
+function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
+  const out = translate1(i, k, kl, nextOff, needFlags, prod);
+  // Anything that reads the CPU's flag state sees the pending (local) flags first.
+  if (out && (out.src.includes("c.cond(") || out.branch?.cond.includes("c.cond(")) && !out.src.includes("$MAT")) out.src = "$MAT " + out.src;
+  return out;
+}
+
+function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
   const op = i.op;
-  if (i.rep !== 0 || !i.a32) return null;
+  if (i.rep !== 0 || !i.a32 || i.lock) return null;
   const o32 = i.o32;
   const nx = `((e0 + ${nextOff}) >>> 0)`;
-  // Keep producer operands in block-local consts for later condition evaluation.
-  const keep = (kind: "sub" | "logic") => kind === "sub" ? `const fa${k} = a, fb${k} = b2, ft${k} = t;` : `const ft${k} = t;`;
+  // Keep producer operands in block-local consts for later condition evaluation (32-bit producers).
+  const keep = (kind: ProdKind) => kind !== "logic" ? `const fa${k} = a, fb${k} = b2, ft${k} = t;` : `const ft${k} = t;`;
 
   // ---- ALU 00-3F, 32-bit forms ----
   if (op < 0x40 && (op & 7) < 6 && o32) {
     const kind = op >> 3, form = op & 7;
     const f = ALU_EXPR[kind];
-    if (!f || form === 0 || form === 2 || form === 4) return null;
-    const pk: "sub" | "logic" | undefined = kind === 5 || kind === 7 ? "sub" : kind === 0 ? undefined : "logic";
-    const fl = aluFlags(kind, needFlags || !!pk);
-    const res = `t = ${f("a", "b2")} >>> 0;`;
+    if (form === 0 || form === 2 || form === 4) {
+      if (kind === 2 || kind === 3) return null;
+      return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
+    }
+    if (!f) return null;
+    const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
+    const fl = aluFlags(kind, needFlags);
+    const res = `t = ${f("a", "b2")};`;
+    const kp = keep(pk);
     if (form === 5) {
-      const src = `a = r[0]; b2 = ${i.imm >>> 0}; ${res} ${kind !== 7 ? "r[0] = t;" : ""} ${fl} ${pk ? keep(pk) : ""}`;
-      return { src, prod: pk };
+      return { src: `a = r0; b2 = ${i.imm | 0}; ${res} ${kind !== 7 ? "r0 = t;" : ""} ${fl} ${kp}`, prod: pk };
     }
     if (form === 1) {
       if (i.mod === 3) {
-        return { src: `a = r[${i.rm}]; b2 = r[${i.reg}]; ${res} ${kind !== 7 ? `r[${i.rm}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+        // xor r, r / sub r, r: the result is 0 whatever the register held.
+        return { src: `a = r${i.rm}; b2 = r${i.reg}; ${res} ${kind !== 7 ? `r${i.rm} = t;` : ""} ${fl} ${kp}`, prod: pk };
       }
       const s = segOf(i);
       return {
-        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = r[${i.reg}]; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${pk ? keep(pk) : ""}`,
+        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = r${i.reg}; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${kp}`,
         store: kind !== 7, prod: pk,
       };
     }
     // form 3: reg, r/m
-    const load = i.mod === 3 ? `b2 = r[${i.rm}];` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
-    return { src: `${load} a = r[${i.reg}]; ${res} ${kind !== 7 ? `r[${i.reg}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+    const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} a = r${i.reg}; ${res} ${kind !== 7 ? `r${i.reg} = t;` : ""} ${fl} ${kp}`, prod: pk };
+  }
+  // ---- ALU 00-3F, 8-bit forms (r/m8, r8 / r8, r/m8 / AL, imm8) ----
+  if (op < 0x40 && (op & 7) < 6 && ((op & 7) === 0 || (op & 7) === 2 || (op & 7) === 4)) {
+    const kind = op >> 3, form = op & 7;
+    if (kind === 2 || kind === 3) return null;
+    return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
   }
   switch (op) {
     case 0x81: case 0x83: {
@@ -292,120 +552,128 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       const kind = i.reg;
       const f = ALU_EXPR[kind];
       if (!f) return null;
-      const imm = op === 0x83 ? ((i.imm << 24) >> 24) >>> 0 : i.imm >>> 0;
-      const pk: "sub" | "logic" | undefined = kind === 5 || kind === 7 ? "sub" : kind === 0 ? undefined : "logic";
-      const fl = aluFlags(kind, needFlags || !!pk);
-      const res = `t = ${f("a", "b2")} >>> 0;`;
+      const imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm | 0;
+      const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
+      const fl = aluFlags(kind, needFlags);
+      const res = `t = ${f("a", "b2")};`;
+      const kp = keep(pk);
       if (i.mod === 3) {
-        return { src: `a = r[${i.rm}]; b2 = ${imm}; ${res} ${kind !== 7 ? `r[${i.rm}] = t;` : ""} ${fl} ${pk ? keep(pk) : ""}`, prod: pk };
+        return { src: `a = r${i.rm}; b2 = ${imm}; ${res} ${kind !== 7 ? `r${i.rm} = t;` : ""} ${fl} ${kp}`, prod: pk };
       }
       const s = segOf(i);
       return {
-        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = ${imm}; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${pk ? keep(pk) : ""}`,
+        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = ${imm}; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${kp}`,
         store: kind !== 7, prod: pk,
       };
     }
+    case 0x80: {
+      if (i.reg === 2 || i.reg === 3) return null;
+      return alu8(i, k, i.reg, "rm,imm", needFlags);
+    }
     case 0x85: {
       if (!o32) return null;
-      const src = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
-      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} t = (${src} & r[${i.reg}]) >>> 0; ${aluFlags(4, true)} ${keep("logic")}`, prod: "logic" };
+      const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
+      return { src: `${load} t = a & r${i.reg}; ${aluFlags(4, needFlags)} ${keep("logic")}`, prod: "logic" };
     }
-    case 0xa8:
-      return { src: `t = r[0] & ${i.imm & 255}; c.lop = ${LF_LOGIC}; c.lres = t; c.lsz = 0;` };
-    case 0x3c:
-      return { src: `a = r[0] & 255; b2 = ${i.imm & 255}; t = (a - b2) & 255; c.lop = ${LF_SUB}; c.la = a; c.lb = b2; c.lres = t; c.lsz = 0; c.lcin = 0;` };
-    case 0x84: {
-      if (i.mod !== 3) return null;
-      return { src: `t = ${r8(i.rm)} & ${r8(i.reg)}; c.lop = ${LF_LOGIC}; c.lres = t; c.lsz = 0;` };
-    }
-    case 0x80: {
-      if (i.reg !== 7) return null; // CMP r/m8, imm8
-      const load = i.mod === 3 ? `a = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "a")}`;
-      return { src: `${load} b2 = ${i.imm & 255}; t = (a - b2) & 255; c.lop = ${LF_SUB}; c.la = a; c.lb = b2; c.lres = t; c.lsz = 0; c.lcin = 0;` };
-    }
-    case 0xa1:
-      if (!o32) return null;
-      return { src: `c.ci = ${k}; ${rd32(segOf(i), String(i.disp >>> 0), "t")} r[0] = t;` };
-    case 0xa3:
-      if (!o32) return null;
-      return { src: `c.ci = ${k}; ${wr32(segOf(i), String(i.disp >>> 0), "r[0]")}`, store: true };
     case 0xa9:
       if (!o32) return null;
-      return { src: `t = (r[0] & ${i.imm >>> 0}) >>> 0; ${aluFlags(4, true)} ${keep("logic")}`, prod: "logic" };
+      return { src: `t = r0 & ${i.imm | 0}; ${aluFlags(4, needFlags)} ${keep("logic")}`, prod: "logic" };
+    case 0x84: {
+      const load = i.mod === 3 ? `a = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "a")}`;
+      return { src: `${load} t = a & ${r8(i.reg)}; fk = ${LF_LOGIC}; fr = t; fz = 0; const ft${k} = t;`, prod: "logic8" };
+    }
+    case 0xa8:
+      return { src: `t = r0 & ${i.imm & 255}; fk = ${LF_LOGIC}; fr = t; fz = 0; const ft${k} = t;`, prod: "logic8" };
+    case 0xa1:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), String(i.disp >>> 0), "r0")}` };
+    case 0xa3:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), String(i.disp >>> 0), "r0")}`, store: true };
+    case 0xa0:
+      return { src: `c.ci = ${k}; ${rd8(segOf(i), String(i.disp >>> 0), "t")} ${setR8(0, "t")}` };
+    case 0xa2:
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), String(i.disp >>> 0), r8(0))}`, store: true };
     case 0x89:
       if (!o32) return null;
-      if (i.mod === 3) return { src: `r[${i.rm}] = r[${i.reg}];` };
-      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), `r[${i.reg}]`)}`, store: true };
+      if (i.mod === 3) return { src: `r${i.rm} = r${i.reg};` };
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), `r${i.reg}`)}`, store: true };
     case 0x8b:
       if (!o32) return null;
-      if (i.mod === 3) return { src: `r[${i.reg}] = r[${i.rm}];` };
-      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r[${i.reg}] = t;` };
+      if (i.mod === 3) return { src: `r${i.reg} = r${i.rm};` };
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r${i.reg} = t;` };
     case 0x88:
-      if (i.mod === 3) return null;
-      if (i.reg < 4) return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), `(r[${i.reg}] & 255)`)}`, store: true };
-      return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), `((r[${i.reg - 4}] >>> 8) & 255)`)}`, store: true };
+      if (i.mod === 3) return { src: `t = ${r8(i.reg)}; ${setR8(i.rm, "t")}` };
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), r8(i.reg))}`, store: true };
     case 0x8a:
-      if (i.mod === 3 || i.reg >= 4) return null;
-      return { src: `c.ci = ${k}; ${rd8(segOf(i), ea(i), "t")} r[${i.reg}] = (r[${i.reg}] & 0xffffff00) | t;` };
+      if (i.mod === 3) return { src: `t = ${r8(i.rm)}; ${setR8(i.reg, "t")}` };
+      return { src: `c.ci = ${k}; ${rd8(segOf(i), ea(i), "t")} ${setR8(i.reg, "t")}` };
     case 0xc6:
-      if (i.mod === 3 || i.reg !== 0) return null;
-      return { src: `c.ci = ${k}; c.wr8(${segOf(i)}, ${ea(i)}, ${i.imm & 255});`, store: true };
+      if (i.reg !== 0) return null;
+      if (i.mod === 3) return { src: setR8(i.rm, String(i.imm & 255)) };
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), String(i.imm & 255))}`, store: true };
     case 0xc7:
       if (!o32 || i.reg !== 0) return null;
-      if (i.mod === 3) return { src: `r[${i.rm}] = ${i.imm >>> 0};` };
-      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm >>> 0))}`, store: true };
+      if (i.mod === 3) return { src: `r${i.rm} = ${i.imm | 0};` };
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm | 0))}`, store: true };
     case 0x8d:
       if (!o32 || i.mod === 3) return null;
-      return { src: `r[${i.reg}] = ${ea(i)};` };
+      return { src: `r${i.reg} = ${ea(i)} | 0;` };
     case 0x90: return { src: "" };
+    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+      return { src: setR8(op & 7, String(i.imm & 255)) };
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
       if (!o32) return null;
-      return { src: `r[${op & 7}] = ${i.imm >>> 0};` };
+      return { src: `r${op & 7} = ${i.imm | 0};` };
     case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
     case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
       if (!o32) return null;
       const rr = op & 7, dec = op >= 0x48;
-      if (!needFlags) return { src: `r[${rr}] = r[${rr}] ${dec ? "-" : "+"} 1;` };
+      if (!needFlags) return { src: `r${rr} = (r${rr} ${dec ? "-" : "+"} 1) | 0;` };
       return {
-        src: `if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r[${rr}]; t = (a ${dec ? "-" : "+"} 1) >>> 0; r[${rr}] = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;`,
+        src: `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r${rr}; t = (a ${dec ? "-" : "+"} 1) | 0; r${rr} = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a >>> 0; c.lb = 1; c.lres = t >>> 0; c.lsz = 2;`,
       };
     }
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", `r[${op & 7}]`)} r[4] = (r[4] - 4) >>> 0;`, store: true };
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", `r${op & 7}`)} r4 = (r4 - 4) | 0;`, store: true };
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5d: case 0x5e: case 0x5f:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; ${rd32(SS, "r[4]", "t")} r[4] = (r[4] + 4) >>> 0; r[${op & 7}] = t;` };
+      return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; r${op & 7} = t;` };
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {
       if (!o32) return null;
       const w = op & 1;
       let src: string;
-      if (i.mod === 3) {
-        if (w) src = `(r[${i.rm}] & 0xffff)`;
-        else src = i.rm < 4 ? `(r[${i.rm}] & 255)` : `((r[${i.rm - 4}] >>> 8) & 255)`;
-      } else if (w) src = `c.rd16(${segOf(i)}, ${ea(i)})`;
-      else src = "t";
-      const pre = i.mod !== 3 && !w ? rd8(segOf(i), ea(i), "t") : "";
+      let pre = "";
+      if (i.mod === 3) src = w ? `(r${i.rm} & 0xffff)` : r8(i.rm);
+      else {
+        pre = `c.ci = ${k}; ${w ? rd16(segOf(i), ea(i), "t") : rd8(segOf(i), ea(i), "t")}`;
+        src = "t";
+      }
       if (op >= 0x1be) src = w ? `((${src} << 16) >> 16)` : `((${src} << 24) >> 24)`;
-      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} ${pre} r[${i.reg}] = ${src};` };
+      return { src: `${pre} r${i.reg} = ${src};` };
     }
-    case 0x1af: {
+    case 0x1af: case 0x69: case 0x6b: {
       if (!o32 || needFlags) return null;
-      const src = i.mod === 3 ? `r[${i.rm}]` : `c.rd32(${segOf(i)}, ${ea(i)})`;
-      return { src: `${i.mod === 3 ? "" : `c.ci = ${k};`} r[${i.reg}] = Math.imul(r[${i.reg}], ${src});` };
+      const src = op === 0x1af ? i.reg : -1;
+      const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+      if (op === 0x1af) return { src: `${load} r${src} = Math.imul(r${i.reg}, b2);` };
+      const imm = op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0;
+      return { src: `${load} r${i.reg} = Math.imul(b2, ${imm});` };
     }
     case 0xc1: case 0xd1: case 0xd3: {
       if (!o32 || i.mod !== 3 || i.reg < 4) return null;
       const rm = i.rm, kind = i.reg === 6 ? 4 : i.reg;
       const body = (cnt: string) => {
         let res: string, cf: string, of: string;
-        if (kind === 4) { res = `(a << ${cnt}) >>> 0`; cf = `((a >>> (32 - ${cnt})) & 1)`; of = `(((t >>> 31) ^ ${cf}) !== 0)`; }
-        else if (kind === 5) { res = `a >>> ${cnt}`; cf = `((a >>> (${cnt} - 1)) & 1)`; of = `((a & 0x80000000) !== 0)`; }
-        else { res = `((a | 0) >> ${cnt}) >>> 0`; cf = `(((a | 0) >> (${cnt} - 1)) & 1)`; of = "false"; }
-        const flags = needFlags ? ` c.setSZP(t, 2, ${cf}, ${of});` : "";
-        return `a = r[${rm}]; t = ${res}; r[${rm}] = t;${flags}`;
+        if (kind === 4) { res = `a << ${cnt}`; cf = `((a >>> (32 - ${cnt})) & 1)`; of = `(((t >>> 31) ^ ${cf}) !== 0)`; }
+        else if (kind === 5) { res = `(a >>> ${cnt}) | 0`; cf = `((a >>> (${cnt} - 1)) & 1)`; of = `(a < 0)`; }
+        else { res = `a >> ${cnt}`; cf = `((a >> (${cnt} - 1)) & 1)`; of = "false"; }
+        void cf; void of;
+        const flags = ` fk = ${kind === 4 ? SH_SHL : kind === 5 ? SH_SHR : SH_SAR}; fa = a; fb = ${cnt}; fr = t; fz = 2;`;
+        return `a = r${rm}; t = ${res}; r${rm} = t;${flags}`;
       };
-      if (op === 0xd3) return { src: `b2 = r[1] & 31; if (b2 !== 0) { ${body("b2")} }` };
+      if (op === 0xd3) return { src: `b2 = r1 & 31; if (b2 !== 0) { ${body("b2")} }` };
       const n = op === 0xd1 ? 1 : i.imm & 31;
       if (n === 0) return { src: "" };
       return { src: body(String(n)) };
@@ -422,55 +690,94 @@ function translate(i: Insn, k: number, nextOff: number, needFlags: boolean, prod
       return { src: "", branch: { cond: "true", takenOff: nextOff + i.imm } };
     case 0xe8:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", nx)} r[4] = (r[4] - 4) >>> 0; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true };
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", nx)} r4 = (r4 - 4) | 0; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true, store: true };
     case 0x68: case 0x6a: {
       if (!o32) return null;
-      const v = op === 0x6a ? ((i.imm << 24) >> 24) >>> 0 : i.imm >>> 0;
-      return { src: `c.ci = ${k}; ${wr32(SS, "((r[4] - 4) >>> 0)", String(v))} r[4] = (r[4] - 4) >>> 0;`, store: true };
+      const v = op === 0x6a ? (i.imm << 24) >> 24 : i.imm | 0;
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", String(v))} r4 = (r4 - 4) | 0;`, store: true };
     }
     case 0xc9:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; ${rd32(SS, "r[5]", "t")} r[4] = (r[5] + 4) >>> 0; r[5] = t;` };
+      return { src: `c.ci = ${k}; ${rd32(SS, "(r5 >>> 0)", "t")} r4 = (r5 + 4) | 0; r5 = t;` };
     case 0xff: {
       if (!o32 || i.reg < 2 || i.reg === 3 || i.reg === 5 || i.reg === 7) return null;
-      const load = i.mod === 3 ? `b2 = r[${i.rm}];` : `${rd32(segOf(i), ea(i), "b2")}`;
-      if (i.reg === 4) return { src: `c.ci = ${k}; ${load} c.eip = b2;`, ends: true };
-      const push = wr32(SS, "((r[4] - 4) >>> 0)", i.reg === 2 ? nx : "b2");
-      if (i.reg === 2) return { src: `c.ci = ${k}; ${load} ${push} r[4] = (r[4] - 4) >>> 0; c.eip = b2;`, ends: true };
-      return { src: `c.ci = ${k}; ${load} ${push} r[4] = (r[4] - 4) >>> 0;`, store: true };
+      const load = i.mod === 3 ? `b2 = r${i.rm};` : `${rd32(segOf(i), ea(i), "b2")}`;
+      if (i.reg === 4) return { src: `c.ci = ${k}; ${load} c.eip = b2 >>> 0;`, ends: true };
+      const push = wr32(SS, "((r4 - 4) >>> 0)", i.reg === 2 ? nx : "b2");
+      if (i.reg === 2) return { src: `c.ci = ${k}; ${load} ${push} r4 = (r4 - 4) | 0; c.eip = b2 >>> 0;`, ends: true, store: true };
+      return { src: `c.ci = ${k}; ${load} ${push} r4 = (r4 - 4) | 0;`, store: true };
     }
     case 0x140: case 0x141: case 0x142: case 0x143: case 0x144: case 0x145: case 0x146: case 0x147:
     case 0x148: case 0x149: case 0x14a: case 0x14b: case 0x14c: case 0x14d: case 0x14e: case 0x14f: {
       if (!o32) return null;
-      const load = i.mod === 3 ? `b2 = r[${i.rm}];` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
-      return { src: `${load} if (${condExpr(op & 15, prod)}) r[${i.reg}] = b2;` };
+      const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+      return { src: `${load} if (${condExpr(op & 15, prod)}) r${i.reg} = b2;` };
     }
     case 0x190: case 0x191: case 0x192: case 0x193: case 0x194: case 0x195: case 0x196: case 0x197:
     case 0x198: case 0x199: case 0x19a: case 0x19b: case 0x19c: case 0x19d: case 0x19e: case 0x19f: {
-      if (i.mod !== 3) return null;
       const v = `(${condExpr(op & 15, prod)} ? 1 : 0)`;
-      const n = i.rm;
-      return { src: n < 4 ? `r[${n}] = (r[${n}] & 0xffffff00) | ${v};` : `r[${n - 4}] = (r[${n - 4}] & 0xffff00ff) | (${v} << 8);` };
+      if (i.mod !== 3) return { src: `c.ci = ${k}; t = ${v}; ${wr8(segOf(i), ea(i), "t")}`, store: true };
+      return { src: `t = ${v}; ${setR8(i.rm, "t")}` };
     }
     case 0xf7: {
+      if (o32 && i.reg === 0) { // TEST r/m32, imm32
+        const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
+        return { src: `${load} t = a & ${i.imm | 0}; ${aluFlags(4, needFlags)} ${keep("logic")}`, prod: "logic" };
+      }
       if (!o32 || i.mod !== 3 || (i.reg !== 2 && i.reg !== 3)) return null;
-      if (i.reg === 2) return { src: `r[${i.rm}] = ~r[${i.rm}];` };
-      return { src: `a = 0; b2 = r[${i.rm}]; t = (0 - b2) >>> 0; r[${i.rm}] = t; ${aluFlags(5, true)}` };
+      if (i.reg === 2) return { src: `r${i.rm} = ~r${i.rm};` };
+      return { src: `a = 0; b2 = r${i.rm}; t = (0 - b2) | 0; r${i.rm} = t; ${aluFlags(5, needFlags)}` };
     }
     case 0x99:
       if (!o32) return null;
-      return { src: "r[2] = (r[0] & 0x80000000) !== 0 ? 4294967295 : 0;" };
+      return { src: "r2 = r0 >> 31;" };
     case 0x87:
       if (!o32 || i.mod !== 3) return null;
-      return { src: `t = r[${i.rm}]; r[${i.rm}] = r[${i.reg}]; r[${i.reg}] = t;` };
+      return { src: `t = r${i.rm}; r${i.rm} = r${i.reg}; r${i.reg} = t;` };
     case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
       if (!o32) return null;
-      return { src: `t = r[0]; r[0] = r[${op & 7}]; r[${op & 7}] = t;` };
+      return { src: `t = r0; r0 = r${op & 7}; r${op & 7} = t;` };
+    case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf: {
+      if (!o32) return null;
+      const n = op & 7;
+      return { src: `t = r${n}; r${n} = (t >>> 24) | ((t >> 8) & 0xff00) | ((t << 8) & 0xff0000) | (t << 24);` };
+    }
+    case 0xe4: case 0xe5: case 0xec: case 0xed: { // IN: icount exact for the device, as in the interpreter
+      const w = (op & 1) === 0 ? 1 : o32 ? 4 : 2;
+      const port = op <= 0xe5 ? String(i.imm & 0xff) : "(r2 & 0xffff)";
+      const set = w === 1 ? setR8(0, "t") : w === 2 ? "r0 = (r0 & -65536) | (t & 0xffff);" : "r0 = t | 0;";
+      return { src: `c.ci = ${k}; o = ${port}; c.checkIo(o, ${w}); c.icount = c.jitBase + done + ${kl}; t = c.bus.ioRead(o, ${w}); c.icount = c.jitBase; ${set}`, io: true };
+    }
     case 0xc3:
       if (!o32) return null;
-      return { src: `c.ci = ${k}; ${rd32(SS, "r[4]", "t")} r[4] = (r[4] + 4) >>> 0; c.eip = t;`, ends: true };
+      return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; c.eip = t >>> 0;`, ends: true };
   }
   return null;
 }
 
-void DS;
+/**
+ * 8-bit ALU (ADD/OR/AND/SUB/XOR/CMP; ADC/SBB excluded by the caller) in one of its forms.
+ * Flags are stored for size 0 when needed; no fused producer (conditions use c.cond()).
+ */
+function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | "rm,imm", needFlags: boolean): Out | null {
+  const ops = ["+", "|", "", "", "&", "-", "^", "-"];
+  const opx = ops[kind]!;
+  const res = `t = (a ${opx} b2) & 255;`;
+  const pk: ProdKind | undefined = kind === 5 || kind === 7 ? "sub8" : kind === 0 ? undefined : "logic8";
+  const fl = aluFlags(kind, needFlags, 0) + (pk === "sub8" ? ` const fa${k} = a, fb${k} = b2, ft${k} = t;` : pk ? ` const ft${k} = t;` : "");
+  const write = kind !== 7;
+  if (form === "imm") {
+    return { src: `a = r0 & 255; b2 = ${i.imm & 255}; ${res} ${write ? setR8(0, "t") : ""} ${fl}`, prod: pk };
+  }
+  if (form === "r,rm") {
+    const load = i.mod === 3 ? `b2 = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} a = ${r8(i.reg)}; ${res} ${write ? setR8(i.reg, "t") : ""} ${fl}`, prod: pk };
+  }
+  const src = form === "rm,r" ? r8(i.reg) : String(i.imm & 255);
+  if (i.mod === 3) return { src: `a = ${r8(i.rm)}; b2 = ${src}; ${res} ${write ? setR8(i.rm, "t") : ""} ${fl}`, prod: pk };
+  const s = segOf(i);
+  return {
+    src: `c.ci = ${k}; ${rd8(s, ea(i), "a")} b2 = ${src}; ${res} ${write ? wr8(s, "o", "t") : ""} ${fl}`,
+    store: write, prod: pk,
+  };
+}
