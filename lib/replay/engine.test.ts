@@ -64,6 +64,34 @@ describe("ReplayEngine", () => {
     }), { numRuns: Math.max(3, Math.min(RUNS, 25)) });
   }, 120_000);
 
+  test("seek with breakpoints set (passed, not disarmed) equals a fresh replay; they stay armed", async () => {
+    // Breakpoints on bump() (more hits in the span than a seek passes before it takes them out)
+    // and on an interrupt entry point (stops right after a delivery: not canonical states).
+    const e = engineFromLog(opened, { sparseInterval: 4096, stepGap: 64 });
+    await e.seek(1000);
+    let entry = -1;
+    for (let i = 0; i < 20_000 && entry < 0; i++) {
+      const at = e.icount;
+      await e.stepForward();
+      if (e.icount === at) entry = e.linearPc();
+    }
+    expect(entry).toBeGreaterThan(0);
+    e.setBreakpoints([BUMP, entry]);
+    const h = new MachineHasher(e.m);
+    await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: SPAN }), { minLength: 1, maxLength: 4 }), async (targets) => {
+      for (const t of targets) {
+        const r = await e.seek(t);
+        expect(r.kind).not.toBe("interrupted");
+        expect(e.icount).toBe(t);
+        if (!same(h.record(), fresh(t))) return false;
+      }
+      return true;
+    }), { numRuns: Math.max(3, Math.min(RUNS, 15)) });
+    await e.seek(0);
+    const r = await e.continueForward();
+    expect(r.kind).toBe("breakpoint");
+  }, 120_000);
+
   test("reverse-step k then forward k gives the same state", async () => {
     const e = engineFromLog(opened, { sparseInterval: 8192 });
     const h = new MachineHasher(e.m);
