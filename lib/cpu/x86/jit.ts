@@ -134,7 +134,7 @@ interface Tr {
 }
 
 /** Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not counted. */
-function liveness(ins: Insn[], fused: Set<number>): { need: boolean[]; liveIn: boolean } {
+function liveness(ins: Insn[], fused: Set<number>): { need: boolean[] } {
   const n = ins.length;
   const need = new Array<boolean>(n).fill(false);
   let live = true; // flags escape the block
@@ -148,7 +148,7 @@ function liveness(ins: Insn[], fused: Set<number>): { need: boolean[]; liveIn: b
     // the flags before it must be exact.
     if (mayFault(ins[k]!)) live = true;
   }
-  return { need, liveIn: live };
+  return { need };
 }
 
 function translateAll(ins: Insn[], ciBase: number, need: boolean[]): (Out | null)[] {
@@ -655,9 +655,8 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     }
     case 0x1af: case 0x69: case 0x6b: {
       if (!o32 || needFlags) return null;
-      const src = op === 0x1af ? i.reg : -1;
       const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
-      if (op === 0x1af) return { src: `${load} r${src} = Math.imul(r${i.reg}, b2);` };
+      if (op === 0x1af) return { src: `${load} r${i.reg} = Math.imul(r${i.reg}, b2);` };
       const imm = op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0;
       return { src: `${load} r${i.reg} = Math.imul(b2, ${imm});` };
     }
@@ -665,11 +664,8 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!o32 || i.mod !== 3 || i.reg < 4) return null;
       const rm = i.rm, kind = i.reg === 6 ? 4 : i.reg;
       const body = (cnt: string) => {
-        let res: string, cf: string, of: string;
-        if (kind === 4) { res = `a << ${cnt}`; cf = `((a >>> (32 - ${cnt})) & 1)`; of = `(((t >>> 31) ^ ${cf}) !== 0)`; }
-        else if (kind === 5) { res = `(a >>> ${cnt}) | 0`; cf = `((a >>> (${cnt} - 1)) & 1)`; of = `(a < 0)`; }
-        else { res = `a >> ${cnt}`; cf = `((a >> (${cnt} - 1)) & 1)`; of = "false"; }
-        void cf; void of;
+        // CF/OF are derived from (a, count, t) by Cpu.jitFlags when the flags are materialised.
+        const res = kind === 4 ? `a << ${cnt}` : kind === 5 ? `(a >>> ${cnt}) | 0` : `a >> ${cnt}`;
         const flags = ` fk = ${kind === 4 ? SH_SHL : kind === 5 ? SH_SHR : SH_SAR}; fa = a; fb = ${cnt}; fr = t; fz = 2;`;
         return `a = r${rm}; t = ${res}; r${rm} = t;${flags}`;
       };
