@@ -58,6 +58,70 @@ const RT_CONTINUE = -2, RT_NOT_RUN = -1;
 const MAX_BLOCK = 64;
 const L1_BITS = 14;
 
+/**
+ * Interpreter records: besides its Insn objects, every block keeps one fixed-size record per
+ * instruction in one shared Int32Array (Cpu.uc), so the interpreted path reads a few
+ * contiguous words per instruction instead of an object graph, and runs the common 32-bit
+ * forms inline in run() (K below). Anything else is K.GEN: the instruction's handler.
+ *   w0: kind | len << 8 | x << 12 | y << 16 | base << 20 | index << 24 | scale << 28
+ *       (x: ALU op, condition or destination register; y: register operand;
+ *        base, index: register or 8 for none)
+ *   w1: immediate   w2: displacement   w3: segment of the memory operand
+ */
+const UREC = 4;
+const enum K {
+  GEN, ALU_RR, ALU_RI, ALU_RM, ALU_MR, ALU_MI, MOV_RR, MOV_RI, MOV_RM, MOV_MR, MOV_MI, LEA,
+  INC, DEC, PUSH, POP, JMP, JCC, TEST_RR, TEST_RM, CALL, RET,
+}
+
+/** Fill the interpreter record for `i` (a 32-bit code block) at uc[p..p+3]. */
+function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
+  let k = K.GEN, x = 0, y = 0, base = 8, index = 8, scale = 0, imm = 0, disp = 0, seg = 0;
+  const op = i.op, mem = i.mod !== 3;
+  if (code32 && i.o32 && i.a32 && i.rep === REP_NONE && !i.lock) {
+    if (op < 0x40 && (op & 7) < 6) {
+      // x: the ALU op. Register forms: destination in the base field, source in y.
+      const form = op & 7;
+      x = op >> 3;
+      if (form === 1) { if (mem) { k = K.ALU_MR; y = i.reg; } else { k = K.ALU_RR; base = i.rm; y = i.reg; } }
+      else if (form === 3) { if (mem) { k = K.ALU_RM; y = i.reg; } else { k = K.ALU_RR; base = i.reg; y = i.rm; } }
+      else if (form === 5) { k = K.ALU_RI; base = 0; imm = i.imm; }
+    } else if (op >= 0x40 && op <= 0x47) { k = K.INC; x = op & 7; }
+    else if (op >= 0x48 && op <= 0x4f) { k = K.DEC; x = op & 7; }
+    else if (op >= 0x50 && op <= 0x57) { k = K.PUSH; x = op & 7; }
+    else if (op >= 0x58 && op <= 0x5f) { k = K.POP; x = op & 7; }
+    else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) { k = K.JCC; x = op & 0xf; imm = i.imm; }
+    else if (op >= 0xb8 && op <= 0xbf) { k = K.MOV_RI; x = op & 7; imm = i.imm; }
+    else {
+      switch (op) {
+        case 0x81: case 0x83:
+          x = i.reg;
+          imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm;
+          if (mem) k = K.ALU_MI; else { k = K.ALU_RI; base = i.rm; }
+          break;
+        case 0x85: k = mem ? K.TEST_RM : K.TEST_RR; y = i.reg; x = i.rm; break;
+        case 0x89: if (mem) k = K.MOV_MR; else { k = K.MOV_RR; x = i.rm; } y = i.reg; break;
+        case 0x8b: if (mem) k = K.MOV_RM; else { k = K.MOV_RR; y = i.rm; } x = i.reg; break;
+        case 0x8d: if (mem) { k = K.LEA; x = i.reg; } break;
+        case 0xc7: if (i.reg === 0) { imm = i.imm; if (mem) k = K.MOV_MI; else { k = K.MOV_RI; x = i.rm; } } break;
+        case 0xe9: case 0xeb: k = K.JMP; imm = i.imm; break;
+        case 0xe8: k = K.CALL; imm = i.imm; break;
+        case 0xc3: k = K.RET; break;
+      }
+    }
+    if (mem && (k === K.ALU_RM || k === K.ALU_MR || k === K.ALU_MI || k === K.MOV_RM || k === K.MOV_MR ||
+        k === K.MOV_MI || k === K.LEA || k === K.TEST_RM)) {
+      base = i.base >= 0 ? i.base : 8;
+      index = i.index >= 0 ? i.index : 8;
+      scale = i.scale;
+      disp = i.disp;
+      seg = i.seg >= 0 ? i.seg : i.defSeg;
+    }
+  }
+  uc[p] = k | (i.len << 8) | (x << 12) | (y << 16) | (base << 20) | (index << 24) | (scale << 28);
+  uc[p + 1] = imm; uc[p + 2] = disp; uc[p + 3] = seg;
+}
+
 export interface Block {
   insns: Insn[];
   n: number;
@@ -76,6 +140,8 @@ export interface Block {
   s2: Block | null;
   s2Eip: number;
   sEpoch: number;
+  /** Offset of the block's interpreter records in Cpu.uc (UREC words per instruction). */
+  u?: number;
 }
 
 export interface Watchpoint {
@@ -190,6 +256,11 @@ export class Cpu {
   private prevBlock: Block | null = null;
   private chainEpoch = 0;
   private readonly fetchInsn = new Insn();
+  /** Interpreter records of all blocks (see UREC), bump-allocated from ucTop. */
+  private uc = new Int32Array(1 << 16);
+  private ucTop = 0;
+  /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
+  private readonly ram32: Int32Array;
   private decodeLin = 0;
   private decodeUser = false;
   /** Statistics (not state). */
@@ -200,6 +271,8 @@ export class Cpu {
   constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
     this.ram = mem.ram;
     this.ramLen = mem.ram.length;
+    if ((mem.ram.byteOffset & 3) !== 0) throw new Error("RAM must be 4-byte aligned");
+    this.ram32 = new Int32Array(mem.ram.buffer, mem.ram.byteOffset, mem.ram.length >>> 2);
     this.tlbR = this.tlbSR;
     this.tlbW = this.tlbSW;
     mem.onRevokeFastWrite = () => this.flushWriteTlb();
@@ -467,6 +540,28 @@ export class Cpu {
       if (off <= lim || last > top) this.fault(fv, 0);
     } else if (last > lim) this.fault(fv, 0);
     return (this.segBase[s]! + off) >>> 0;
+  }
+
+  /** The interpreter's effective address from a record (see UREC): w0 and the displacement. */
+  private uea(w: number, disp: number): number {
+    let a = disp;
+    const b = (w >>> 20) & 15, x = (w >>> 24) & 15;
+    if (b < 8) a += this.regs[b]!;
+    if (x < 8) a += this.regs[x]! << ((w >>> 28) & 3);
+    return a >>> 0;
+  }
+  /** rd32/wr32 with the aligned RAM case first (the interpreter's inline memory path). */
+  private ur32(s: number, off: number): number {
+    const l = this.segFast[s] !== 0 ? (this.segBase[s]! + off) >>> 0 : this.linSlow(s, off, 4, false);
+    const e = this.tlbR[l >>> 12]!;
+    if (e !== 0 && (l & 3) === 0) return this.ram32[(((e - 1) << 12) | (l & 0xfff)) >>> 2]! >>> 0;
+    return this.rl32(l);
+  }
+  private uw32(s: number, off: number, v: number): void {
+    const l = this.segFast[s] !== 0 ? (this.segBase[s]! + off) >>> 0 : this.linSlow(s, off, 4, true);
+    const e = this.tlbW[l >>> 12]!;
+    if (e !== 0 && (l & 3) === 0) { this.ram32[(((e - 1) << 12) | (l & 0xfff)) >>> 2] = v; return; }
+    this.wl32(l, v);
   }
 
   // Memory operand accessors by segment:offset.
@@ -769,6 +864,7 @@ export class Cpu {
     for (const b of this.blocks.values()) b.valid = false;
     this.blocks.clear();
     this.l1.fill(null);
+    this.ucTop = 0;
     for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
     this.pageBlocks.clear();
     this.flushWriteTlb();
@@ -896,15 +992,46 @@ export class Cpu {
     }
     // Instruction crossing the page boundary as the only / last instruction.
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
+    const u = this.ucAlloc(insns.length * UREC);
+    for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, this.uc, u + k * UREC);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
+      fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.addPageBlock(phys >>> 12, b);
     if (phys2 >= 0) this.addPageBlock(phys2 >>> 12, b);
     this.blocksBuilt++;
     return b;
+  }
+
+  /**
+   * Room for `words` record words. When the store is full the records of the blocks still in
+   * the cache are copied to a new store (grown if they fill more than half of it); blocks not
+   * copied are made unreachable (L1 cleared, successor links dropped by the epoch).
+   */
+  private ucAlloc(words: number): number {
+    if (this.ucTop + words > this.uc.length) {
+      let live = words;
+      for (const b of this.blocks.values()) live += b.n * UREC;
+      let cap = this.uc.length;
+      while (live * 2 > cap) cap *= 2;
+      const old = this.uc, uc = new Int32Array(cap);
+      let top = 0;
+      for (const b of this.blocks.values()) {
+        const n = b.n * UREC;
+        uc.set(old.subarray(b.u!, b.u! + n), top);
+        b.u = top;
+        top += n;
+      }
+      this.uc = uc;
+      this.ucTop = top;
+      this.l1.fill(null);
+      this.chainEpoch++;
+    }
+    const u = this.ucTop;
+    this.ucTop += words;
+    return u;
   }
 
   private addPageBlock(pg: number, b: Block): void {
@@ -988,19 +1115,143 @@ export class Cpu {
           if (r !== RT_NOT_RUN) return r;
         }
       }
+      // The interpreter: one record per instruction (see UREC). Every instruction but the last
+      // runs with icount at the block start (none of them can observe it); the last one runs
+      // with the exact count (it may be I/O, or a REP that retires iterations itself).
       try {
-        const last = count - 1;
-        let cut = false;
-        for (; i < last; i++) {
-          const ins = insns[i]!;
-          (ins.fn as Handler)(this, ins);
-          if (this.brk !== 0) { i++; cut = true; break; }
-        }
-        if (!cut) {
-          this.icount = base + last;
-          const ins = insns[last]!;
-          (ins.fn as Handler)(this, ins);
-          i = this.icount - base + 1;
+        const last = count - 1, uc = this.uc, regs = this.regs;
+        let p = blk.u!;
+        for (;;) {
+          if (i === last) this.icount = base + last;
+          const w = uc[p]!;
+          switch (w & 0xff) {
+            case K.ALU_RR: {
+              const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
+              if ((w & 0x7000) !== 0x7000) regs[d] = r;
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.ALU_RI: {
+              const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
+              if ((w & 0x7000) !== 0x7000) regs[d] = r;
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.ALU_RM: {
+              const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
+              const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
+              if ((w & 0x7000) !== 0x7000) regs[y] = r;
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.ALU_MR: {
+              const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+              const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
+              if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.ALU_MI: {
+              const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+              const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
+              if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.MOV_RR:
+              regs[(w >>> 12) & 15] = regs[(w >>> 16) & 15]!;
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.MOV_RI:
+              regs[(w >>> 12) & 15] = uc[p + 1]!;
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.MOV_RM:
+              regs[(w >>> 12) & 15] = this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.MOV_MR:
+              this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), regs[(w >>> 16) & 15]!);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.MOV_MI:
+              this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.LEA:
+              regs[(w >>> 12) & 15] = this.uea(w, uc[p + 2]!);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.INC: {
+              const d = (w >>> 12) & 15;
+              regs[d] = this.inc(regs[d]!, 2);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.DEC: {
+              const d = (w >>> 12) & 15;
+              regs[d] = this.dec(regs[d]!, 2);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.PUSH:
+              this.push32(regs[(w >>> 12) & 15]!);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.POP: {
+              const v = this.peek(true);
+              this.adjSp(4);
+              regs[(w >>> 12) & 15] = v;
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            }
+            case K.TEST_RR:
+              this.alu(4, regs[(w >>> 12) & 15]!, regs[(w >>> 16) & 15]!, 2);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.TEST_RM:
+              this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
+              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              break;
+            case K.JMP: {
+              const t = (this.eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
+              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+              this.eip = t;
+              break;
+            }
+            case K.JCC: {
+              const nx = (this.eip + ((w >>> 8) & 15)) >>> 0;
+              if (this.cond((w >>> 12) & 15)) {
+                const t = (nx + uc[p + 1]!) >>> 0;
+                if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+                this.eip = t;
+              } else this.eip = nx;
+              break;
+            }
+            case K.CALL: {
+              const nx = (this.eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
+              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+              this.push32(nx);
+              this.eip = t;
+              break;
+            }
+            case K.RET: {
+              const t = this.peek(true);
+              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+              this.eip = t;
+              this.adjSp(4);
+              break;
+            }
+            default: {
+              const ins = insns[i]!;
+              (ins.fn as Handler)(this, ins);
+              break;
+            }
+          }
+          if (i === last) { i = this.icount - base + 1; break; }
+          i++;
+          p += UREC;
+          if (this.brk !== 0) break;
         }
       } catch (e) {
         this.curBlock = null;
