@@ -59,19 +59,29 @@ const MAX_BLOCK = 64;
 const L1_BITS = 14;
 
 /**
- * Interpreter records: besides its Insn objects, every block keeps one fixed-size record per
- * instruction in one shared Int32Array (Cpu.uc), so the interpreted path reads a few
- * contiguous words per instruction instead of an object graph, and runs the common 32-bit
- * forms inline in run() (K below). Anything else is K.GEN: the instruction's handler.
+ * The interpreter's view of the block cache: every block also has a header and one fixed-size
+ * record per instruction in one shared Int32Array (Cpu.uc), so the interpreted path reads a
+ * few contiguous words per block and per instruction instead of an object graph, follows
+ * successor links between headers, and runs the common 32-bit forms inline in run() (K
+ * below). Anything else is K.GEN: the instruction's handler. The Block objects stay the
+ * source of truth; the header mirrors what the interpreter needs of them.
+ * Header (UHDR words, at Block.u):
+ *   h+0: instruction count   h+1: 0 when invalid, else 1 + executions (saturating, see run())
+ *   h+2..3: successor-link epoch (a float64)   h+4, h+5: eip and header of successor 1
+ *   h+6, h+7: eip and header of successor 2 (an empty slot points at the header at 0, which
+ *   is never valid)
+ * Record (UREC words per instruction, after the header):
  *   w0: kind | len << 8 | x << 12 | y << 16 | base << 20 | index << 24 | scale << 28
  *       (x: ALU op, condition or destination register; y: register operand;
  *        base, index: register or 8 for none)
  *   w1: immediate   w2: displacement   w3: segment of the memory operand
  */
-const UREC = 4;
+const UHDR = 8, UREC = 4;
 const enum K {
   GEN, ALU_RR, ALU_RI, ALU_RM, ALU_MR, ALU_MI, MOV_RR, MOV_RI, MOV_RM, MOV_MR, MOV_MI, LEA,
   INC, DEC, PUSH, POP, JMP, JCC, TEST_RR, TEST_RM, CALL, RET,
+  // ALU_RR and ALU_RI split by operation (ADC and SBB stay in the generic kinds).
+  ADD_RR, SUB_RR, LOGIC_RR, CMP_RR, ADD_RI, SUB_RI, LOGIC_RI, CMP_RI,
 }
 
 /** Fill the interpreter record for `i` (a 32-bit code block) at uc[p..p+3]. */
@@ -117,6 +127,13 @@ function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
       disp = i.disp;
       seg = i.seg >= 0 ? i.seg : i.defSeg;
     }
+  }
+  if (k === K.ALU_RR || k === K.ALU_RI) {
+    const rr = k === K.ALU_RR;
+    if (x === 0) k = rr ? K.ADD_RR : K.ADD_RI;
+    else if (x === 5) k = rr ? K.SUB_RR : K.SUB_RI;
+    else if (x === 7) k = rr ? K.CMP_RR : K.CMP_RI;
+    else if (x === 1 || x === 4 || x === 6) k = rr ? K.LOGIC_RR : K.LOGIC_RI;
   }
   uc[p] = k | (i.len << 8) | (x << 12) | (y << 16) | (base << 20) | (index << 24) | (scale << 28);
   uc[p + 1] = imm; uc[p + 2] = disp; uc[p + 3] = seg;
@@ -256,9 +273,17 @@ export class Cpu {
   private prevBlock: Block | null = null;
   private chainEpoch = 0;
   private readonly fetchInsn = new Insn();
-  /** Interpreter records of all blocks (see UREC), bump-allocated from ucTop. */
+  /** Interpreter headers and records of all blocks (see UHDR), bump-allocated from ucTop. */
   private uc = new Int32Array(1 << 16);
-  private ucTop = 0;
+  /** The same store as float64 (the link epochs). */
+  private ucf = new Float64Array(this.uc.buffer);
+  private ucTop = UHDR;
+  /** The Block of each header: ublk[h >> 2]. */
+  private ublk: (Block | null)[] = new Array<Block | null>((1 << 16) >> 2).fill(null);
+  /** Header of the block that ran last (the successor links' source), or -1. */
+  private prevH = -1;
+  /** Header of the block being interpreted, or -1. */
+  private curH = -1;
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
   private readonly ram32: Int32Array;
   private decodeLin = 0;
@@ -864,7 +889,9 @@ export class Cpu {
     for (const b of this.blocks.values()) b.valid = false;
     this.blocks.clear();
     this.l1.fill(null);
-    this.ucTop = 0;
+    this.ucTop = UHDR;
+    this.prevH = -1;
+    this.ublk.fill(null);
     for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
     this.pageBlocks.clear();
     this.flushWriteTlb();
@@ -881,9 +908,10 @@ export class Cpu {
       const covers = (p >= b.phys && p < b.physEnd) || (b.phys2 >= 0 && p >= b.phys2 && p < b.phys2 + 4096);
       if (covers) {
         b.valid = false;
+        if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
         if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
-        if (b === this.curBlock) this.brk = this.brk || 1;
+        if (b === this.curBlock || b.u === this.curH) this.brk = this.brk || 1;
       } else (keep ??= []).push(b);
     }
     if (keep && keep.length) {
@@ -913,8 +941,9 @@ export class Cpu {
     return this.bus.physRead8(p) & 0xff;
   }
 
+  /** The block at EIP (run() follows the header links itself first; this is the slow path). */
   private lookupBlock(): Block {
-    const prev = this.prevBlock;
+    const prev = this.prevH >= 0 ? this.ublk[this.prevH >> 2]! : null;
     const eip = this.eip;
     if (prev !== null && prev.sEpoch === this.chainEpoch) {
       const s1 = prev.s1;
@@ -927,6 +956,12 @@ export class Cpu {
       if (prev.sEpoch !== this.chainEpoch) { prev.sEpoch = this.chainEpoch; prev.s1 = null; prev.s2 = null; prev.s1Eip = -1; prev.s2Eip = -1; }
       if (prev.s1 === null) { prev.s1 = b; prev.s1Eip = eip; }
       else if (prev.s2 === null) { prev.s2 = b; prev.s2Eip = eip; }
+      // Mirror the links into prev's header.
+      const uc = this.uc, h = prev.u!;
+      if (this.ublk[h >> 2] !== prev) return b; // prev left the store (compacted away)
+      this.ucf[(h >> 1) + 1] = prev.sEpoch;
+      uc[h + 4] = prev.s1Eip; uc[h + 5] = prev.s1 !== null ? prev.s1.u! : 0;
+      uc[h + 6] = prev.s2Eip; uc[h + 7] = prev.s2 !== null ? prev.s2.u! : 0;
     }
     return b;
   }
@@ -992,13 +1027,17 @@ export class Cpu {
     }
     // Instruction crossing the page boundary as the only / last instruction.
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
-    const u = this.ucAlloc(insns.length * UREC);
-    for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, this.uc, u + k * UREC);
+    const u = this.ucAlloc(UHDR + insns.length * UREC), uc = this.uc;
+    uc[u] = insns.length; uc[u + 1] = 1;
+    this.ucf[(u >> 1) + 1] = -1;
+    uc[u + 4] = -1; uc[u + 5] = 0; uc[u + 6] = -1; uc[u + 7] = 0;
+    for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, uc, u + UHDR + k * UREC);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
       fn: null, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
+    this.ublk[u >> 2] = b;
     this.addPageBlock(phys >>> 12, b);
     if (phys2 >= 0) this.addPageBlock(phys2 >>> 12, b);
     this.blocksBuilt++;
@@ -1012,22 +1051,26 @@ export class Cpu {
    */
   private ucAlloc(words: number): number {
     if (this.ucTop + words > this.uc.length) {
-      let live = words;
-      for (const b of this.blocks.values()) live += b.n * UREC;
+      let live = UHDR + words;
+      for (const b of this.blocks.values()) live += UHDR + b.n * UREC;
       let cap = this.uc.length;
       while (live * 2 > cap) cap *= 2;
-      const old = this.uc, uc = new Int32Array(cap);
-      let top = 0;
+      const old = this.uc, uc = new Int32Array(cap), ucf = new Float64Array(uc.buffer);
+      const ublk = new Array<Block | null>(cap >> 2).fill(null);
+      let top = UHDR;
       for (const b of this.blocks.values()) {
-        const n = b.n * UREC;
+        const n = UHDR + b.n * UREC;
         uc.set(old.subarray(b.u!, b.u! + n), top);
         b.u = top;
+        ublk[top >> 2] = b;
+        ucf[(top >> 1) + 1] = -1; // links dropped (chainEpoch moves on below as well)
         top += n;
       }
-      this.uc = uc;
+      this.uc = uc; this.ucf = ucf; this.ublk = ublk;
       this.ucTop = top;
       this.l1.fill(null);
       this.chainEpoch++;
+      this.prevH = -1;
     }
     const u = this.ucTop;
     this.ucTop += words;
@@ -1060,6 +1103,9 @@ export class Cpu {
     this.watchHit = null;
     let first = true;
     let stormFrom = this.deliveries, stormAt = this.icount;
+    // Only the debugger changes these, never while run() runs.
+    const bps = this.breakpoints.size !== 0;
+    const jitOk = !this.noJit && this.watchpoints.length === 0, thr = this.jitThreshold;
     while (this.icount < target) {
       if (this.deliveries - stormFrom > FAULT_STORM) {
         if (this.icount === stormAt) return Stop.STUCK;
@@ -1073,7 +1119,7 @@ export class Cpu {
         if (this.stopOnDelivery) return Stop.DELIVERED;
       }
       if (this.halted) return Stop.HALT;
-      if (this.breakpoints.size) {
+      if (bps) {
         const linEip = (this.segBase[CS]! + this.eip) >>> 0;
         if (this.breakpoints.has(linEip) && !(first && linEip === ignoreBpAt)) {
           this.bpAddr = linEip;
@@ -1082,188 +1128,73 @@ export class Cpu {
       }
       first = false;
       const tf = (this.eflags & TF) !== 0;
-      let blk: Block;
       const base = this.icount;
-      try {
-        blk = this.lookupBlock();
-      } catch (e) {
-        if (e !== FAULT) throw e;
-        this.raise(this.excVec, this.excHasErr, this.excErr);
-        if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
-        if (this.stopOnDelivery) return Stop.DELIVERED;
-        continue;
+      // The successor links in the previous block's header, else the block cache.
+      let uc = this.uc, h = 0;
+      const ph = this.prevH;
+      if (ph >= 0 && this.ucf[(ph >> 1) + 1] === this.chainEpoch) {
+        const e = this.eip | 0;
+        if (uc[ph + 4] === e) h = uc[ph + 5]!;
+        else if (uc[ph + 6] === e) h = uc[ph + 7]!;
       }
-      let count = blk.n;
+      if (uc[h + 1] === 0) {
+        try {
+          h = this.lookupBlock().u!;
+        } catch (e) {
+          if (e !== FAULT) throw e;
+          this.raise(this.excVec, this.excHasErr, this.excErr);
+          if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+          if (this.stopOnDelivery) return Stop.DELIVERED;
+          continue;
+        }
+        uc = this.uc;
+      }
+      const n = uc[h]!;
+      let count = n;
       const left = target - base;
       if (count > left) count = left;
       if (this.inhibit || tf) count = 1;
       this.inhibit = false;
-      this.curBlock = blk;
-      this.prevBlock = blk;
-      const insns = blk.insns;
-      let i = 0;
+      this.curH = h;
+      this.prevH = h;
       // Translated code checks for watchpoint hits only after stores: no translation while any
-      // watchpoint is set.
-      if (count === blk.n && !tf && !this.noJit && this.watchpoints.length === 0) {
-        if (++blk.hits === this.jitThreshold && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
-          blk.fn = compileBlock(this, blk);
-          if (blk.fn !== null) this.translated++;
-        }
-        if (blk.fn !== null) {
-          const r = this.runTranslated(blk, target);
-          if (r === RT_CONTINUE) continue;
-          if (r !== RT_NOT_RUN) return r;
+      // watchpoint is set. Executions are counted in the header up to the threshold; from
+      // there on the Block decides (translate once, run translated code if there is any).
+      if (count === n && !tf && jitOk) {
+        const hv = uc[h + 1]!; // hv: executions including this one
+        if (hv <= thr) uc[h + 1] = hv + 1;
+        if (hv >= thr) {
+          const blk = this.ublk[h >> 2]!;
+          if (hv === thr && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
+            blk.fn = compileBlock(this, blk);
+            if (blk.fn !== null) this.translated++;
+          }
+          if (blk.fn !== null) {
+            this.curH = -1;
+            this.curBlock = blk;
+            this.prevBlock = blk;
+            const r = this.runTranslated(blk, target);
+            this.curBlock = null;
+            this.prevH = this.prevBlock!.u!;
+            if (r === RT_CONTINUE) continue;
+            if (r !== RT_NOT_RUN) return r;
+            this.curH = h;
+          }
         }
       }
-      // The interpreter: one record per instruction (see UREC). Every instruction but the last
-      // runs with icount at the block start (none of them can observe it); the last one runs
-      // with the exact count (it may be I/O, or a REP that retires iterations itself).
+      // The interpreter (it may go on to the following blocks); on a fault it has set EIP and
+      // icount for the delivery.
       try {
-        const last = count - 1, uc = this.uc, regs = this.regs;
-        let p = blk.u!;
-        for (;;) {
-          if (i === last) this.icount = base + last;
-          const w = uc[p]!;
-          switch (w & 0xff) {
-            case K.ALU_RR: {
-              const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
-              if ((w & 0x7000) !== 0x7000) regs[d] = r;
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.ALU_RI: {
-              const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
-              if ((w & 0x7000) !== 0x7000) regs[d] = r;
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.ALU_RM: {
-              const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
-              const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
-              if ((w & 0x7000) !== 0x7000) regs[y] = r;
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.ALU_MR: {
-              const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
-              const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
-              if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.ALU_MI: {
-              const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
-              const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
-              if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.MOV_RR:
-              regs[(w >>> 12) & 15] = regs[(w >>> 16) & 15]!;
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.MOV_RI:
-              regs[(w >>> 12) & 15] = uc[p + 1]!;
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.MOV_RM:
-              regs[(w >>> 12) & 15] = this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.MOV_MR:
-              this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), regs[(w >>> 16) & 15]!);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.MOV_MI:
-              this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.LEA:
-              regs[(w >>> 12) & 15] = this.uea(w, uc[p + 2]!);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.INC: {
-              const d = (w >>> 12) & 15;
-              regs[d] = this.inc(regs[d]!, 2);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.DEC: {
-              const d = (w >>> 12) & 15;
-              regs[d] = this.dec(regs[d]!, 2);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.PUSH:
-              this.push32(regs[(w >>> 12) & 15]!);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.POP: {
-              const v = this.peek(true);
-              this.adjSp(4);
-              regs[(w >>> 12) & 15] = v;
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            }
-            case K.TEST_RR:
-              this.alu(4, regs[(w >>> 12) & 15]!, regs[(w >>> 16) & 15]!, 2);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.TEST_RM:
-              this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
-              this.eip = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              break;
-            case K.JMP: {
-              const t = (this.eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
-              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
-              this.eip = t;
-              break;
-            }
-            case K.JCC: {
-              const nx = (this.eip + ((w >>> 8) & 15)) >>> 0;
-              if (this.cond((w >>> 12) & 15)) {
-                const t = (nx + uc[p + 1]!) >>> 0;
-                if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
-                this.eip = t;
-              } else this.eip = nx;
-              break;
-            }
-            case K.CALL: {
-              const nx = (this.eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
-              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
-              this.push32(nx);
-              this.eip = t;
-              break;
-            }
-            case K.RET: {
-              const t = this.peek(true);
-              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
-              this.eip = t;
-              this.adjSp(4);
-              break;
-            }
-            default: {
-              const ins = insns[i]!;
-              (ins.fn as Handler)(this, ins);
-              break;
-            }
-          }
-          if (i === last) { i = this.icount - base + 1; break; }
-          i++;
-          p += UREC;
-          if (this.brk !== 0) break;
-        }
+        this.interp(h, count, base, target, !tf && !bps, jitOk ? thr : -1);
       } catch (e) {
-        this.curBlock = null;
+        this.curH = -1;
         if (e !== FAULT) throw e;
-        this.icount = Math.max(this.icount, base + i);
         this.raise(this.excVec, this.excHasErr, this.excErr);
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
         if (this.stopOnDelivery) return Stop.DELIVERED;
         continue;
       }
-      this.curBlock = null;
-      this.icount = base + i;
+      this.curH = -1;
       if (tf && !this.inhibit) {
         this.dr[6] |= 0x4000;
         this.raise(1, false, 0);
@@ -1279,6 +1210,217 @@ export class Cpu {
       }
     }
     return Stop.BUDGET;
+  }
+
+  /**
+   * Interpret `count` instructions of the block with header `h` from its first, icount being
+   * `base` at its start, and leave icount counting what retired (fewer when something set brk,
+   * more when a REP retired iterations). Every instruction but the last runs with icount at
+   * the block start (none of them can observe it); the last one runs with the exact count (it
+   * may be I/O, or a REP that retires iterations itself). EIP lives in `eip` while inline
+   * forms run; a handler gets and returns it in this.eip. On a fault, EIP and icount are left
+   * for the delivery (the instruction did not retire) and the fault propagates.
+   *
+   * With `chain`, goes on with the next blocks through the header links for as long as run()'s
+   * loop would have nothing else to do between them: no brk, not halted, no interrupt shadow,
+   * TF clear, no interrupt deliverable, no delivery since the start (so run()'s fault-storm
+   * check would not fire), budget left, and the next block is linked and below the translation
+   * threshold `thr` (-1: no translation).
+   */
+  private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
+    const regs = this.regs, uc = this.uc, d0 = this.deliveries;
+    let last = count - 1, eip = this.eip, p = h + UHDR, i = 0;
+    try {
+      for (;;) {
+      for (;;) {
+        if (i === last) this.icount = base + last;
+        const w = uc[p]!;
+        switch (w & 0xff) {
+          case K.ADD_RR: case K.ADD_RI: {
+            const d = (w >>> 20) & 15, a = regs[d]!, b = (w & 0xff) === K.ADD_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
+            const r = (a + b) >>> 0;
+            this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.SUB_RR: case K.SUB_RI: case K.CMP_RR: case K.CMP_RI: {
+            const kk = w & 0xff, d = (w >>> 20) & 15, a = regs[d]!;
+            const b = kk === K.SUB_RR || kk === K.CMP_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
+            const r = (a - b) >>> 0;
+            this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            if (kk === K.SUB_RR || kk === K.SUB_RI) regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.LOGIC_RR: case K.LOGIC_RI: {
+            const d = (w >>> 20) & 15, a = regs[d]!, b = (w & 0xff) === K.LOGIC_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
+            const op = (w >>> 12) & 15, r = (op === 6 ? a ^ b : op === 4 ? a & b : a | b) >>> 0;
+            this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.ALU_RR: {
+            const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
+            if ((w & 0x7000) !== 0x7000) regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.ALU_RI: {
+            const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
+            if ((w & 0x7000) !== 0x7000) regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.ALU_RM: {
+            const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
+            const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
+            if ((w & 0x7000) !== 0x7000) regs[y] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.ALU_MR: {
+            const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+            const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
+            if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.ALU_MI: {
+            const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+            const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
+            if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.MOV_RR:
+            regs[(w >>> 12) & 15] = regs[(w >>> 16) & 15]!;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_RI:
+            regs[(w >>> 12) & 15] = uc[p + 1]!;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_RM:
+            regs[(w >>> 12) & 15] = this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_MR:
+            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), regs[(w >>> 16) & 15]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_MI:
+            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.LEA:
+            regs[(w >>> 12) & 15] = this.uea(w, uc[p + 2]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.INC: {
+            const d = (w >>> 12) & 15;
+            regs[d] = this.inc(regs[d]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.DEC: {
+            const d = (w >>> 12) & 15;
+            regs[d] = this.dec(regs[d]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.PUSH:
+            this.push32(regs[(w >>> 12) & 15]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.POP: {
+            const v = this.peek(true);
+            this.adjSp(4);
+            regs[(w >>> 12) & 15] = v;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.TEST_RR:
+            this.alu(4, regs[(w >>> 12) & 15]!, regs[(w >>> 16) & 15]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.TEST_RM:
+            this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.JMP: {
+            const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
+            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            eip = t;
+            break;
+          }
+          case K.JCC: {
+            const nx = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (this.cond((w >>> 12) & 15)) {
+              const t = (nx + uc[p + 1]!) >>> 0;
+              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+              eip = t;
+            } else eip = nx;
+            break;
+          }
+          case K.CALL: {
+            const nx = (eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
+            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            this.push32(nx);
+            eip = t;
+            break;
+          }
+          case K.RET: {
+            const t = this.peek(true);
+            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            eip = t;
+            this.adjSp(4);
+            break;
+          }
+          default: {
+            const ins = this.ublk[h >> 2]!.insns[i]!;
+            this.eip = eip;
+            (ins.fn as Handler)(this, ins);
+            eip = this.eip;
+            break;
+          }
+        }
+        if (i === last) { i = this.icount - base + 1; break; }
+        i++;
+        p += UREC;
+        if (this.brk !== 0) break;
+      }
+      this.icount = base + i;
+      // The next block, if run()'s loop would do nothing before it but find it.
+      if (!chain || this.brk !== 0 || this.halted || this.inhibit || (this.eflags & TF) !== 0 ||
+          (this.intrLine && (this.eflags & IF) !== 0) || this.deliveries !== d0) break;
+      base = this.icount;
+      if (base >= target || this.ucf[(h >> 1) + 1] !== this.chainEpoch) break;
+      const e = eip | 0;
+      let nh = 0;
+      if (uc[h + 4] === e) nh = uc[h + 5]!;
+      else if (uc[h + 6] === e) nh = uc[h + 7]!;
+      const hv = uc[nh + 1]!;
+      if (hv === 0) break;
+      const n = uc[nh]!;
+      if (n <= target - base) {
+        if (thr >= 0) {
+          if (hv >= thr) break; // the translator's business: run()
+          uc[nh + 1] = hv + 1;
+        }
+        count = n;
+      } else count = target - base;
+      h = nh; this.curH = h; this.prevH = h;
+      last = count - 1; p = h + UHDR; i = 0;
+      }
+    } catch (e) {
+      // An inline form faults before it changes anything: EIP is at the instruction.
+      if ((uc[p]! & 0xff) !== K.GEN) this.eip = eip;
+      if (e === FAULT) this.icount = Math.max(this.icount, base + i);
+      throw e;
+    }
+    this.eip = eip;
   }
 
   /**
@@ -1875,6 +2017,7 @@ export class Cpu {
     this.halted = r.bool(); this.inhibit = r.bool(); this.icount = r.f64(); this.a20Mask = r.u32();
     this.modeChanged();
     this.prevBlock = null;
+    this.prevH = -1;
     if (!keepBlocks) this.flushBlocks();
   }
 
@@ -1889,6 +2032,7 @@ export class Cpu {
       for (const b of list) {
         if (!b.valid) continue;
         b.valid = false;
+        if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
         if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         const other = b.phys >>> 12 === pg ? (b.phys2 >= 0 ? b.phys2 >>> 12 : -1) : b.phys >>> 12;
