@@ -11,7 +11,7 @@ import type { PhysMem } from "../../machine/ram.ts";
 import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
 import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
-import { exec, handlerFor, type Handler } from "./exec.ts";
+import { exec, handlerFor, shift, type Handler } from "./exec.ts";
 import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
@@ -66,7 +66,8 @@ const L1_BITS = 14;
  * below). Anything else is K.GEN: the instruction's handler. The Block objects stay the
  * source of truth; the header mirrors what the interpreter needs of them.
  * Header (UHDR words, at Block.u):
- *   h+0: instruction count   h+1: 0 when invalid, else 1 + executions (saturating, see run())
+ *   h+0: instruction count   h+1: 0 when invalid, else 1 + executions (saturating, see run()),
+ *   or -1 once past the translation threshold without translated code (interpreted for good)
  *   h+2..3: successor-link epoch (a float64)   h+4, h+5: eip and header of successor 1
  *   h+6, h+7: eip and header of successor 2 (an empty slot points at the header at 0, which
  *   is never valid)
@@ -82,11 +83,15 @@ const enum K {
   INC, DEC, PUSH, POP, JMP, JCC, TEST_RR, TEST_RM, CALL, RET,
   // ALU_RR and ALU_RI split by operation (ADC and SBB stay in the generic kinds).
   ADD_RR, SUB_RR, LOGIC_RR, CMP_RR, ADD_RI, SUB_RI, LOGIC_RI, CMP_RI,
+  // Shift group on a register (count in w1, -1 for CL); MOVZX/MOVSX (variant in w0 bits 30-31:
+  // 0 zx8, 1 zx16, 2 sx8, 3 sx16); byte MOV to and from memory; SETcc; CMOVcc (register
+  // source in the base field).
+  SHIFT_R, MOVX_R, MOVX_M, MOV8_MR, MOV8_RM, SETCC_R, SETCC_M, CMOV_RR, CMOV_RM,
 }
 
 /** Fill the interpreter record for `i` (a 32-bit code block) at uc[p..p+3]. */
 function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
-  let k = K.GEN, x = 0, y = 0, base = 8, index = 8, scale = 0, imm = 0, disp = 0, seg = 0;
+  let k = K.GEN, x = 0, y = 0, base = 8, index = 8, scale = 0, imm = 0, disp = 0, seg = 0, variant = 0;
   const op = i.op, mem = i.mod !== 3;
   if (code32 && i.o32 && i.a32 && i.rep === REP_NONE && !i.lock) {
     if (op < 0x40 && (op & 7) < 6) {
@@ -117,10 +122,24 @@ function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
         case 0xe9: case 0xeb: k = K.JMP; imm = i.imm; break;
         case 0xe8: k = K.CALL; imm = i.imm; break;
         case 0xc3: k = K.RET; break;
+        case 0xc1: case 0xd1: case 0xd3:
+          if (!mem) { k = K.SHIFT_R; x = i.reg; y = i.rm; imm = op === 0xc1 ? i.imm : op === 0xd1 ? 1 : -1; }
+          break;
+        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+          variant = (op & 1) | (op >= 0x1be ? 2 : 0);
+          x = i.reg;
+          if (mem) k = K.MOVX_M; else { k = K.MOVX_R; y = i.rm; }
+          break;
+        case 0x88: if (mem) { k = K.MOV8_MR; y = i.reg; } break;
+        case 0x8a: if (mem) { k = K.MOV8_RM; x = i.reg; } break;
+        default:
+          if (op >= 0x190 && op <= 0x19f) { x = op & 0xf; if (mem) k = K.SETCC_M; else { k = K.SETCC_R; y = i.rm; } }
+          else if (op >= 0x140 && op <= 0x14f) { x = op & 0xf; y = i.reg; if (mem) k = K.CMOV_RM; else { k = K.CMOV_RR; base = i.rm; } }
       }
     }
     if (mem && (k === K.ALU_RM || k === K.ALU_MR || k === K.ALU_MI || k === K.MOV_RM || k === K.MOV_MR ||
-        k === K.MOV_MI || k === K.LEA || k === K.TEST_RM)) {
+        k === K.MOV_MI || k === K.LEA || k === K.TEST_RM || k === K.MOVX_M || k === K.MOV8_MR ||
+        k === K.MOV8_RM || k === K.SETCC_M || k === K.CMOV_RM)) {
       base = i.base >= 0 ? i.base : 8;
       index = i.index >= 0 ? i.index : 8;
       scale = i.scale;
@@ -135,7 +154,7 @@ function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
     else if (x === 7) k = rr ? K.CMP_RR : K.CMP_RI;
     else if (x === 1 || x === 4 || x === 6) k = rr ? K.LOGIC_RR : K.LOGIC_RI;
   }
-  uc[p] = k | (i.len << 8) | (x << 12) | (y << 16) | (base << 20) | (index << 24) | (scale << 28);
+  uc[p] = k | (i.len << 8) | (x << 12) | (y << 16) | (base << 20) | (index << 24) | (scale << 28) | (variant << 30);
   uc[p + 1] = imm; uc[p + 2] = disp; uc[p + 3] = seg;
 }
 
@@ -1161,8 +1180,8 @@ export class Cpu {
       // watchpoint is set. Executions are counted in the header up to the threshold; from
       // there on the Block decides (translate once, run translated code if there is any).
       if (count === n && !tf && jitOk) {
-        const hv = uc[h + 1]!; // hv: executions including this one
-        if (hv <= thr) uc[h + 1] = hv + 1;
+        const hv = uc[h + 1]!; // hv: executions including this one (< 0: interpreted for good)
+        if (hv > 0 && hv <= thr) uc[h + 1] = hv + 1;
         if (hv >= thr) {
           const blk = this.ublk[h >> 2]!;
           if (hv === thr && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
@@ -1179,7 +1198,7 @@ export class Cpu {
             if (r === RT_CONTINUE) continue;
             if (r !== RT_NOT_RUN) return r;
             this.curH = h;
-          }
+          } else uc[h + 1] = -1; // past the threshold untranslated: it stays interpreted
         }
       }
       // The interpreter (it may go on to the following blocks); on a fault it has set EIP and
@@ -1378,6 +1397,45 @@ export class Cpu {
             this.adjSp(4);
             break;
           }
+          case K.SHIFT_R: {
+            const y = (w >>> 16) & 15, c = uc[p + 1]!;
+            regs[y] = shift(this, (w >>> 12) & 15, regs[y]!, c >= 0 ? c : regs[ECX]! & 0xff, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.MOVX_R: case K.MOVX_M: {
+            const vt = w >>> 30;
+            let v: number;
+            if ((w & 0xff) === K.MOVX_R) v = (vt & 1) !== 0 ? regs[(w >>> 16) & 15]! & 0xffff : this.getReg(0, (w >>> 16) & 15);
+            else { const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!); v = (vt & 1) !== 0 ? this.rd16(s, o) : this.rd8(s, o); }
+            if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
+            regs[(w >>> 12) & 15] = v >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.MOV8_MR:
+            this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.getReg(0, (w >>> 16) & 15));
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV8_RM:
+            this.setReg(0, (w >>> 12) & 15, this.rd8(uc[p + 3]!, this.uea(w, uc[p + 2]!)));
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.SETCC_R:
+            this.setReg(0, (w >>> 16) & 15, this.cond((w >>> 12) & 15) ? 1 : 0);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.SETCC_M:
+            this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.cond((w >>> 12) & 15) ? 1 : 0);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.CMOV_RR: case K.CMOV_RM: {
+            // The source is read (and may fault) even if not moved.
+            const v = (w & 0xff) === K.CMOV_RR ? regs[(w >>> 20) & 15]! : this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+            if (this.cond((w >>> 12) & 15)) regs[(w >>> 16) & 15] = v;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
           default: {
             const ins = this.ublk[h >> 2]!.insns[i]!;
             this.eip = eip;
@@ -1392,23 +1450,22 @@ export class Cpu {
         if (this.brk !== 0) break;
       }
       this.icount = base + i;
-      // The next block, if run()'s loop would do nothing before it but find it.
-      if (!chain || this.brk !== 0 || this.halted || this.inhibit || (this.eflags & TF) !== 0 ||
-          (this.intrLine && (this.eflags & IF) !== 0) || this.deliveries !== d0) break;
-      base = this.icount;
-      if (base >= target || this.ucf[(h >> 1) + 1] !== this.chainEpoch) break;
+      // The next block, if run()'s loop would do nothing before it but find it (linked, and
+      // not for the translator).
+      if (!chain || this.ucf[(h >> 1) + 1] !== this.chainEpoch) break;
       const e = eip | 0;
       let nh = 0;
       if (uc[h + 4] === e) nh = uc[h + 5]!;
       else if (uc[h + 6] === e) nh = uc[h + 7]!;
       const hv = uc[nh + 1]!;
-      if (hv === 0) break;
+      if (hv === 0 || (thr >= 0 && hv >= thr)) break;
+      if (this.brk !== 0 || this.halted || this.inhibit || (this.eflags & TF) !== 0 ||
+          (this.intrLine && (this.eflags & IF) !== 0) || this.deliveries !== d0) break;
+      base = this.icount;
+      if (base >= target) break;
       const n = uc[nh]!;
       if (n <= target - base) {
-        if (thr >= 0) {
-          if (hv >= thr) break; // the translator's business: run()
-          uc[nh + 1] = hv + 1;
-        }
+        if (thr >= 0 && hv > 0) uc[nh + 1] = hv + 1;
         count = n;
       } else count = target - base;
       h = nh; this.curH = h; this.prevH = h;
