@@ -1064,9 +1064,10 @@ export class Cpu {
   }
 
   /**
-   * Room for `words` record words. When the store is full the records of the blocks still in
-   * the cache are copied to a new store (grown if they fill more than half of it); blocks not
-   * copied are made unreachable (L1 cleared, successor links dropped by the epoch).
+   * Room for `words` words in the store. When it is full: if the blocks still in the cache
+   * fill at most half of what is in use, their headers and records are copied to a fresh store
+   * and blocks not copied are made unreachable (L1 cleared, successor links dropped by the
+   * epoch); otherwise the store doubles (contents and offsets kept).
    */
   private ucAlloc(words: number): number {
     if (this.ucTop + words > this.uc.length) {
@@ -1075,21 +1076,28 @@ export class Cpu {
       let cap = this.uc.length;
       while (live * 2 > cap) cap *= 2;
       const old = this.uc, uc = new Int32Array(cap), ucf = new Float64Array(uc.buffer);
-      const ublk = new Array<Block | null>(cap >> 2).fill(null);
-      let top = UHDR;
-      for (const b of this.blocks.values()) {
-        const n = UHDR + b.n * UREC;
-        uc.set(old.subarray(b.u!, b.u! + n), top);
-        b.u = top;
-        ublk[top >> 2] = b;
-        ucf[(top >> 1) + 1] = -1; // links dropped (chainEpoch moves on below as well)
-        top += n;
+      if (live * 2 > this.ucTop) {
+        // Mostly live: grow in place.
+        uc.set(old);
+        for (let k = this.ublk.length; k < cap >> 2; k++) this.ublk.push(null);
+        this.uc = uc; this.ucf = ucf;
+      } else {
+        const ublk = new Array<Block | null>(cap >> 2).fill(null);
+        let top = UHDR;
+        for (const b of this.blocks.values()) {
+          const n = UHDR + b.n * UREC, from = b.u!;
+          for (let k = 0; k < n; k++) uc[top + k] = old[from + k]!;
+          b.u = top;
+          ublk[top >> 2] = b;
+          ucf[(top >> 1) + 1] = -1; // links dropped (chainEpoch moves on below as well)
+          top += n;
+        }
+        this.uc = uc; this.ucf = ucf; this.ublk = ublk;
+        this.ucTop = top;
+        this.l1.fill(null);
+        this.chainEpoch++;
+        this.prevH = -1;
       }
-      this.uc = uc; this.ucf = ucf; this.ublk = ublk;
-      this.ucTop = top;
-      this.l1.fill(null);
-      this.chainEpoch++;
-      this.prevH = -1;
     }
     const u = this.ucTop;
     this.ucTop += words;
