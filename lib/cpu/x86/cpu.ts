@@ -1288,39 +1288,6 @@ export class Cpu {
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
-          case K.ALU_RR: {
-            const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
-            if ((w & 0x7000) !== 0x7000) regs[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.ALU_RI: {
-            const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
-            if ((w & 0x7000) !== 0x7000) regs[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.ALU_RM: {
-            const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
-            const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
-            if ((w & 0x7000) !== 0x7000) regs[y] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.ALU_MR: {
-            const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
-            const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
-            if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.ALU_MI: {
-            const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
-            const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
-            if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
           case K.MOV_RR:
             regs[(w >>> 12) & 15] = regs[(w >>> 16) & 15]!;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
@@ -1335,10 +1302,6 @@ export class Cpu {
             break;
           case K.MOV_MR:
             this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), regs[(w >>> 16) & 15]!);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          case K.MOV_MI:
-            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           case K.LEA:
@@ -1372,10 +1335,6 @@ export class Cpu {
             this.alu(4, regs[(w >>> 12) & 15]!, regs[(w >>> 16) & 15]!, 2);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
-          case K.TEST_RM:
-            this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
           case K.JMP: {
             const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
             if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
@@ -1405,52 +1364,17 @@ export class Cpu {
             this.adjSp(4);
             break;
           }
-          case K.SHIFT_R: {
-            const y = (w >>> 16) & 15, c = uc[p + 1]!;
-            regs[y] = shift(this, (w >>> 12) & 15, regs[y]!, c >= 0 ? c : regs[ECX]! & 0xff, 2);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.MOVX_R: case K.MOVX_M: {
-            const vt = w >>> 30;
-            let v: number;
-            if ((w & 0xff) === K.MOVX_R) v = (vt & 1) !== 0 ? regs[(w >>> 16) & 15]! & 0xffff : this.getReg(0, (w >>> 16) & 15);
-            else { const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!); v = (vt & 1) !== 0 ? this.rd16(s, o) : this.rd8(s, o); }
-            if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
-            regs[(w >>> 12) & 15] = v >>> 0;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.MOV8_MR:
-            this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.getReg(0, (w >>> 16) & 15));
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          case K.MOV8_RM:
-            this.setReg(0, (w >>> 12) & 15, this.rd8(uc[p + 3]!, this.uea(w, uc[p + 2]!)));
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          case K.SETCC_R:
-            this.setReg(0, (w >>> 16) & 15, this.cond((w >>> 12) & 15) ? 1 : 0);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          case K.SETCC_M:
-            this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.cond((w >>> 12) & 15) ? 1 : 0);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          case K.CMOV_RR: case K.CMOV_RM: {
-            // The source is read (and may fault) even if not moved.
-            const v = (w & 0xff) === K.CMOV_RR ? regs[(w >>> 20) & 15]! : this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
-            if (this.cond((w >>> 12) & 15)) regs[(w >>> 16) & 15] = v;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          default: {
+          case K.GEN: {
             const ins = this.ublk[h >> 2]!.insns[i]!;
             this.eip = eip;
             (ins.fn as Handler)(this, ins);
             eip = this.eip;
             break;
           }
+          default:
+            this.uop(w, uc, p);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
         }
         if (i === last) { i = this.icount - base + 1; break; }
         i++;
@@ -1486,6 +1410,79 @@ export class Cpu {
       throw e;
     }
     this.eip = eip;
+  }
+
+  /** The record kinds interp() does not run inline (no control transfer: EIP is the caller's). */
+  private uop(w: number, uc: Int32Array, p: number): void {
+    const regs = this.regs;
+    switch (w & 0xff) {
+      case K.ALU_RR: {
+        const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
+        if ((w & 0x7000) !== 0x7000) regs[d] = r;
+        break;
+      }
+      case K.ALU_RI: {
+        const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
+        if ((w & 0x7000) !== 0x7000) regs[d] = r;
+        break;
+      }
+      case K.ALU_RM: {
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
+        const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
+        if ((w & 0x7000) !== 0x7000) regs[y] = r;
+        break;
+      }
+      case K.ALU_MR: {
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+        const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
+        if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+        break;
+      }
+      case K.ALU_MI: {
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+        const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
+        if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+        break;
+      }
+      case K.MOV_MI:
+        this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
+        break;
+      case K.TEST_RM:
+        this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
+        break;
+      case K.SHIFT_R: {
+        const y = (w >>> 16) & 15, c = uc[p + 1]!;
+        regs[y] = shift(this, (w >>> 12) & 15, regs[y]!, c >= 0 ? c : regs[ECX]! & 0xff, 2);
+        break;
+      }
+      case K.MOVX_R: case K.MOVX_M: {
+        const vt = w >>> 30;
+        let v: number;
+        if ((w & 0xff) === K.MOVX_R) v = (vt & 1) !== 0 ? regs[(w >>> 16) & 15]! & 0xffff : this.getReg(0, (w >>> 16) & 15);
+        else { const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!); v = (vt & 1) !== 0 ? this.rd16(s, o) : this.rd8(s, o); }
+        if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
+        regs[(w >>> 12) & 15] = v >>> 0;
+        break;
+      }
+      case K.MOV8_MR:
+        this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.getReg(0, (w >>> 16) & 15));
+        break;
+      case K.MOV8_RM:
+        this.setReg(0, (w >>> 12) & 15, this.rd8(uc[p + 3]!, this.uea(w, uc[p + 2]!)));
+        break;
+      case K.SETCC_R:
+        this.setReg(0, (w >>> 16) & 15, this.cond((w >>> 12) & 15) ? 1 : 0);
+        break;
+      case K.SETCC_M:
+        this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.cond((w >>> 12) & 15) ? 1 : 0);
+        break;
+      case K.CMOV_RR: case K.CMOV_RM: {
+        // The source is read (and may fault) even if not moved.
+        const v = (w & 0xff) === K.CMOV_RR ? regs[(w >>> 20) & 15]! : this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+        if (this.cond((w >>> 12) & 15)) regs[(w >>> 16) & 15] = v;
+        break;
+      }
+    }
   }
 
   /**
