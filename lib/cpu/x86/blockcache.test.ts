@@ -56,4 +56,23 @@ describe("block cache equals single step", () => {
   });
 });
 
+describe("interpreter record store", () => {
+  test("code rewritten thousands of times (store compaction) still equals single step", () => {
+    // mov ecx, 6000 ; l: mov [CODE+12], ecx ; mov eax, imm32 (patched) ; add ebx, eax ; dec ecx ; jnz l
+    // Every iteration invalidates its own block and builds two new ones, so the record store
+    // fills with dead blocks and is compacted many times over.
+    const code = [0xb9, ...le32(6000), 0x89, 0x0d, ...le32(CODE + 12), 0xb8, 0, 0, 0, 0, 0x01, 0xc3, 0x49, 0x75, 0xf0];
+    for (const jit of [undefined, 1]) {
+      const a = programMachine(Uint8Array.from(code), [0, 0, 0, 0, 0, 0, 0], 0, 0, { singleStep: false, jitThreshold: jit });
+      const b = programMachine(Uint8Array.from(code), [0, 0, 0, 0, 0, 0, 0], 0, 0, { singleStep: true });
+      compareRuns(a, b, [997, 5000, 1, 3], 40, () => "self-patching loop");
+      expect(a.cpu.run(1e6)).toBe(Stop.HALT);
+      expect(b.cpu.run(1e6)).toBe(Stop.HALT);
+      expect(a.cpu.icount).toBe(b.cpu.icount);
+      expect(a.cpu.regs[EBX]).toBe(b.cpu.regs[EBX]);
+      expect(a.cpu.blocksBuilt).toBeGreaterThan(10000);
+    }
+  });
+});
+
 function le32(v: number): number[] { return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]; }

@@ -11,7 +11,7 @@ import type { PhysMem } from "../../machine/ram.ts";
 import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
 import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
-import { exec, handlerFor, type Handler } from "./exec.ts";
+import { exec, handlerFor, shift, type Handler } from "./exec.ts";
 import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
@@ -58,6 +58,106 @@ const RT_CONTINUE = -2, RT_NOT_RUN = -1;
 const MAX_BLOCK = 64;
 const L1_BITS = 14;
 
+/**
+ * The interpreter's view of the block cache: every block also has a header and one fixed-size
+ * record per instruction in one shared Int32Array (Cpu.uc), so the interpreted path reads a
+ * few contiguous words per block and per instruction instead of an object graph, follows
+ * successor links between headers, and runs the common 32-bit forms inline in run() (K
+ * below). Anything else is K.GEN: the instruction's handler. The Block objects stay the
+ * source of truth; the header mirrors what the interpreter needs of them.
+ * Header (UHDR words, at Block.u):
+ *   h+0: instruction count   h+1: 0 when invalid, else 1 + executions (saturating, see run()),
+ *   or -1 once past the translation threshold without translated code (interpreted for good)
+ *   h+2..3: successor-link epoch (a float64)   h+4, h+5: eip and header of successor 1
+ *   h+6, h+7: eip and header of successor 2 (an empty slot points at the header at 0, which
+ *   is never valid)
+ * Record (UREC words per instruction, after the header):
+ *   w0: kind | len << 8 | x << 12 | y << 16 | base << 20 | index << 24 | scale << 28
+ *       (x: ALU op, condition or destination register; y: register operand;
+ *        base, index: register or 8 for none)
+ *   w1: immediate   w2: displacement   w3: segment of the memory operand
+ */
+const UHDR = 8, UREC = 4;
+const enum K {
+  GEN, ALU_RR, ALU_RI, ALU_RM, ALU_MR, ALU_MI, MOV_RR, MOV_RI, MOV_RM, MOV_MR, MOV_MI, LEA,
+  INC, DEC, PUSH, POP, JMP, JCC, TEST_RR, TEST_RM, CALL, RET,
+  // ALU_RR and ALU_RI split by operation (ADC and SBB stay in the generic kinds).
+  ADD_RR, SUB_RR, LOGIC_RR, CMP_RR, ADD_RI, SUB_RI, LOGIC_RI, CMP_RI,
+  // Shift group on a register (count in w1, -1 for CL); MOVZX/MOVSX (variant in w0 bits 30-31:
+  // 0 zx8, 1 zx16, 2 sx8, 3 sx16); byte MOV to and from memory; SETcc; CMOVcc (register
+  // source in the base field).
+  SHIFT_R, MOVX_R, MOVX_M, MOV8_MR, MOV8_RM, SETCC_R, SETCC_M, CMOV_RR, CMOV_RM,
+}
+
+/** Fill the interpreter record for `i` (a 32-bit code block) at uc[p..p+3]. */
+function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
+  let k = K.GEN, x = 0, y = 0, base = 8, index = 8, scale = 0, imm = 0, disp = 0, seg = 0, variant = 0;
+  const op = i.op, mem = i.mod !== 3;
+  if (code32 && i.o32 && i.a32 && i.rep === REP_NONE && !i.lock) {
+    if (op < 0x40 && (op & 7) < 6) {
+      // x: the ALU op. Register forms: destination in the base field, source in y.
+      const form = op & 7;
+      x = op >> 3;
+      if (form === 1) { if (mem) { k = K.ALU_MR; y = i.reg; } else { k = K.ALU_RR; base = i.rm; y = i.reg; } }
+      else if (form === 3) { if (mem) { k = K.ALU_RM; y = i.reg; } else { k = K.ALU_RR; base = i.reg; y = i.rm; } }
+      else if (form === 5) { k = K.ALU_RI; base = 0; imm = i.imm; }
+    } else if (op >= 0x40 && op <= 0x47) { k = K.INC; x = op & 7; }
+    else if (op >= 0x48 && op <= 0x4f) { k = K.DEC; x = op & 7; }
+    else if (op >= 0x50 && op <= 0x57) { k = K.PUSH; x = op & 7; }
+    else if (op >= 0x58 && op <= 0x5f) { k = K.POP; x = op & 7; }
+    else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) { k = K.JCC; x = op & 0xf; imm = i.imm; }
+    else if (op >= 0xb8 && op <= 0xbf) { k = K.MOV_RI; x = op & 7; imm = i.imm; }
+    else {
+      switch (op) {
+        case 0x81: case 0x83:
+          x = i.reg;
+          imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm;
+          if (mem) k = K.ALU_MI; else { k = K.ALU_RI; base = i.rm; }
+          break;
+        case 0x85: k = mem ? K.TEST_RM : K.TEST_RR; y = i.reg; x = i.rm; break;
+        case 0x89: if (mem) k = K.MOV_MR; else { k = K.MOV_RR; x = i.rm; } y = i.reg; break;
+        case 0x8b: if (mem) k = K.MOV_RM; else { k = K.MOV_RR; y = i.rm; } x = i.reg; break;
+        case 0x8d: if (mem) { k = K.LEA; x = i.reg; } break;
+        case 0xc7: if (i.reg === 0) { imm = i.imm; if (mem) k = K.MOV_MI; else { k = K.MOV_RI; x = i.rm; } } break;
+        case 0xe9: case 0xeb: k = K.JMP; imm = i.imm; break;
+        case 0xe8: k = K.CALL; imm = i.imm; break;
+        case 0xc3: k = K.RET; break;
+        case 0xc1: case 0xd1: case 0xd3:
+          if (!mem) { k = K.SHIFT_R; x = i.reg; y = i.rm; imm = op === 0xc1 ? i.imm : op === 0xd1 ? 1 : -1; }
+          break;
+        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+          variant = (op & 1) | (op >= 0x1be ? 2 : 0);
+          x = i.reg;
+          if (mem) k = K.MOVX_M; else { k = K.MOVX_R; y = i.rm; }
+          break;
+        case 0x88: if (mem) { k = K.MOV8_MR; y = i.reg; } break;
+        case 0x8a: if (mem) { k = K.MOV8_RM; x = i.reg; } break;
+        default:
+          if (op >= 0x190 && op <= 0x19f) { x = op & 0xf; if (mem) k = K.SETCC_M; else { k = K.SETCC_R; y = i.rm; } }
+          else if (op >= 0x140 && op <= 0x14f) { x = op & 0xf; y = i.reg; if (mem) k = K.CMOV_RM; else { k = K.CMOV_RR; base = i.rm; } }
+      }
+    }
+    if (mem && (k === K.ALU_RM || k === K.ALU_MR || k === K.ALU_MI || k === K.MOV_RM || k === K.MOV_MR ||
+        k === K.MOV_MI || k === K.LEA || k === K.TEST_RM || k === K.MOVX_M || k === K.MOV8_MR ||
+        k === K.MOV8_RM || k === K.SETCC_M || k === K.CMOV_RM)) {
+      base = i.base >= 0 ? i.base : 8;
+      index = i.index >= 0 ? i.index : 8;
+      scale = i.scale;
+      disp = i.disp;
+      seg = i.seg >= 0 ? i.seg : i.defSeg;
+    }
+  }
+  if (k === K.ALU_RR || k === K.ALU_RI) {
+    const rr = k === K.ALU_RR;
+    if (x === 0) k = rr ? K.ADD_RR : K.ADD_RI;
+    else if (x === 5) k = rr ? K.SUB_RR : K.SUB_RI;
+    else if (x === 7) k = rr ? K.CMP_RR : K.CMP_RI;
+    else if (x === 1 || x === 4 || x === 6) k = rr ? K.LOGIC_RR : K.LOGIC_RI;
+  }
+  uc[p] = k | (i.len << 8) | (x << 12) | (y << 16) | (base << 20) | (index << 24) | (scale << 28) | (variant << 30);
+  uc[p + 1] = imm; uc[p + 2] = disp; uc[p + 3] = seg;
+}
+
 export interface Block {
   insns: Insn[];
   n: number;
@@ -81,6 +181,8 @@ export interface Block {
   s2: Block | null;
   s2Eip: number;
   sEpoch: number;
+  /** Offset of the block's interpreter records in Cpu.uc (UREC words per instruction). */
+  u?: number;
 }
 
 export interface Watchpoint {
@@ -195,6 +297,19 @@ export class Cpu {
   private prevBlock: Block | null = null;
   private chainEpoch = 0;
   private readonly fetchInsn = new Insn();
+  /** Interpreter headers and records of all blocks (see UHDR), bump-allocated from ucTop. */
+  private uc = new Int32Array(1 << 16);
+  /** The same store as float64 (the link epochs). */
+  private ucf = new Float64Array(this.uc.buffer);
+  private ucTop = UHDR;
+  /** The Block of each header: ublk[h >> 2]. */
+  private ublk: (Block | null)[] = new Array<Block | null>((1 << 16) >> 2).fill(null);
+  /** Header of the block that ran last (the successor links' source), or -1. */
+  private prevH = -1;
+  /** Header of the block being interpreted, or -1. */
+  private curH = -1;
+  /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
+  private readonly ram32: Int32Array;
   private decodeLin = 0;
   private decodeUser = false;
   /** Statistics (not state). */
@@ -205,6 +320,8 @@ export class Cpu {
   constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
     this.ram = mem.ram;
     this.ramLen = mem.ram.length;
+    if ((mem.ram.byteOffset & 3) !== 0) throw new Error("RAM must be 4-byte aligned");
+    this.ram32 = new Int32Array(mem.ram.buffer, mem.ram.byteOffset, mem.ram.length >>> 2);
     this.tlbR = this.tlbSR;
     this.tlbW = this.tlbSW;
     mem.onRevokeFastWrite = () => this.flushWriteTlb();
@@ -489,6 +606,28 @@ export class Cpu {
       if (off <= lim || last > top) this.fault(fv, 0);
     } else if (last > lim) this.fault(fv, 0);
     return (this.segBase[s]! + off) >>> 0;
+  }
+
+  /** The interpreter's effective address from a record (see UREC): w0 and the displacement. */
+  private uea(w: number, disp: number): number {
+    let a = disp;
+    const b = (w >>> 20) & 15, x = (w >>> 24) & 15;
+    if (b < 8) a += this.regs[b]!;
+    if (x < 8) a += this.regs[x]! << ((w >>> 28) & 3);
+    return a >>> 0;
+  }
+  /** rd32/wr32 with the aligned RAM case first (the interpreter's inline memory path). */
+  private ur32(s: number, off: number): number {
+    const l = this.segFast[s] !== 0 ? (this.segBase[s]! + off) >>> 0 : this.linSlow(s, off, 4, false);
+    const e = this.tlbR[l >>> 12]!;
+    if (e !== 0 && (l & 3) === 0) return this.ram32[(((e - 1) << 12) | (l & 0xfff)) >>> 2]! >>> 0;
+    return this.rl32(l);
+  }
+  private uw32(s: number, off: number, v: number): void {
+    const l = this.segFast[s] !== 0 ? (this.segBase[s]! + off) >>> 0 : this.linSlow(s, off, 4, true);
+    const e = this.tlbW[l >>> 12]!;
+    if (e !== 0 && (l & 3) === 0) { this.ram32[(((e - 1) << 12) | (l & 0xfff)) >>> 2] = v; return; }
+    this.wl32(l, v);
   }
 
   // Memory operand accessors by segment:offset.
@@ -791,6 +930,9 @@ export class Cpu {
     for (const b of this.blocks.values()) b.valid = false;
     this.blocks.clear();
     this.l1.fill(null);
+    this.ucTop = UHDR;
+    this.prevH = -1;
+    this.ublk.fill(null);
     for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
     this.pageBlocks.clear();
     this.flushWriteTlb();
@@ -809,9 +951,10 @@ export class Cpu {
       if (covers) {
         hit = true;
         b.valid = false;
+        if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
         if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
-        if (b === this.curBlock) this.brk = this.brk || 1;
+        if (b === this.curBlock || b.u === this.curH) this.brk = this.brk || 1;
       } else (keep ??= []).push(b);
     }
     // A region runs other blocks of its page: any block of the page dropped drops the regions
@@ -820,6 +963,7 @@ export class Cpu {
       for (const b of keep) {
         if (!b.region) continue;
         b.fn = null; b.region = false; b.hits = 0; this.translated--;
+        if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = 1; // counted again to the threshold
         if (b === this.curBlock) this.brk = this.brk || 1;
       }
     }
@@ -857,8 +1001,9 @@ export class Cpu {
     return this.bus.physRead8(p) & 0xff;
   }
 
+  /** The block at EIP (run() follows the header links itself first; this is the slow path). */
   private lookupBlock(): Block {
-    const prev = this.prevBlock;
+    const prev = this.prevH >= 0 ? this.ublk[this.prevH >> 2]! : null;
     const eip = this.eip;
     if (prev !== null && prev.sEpoch === this.chainEpoch) {
       const s1 = prev.s1;
@@ -871,6 +1016,12 @@ export class Cpu {
       if (prev.sEpoch !== this.chainEpoch) { prev.sEpoch = this.chainEpoch; prev.s1 = null; prev.s2 = null; prev.s1Eip = -1; prev.s2Eip = -1; }
       if (prev.s1 === null) { prev.s1 = b; prev.s1Eip = eip; }
       else if (prev.s2 === null) { prev.s2 = b; prev.s2Eip = eip; }
+      // Mirror the links into prev's header.
+      const uc = this.uc, h = prev.u!;
+      if (this.ublk[h >> 2] !== prev) return b; // prev left the store (compacted away)
+      this.ucf[(h >> 1) + 1] = prev.sEpoch;
+      uc[h + 4] = prev.s1Eip; uc[h + 5] = prev.s1 !== null ? prev.s1.u! : 0;
+      uc[h + 6] = prev.s2Eip; uc[h + 7] = prev.s2 !== null ? prev.s2.u! : 0;
     }
     return b;
   }
@@ -936,15 +1087,62 @@ export class Cpu {
     }
     // Instruction crossing the page boundary as the only / last instruction.
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
+    const u = this.ucAlloc(UHDR + insns.length * UREC), uc = this.uc;
+    uc[u] = insns.length; uc[u + 1] = 1;
+    this.ucf[(u >> 1) + 1] = -1;
+    uc[u + 4] = -1; uc[u + 5] = 0; uc[u + 6] = -1; uc[u + 7] = 0;
+    for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, uc, u + UHDR + k * UREC);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
+      fn: null, jitOff: null, jitIdx: null, region: false, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
+    this.ublk[u >> 2] = b;
     this.addPageBlock(phys >>> 12, b);
     if (phys2 >= 0) this.addPageBlock(phys2 >>> 12, b);
     this.blocksBuilt++;
     return b;
+  }
+
+  /**
+   * Room for `words` words in the store. When it is full: if the blocks still in the cache
+   * fill at most half of what is in use, their headers and records are copied to a fresh store
+   * and blocks not copied are made unreachable (L1 cleared, successor links dropped by the
+   * epoch); otherwise the store doubles (contents and offsets kept).
+   */
+  private ucAlloc(words: number): number {
+    if (this.ucTop + words > this.uc.length) {
+      let live = UHDR + words;
+      for (const b of this.blocks.values()) live += UHDR + b.n * UREC;
+      let cap = this.uc.length;
+      while (live * 2 > cap) cap *= 2;
+      const old = this.uc, uc = new Int32Array(cap), ucf = new Float64Array(uc.buffer);
+      if (live * 2 > this.ucTop) {
+        // Mostly live: grow in place.
+        uc.set(old);
+        for (let k = this.ublk.length; k < cap >> 2; k++) this.ublk.push(null);
+        this.uc = uc; this.ucf = ucf;
+      } else {
+        const ublk = new Array<Block | null>(cap >> 2).fill(null);
+        let top = UHDR;
+        for (const b of this.blocks.values()) {
+          const n = UHDR + b.n * UREC, from = b.u!;
+          for (let k = 0; k < n; k++) uc[top + k] = old[from + k]!;
+          b.u = top;
+          ublk[top >> 2] = b;
+          ucf[(top >> 1) + 1] = -1; // links dropped (chainEpoch moves on below as well)
+          top += n;
+        }
+        this.uc = uc; this.ucf = ucf; this.ublk = ublk;
+        this.ucTop = top;
+        this.l1.fill(null);
+        this.chainEpoch++;
+        this.prevH = -1;
+      }
+    }
+    const u = this.ucTop;
+    this.ucTop += words;
+    return u;
   }
 
   private addPageBlock(pg: number, b: Block): void {
@@ -973,6 +1171,9 @@ export class Cpu {
     this.watchHit = null;
     let first = true;
     let stormFrom = this.deliveries, stormAt = this.icount;
+    // Only the debugger changes these, never while run() runs.
+    const bps = this.breakpoints.size !== 0;
+    const jitOk = !this.noJit && this.watchpoints.length === 0, thr = this.jitThreshold;
     while (this.icount < target) {
       if (this.deliveries - stormFrom > FAULT_STORM) {
         if (this.icount === stormAt) return Stop.STUCK;
@@ -986,7 +1187,7 @@ export class Cpu {
         if (this.stopOnDelivery) return Stop.DELIVERED;
       }
       if (this.halted) return Stop.HALT;
-      if (this.breakpoints.size) {
+      if (bps) {
         const linEip = (this.segBase[CS]! + this.eip) >>> 0;
         if (this.breakpoints.has(linEip) && !(first && linEip === ignoreBpAt)) {
           this.bpAddr = linEip;
@@ -995,64 +1196,73 @@ export class Cpu {
       }
       first = false;
       const tf = (this.eflags & TF) !== 0;
-      let blk: Block;
       const base = this.icount;
-      try {
-        blk = this.lookupBlock();
-      } catch (e) {
-        if (e !== FAULT) throw e;
-        this.raise(this.excVec, this.excHasErr, this.excErr);
-        if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
-        if (this.stopOnDelivery) return Stop.DELIVERED;
-        continue;
+      // The successor links in the previous block's header, else the block cache.
+      let uc = this.uc, h = 0;
+      const ph = this.prevH;
+      if (ph >= 0 && this.ucf[(ph >> 1) + 1] === this.chainEpoch) {
+        const e = this.eip | 0;
+        if (uc[ph + 4] === e) h = uc[ph + 5]!;
+        else if (uc[ph + 6] === e) h = uc[ph + 7]!;
       }
-      let count = blk.n;
+      if (uc[h + 1] === 0) {
+        try {
+          h = this.lookupBlock().u!;
+        } catch (e) {
+          if (e !== FAULT) throw e;
+          this.raise(this.excVec, this.excHasErr, this.excErr);
+          if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
+          if (this.stopOnDelivery) return Stop.DELIVERED;
+          continue;
+        }
+        uc = this.uc;
+      }
+      const n = uc[h]!;
+      let count = n;
       const left = target - base;
       if (count > left) count = left;
       if (this.inhibit || tf) count = 1;
       this.inhibit = false;
-      this.curBlock = blk;
-      this.prevBlock = blk;
-      const insns = blk.insns;
-      let i = 0;
+      this.curH = h;
+      this.prevH = h;
       // Translated code checks for watchpoint hits only after stores: no translation while any
-      // watchpoint is set.
-      if (count === blk.n && !tf && !this.noJit && this.watchpoints.length === 0) {
-        if (++blk.hits === this.jitThreshold && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
-          blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
-          if (blk.fn !== null) this.translated++;
-        }
-        if (blk.fn !== null) {
-          const r = this.runTranslated(blk, target);
-          if (r === RT_CONTINUE) continue;
-          if (r !== RT_NOT_RUN) return r;
+      // watchpoint is set. Executions are counted in the header up to the threshold; from
+      // there on the Block decides (translate once, run translated code if there is any).
+      if (count === n && !tf && jitOk) {
+        const hv = uc[h + 1]!; // hv: executions including this one (< 0: interpreted for good)
+        if (hv > 0 && hv <= thr) uc[h + 1] = hv + 1;
+        if (hv >= thr) {
+          const blk = this.ublk[h >> 2]!;
+          if (hv === thr && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
+            blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
+            if (blk.fn !== null) this.translated++;
+          }
+          if (blk.fn !== null) {
+            this.curH = -1;
+            this.curBlock = blk;
+            this.prevBlock = blk;
+            const r = this.runTranslated(blk, target);
+            this.curBlock = null;
+            this.prevH = this.prevBlock!.u!;
+            if (r === RT_CONTINUE) continue;
+            if (r !== RT_NOT_RUN) return r;
+            this.curH = h;
+          } else uc[h + 1] = -1; // past the threshold untranslated: it stays interpreted
         }
       }
+      // The interpreter (it may go on to the following blocks); on a fault it has set EIP and
+      // icount for the delivery.
       try {
-        const last = count - 1;
-        let cut = false;
-        for (; i < last; i++) {
-          const ins = insns[i]!;
-          (ins.fn as Handler)(this, ins);
-          if (this.brk !== 0) { i++; cut = true; break; }
-        }
-        if (!cut) {
-          this.icount = base + last;
-          const ins = insns[last]!;
-          (ins.fn as Handler)(this, ins);
-          i = this.icount - base + 1;
-        }
+        this.interp(h, count, base, target, !tf && !bps, jitOk ? thr : -1);
       } catch (e) {
-        this.curBlock = null;
+        this.curH = -1;
         if (e !== FAULT) throw e;
-        this.icount = Math.max(this.icount, base + i);
         this.raise(this.excVec, this.excHasErr, this.excErr);
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
         if (this.stopOnDelivery) return Stop.DELIVERED;
         continue;
       }
-      this.curBlock = null;
-      this.icount = base + i;
+      this.curH = -1;
       if (tf && !this.inhibit) {
         this.dr[6] |= 0x4000;
         this.raise(1, false, 0);
@@ -1068,6 +1278,252 @@ export class Cpu {
       }
     }
     return Stop.BUDGET;
+  }
+
+  /**
+   * Interpret `count` instructions of the block with header `h` from its first, icount being
+   * `base` at its start, and leave icount counting what retired (fewer when something set brk,
+   * more when a REP retired iterations). Every instruction but the last runs with icount at
+   * the block start (none of them can observe it); the last one runs with the exact count (it
+   * may be I/O, or a REP that retires iterations itself). EIP lives in `eip` while inline
+   * forms run; a handler gets and returns it in this.eip. On a fault, EIP and icount are left
+   * for the delivery (the instruction did not retire) and the fault propagates.
+   *
+   * With `chain`, goes on with the next blocks through the header links for as long as run()'s
+   * loop would have nothing else to do between them: no brk, not halted, no interrupt shadow,
+   * TF clear, no interrupt deliverable, no delivery since the start (so run()'s fault-storm
+   * check would not fire), budget left, and the next block is linked and below the translation
+   * threshold `thr` (-1: no translation).
+   */
+  private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
+    const regs = this.regs, uc = this.uc, d0 = this.deliveries;
+    let last = count - 1, eip = this.eip, p = h + UHDR, i = 0;
+    try {
+      for (;;) {
+      for (;;) {
+        if (i === last) this.icount = base + last;
+        const w = uc[p]!;
+        switch (w & 0xff) {
+          case K.ADD_RR: case K.ADD_RI: {
+            const d = (w >>> 20) & 15, a = regs[d]!, b = (w & 0xff) === K.ADD_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
+            const r = (a + b) >>> 0;
+            this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.SUB_RR: case K.SUB_RI: case K.CMP_RR: case K.CMP_RI: {
+            const kk = w & 0xff, d = (w >>> 20) & 15, a = regs[d]!;
+            const b = kk === K.SUB_RR || kk === K.CMP_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
+            const r = (a - b) >>> 0;
+            this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            if (kk === K.SUB_RR || kk === K.SUB_RI) regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.LOGIC_RR: case K.LOGIC_RI: {
+            const d = (w >>> 20) & 15, a = regs[d]!, b = (w & 0xff) === K.LOGIC_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
+            const op = (w >>> 12) & 15, r = (op === 6 ? a ^ b : op === 4 ? a & b : a | b) >>> 0;
+            this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            regs[d] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.MOV_RR:
+            regs[(w >>> 12) & 15] = regs[(w >>> 16) & 15]!;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_RI:
+            regs[(w >>> 12) & 15] = uc[p + 1]!;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_RM:
+            regs[(w >>> 12) & 15] = this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.MOV_MR:
+            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), regs[(w >>> 16) & 15]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.LEA:
+            regs[(w >>> 12) & 15] = this.uea(w, uc[p + 2]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.INC: {
+            const d = (w >>> 12) & 15;
+            regs[d] = this.inc(regs[d]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.DEC: {
+            const d = (w >>> 12) & 15;
+            regs[d] = this.dec(regs[d]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.PUSH:
+            this.push32(regs[(w >>> 12) & 15]!);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.POP: {
+            const v = this.peek(true);
+            this.adjSp(4);
+            regs[(w >>> 12) & 15] = v;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.TEST_RR:
+            this.alu(4, regs[(w >>> 12) & 15]!, regs[(w >>> 16) & 15]!, 2);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          case K.JMP: {
+            const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
+            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            eip = t;
+            break;
+          }
+          case K.JCC: {
+            const nx = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (this.cond((w >>> 12) & 15)) {
+              const t = (nx + uc[p + 1]!) >>> 0;
+              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+              eip = t;
+            } else eip = nx;
+            break;
+          }
+          case K.CALL: {
+            const nx = (eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
+            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            this.push32(nx);
+            eip = t;
+            break;
+          }
+          case K.RET: {
+            const t = this.peek(true);
+            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            eip = t;
+            this.adjSp(4);
+            break;
+          }
+          case K.GEN: {
+            const ins = this.ublk[h >> 2]!.insns[i]!;
+            this.eip = eip;
+            (ins.fn as Handler)(this, ins);
+            eip = this.eip;
+            break;
+          }
+          default:
+            this.uop(w, uc, p);
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+        }
+        if (i === last) { i = this.icount - base + 1; break; }
+        i++;
+        p += UREC;
+        if (this.brk !== 0) break;
+      }
+      this.icount = base + i;
+      // The next block, if run()'s loop would do nothing before it but find it (linked, and
+      // not for the translator).
+      if (!chain || this.ucf[(h >> 1) + 1] !== this.chainEpoch) break;
+      const e = eip | 0;
+      let nh = 0;
+      if (uc[h + 4] === e) nh = uc[h + 5]!;
+      else if (uc[h + 6] === e) nh = uc[h + 7]!;
+      const hv = uc[nh + 1]!;
+      if (hv === 0 || (thr >= 0 && hv >= thr)) break;
+      if (this.brk !== 0 || this.halted || this.inhibit || (this.eflags & TF) !== 0 ||
+          (this.intrLine && (this.eflags & IF) !== 0) || this.deliveries !== d0) break;
+      base = this.icount;
+      if (base >= target) break;
+      const n = uc[nh]!;
+      if (n <= target - base) {
+        if (thr >= 0 && hv > 0) uc[nh + 1] = hv + 1;
+        count = n;
+      } else count = target - base;
+      h = nh; this.curH = h; this.prevH = h;
+      last = count - 1; p = h + UHDR; i = 0;
+      }
+    } catch (e) {
+      // An inline form faults before it changes anything: EIP is at the instruction.
+      if ((uc[p]! & 0xff) !== K.GEN) this.eip = eip;
+      if (e === FAULT) this.icount = Math.max(this.icount, base + i);
+      throw e;
+    }
+    this.eip = eip;
+  }
+
+  /** The record kinds interp() does not run inline (no control transfer: EIP is the caller's). */
+  private uop(w: number, uc: Int32Array, p: number): void {
+    const regs = this.regs;
+    switch (w & 0xff) {
+      case K.ALU_RR: {
+        const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
+        if ((w & 0x7000) !== 0x7000) regs[d] = r;
+        break;
+      }
+      case K.ALU_RI: {
+        const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
+        if ((w & 0x7000) !== 0x7000) regs[d] = r;
+        break;
+      }
+      case K.ALU_RM: {
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
+        const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
+        if ((w & 0x7000) !== 0x7000) regs[y] = r;
+        break;
+      }
+      case K.ALU_MR: {
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+        const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
+        if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+        break;
+      }
+      case K.ALU_MI: {
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
+        const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
+        if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
+        break;
+      }
+      case K.MOV_MI:
+        this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
+        break;
+      case K.TEST_RM:
+        this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
+        break;
+      case K.SHIFT_R: {
+        const y = (w >>> 16) & 15, c = uc[p + 1]!;
+        regs[y] = shift(this, (w >>> 12) & 15, regs[y]!, c >= 0 ? c : regs[ECX]! & 0xff, 2);
+        break;
+      }
+      case K.MOVX_R: case K.MOVX_M: {
+        const vt = w >>> 30;
+        let v: number;
+        if ((w & 0xff) === K.MOVX_R) v = (vt & 1) !== 0 ? regs[(w >>> 16) & 15]! & 0xffff : this.getReg(0, (w >>> 16) & 15);
+        else { const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!); v = (vt & 1) !== 0 ? this.rd16(s, o) : this.rd8(s, o); }
+        if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
+        regs[(w >>> 12) & 15] = v >>> 0;
+        break;
+      }
+      case K.MOV8_MR:
+        this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.getReg(0, (w >>> 16) & 15));
+        break;
+      case K.MOV8_RM:
+        this.setReg(0, (w >>> 12) & 15, this.rd8(uc[p + 3]!, this.uea(w, uc[p + 2]!)));
+        break;
+      case K.SETCC_R:
+        this.setReg(0, (w >>> 16) & 15, this.cond((w >>> 12) & 15) ? 1 : 0);
+        break;
+      case K.SETCC_M:
+        this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.cond((w >>> 12) & 15) ? 1 : 0);
+        break;
+      case K.CMOV_RR: case K.CMOV_RM: {
+        // The source is read (and may fault) even if not moved.
+        const v = (w & 0xff) === K.CMOV_RR ? regs[(w >>> 20) & 15]! : this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+        if (this.cond((w >>> 12) & 15)) regs[(w >>> 16) & 15] = v;
+        break;
+      }
+    }
   }
 
   /**
@@ -1664,6 +2120,7 @@ export class Cpu {
     this.halted = r.bool(); this.inhibit = r.bool(); this.icount = r.f64(); this.a20Mask = r.u32();
     this.modeChanged();
     this.prevBlock = null;
+    this.prevH = -1;
     if (!keepBlocks) this.flushBlocks();
   }
 
@@ -1678,6 +2135,7 @@ export class Cpu {
       for (const b of list) {
         if (!b.valid) continue;
         b.valid = false;
+        if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
         if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         const other = b.phys >>> 12 === pg ? (b.phys2 >= 0 ? b.phys2 >>> 12 : -1) : b.phys >>> 12;

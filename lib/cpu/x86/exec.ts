@@ -42,7 +42,7 @@ function ud(c: Cpu): never { return c.fault(6); }
 // ---------------------------------------------------------------------------------------
 // Shifts and rotates (count already masked to 5 bits by the caller).
 // ---------------------------------------------------------------------------------------
-function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): number {
+export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): number {
   cnt &= 0x1f;
   const bits = BITS[sz]!, m = MASK[sz]!, sign = SIGN[sz]!;
   if (cnt === 0) return v;
