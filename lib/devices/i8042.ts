@@ -232,6 +232,9 @@ export class I8042 implements Device {
     return v;
   }
 
+  /** The status register: reading it changes nothing. */
+  ioReadStable(port: number, _size: IoSize): boolean { return port === 0x64; }
+
   ioWrite(port: number, _size: IoSize, value: number): void {
     value &= 0xff;
     if (port === 0x64) {

@@ -258,6 +258,17 @@ export class Uart implements Device {
     return v;
   }
 
+  /** IER, LCR, MCR, SCR always; LSR and MSR while reading them clears nothing (no sticky bits). */
+  ioReadStable(port: number, _size: IoSize): boolean {
+    if (this.tsrBusy && this.tsrDoneAt <= this.ctx.now()) return false; // a transmission is due
+    switch (port - this.base) {
+      case 1: case 3: case 4: case 7: return true;
+      case 5: return this.lsrErr === 0;
+      case 6: return this.msrDelta === 0;
+      default: return false;
+    }
+  }
+
   ioWrite(port: number, _size: IoSize, value: number): void {
     this.runTx();
     const now = this.ctx.now();

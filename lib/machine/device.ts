@@ -35,6 +35,12 @@ export interface Device extends Stateful {
   readonly ports: ReadonlyArray<readonly [number, number]>;
   ioRead(port: number, size: IoSize): number;
   ioWrite(port: number, size: IoSize, value: number): void;
+  /**
+   * Optional: whether a read of this port now is stable (changes nothing but a time stamp
+   * that the next read refreshes alike, and returns the same value until this device's next
+   * deadline, an I/O write or host input). See CpuBus.ioReadStable. Absent: never.
+   */
+  ioReadStable?(port: number, size: IoSize): boolean;
   /** Virtual time (ns) at which onDeadline() must run, or Infinity. */
   nextDeadline(): number;
   /** Called by the machine once now() >= nextDeadline(). */

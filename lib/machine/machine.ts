@@ -220,6 +220,11 @@ export class Machine implements CpuBus {
     this.deadlineDirty = true;
     return v;
   }
+  ioReadStable(port: number, size: IoSize): boolean {
+    const d = this.portMap[port];
+    if (!d) return true; // unmapped: all ones, always
+    return d.ioReadStable !== undefined && d.ioReadStable(port, size);
+  }
   ioWrite(port: number, size: IoSize, value: number): void {
     const d = this.portMap[port];
     if (!d) return;

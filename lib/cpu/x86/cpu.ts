@@ -7,6 +7,7 @@
  * exact at every point anything outside can observe it (see docs/ARCHITECTURE.md, "icount").
  */
 import type { CpuBus } from "./bus.ts";
+import type { IoSize } from "../../machine/device.ts";
 import type { PhysMem } from "../../machine/ram.ts";
 import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
@@ -268,6 +269,8 @@ export class Cpu {
   noJit = false;
   /** Executions of a block before it is translated (tests set 1 to translate everything). */
   jitThreshold = JIT_THRESHOLD;
+  /** Do not skip the iterations of polling loops that have reached a fixed point (jit.ts). */
+  noSpinSkip = false;
   /** Index, in the running translated block, of the instruction that may fault next. */
   ci = 0;
   /** icount at the start of the running translated block. */
@@ -316,6 +319,8 @@ export class Cpu {
   blocksBuilt = 0;
   /** Translated blocks created since the block cache was last flushed. */
   translated = 0;
+  /** Instructions retired by skipping iterations of fixed-point polling loops (jit.ts). */
+  spinSkipped = 0;
 
   constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
     this.ram = mem.ram;
@@ -2031,6 +2036,11 @@ export class Cpu {
   // =====================================================================================
 
   /** #GP unless CPL <= IOPL or the TSS I/O bitmap allows all `size` ports. */
+  /** Whether a port read now is stable (CpuBus.ioReadStable), for translated polling loops. */
+  ioStable(port: number, size: IoSize): boolean {
+    return this.bus.ioReadStable !== undefined && this.bus.ioReadStable(port, size);
+  }
+
   checkIo(port: number, size: number): void {
     if (!this.pe()) return;
     const iopl = (this.eflags & IOPL) >>> 12;

@@ -107,6 +107,44 @@ describe("block translator equals single step", () => {
     expect(j.icount).toBe(2 + 3 * 1000 + 1);
   });
 
+  test("a polling loop's passes are skipped only while the bus calls its port reads stable", () => {
+    // mov edx, 0x300 ; l: in al, dx ; test al, 0x20 ; jnz l ; hlt. The port reads 0x20 until
+    // read number `until` (a device event the loop waits for), then 0.
+    const code = [0xba, 0x00, 0x03, 0, 0, 0xec, 0xa8, 0x20, 0x75, 0xfb, 0xf4];
+    const run = (stable: boolean, mode: { singleStep?: boolean; jitThreshold?: number; noSpinSkip?: boolean }, until: number) => {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      let reads = 0;
+      const bus = m.cpu.bus as { ioRead: (p: number, s: 1 | 2 | 4) => number; ioReadStable?: (p: number, s: 1 | 2 | 4) => boolean };
+      bus.ioRead = () => (++reads < until ? 0x20 : 0);
+      bus.ioReadStable = () => stable;
+      m.cpu.singleStep = mode.singleStep ?? false;
+      m.cpu.jitThreshold = mode.jitThreshold ?? 1;
+      m.cpu.noSpinSkip = mode.noSpinSkip ?? false;
+      m.cpu.flushBlocks();
+      const stops: number[] = [];
+      for (let k = 0; k < 40 && m.cpu.run(977) !== Stop.HALT; k++) stops.push(m.cpu.icount);
+      return { icount: m.cpu.icount, eip: m.cpu.eip, eax: m.cpu.regs[EAX], reads, stops, skipped: m.cpu.spinSkipped };
+    };
+    // Reads with side effects (the bus says unstable): every pass runs, every read happens.
+    const ref = run(false, { singleStep: true }, 5000);
+    expect(ref.reads).toBe(5000);
+    expect(ref.icount).toBe(1 + 3 * 5000 + 1);
+    for (const thr of [1, 3]) {
+      const u = run(false, { jitThreshold: thr }, 5000);
+      expect(u).toEqual({ ...ref, skipped: 0 });
+    }
+    // Stable reads (the value never changes, as the contract requires): the same state at
+    // every stop, with passes retired without reading.
+    const sRef = run(true, { singleStep: true }, Infinity), sOff = run(true, { noSpinSkip: true }, Infinity), sOn = run(true, {}, Infinity);
+    expect(sRef.stops.length).toBe(40);
+    expect(sOff).toEqual({ ...sRef, skipped: 0 });
+    expect({ ...sOn, reads: 0, skipped: 0 }).toEqual({ ...sRef, reads: 0, skipped: 0 });
+    expect(sOn.skipped).toBeGreaterThan(0);
+    expect(sOn.reads).toBeLessThan(sRef.reads);
+  });
+
   test("a breakpoint on a translated self-looping block stops every iteration", () => {
     // mov ecx, 1000 ; xor eax, eax ; l: add eax, ecx ; dec ecx ; jnz l ; hlt
     const code = [0xb9, 0xe8, 0x03, 0, 0, 0x31, 0xc0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];

@@ -106,6 +106,28 @@ function mayFault(i: Insn): boolean {
   return flagUse(i) === RW && !(op >= 0x40 && op <= 0x4f); // unknown instructions: assume so
 }
 
+/**
+ * Instructions a polling loop may contain for its iterations to be skipped (see emitRegion):
+ * they read and write only registers and flags, or read a port, and cannot fault (no memory
+ * operand, no stack, no division).
+ */
+function spinSafe(i: Insn): boolean {
+  const op = i.op;
+  if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3 && op !== 0x8d) return false;
+  if (op < 0x40) return (op & 7) < 6;
+  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) return true;
+  if ((op >= 0x80 && op <= 0x8b) || (op >= 0x90 && op <= 0x97) || (op >= 0xb0 && op <= 0xbf)) return true;
+  if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f)) return true;
+  if (op === 0xf6 || op === 0xf7) return i.reg < 4;
+  switch (op) {
+    case 0x8d: case 0xa8: case 0xa9: case 0xeb: case 0xe9: case 0xe4: case 0xe5: case 0xec: case 0xed:
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+      return true;
+  }
+  return false;
+}
+
 type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8";
 type Prod = { kind: ProdKind; k: number } | null;
 
@@ -194,6 +216,7 @@ function successors(b: Block): number[] {
   if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) return [end + last.imm, end];
   if (op === 0xeb || op === 0xe9) return [end + last.imm];
   if (op === 0xe8) return [end + last.imm, end];
+  if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed) return [end]; // IN ends a block but falls through
   if (OPFLAGS[op]! & OpF.TERM) return [];
   return [end];
 }
@@ -243,8 +266,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const used = new Set<number>();
   const L: string[] = [];
   const body: string[] = [];
-  if (region) emitRegion(members, body); else emitSingle(head, body, startLin, cpu);
-  const text = body.join("\n");
+  if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
+  const text = body.join("\n").replace(/\$STABLE\(o, \d\)/g, "");
   for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
   const regs = [...used];
   const segs = [0, 1, 2, 3, 4, 5].filter((x) => text.includes(`sb${x}`));
@@ -257,12 +280,16 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
+  const spin = text.includes("$SPINEQ");
+  if (spin) L.push(`let qh = -1, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
   // `sy` is 1 while an interpreter fallback runs (the array is then the truth: a fault inside
   // it must not be overwritten by the locals).
   const fallback = text.includes("$SYNC");
   if (fallback) L.push("let sy = 0;");
   L.push("try {");
-  L.push(text.replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
+  const spinEq = regs.map((n) => `r${n} === q${n}`).join(" && ") || "true";
+  const spinSave = regs.map((n) => `q${n} = r${n};`).join(" ");
+  L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
   // On a fault: instructions retired by earlier blocks or iterations of this call, for cpu.ts.
   L.push(fallback ? `} catch (x) { c.jitDone = done; if (sy === 0) { ${WB} } throw x; }` : `} catch (x) { c.jitDone = done; ${WB} throw x; }`);
   // Names the function in profiles and stack traces.
@@ -324,14 +351,38 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
   }
 }
 
-/** A region: a dispatch loop over member blocks keyed by their offset from the head. */
-function emitRegion(members: Tr[], L: string[]): void {
+/**
+ * A region: a dispatch loop over member blocks keyed by their offset from the head.
+ *
+ * Polling loops (`spin`): take a loop header (a member some member branches back to) whose
+ * instructions touch only registers and flags or read ports. When one pass from the header
+ * back to it ran only such blocks, every port it read was stable (CpuBus.ioReadStable) and
+ * every register and the flags are as they were at the pass's start, every further pass
+ * does exactly the same until the next device deadline, which the run loop's budget never
+ * crosses. Such passes are retired without running them: the instruction count advances by
+ * whole passes, keeping at least one pass to run for real (so the last port read before the
+ * budget runs out happens at its icount), and no observable state differs.
+ */
+function emitRegion(members: Tr[], L: string[], spin: boolean): void {
+  const safe = members.map((tr) => tr.b.insns.slice(0, tr.b.n).every(spinSafe));
+  // Loop headers: safe members that a member at the same or a higher offset branches to. The
+  // fixed point is checked there (one saved state, tagged with the header's offset).
+  const headers = new Set<number>();
+  for (const tr of members) for (const s of successors(tr.b)) if (s <= 0) headers.add(tr.delta + s);
+  const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta));
+  spin = spin && isHdr.some((x) => x);
+  const writesFlags = members.some((tr, j) => safe[j] && tr.b.insns.slice(0, tr.b.n).some((i) => (flagUse(i) & W) !== 0));
   L.push("for (;;) { switch (d) {");
-  for (const tr of members) {
+  for (const [j, tr] of members.entries()) {
     const ins = tr.b.insns;
     const n = tr.b.n;
     const dl = tr.delta;
     L.push(`case ${dl}: { if (done + ${n} > lim) break; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
+    if (spin && isHdr[j]) {
+      const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qa && fb === qb && fr === qr && fz === qz && fc === qc)`;
+      L.push(`if (qh === ${dl} && qs === 1 && fk === qk && ${flagsSame} && $SPINEQ) { qn = done - qd; qe = Math.floor((lim - done) / qn) - 1; if (qe > 0) { done += qe * qn; c.spinSkipped += qe * qn; } }`);
+      L.push(`qh = ${dl}; qs = 1; qd = done; qk = fk; qa = fa; qb = fb; qr = fr; qz = fz; qc = fc; $SPINSAVE`);
+    } else if (spin && !safe[j]) L.push("qs = 0;");
     let stores = false;
     for (let k = 0; k < n; k++) {
       const i = ins[k]!;
@@ -339,7 +390,7 @@ function emitRegion(members: Tr[], L: string[]): void {
       const isLast = k === n - 1;
       const code = tr.outs[k]!;
       if (code.store || code.ends) stores = true;
-      L.push(code.src);
+      L.push(code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? "if (!c.ioStable(o, $1)) qs = 0;" : ""));
       if (isLast) {
         L.push(`done += ${n};`);
         const br = code.branch;
@@ -742,7 +793,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const w = (op & 1) === 0 ? 1 : o32 ? 4 : 2;
       const port = op <= 0xe5 ? String(i.imm & 0xff) : "(r2 & 0xffff)";
       const set = w === 1 ? setR8(0, "t") : w === 2 ? "r0 = (r0 & -65536) | (t & 0xffff);" : "r0 = t | 0;";
-      return { src: `c.ci = ${k}; o = ${port}; c.checkIo(o, ${w}); c.icount = c.jitBase + done + ${kl}; t = c.bus.ioRead(o, ${w}); c.icount = c.jitBase; ${set}`, io: true };
+      return { src: `c.ci = ${k}; o = ${port}; c.checkIo(o, ${w}); c.icount = c.jitBase + done + ${kl}; $STABLE(o, ${w}) t = c.bus.ioRead(o, ${w}); c.icount = c.jitBase; ${set}`, io: true };
     }
     case 0xc3:
       if (!o32) return null;
