@@ -71,9 +71,10 @@ export function endName(e: EndReason | { kind: string; status?: number }): strin
 }
 
 /** Build and run a fixture with no recorder. Machine construction is included in the time. */
-export async function runPlain(cfg: MachineConfig, opts: { maxInsns?: number; script?: ScriptEvent[]; lines?: OutputLine[] } = {}): Promise<Timed & { m: Machine }> {
+export async function runPlain(cfg: MachineConfig, opts: { maxInsns?: number; script?: ScriptEvent[]; lines?: OutputLine[]; tweak?: (m: Machine) => void } = {}): Promise<Timed & { m: Machine }> {
   const t0 = performance.now();
   const m = buildMachine(cfg);
+  opts.tweak?.(m);
   if (opts.lines) captureLines(m, opts.lines);
   const end = await runLive(m, { maxInsns: opts.maxInsns, script: opts.script });
   m.flushOutput();
