@@ -24,7 +24,7 @@ import { Snapshot } from "../../lib/replay/checkpoint.ts";
 import { ReplayEngine } from "../../lib/replay/engine.ts";
 import { diffHashes } from "../../lib/replay/hash.ts";
 import { buildGuest, guestArb, newMachine, runs } from "./guest.ts";
-import { expectEq, expectSameSlices, finalIcount, fullState, record, replay, withGuest } from "./harness.ts";
+import { expectEq, expectSameSlices, finalIcount, fullState, record, replay, replayUntil, withGuest } from "./harness.ts";
 
 const T = 300_000;
 /** Timing-dependent failures (host time leaking into a log) shrink slowly: report what was found before the test timeout. */
@@ -164,11 +164,11 @@ describe("determinism (random guests)", () => {
         // Again in the machine that already replayed it, from a snapshot of its start.
         const m = newMachine(g);
         const start = Snapshot.take(m);
-        runReplay(m, r.events, { until: finalIcount(r), hashInterval: g.spec.hashInterval });
+        runReplay(m, r.events, { until: replayUntil(r), hashInterval: g.spec.hashInterval });
         const first = fullState(m);
         start.restore(m);
         const slices: [number, string][] = [];
-        runReplay(m, r.events, { until: finalIcount(r), hashInterval: g.spec.hashInterval, onSlice: (mm) => { slices.push([mm.cpu.icount, fullState(mm)]); } });
+        runReplay(m, r.events, { until: replayUntil(r), hashInterval: g.spec.hashInterval, onSlice: (mm) => { slices.push([mm.cpu.icount, fullState(mm)]); } });
         expectSameSlices(slices, a.slices, "replay again in the same machine after restoring its start");
         expectEq(fullState(m), first, "final state");
         expectEq(first, r.final, "final state vs recording");

@@ -59,6 +59,16 @@ export function finalIcount(r: Recording): number {
   return r.log.trailer!.finalIcount;
 }
 
+/**
+ * Where a replay of the recording stops: a recording cut at an instruction limit is replayed
+ * to that icount, one that ended by itself (exit, halt, idle) to its own end. (They differ
+ * when the guest halts at the icount of the last input event: the replay then injects the
+ * event and runs once more to see the halt, one more stop point.)
+ */
+export function replayUntil(r: Recording): number {
+  return r.end.kind === "limit" ? finalIcount(r) : Infinity;
+}
+
 export interface ReplayRun {
   m: Machine;
   end: ReplayEnd;
@@ -74,7 +84,7 @@ export function replay(g: Guest, r: Recording, o: { tweak?: (m: Machine) => void
   const slices: [number, string][] = [];
   const end = runReplay(m, r.events, {
     // A recording that ended by itself (exit, halt, idle) is replayed to its own end.
-    hashInterval: g.spec.hashInterval, until: o.until ?? (r.end.kind === "limit" ? finalIcount(r) : Infinity),
+    hashInterval: g.spec.hashInterval, until: o.until ?? replayUntil(r),
     onHashPoint: o.onHashPoint ? (ic) => { o.onHashPoint!(m, ic); } : undefined,
     onSlice: o.slices ? (mm) => { slices.push([mm.cpu.icount, fullState(mm)]); } : undefined,
   });
