@@ -12,7 +12,7 @@ import { EventKind, LogError, sha256Hex, type ImageInfo, type LogEvent } from ".
 import { readLog, type ParsedLog } from "./log-reader.ts";
 import { diffHashes, formatHashDiff, type HashRecord } from "./hash.ts";
 import { buildMachine, configFromCompared, MachineHasher, type MachineConfig } from "./session.ts";
-import { Snapshot } from "./checkpoint.ts";
+import { RollingSnapshot, Snapshot } from "./checkpoint.ts";
 import { applyState } from "./start-state.ts";
 
 export interface OpenedLog {
@@ -120,7 +120,8 @@ export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Arr
   const expected = new Map<number, HashRecord>();
   for (const h of log.hashes) expected.set(h.icount, h.record);
   let checked = 0;
-  let lastGood = Snapshot.take(m);
+  // The last point whose hashes matched, for narrowing a mismatch down (pages copied as written).
+  const lastGood = new RollingSnapshot(m);
   let mismatch: VerifyResult["mismatch"];
   const interval = opened.hashInterval;
   const compare = (icount: number): boolean => {
@@ -129,7 +130,7 @@ export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Arr
     const got = hasher.record(!!exp.pages);
     const d = diffHashes(exp, got);
     checked++;
-    if (d.equal) { lastGood = Snapshot.take(m); return true; }
+    if (d.equal) { lastGood.update(); return true; }
     mismatch = {
       windowStart: lastGood.icount, windowEnd: icount, components: d.components,
       text: formatHashDiff(d),
@@ -148,7 +149,7 @@ export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Arr
     }
   }
   if (mismatch) {
-    mismatch.firstInsn = narrow(cfg, lastGood, events, mismatch.windowEnd);
+    mismatch.firstInsn = narrow(cfg, lastGood.snapshot(), events, mismatch.windowEnd);
   }
   return {
     ok: !mismatch, end, icount: m.cpu.icount, hashesChecked: checked, mismatch,
