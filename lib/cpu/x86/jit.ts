@@ -22,10 +22,11 @@
  *  - the function runs only when its first block fits the instruction budget, interrupts are
  *    not inhibited and TF is clear; it returns the number of instructions it retired, or -1
  *    when an entry guard fails (the interpreter then runs the block);
- *  - before any instruction that can fault it stores an index in `cpu.ci`; `Block.jitOff[ci]`
- *    is that instruction's offset from the function's entry EIP and `Block.jitIdx[ci]` its
- *    index in its block, and `cpu.jitDone` holds the instructions retired by earlier blocks
- *    (or loop iterations) of this call, so a fault leaves the state the interpreter would;
+ *  - before any instruction that can fault it notes an index (a local `ci`, stored in `cpu.ci`
+ *    when a fault leaves the function); `Block.jitOff[ci]` is that instruction's offset from
+ *    the function's entry EIP and `Block.jitIdx[ci]` its index in its block, and `cpu.jitDone`
+ *    holds the instructions retired by earlier blocks (or loop iterations) of this call, so a
+ *    fault leaves the state the interpreter would;
  *  - `cpu.eip` is written at the end, before an interpreted instruction, and at every exit.
  * Lazy flags are stored only for a flag writer whose result can be observed (by a later
  * reader, a fault, or the block's end).
@@ -277,7 +278,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
   L.push("const E = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
   L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
-  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
+  // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
+  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
   const spin = text.includes("$SPINEQ");
@@ -289,9 +291,9 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   L.push("try {");
   const spinEq = regs.map((n) => `r${n} === q${n}`).join(" && ") || "true";
   const spinSave = regs.map((n) => `q${n} = r${n};`).join(" ");
-  L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
+  L.push(text.replaceAll("c.ci = ", "ci = ").replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
   // On a fault: instructions retired by earlier blocks or iterations of this call, for cpu.ts.
-  L.push(fallback ? `} catch (x) { c.jitDone = done; if (sy === 0) { ${WB} } throw x; }` : `} catch (x) { c.jitDone = done; ${WB} throw x; }`);
+  L.push(fallback ? `} catch (x) { c.jitDone = done; c.ci = ci; if (sy === 0) { ${WB} } throw x; }` : `} catch (x) { c.jitDone = done; c.ci = ci; ${WB} throw x; }`);
   // Names the function in profiles and stack traces.
   L.push(`//# sourceURL=rrx-${region ? "region" : "block"}-${b.phys.toString(16)}.js`);
   let fn: BlockFn;
