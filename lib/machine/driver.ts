@@ -77,6 +77,7 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
   let lastTick = hostClockMs();
   const wallStart = lastTick;
   const vStart = m.now();
+  let lastHashAt = -1;
 
   const deliver = (ev: InputEvent) => {
     obs?.onEvent(m.cpu.icount, ev);
@@ -116,7 +117,13 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
 
     if (m.cpu.icount >= maxIcount) return { kind: "limit" };
     const r: RunStop = m.runUntil(limit);
-    if (obs && obs.hashInterval > 0 && m.cpu.icount % obs.hashInterval === 0 && m.cpu.icount > 0) obs.onHashPoint(m.cpu.icount);
+    // A hash record when the run arrives at a multiple of the interval, once: as the replay
+    // (runReplay) takes them. Not again while halted there (an idle skip or input at the same
+    // icount), nor when the run stopped there for another reason.
+    if (obs && obs.hashInterval > 0 && r.kind === "limit" && m.cpu.icount % obs.hashInterval === 0 && m.cpu.icount > 0 && m.cpu.icount !== lastHashAt) {
+      lastHashAt = m.cpu.icount;
+      obs.onHashPoint(m.cpu.icount);
+    }
 
     switch (r.kind) {
       case "exit": return { kind: "exit", status: r.status };
