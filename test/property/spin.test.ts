@@ -4,7 +4,8 @@
  * under PIT interrupts, polls the receiver buffer for a non-zero byte while scripted input
  * (zero bytes first) arrives, and waits for the transmitter to drain. It runs twice, with the
  * block cache and translator (spin skipping on) and in single-step mode (no translation), to
- * the same stop points; the complete machine state must be equal at every stop.
+ * the same stop points; the complete machine state must be equal at every stop. It may also
+ * wait for a key by polling the i8042 status port.
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
@@ -25,6 +26,8 @@ interface Spec {
   /** PIT channel 0 divisor, or 0 for no timer interrupts. */
   pit: number;
   rbrPoll: boolean;
+  /** Then wait for a key: poll the i8042 status port (stable reads) until OBF, read port 0x60. */
+  kbWait: boolean;
   /** Serial input: zero bytes, then 0x41, at these icounts. */
   input: number[];
   threshold: number;
@@ -73,6 +76,7 @@ function program(s: Spec): number[] {
     ["label", "poll"], ...pollBody, [0xa8, 0x20], ["j", 0x74, "poll"], // in al, dx; test al, 0x20; jz poll
     movDx(0x3f8), [0xac, 0xee, 0x49], ["j", 0x75, "next"], // lodsb; out dx, al; dec ecx; jnz next
     ...(s.rbrPoll ? [movDx(0x3f8), ["label", "rbr"], [0xec, 0x84, 0xc0], ["j", 0x74, "rbr"], [0xa2, ...u32(OUT + 4)]] as Item[] : []),
+    ...(s.kbWait ? [["label", "kb"], [0xe4, 0x64, 0xa8, 0x01], ["j", 0x74, "kb"], [0xe4, 0x60, 0xa2, ...u32(OUT + 12)]] as Item[] : []),
     movDx(0x3fd), ["label", "temt"], [0xec, 0xa8, 0x40], ["j", 0x74, "temt"], // wait for TEMT
     [0x89, 0x1d, ...u32(OUT + 8)], // mov [OUT+8], ebx
     [0xb0, 0x00, 0xe6, 0xf4, 0xfa, 0xf4], // debug exit 0; CLI; HLT
@@ -111,6 +115,7 @@ function trace(s: Spec, reference: boolean): { stops: [number, string][]; serial
   for (let guard = 0; guard < 100_000; guard++) {
     while (ii < input.length && input[ii]! <= m.cpu.icount) {
       m.inject({ kind: "serial", port: 0, byte: ii === input.length - 1 ? 0x41 : 0 });
+      if (s.kbWait && ii === input.length - 1) m.inject({ kind: "key", bytes: [0x1c] });
       ii++;
     }
     let limit = Math.min(s.maxInsns, m.cpu.icount + s.slices[si++ % s.slices.length]!);
@@ -131,6 +136,7 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
   msgLen: fc.integer({ min: 1, max: 12 }),
   pit: fc.oneof(fc.constant(0), fc.integer({ min: 200, max: 20_000 })),
   rbrPoll: fc.boolean(),
+  kbWait: fc.boolean(),
   // Often a burst: zero bytes queued in the receive FIFO, which the RBR poll loop pops (a
   // read that changes the device; its passes must never be skipped).
   input: fc.oneof(
@@ -163,7 +169,7 @@ describe("polling loops skipped by the translator", () => {
   }, 600_000);
 
   test("a print loop at 115200 baud retires most of its polling passes without running them", () => {
-    const s: Spec = { ips: 1e9, divisor: 1, fifo: false, loop: "plain", msgLen: 8, pit: 0, rbrPoll: false, input: [], threshold: 500, slices: [1e9], maxInsns: 5e6 };
+    const s: Spec = { ips: 1e9, divisor: 1, fifo: false, loop: "plain", msgLen: 8, pit: 0, rbrPoll: false, kbWait: false, input: [], threshold: 500, slices: [1e9], maxInsns: 5e6 };
     const on = machine(s, false), off = machine(s, false);
     off.cpu.noSpinSkip = true;
     const ron = on.runUntil(s.maxInsns), roff = off.runUntil(s.maxInsns);
