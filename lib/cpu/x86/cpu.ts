@@ -314,6 +314,9 @@ export class Cpu {
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
   private readonly ram32: Int32Array;
   private decodeLin = 0;
+  /** The page translation of the last instruction fetch, valid while one block is decoded. */
+  private fetchLinPage = -1;
+  private fetchPhysPage = 0;
   private decodeUser = false;
   /** Statistics (not state). */
   blocksBuilt = 0;
@@ -1001,7 +1004,14 @@ export class Cpu {
 
   /** Instruction fetch of one byte at a linear address (user-mode rights when CPL 3). */
   physRead8Fetch(l: number): number {
-    const p = this.xlate(l, false, this.decodeUser);
+    // One page walk per page per block built (the walk's A-bit updates happen on the first).
+    let p: number;
+    if ((l >>> 12) === this.fetchLinPage) p = (this.fetchPhysPage | (l & 0xfff)) >>> 0;
+    else {
+      p = this.xlate(l, false, this.decodeUser);
+      this.fetchLinPage = l >>> 12;
+      this.fetchPhysPage = (p & ~0xfff) >>> 0;
+    }
     if (p < this.ramLen) return this.ram[p]!;
     return this.bus.physRead8(p) & 0xff;
   }
@@ -1056,6 +1066,7 @@ export class Cpu {
     let off = 0;
     let phys2 = -1;
     this.decodeUser = this.cpl === 3;
+    this.fetchLinPage = -1;
     const max = this.singleStep ? 1 : MAX_BLOCK;
     const pageEnd = ((linEip & ~0xfff) + 0x1000);
     for (;;) {
