@@ -5,7 +5,8 @@
  * (zero bytes first) arrives, and waits for the transmitter to drain. It runs twice, with the
  * block cache and translator (spin skipping on) and in single-step mode (no translation), to
  * the same stop points; the complete machine state must be equal at every stop. It may also
- * wait for a key by polling the i8042 status port.
+ * wait for timer ticks by polling a counter in RAM, and for a key by polling the i8042 status
+ * port.
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
@@ -28,6 +29,8 @@ interface Spec {
   rbrPoll: boolean;
   /** Then wait for a key: poll the i8042 status port (stable reads) until OBF, read port 0x60. */
   kbWait: boolean;
+  /** With the timer on, first wait for 3 ticks by polling the handler's counter in RAM. */
+  tickWait: boolean;
   /** Serial input: zero bytes, then 0x41, at these icounts. */
   input: number[];
   threshold: number;
@@ -71,6 +74,8 @@ function program(s: Spec): number[] {
       [0xb0, 0x34, 0xe6, 0x43, 0xb0, s.pit & 0xff, 0xe6, 0x40, 0xb0, s.pit >> 8, 0xe6, 0x40], // PIT ch0 mode 2
       [0xb0, 0xfe, 0xe6, 0x21, 0xfb], // unmask IRQ0, STI
     ] as Item[] : []),
+    // mov eax, [OUT]; add eax, 3; tick: cmp [OUT], eax; jb tick (the IRQ0 handler counts in [OUT])
+    ...(s.pit && s.tickWait ? [[0xa1, ...u32(OUT), 0x83, 0xc0, 0x03], ["label", "tick"], [0x39, 0x05, ...u32(OUT)], ["j", 0x72, "tick"]] as Item[] : []),
     [0xbe, ...u32(MSG)], [0xb9, ...u32(s.msgLen)], [0x31, 0xdb], // mov esi, msg; mov ecx, len; xor ebx, ebx
     ["label", "next"], movDx(0x3fd),
     ["label", "poll"], ...pollBody, [0xa8, 0x20], ["j", 0x74, "poll"], // in al, dx; test al, 0x20; jz poll
@@ -137,6 +142,7 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
   pit: fc.oneof(fc.constant(0), fc.integer({ min: 200, max: 20_000 })),
   rbrPoll: fc.boolean(),
   kbWait: fc.boolean(),
+  tickWait: fc.boolean(),
   // Often a burst: zero bytes queued in the receive FIFO, which the RBR poll loop pops (a
   // read that changes the device; its passes must never be skipped).
   input: fc.oneof(
@@ -169,7 +175,7 @@ describe("polling loops skipped by the translator", () => {
   }, 600_000);
 
   test("a print loop at 115200 baud retires most of its polling passes without running them", () => {
-    const s: Spec = { ips: 1e9, divisor: 1, fifo: false, loop: "plain", msgLen: 8, pit: 0, rbrPoll: false, kbWait: false, input: [], threshold: 500, slices: [1e9], maxInsns: 5e6 };
+    const s: Spec = { ips: 1e9, divisor: 1, fifo: false, loop: "plain", msgLen: 8, pit: 0, rbrPoll: false, kbWait: false, tickWait: false, input: [], threshold: 500, slices: [1e9], maxInsns: 5e6 };
     const on = machine(s, false), off = machine(s, false);
     off.cpu.noSpinSkip = true;
     const ron = on.runUntil(s.maxInsns), roff = off.runUntil(s.maxInsns);

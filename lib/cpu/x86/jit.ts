@@ -109,21 +109,38 @@ function mayFault(i: Insn): boolean {
 
 /**
  * Instructions a polling loop may contain for its iterations to be skipped (see emitRegion):
- * they read and write only registers and flags, or read a port, and cannot fault (no memory
- * operand, no stack, no division).
+ * they write only registers and flags, and read registers, flags, a port or memory (no store,
+ * no stack, no division). A memory read counts only when it hits the TLB, which holds plain
+ * RAM pages only: nothing but the CPU writes RAM, and a store-free loop cannot, so such reads
+ * give the same value until the run ends (emitRegion turns the slow path off for the pass).
  */
 function spinSafe(i: Insn): boolean {
   const op = i.op;
-  if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3 && op !== 0x8d) return false;
+  if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3 && op !== 0x8d) return spinLoad(i);
   if (op < 0x40) return (op & 7) < 6;
   if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) return true;
   if ((op >= 0x80 && op <= 0x8b) || (op >= 0x90 && op <= 0x97) || (op >= 0xb0 && op <= 0xbf)) return true;
   if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f)) return true;
   if (op === 0xf6 || op === 0xf7) return i.reg < 4;
   switch (op) {
+    case 0xa0: case 0xa1: // MOV AL/EAX, moffs
     case 0x8d: case 0xa8: case 0xa9: case 0xeb: case 0xe9: case 0xe4: case 0xe5: case 0xec: case 0xed:
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+      return true;
+  }
+  return false;
+}
+
+/** Memory-operand forms that only read memory (into registers or flags). */
+function spinLoad(i: Insn): boolean {
+  const op = i.op;
+  if (op < 0x40) return (op & 7) === 2 || (op & 7) === 3 || op === 0x38 || op === 0x39; // op r, m; CMP m, r
+  if (op >= 0x80 && op <= 0x83) return i.reg === 7; // CMP m, imm
+  if (op === 0xf6 || op === 0xf7) return i.reg < 2; // TEST m, imm
+  if (op >= 0x140 && op <= 0x14f) return true; // CMOVcc r, m
+  switch (op) {
+    case 0x84: case 0x85: case 0x8a: case 0x8b: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
       return true;
   }
   return false;
@@ -392,7 +409,10 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       const isLast = k === n - 1;
       const code = tr.outs[k]!;
       if (code.store || code.ends) stores = true;
-      L.push(code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? "if (!c.ioStable(o, $1)) qs = 0;" : ""));
+      let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? "if (!c.ioStable(o, $1)) qs = 0;" : "");
+      // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
+      if (spin && safe[j]) src = src.replace(/else ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o\)(?: \| 0)?);/g, "else { qs = 0; $1 = $2; }");
+      L.push(src);
       if (isLast) {
         L.push(`done += ${n};`);
         const br = code.branch;
