@@ -46,6 +46,10 @@ import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
  */
 export const JIT_THRESHOLD = 500;
 export const JIT_MAX_BLOCKS = 2048;
+/** Polling-loop detection: header visits between two samples of the loop state (emitRegion). */
+const SPIN_SAMPLE = 16;
+/** "No state saved" (header offsets lie within ±4096). */
+const SPIN_NONE = 1 << 30;
 /** Region limits: member blocks and instructions. */
 const REGION_MAX_BLOCKS = 32;
 const REGION_MAX_INSNS = 400;
@@ -300,7 +304,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
   const spin = text.includes("$SPINEQ");
-  if (spin) L.push(`let qh = -1, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
+  if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
   // `sy` is 1 while an interpreter fallback runs (the array is then the truth: a fault inside
   // it must not be overwritten by the locals).
   const fallback = text.includes("$SYNC");
@@ -399,8 +403,11 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
     L.push(`case ${dl}: { if (done + ${n} > lim) break; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
     if (spin && isHdr[j]) {
       const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qa && fb === qb && fr === qr && fz === qz && fc === qc)`;
-      L.push(`if (qh === ${dl} && qs === 1 && fk === qk && ${flagsSame} && $SPINEQ) { qn = done - qd; qe = Math.floor((lim - done) / qn) - 1; if (qe > 0) { done += qe * qn; c.spinSkipped += qe * qn; } }`);
-      L.push(`qh = ${dl}; qs = 1; qd = done; qk = fk; qa = fa; qb = fb; qr = fr; qz = fz; qc = fc; $SPINSAVE`);
+      // Sampled, so that loops that never reach a fixed point pay almost nothing: every
+      // SPIN_SAMPLE-th visit saves the state (armed), and the next visit compares.
+      L.push(`if (--qt === 0) { if (qh === ${dl}) {`);
+      L.push(`if (qs === 1 && fk === qk && ${flagsSame} && $SPINEQ) { qn = done - qd; qe = Math.floor((lim - done) / qn) - 1; if (qe > 0) { done += qe * qn; c.spinSkipped += qe * qn; } }`);
+      L.push(`qh = ${SPIN_NONE}; qt = ${SPIN_SAMPLE}; } else { qh = ${dl}; qt = 1; qs = 1; qd = done; qk = fk; qa = fa; qb = fb; qr = fr; qz = fz; qc = fc; $SPINSAVE } }`);
     } else if (spin && !safe[j]) L.push("qs = 0;");
     let stores = false;
     for (let k = 0; k < n; k++) {
@@ -409,7 +416,7 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       const isLast = k === n - 1;
       const code = tr.outs[k]!;
       if (code.store || code.ends) stores = true;
-      let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? "if (!c.ioStable(o, $1)) qs = 0;" : "");
+      let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
       // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
       if (spin && safe[j]) src = src.replace(/else ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o\)(?: \| 0)?);/g, "else { qs = 0; $1 = $2; }");
       L.push(src);
