@@ -378,9 +378,10 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
  * A region: a dispatch loop over member blocks keyed by their offset from the head.
  *
  * Polling loops (`spin`): take a loop header (a member some member branches back to) whose
- * instructions touch only registers and flags or read ports. When one pass from the header
- * back to it ran only such blocks, every port it read was stable (CpuBus.ioReadStable) and
- * every register and the flags are as they were at the pass's start, every further pass
+ * instructions are spinSafe (write registers and flags only; read them, ports or memory). When
+ * one pass from the header back to it ran only such blocks, every port it read was stable
+ * (CpuBus.ioReadStable), every memory read hit the TLB, and every register and the flags are
+ * as they were at the pass's start (sampled: see SPIN_SAMPLE), every further pass
  * does exactly the same until the next device deadline, which the run loop's budget never
  * crosses. Such passes are retired without running them: the instruction count advances by
  * whole passes, keeping at least one pass to run for real (so the last port read before the
