@@ -195,10 +195,13 @@ export interface Watchpoint {
 export class Cpu {
   // ---- architectural state ----
   readonly regs = new Uint32Array(8);
+  /** The same registers as int32 (the interpreter's inline forms: no doubles for values >= 2^31). */
+  private readonly regsI = new Int32Array(this.regs.buffer);
   eip = 0;
   /** EFLAGS; the arithmetic bits are valid only when lop === LF_EAGER. */
   eflags = 2;
   lop = LF_EAGER;
+  /** Lazy-flag operands and result as int32 (the bits; read as unsigned with `>>> 0`). */
   la = 0;
   lb = 0;
   lres = 0;
@@ -400,8 +403,8 @@ export class Cpu {
   cf(): number {
     switch (this.lop) {
       case LF_EAGER: case LF_INC: case LF_DEC: return this.eflags & CF;
-      case LF_ADD: return this.la + this.lb + this.lcin > MASK[this.lsz]! ? 1 : 0;
-      case LF_SUB: return this.la < this.lb + this.lcin ? 1 : 0;
+      case LF_ADD: return (this.la >>> 0) + (this.lb >>> 0) + this.lcin > MASK[this.lsz]! ? 1 : 0;
+      case LF_SUB: return (this.la >>> 0) < (this.lb >>> 0) + this.lcin ? 1 : 0;
       default: return 0;
     }
   }
@@ -451,7 +454,7 @@ export class Cpu {
    */
   jitFlags(k: number, a: number, b: number, r: number, sz: number, cin: number): void {
     if (k < 10) {
-      this.lop = k; this.la = a >>> 0; this.lb = b >>> 0; this.lres = r >>> 0; this.lsz = sz; this.lcin = cin;
+      this.lop = k; this.la = a | 0; this.lb = b | 0; this.lres = r | 0; this.lsz = sz; this.lcin = cin;
       return;
     }
     let cf: number, of: boolean;
@@ -510,16 +513,15 @@ export class Cpu {
       case 5: case 7: r = (a - b) & m; this.lop = LF_SUB; this.lcin = 0; break;
       default: r = (a ^ b) & m; this.lop = LF_LOGIC; break;
     }
-    r = r >>> 0;
-    this.la = a; this.lb = b; this.lres = r; this.lsz = sz;
-    return r;
+    this.la = a | 0; this.lb = b | 0; this.lres = r | 0; this.lsz = sz;
+    return r >>> 0;
   }
 
   inc(a: number, sz: number): number {
     const cf = this.cf();
     this.eflags = (this.eflags & ~CF) | cf;
     const r = ((a + 1) & MASK[sz]!) >>> 0;
-    this.lop = LF_INC; this.la = a; this.lb = 1; this.lres = r; this.lsz = sz;
+    this.lop = LF_INC; this.la = a | 0; this.lb = 1; this.lres = r | 0; this.lsz = sz;
     return r;
   }
 
@@ -527,7 +529,7 @@ export class Cpu {
     const cf = this.cf();
     this.eflags = (this.eflags & ~CF) | cf;
     const r = ((a - 1) & MASK[sz]!) >>> 0;
-    this.lop = LF_DEC; this.la = a; this.lb = 1; this.lres = r; this.lsz = sz;
+    this.lop = LF_DEC; this.la = a | 0; this.lb = 1; this.lres = r | 0; this.lsz = sz;
     return r;
   }
 
@@ -1312,7 +1314,7 @@ export class Cpu {
    * threshold `thr` (-1: no translation).
    */
   private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
-    const regs = this.regs, uc = this.uc, d0 = this.deliveries;
+    const regs = this.regs, ri = this.regsI, uc = this.uc, d0 = this.deliveries;
     let last = count - 1, eip = this.eip, p = h + UHDR, i = 0;
     try {
       for (;;) {
@@ -1321,32 +1323,32 @@ export class Cpu {
         const w = uc[p]!;
         switch (w & 0xff) {
           case K.ADD_RR: case K.ADD_RI: {
-            const d = (w >>> 20) & 15, a = regs[d]!, b = (w & 0xff) === K.ADD_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
-            const r = (a + b) >>> 0;
+            const d = (w >>> 20) & 15, a = ri[d]!, b = (w & 0xff) === K.ADD_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
+            const r = (a + b) | 0;
             this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
-            regs[d] = r;
+            ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
           case K.SUB_RR: case K.SUB_RI: case K.CMP_RR: case K.CMP_RI: {
-            const kk = w & 0xff, d = (w >>> 20) & 15, a = regs[d]!;
-            const b = kk === K.SUB_RR || kk === K.CMP_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
-            const r = (a - b) >>> 0;
+            const kk = w & 0xff, d = (w >>> 20) & 15, a = ri[d]!;
+            const b = kk === K.SUB_RR || kk === K.CMP_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
+            const r = (a - b) | 0;
             this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
-            if (kk === K.SUB_RR || kk === K.SUB_RI) regs[d] = r;
+            if (kk === K.SUB_RR || kk === K.SUB_RI) ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
           case K.LOGIC_RR: case K.LOGIC_RI: {
-            const d = (w >>> 20) & 15, a = regs[d]!, b = (w & 0xff) === K.LOGIC_RR ? regs[(w >>> 16) & 15]! : uc[p + 1]! >>> 0;
-            const op = (w >>> 12) & 15, r = (op === 6 ? a ^ b : op === 4 ? a & b : a | b) >>> 0;
+            const d = (w >>> 20) & 15, a = ri[d]!, b = (w & 0xff) === K.LOGIC_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
+            const op = (w >>> 12) & 15, r = op === 6 ? a ^ b : op === 4 ? a & b : a | b;
             this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
-            regs[d] = r;
+            ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
           case K.MOV_RR:
-            regs[(w >>> 12) & 15] = regs[(w >>> 16) & 15]!;
+            ri[(w >>> 12) & 15] = ri[(w >>> 16) & 15]!;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           case K.MOV_RI:

@@ -712,7 +712,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const rr = op & 7, dec = op >= 0x48;
       if (!needFlags) return { src: `r${rr} = (r${rr} ${dec ? "-" : "+"} 1) | 0;` };
       return {
-        src: `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r${rr}; t = (a ${dec ? "-" : "+"} 1) | 0; r${rr} = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a >>> 0; c.lb = 1; c.lres = t >>> 0; c.lsz = 2;`,
+        src: `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r${rr}; t = (a ${dec ? "-" : "+"} 1) | 0; r${rr} = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;`,
       };
     }
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
