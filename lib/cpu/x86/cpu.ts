@@ -1360,7 +1360,7 @@ export class Cpu {
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           case K.MOV_MR:
-            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), regs[(w >>> 16) & 15]!);
+            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), ri[(w >>> 16) & 15]!);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           case K.LEA:
