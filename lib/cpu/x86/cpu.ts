@@ -175,7 +175,6 @@ export interface Block {
   jitIdx: Int32Array | null;
   /** `fn` is a region (runs other blocks of this page too). */
   region: boolean;
-  hits: number;
   /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */
   s1: Block | null;
   s1Eip: number;
@@ -972,7 +971,7 @@ export class Cpu {
     if (hit && keep) {
       for (const b of keep) {
         if (!b.region) continue;
-        b.fn = null; b.region = false; b.hits = 0; this.translated--;
+        b.fn = null; b.region = false; this.translated--;
         if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = 1; // counted again to the threshold
         if (b === this.curBlock) this.brk = this.brk || 1;
       }
@@ -1112,7 +1111,7 @@ export class Cpu {
     for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, uc, u + UHDR + k * UREC);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, hits: 0, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
+      fn: null, jitOff: null, jitIdx: null, region: false, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.ublk[u >> 2] = b;
@@ -1589,7 +1588,6 @@ export class Cpu {
       if (nb === null || !nb.valid || nb.fn === null || nb.n > target - this.icount) return RT_CONTINUE;
       // Blocks are cut at breakpoints, so only a block's first instruction can be one: one check per block.
       if (this.breakpoints.size !== 0 && this.breakpoints.has((this.segBase[CS]! + eip) >>> 0)) return RT_CONTINUE;
-      nb.hits++;
       this.curBlock = nb;
       this.prevBlock = nb;
       blk = nb;
