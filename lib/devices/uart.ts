@@ -231,15 +231,12 @@ export class Uart implements Device {
   }
 
   ioRead(port: number, _size: IoSize): number {
-    // The polling read: LSR with no sticky bit and no transmission due changes nothing but
-    // evalNs (the interrupt level cannot change here: every time-driven change is a deadline,
-    // which the machine has run before the CPU gets this far).
-    if (port === this.base + 5 && this.lsrErr === 0) {
-      const now = this.ctx.now();
-      if (!this.tsrBusy || this.tsrDoneAt > now) {
-        this.evalNs = now;
-        return this.lsr();
-      }
+    // The polling read: a stable LSR read (see ioReadStable) changes nothing but evalNs (the
+    // interrupt level cannot change here: every time-driven change is a deadline, which the
+    // machine has run before the CPU gets this far).
+    if (port === this.base + 5 && this.ioReadStable(port, _size)) {
+      this.evalNs = this.ctx.now();
+      return this.lsr();
     }
     this.runTx();
     const now = this.ctx.now();
