@@ -1314,6 +1314,7 @@ export class Cpu {
    */
   private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
     const regs = this.regs, ri = this.regsI, uc = this.uc, d0 = this.deliveries;
+    const segFast = this.segFast, segBase = this.segBase, ram32 = this.ram32;
     let last = count - 1, eip = this.eip, p = h + UHDR, i = 0;
     try {
       for (;;) {
@@ -1354,14 +1355,36 @@ export class Cpu {
             regs[(w >>> 12) & 15] = uc[p + 1]!;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
-          case K.MOV_RM:
-            regs[(w >>> 12) & 15] = this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!));
+          case K.MOV_RM: {
+            // ur32(uea(...)) inline: flat segment, aligned, TLB hit.
+            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!;
+            let a = uc[p + 2]!;
+            if (bs < 8) a = (a + ri[bs]!) | 0;
+            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            let v: number;
+            if (segFast[s] !== 0) {
+              const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+              else v = this.rl32(l >>> 0);
+            } else v = this.rl32(this.linSlow(s, a >>> 0, 4, false));
+            ri[(w >>> 12) & 15] = v;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
-          case K.MOV_MR:
-            this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), ri[(w >>> 16) & 15]!);
+          }
+          case K.MOV_MR: {
+            // uw32(uea(...)) inline: flat segment, aligned, TLB hit.
+            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!;
+            let a = uc[p + 2]!;
+            if (bs < 8) a = (a + ri[bs]!) | 0;
+            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            if (segFast[s] !== 0) {
+              const l = (segBase[s]! + a) | 0, e = this.tlbW[l >>> 12]!;
+              if (e !== 0 && (l & 3) === 0) ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v;
+              else this.wl32(l >>> 0, v);
+            } else this.wl32(this.linSlow(s, a >>> 0, 4, true), v);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
+          }
           case K.LEA:
             regs[(w >>> 12) & 15] = this.uea(w, uc[p + 2]!);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
