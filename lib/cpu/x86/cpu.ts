@@ -79,6 +79,8 @@ const L1_BITS = 14;
  *   w1: immediate   w2: displacement   w3: segment of the memory operand
  */
 const UHDR = 8, UREC = 4;
+/** w0 bit 31 on an ADD/SUB/LOGIC register record: its flags are dead (markDeadFlags). */
+const DEAD_FLAGS = 1 << 31;
 const enum K {
   GEN, ALU_RR, ALU_RI, ALU_RM, ALU_MR, ALU_MI, MOV_RR, MOV_RI, MOV_RM, MOV_MR, MOV_MI, LEA,
   INC, DEC, PUSH, POP, JMP, JCC, TEST_RR, TEST_RM, CALL, RET,
@@ -157,6 +159,21 @@ function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
   }
   uc[p] = k | (i.len << 8) | (x << 12) | (y << 16) | (base << 20) | (index << 24) | (scale << 28) | (variant << 30);
   uc[p + 1] = imm; uc[p + 2] = disp; uc[p + 3] = seg;
+}
+
+/**
+ * Set DEAD_FLAGS on the ADD/SUB/logic register records whose lazy-flag update no one can see:
+ * the next record in the block overwrites every arithmetic flag without reading any, and it
+ * cannot fault (so no exception frame sees the flags in between). interp() still writes the
+ * flags when the record is the last one it runs (a stop after it sees them).
+ */
+function markDeadFlags(uc: Int32Array, p: number, n: number): void {
+  for (let k = 0; k + 1 < n; k++, p += UREC) {
+    const a = uc[p]! & 0xff, b = uc[p + UREC]! & 0xff;
+    if ((a === K.ADD_RR || a === K.ADD_RI || a === K.SUB_RR || a === K.SUB_RI || a === K.LOGIC_RR || a === K.LOGIC_RI) &&
+        (b === K.ADD_RR || b === K.ADD_RI || b === K.SUB_RR || b === K.SUB_RI || b === K.LOGIC_RR || b === K.LOGIC_RI ||
+         b === K.CMP_RR || b === K.CMP_RI || b === K.TEST_RR)) uc[p] = uc[p]! | DEAD_FLAGS;
+  }
 }
 
 export interface Block {
@@ -1109,6 +1126,7 @@ export class Cpu {
     this.ucf[(u >> 1) + 1] = -1;
     uc[u + 4] = -1; uc[u + 5] = 0; uc[u + 6] = -1; uc[u + 7] = 0;
     for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, uc, u + UHDR + k * UREC);
+    markDeadFlags(uc, u + UHDR, insns.length);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
       fn: null, jitOff: null, jitIdx: null, region: false, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
@@ -1325,7 +1343,7 @@ export class Cpu {
           case K.ADD_RR: case K.ADD_RI: {
             const d = (w >>> 20) & 15, a = ri[d]!, b = (w & 0xff) === K.ADD_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
             const r = (a + b) | 0;
-            this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            if (w >= 0 || i === last) { this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
@@ -1334,7 +1352,7 @@ export class Cpu {
             const kk = w & 0xff, d = (w >>> 20) & 15, a = ri[d]!;
             const b = kk === K.SUB_RR || kk === K.CMP_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
             const r = (a - b) | 0;
-            this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            if (w >= 0 || i === last) { this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             if (kk === K.SUB_RR || kk === K.SUB_RI) ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
@@ -1342,7 +1360,7 @@ export class Cpu {
           case K.LOGIC_RR: case K.LOGIC_RI: {
             const d = (w >>> 20) & 15, a = ri[d]!, b = (w & 0xff) === K.LOGIC_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
             const op = (w >>> 12) & 15, r = op === 6 ? a ^ b : op === 4 ? a & b : a | b;
-            this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2;
+            if (w >= 0 || i === last) { this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
