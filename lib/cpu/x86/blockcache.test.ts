@@ -56,6 +56,43 @@ describe("block cache equals single step", () => {
   });
 });
 
+describe("dead lazy flags", () => {
+  // The interpreter skips the lazy-flag update of an ADD/SUB/logic register form when the
+  // next instruction in the block overwrites all flags (markDeadFlags). Sequences of register
+  // ALU forms mixed with flag readers (ADC/SBB, INC/DEC keeping CF, LAHF, SETcc), stopped after
+  // random counts so that stops fall between such pairs, must equal single step.
+  const R = [0, 1, 2, 3, 5, 6, 7];
+  const reg = fc.constantFrom(...R), op = fc.integer({ min: 0, max: 7 });
+  const insn = fc.oneof(
+    fc.tuple(op, reg, reg).map(([o, d, s]) => [(o << 3) | 1, 0xc0 | (s << 3) | d]),
+    fc.tuple(op, reg, fc.integer({ min: 0, max: 255 })).map(([o, d, i]) => [0x83, 0xc0 | (o << 3) | d, i]),
+    fc.tuple(op, reg, fc.integer({ min: 0, max: 0xffffffff })).map(([o, d, i]) => [0x81, 0xc0 | (o << 3) | d, ...le32(i)]),
+    fc.tuple(reg, reg).map(([d, s]) => [0x85, 0xc0 | (s << 3) | d]),
+    reg.map((d) => [0x40 | d]),
+    reg.map((d) => [0x48 | d]),
+    fc.constant([0x9f]),
+    fc.tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 3 })).map(([cc, r]) => [0x0f, 0x90 | cc, 0xc0 | r]),
+  );
+  for (const jit of [0, 1]) test(`register ALU sequences with flag readers, stopped at random counts${jit ? ", translated" : ""} (${RUNS} runs)`, () => {
+    fc.assert(
+      fc.property(
+        fc.array(insn, { minLength: 2, maxLength: 80 }),
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
+        fc.integer({ min: 0, max: 0xfff }).map((f) => f & 0xcd5),
+        fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 20 }),
+        (seq, regs, flags, chunks) => {
+          const code = new Uint8Array(seq.flat());
+          const a = setup(code, regs, flags, 0, false, jit ? 1 : undefined);
+          const b = setup(code, regs, flags, 0, true);
+          compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
+          expect(a.cpu.icount).toBe(seq.length + 1);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
 describe("interpreter record store", () => {
   test("code rewritten thousands of times (store compaction) still equals single step", () => {
     // mov ecx, 6000 ; l: mov [CODE+12], ecx ; mov eax, imm32 (patched) ; add ebx, eax ; dec ecx ; jnz l

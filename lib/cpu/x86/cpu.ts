@@ -1318,32 +1318,37 @@ export class Cpu {
   /**
    * Interpret `count` instructions of the block with header `h` from its first, icount being
    * `base` at its start, and leave icount counting what retired (fewer when something set brk,
-   * more when a REP retired iterations). Every instruction but the last runs with icount at
-   * the block start (none of them can observe it); the last one runs with the exact count (it
-   * may be I/O, or a REP that retires iterations itself). EIP lives in `eip` while inline
-   * forms run; a handler gets and returns it in this.eip. On a fault, EIP and icount are left
-   * for the delivery (the instruction did not retire) and the fault propagates.
+   * more when a REP retired iterations). icount is set once per block to the exact count of
+   * the last instruction (it may be I/O, or a REP that retires iterations itself): the others
+   * cannot observe it (whatever reads it ends a block), and a stop or a fault before the last
+   * one sets it from the record pointer. The loop itself only advances the record pointer:
+   * the forms that can set brk (memory accesses off the TLB fast path, handlers) check it
+   * themselves. EIP lives in `eip` while inline forms run; a handler gets and returns it in
+   * this.eip. On a fault, EIP and icount are left for the delivery (the instruction did not
+   * retire) and the fault propagates.
    *
    * With `chain`, goes on with the next blocks through the header links for as long as run()'s
    * loop would have nothing else to do between them: no brk, not halted, no interrupt shadow,
    * TF clear, no interrupt deliverable, no delivery since the start (so run()'s fault-storm
    * check would not fire), budget left, and the next block is linked and below the translation
-   * threshold `thr` (-1: no translation).
+   * threshold `thr` (-1: no translation). Only handlers and memory accesses off the TLB fast
+   * path can change the CPU-side conditions, so those are checked only after a block that ran
+   * one (`gen`).
    */
   private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
     const regs = this.regs, ri = this.regsI, uc = this.uc, d0 = this.deliveries;
     const segFast = this.segFast, segBase = this.segBase, ram32 = this.ram32;
-    let last = count - 1, eip = this.eip, p = h + UHDR, i = 0;
+    let eip = this.eip, p = h + UHDR, pend = p + count * UREC, gen = false;
+    this.icount = base + count - 1;
     try {
       for (;;) {
-      for (;;) {
-        if (i === last) this.icount = base + last;
+      body: for (;;) {
         const w = uc[p]!;
         switch (w & 0xff) {
           case K.ADD_RR: case K.ADD_RI: {
             const d = (w >>> 20) & 15, a = ri[d]!, b = (w & 0xff) === K.ADD_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
             const r = (a + b) | 0;
-            if (w >= 0 || i === last) { this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
+            if (w >= 0 || p + UREC === pend) { this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
@@ -1352,7 +1357,7 @@ export class Cpu {
             const kk = w & 0xff, d = (w >>> 20) & 15, a = ri[d]!;
             const b = kk === K.SUB_RR || kk === K.CMP_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
             const r = (a - b) | 0;
-            if (w >= 0 || i === last) { this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
+            if (w >= 0 || p + UREC === pend) { this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             if (kk === K.SUB_RR || kk === K.SUB_RI) ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
@@ -1360,7 +1365,7 @@ export class Cpu {
           case K.LOGIC_RR: case K.LOGIC_RI: {
             const d = (w >>> 20) & 15, a = ri[d]!, b = (w & 0xff) === K.LOGIC_RR ? ri[(w >>> 16) & 15]! : uc[p + 1]!;
             const op = (w >>> 12) & 15, r = op === 6 ? a ^ b : op === 4 ? a & b : a | b;
-            if (w >= 0 || i === last) { this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
+            if (w >= 0 || p + UREC === pend) { this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
@@ -1383,10 +1388,12 @@ export class Cpu {
             if (segFast[s] !== 0) {
               const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
-              else v = this.rl32(l >>> 0);
-            } else v = this.rl32(this.linSlow(s, a >>> 0, 4, false));
+              else { v = this.rl32(l >>> 0); gen = true; }
+            } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)); gen = true; }
             ri[(w >>> 12) & 15] = v;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            // A TLB hit is plain RAM with no watchpoint: only the slow path can set brk.
+            if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.MOV_MR: {
@@ -1398,9 +1405,12 @@ export class Cpu {
             if (segFast[s] !== 0) {
               const l = (segBase[s]! + a) | 0, e = this.tlbW[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v;
-              else this.wl32(l >>> 0, v);
-            } else this.wl32(this.linSlow(s, a >>> 0, 4, true), v);
+              else { this.wl32(l >>> 0, v); gen = true; }
+            } else { this.wl32(this.linSlow(s, a >>> 0, 4, true), v); gen = true; }
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            // A TLB hit is plain RAM holding no code, with no watchpoint: only the slow path
+            // can set brk.
+            if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.LEA:
@@ -1422,12 +1432,16 @@ export class Cpu {
           case K.PUSH:
             this.push32(regs[(w >>> 12) & 15]!);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            gen = true;
+            if (this.brk !== 0) { p += UREC; break body; }
             break;
           case K.POP: {
             const v = this.peek(true);
             this.adjSp(4);
             regs[(w >>> 12) & 15] = v;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            gen = true;
+            if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.TEST_RR:
@@ -1454,6 +1468,8 @@ export class Cpu {
             if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
             this.push32(nx);
             eip = t;
+            gen = true;
+            if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.RET: {
@@ -1461,26 +1477,33 @@ export class Cpu {
             if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
             eip = t;
             this.adjSp(4);
+            gen = true;
+            if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.GEN: {
-            const ins = this.ublk[h >> 2]!.insns[i]!;
+            const ins = this.ublk[h >> 2]!.insns[(p - h - UHDR) >> 2]!;
             this.eip = eip;
             (ins.fn as Handler)(this, ins);
             eip = this.eip;
+            gen = true;
+            if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
           default:
             this.uop(w, uc, p);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            gen = true;
+            if (this.brk !== 0) { p += UREC; break body; }
             break;
         }
-        if (i === last) { i = this.icount - base + 1; break; }
-        i++;
         p += UREC;
-        if (this.brk !== 0) break;
+        if (p === pend) break;
       }
-      this.icount = base + i;
+      // The last instruction retired (a REP may have counted iterations itself), or something
+      // set brk after an earlier one.
+      if (p === pend) this.icount++;
+      else this.icount = base + ((p - h - UHDR) >> 2);
       // The next block, if run()'s loop would do nothing before it but find it (linked, and
       // not for the translator).
       if (!chain || this.ucf[(h >> 1) + 1] !== this.chainEpoch) break;
@@ -1489,9 +1512,11 @@ export class Cpu {
       if (uc[h + 4] === e) nh = uc[h + 5]!;
       else if (uc[h + 6] === e) nh = uc[h + 7]!;
       const hv = uc[nh + 1]!;
-      if (hv === 0 || (thr >= 0 && hv >= thr)) break;
-      if (this.brk !== 0 || this.halted || this.inhibit || (this.eflags & TF) !== 0 ||
-          (this.intrLine && (this.eflags & IF) !== 0) || this.deliveries !== d0) break;
+      if (hv === 0 || (thr >= 0 && hv >= thr) || this.brk !== 0) break;
+      // Only a handler (GEN or uop) can halt, set the interrupt shadow or TF, raise the
+      // interrupt line (port I/O) or deliver (INT n).
+      if (gen && (this.halted || this.inhibit || (this.eflags & TF) !== 0 ||
+          (this.intrLine && (this.eflags & IF) !== 0) || this.deliveries !== d0)) break;
       base = this.icount;
       if (base >= target) break;
       const n = uc[nh]!;
@@ -1499,16 +1524,20 @@ export class Cpu {
         if (thr >= 0 && hv > 0) uc[nh + 1] = hv + 1;
         count = n;
       } else count = target - base;
-      h = nh; this.curH = h; this.prevH = h;
-      last = count - 1; p = h + UHDR; i = 0;
+      h = nh; this.curH = h;
+      p = h + UHDR; pend = p + count * UREC; gen = false;
+      this.icount = base + count - 1;
       }
     } catch (e) {
-      // An inline form faults before it changes anything: EIP is at the instruction.
+      // An inline form faults before it changes anything: EIP is at the instruction. Every
+      // instruction but the last ran with icount preset for the last one.
       if ((uc[p]! & 0xff) !== K.GEN) this.eip = eip;
-      if (e === FAULT) this.icount = Math.max(this.icount, base + i);
+      if (e === FAULT && p + UREC !== pend) this.icount = base + ((p - h - UHDR) >> 2);
+      this.prevH = h;
       throw e;
     }
     this.eip = eip;
+    this.prevH = h;
   }
 
   /** The record kinds interp() does not run inline (no control transfer: EIP is the caller's). */
