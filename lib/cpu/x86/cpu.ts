@@ -1339,6 +1339,8 @@ export class Cpu {
     const regs = this.regs, ri = this.regsI, uc = this.uc, d0 = this.deliveries;
     const segFast = this.segFast, segBase = this.segBase, ram32 = this.ram32;
     let eip = this.eip, p = h + UHDR, pend = p + count * UREC, gen = false;
+    // The CS limit for near jumps (none in real mode); only a handler can change it.
+    let csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
     this.icount = base + count - 1;
     try {
       for (;;) {
@@ -1450,7 +1452,7 @@ export class Cpu {
             break;
           case K.JMP: {
             const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
-            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            if (t > csLim) this.gp(0);
             eip = t;
             break;
           }
@@ -1458,14 +1460,14 @@ export class Cpu {
             const nx = (eip + ((w >>> 8) & 15)) >>> 0;
             if (this.cond((w >>> 12) & 15)) {
               const t = (nx + uc[p + 1]!) >>> 0;
-              if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+              if (t > csLim) this.gp(0);
               eip = t;
             } else eip = nx;
             break;
           }
           case K.CALL: {
             const nx = (eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
-            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            if (t > csLim) this.gp(0);
             this.push32(nx);
             eip = t;
             gen = true;
@@ -1474,7 +1476,7 @@ export class Cpu {
           }
           case K.RET: {
             const t = this.peek(true);
-            if (t > this.segLimit[CS]! && (this.cr0 & CR0_PE) !== 0) this.gp(0);
+            if (t > csLim) this.gp(0);
             eip = t;
             this.adjSp(4);
             gen = true;
@@ -1487,6 +1489,7 @@ export class Cpu {
             (ins.fn as Handler)(this, ins);
             eip = this.eip;
             gen = true;
+            csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
             if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
