@@ -93,6 +93,58 @@ describe("dead lazy flags", () => {
   });
 });
 
+describe("blocks that cross a page", () => {
+  // A loop through an instruction that crosses from linear page 0x30000 into 0x31000, whose
+  // blocks are linked to each other. Linear 0x31000 is remapped between physical 0x31000 and
+  // 0x50000 (different immediate bytes and a different loop tail). A PTE change takes effect
+  // like on a TLB: after INVLPG or a CR3 write. Block cache and single step must agree at
+  // every stop, and the remap must show.
+  function build(single: boolean): TestMachine {
+    const m = new TestMachine(8 << 20);
+    m.flat(0, 0x30000);
+    m.paging();
+    // 0x30000: mov ecx, 1000000 ; jmp 0x30ffd
+    m.write(0x30000, [0xb9, ...le32(1000000), 0xe9, ...le32(0x30ffd - 0x3000a)]);
+    // 0x30ffd: mov edx, imm32 (bytes 2-3 of the immediate in the next page)
+    m.write(0x30ffd, [0xba, 0x34, 0x12]);
+    // physical 0x31000: 78 56 | add eax, edx | dec ecx | jnz 0x30ffd | hlt
+    m.write(0x31000, [0x78, 0x56, 0x01, 0xd0, 0x49, 0x75, 0xf6, 0xf4]);
+    // physical 0x50000: bc 9a | add eax, edx | inc esi | dec ecx | jnz 0x30ffd | hlt
+    m.write(0x50000, [0xbc, 0x9a, 0x01, 0xd0, 0x46, 0x49, 0x75, 0xf5, 0xf4]);
+    // 0x100 into either page: jmp 0x30ffd (a block not decoded before the remap)
+    for (const a of [0x31100, 0x50100]) m.write(a, [0xe9, ...le32(0x30ffd - 0x31105)]);
+    m.cpu.singleStep = single;
+    m.cpu.flushBlocks();
+    return m;
+  }
+  test("a remap of the second page takes effect after INVLPG or a CR3 write, in both modes", () => {
+    const a = build(false), b = build(true);
+    const both = (f: (m: TestMachine) => void) => { f(a); f(b); };
+    const step = (n: number) => compareRuns(a, b, [7, 13, 1, 29], n, () => "page-crossing loop");
+    step(400);
+    expect(a.cpu.regs[EDX]).toBe(0x56781234);
+    expect(a.cpu.regs[ESI]).toBe(0);
+    // The PTE changes; the TLB still holds the old mapping.
+    both((m) => m.w32(m.pte(0x31000), 0x50000 | 7));
+    step(400);
+    expect(a.cpu.regs[ESI]).toBe(0);
+    both((m) => m.cpu.invlpg(0x31000));
+    step(400);
+    expect(a.cpu.regs[EDX]).toBe(0x9abc1234);
+    expect(a.cpu.regs[ESI]).toBeGreaterThan(100);
+    // Back, with a CR3 write; then remap again and reach the page through a block decoded
+    // only now (its fetch walks the page tables and finds the new mapping).
+    both((m) => { m.w32(m.pte(0x31000), 0x31000 | 7); m.cpu.writeCr(3, m.cpu.cr3); });
+    const esi = a.cpu.regs[ESI]!;
+    step(400);
+    expect(a.cpu.regs[EDX]).toBe(0x56781234);
+    expect(a.cpu.regs[ESI]).toBe(esi);
+    both((m) => { m.w32(m.pte(0x31000), 0x50000 | 7); m.cpu.eip = 0x31100; });
+    step(400);
+    expect(a.cpu.icount).toBe(b.cpu.icount);
+  });
+});
+
 describe("interpreter record store", () => {
   test("code rewritten thousands of times (store compaction) still equals single step", () => {
     // mov ecx, 6000 ; l: mov [CODE+12], ecx ; mov eax, imm32 (patched) ; add ebx, eax ; dec ecx ; jnz l

@@ -848,9 +848,13 @@ export class Cpu {
           t[lp] = pg + 1;
         }
       } else {
-        const t = user ? this.tlbUR : this.tlbSR;
-        if (t[lp] === 0) this.tlbNote(lp);
-        t[lp] = pg + 1;
+        // Block links (chainEpoch) assume a linear page's read entry changes only through a
+        // flush: a walk that finds a new mapping for a cached page drops them too.
+        const t = user ? this.tlbUR : this.tlbSR, o = t[lp]!;
+        if (o !== pg + 1) {
+          if (o === 0) this.tlbNote(lp); else this.chainEpoch++;
+          t[lp] = pg + 1;
+        }
       }
     }
     return phys;
@@ -1045,7 +1049,9 @@ export class Cpu {
       if (s2 !== null && prev.s2Eip === eip && s2.valid) return s2;
     }
     const b = this.lookupBlockSlow();
-    if (prev !== null && b.phys2 < 0) {
+    // A block that crosses a page is linked only while the read TLB maps its second page (as
+    // lookupBlockSlow just checked): that entry changes only with a new chain epoch.
+    if (prev !== null && (b.phys2 < 0 || this.tlbR[(((this.segBase[CS]! + eip) & ~0xfff) + 0x1000) >>> 12] === (b.phys2 >>> 12) + 1)) {
       if (prev.sEpoch !== this.chainEpoch) { prev.sEpoch = this.chainEpoch; prev.s1 = null; prev.s2 = null; prev.s1Eip = -1; prev.s2Eip = -1; }
       if (prev.s1 === null) { prev.s1 = b; prev.s1Eip = eip; }
       else if (prev.s2 === null) { prev.s2 = b; prev.s2Eip = eip; }
@@ -1073,8 +1079,14 @@ export class Cpu {
     return nb;
   }
 
+  /**
+   * Whether the page after the one at linEip still maps to the block's second page: through
+   * the read TLB, as for the first page (lookupBlockSlow), else a walk (which fills it).
+   */
   private phys2Matches(b: Block, linEip: number): boolean {
     const l2 = ((linEip & ~0xfff) + 0x1000) >>> 0;
+    const e = this.tlbR[l2 >>> 12]!;
+    if (e !== 0) return ((e - 1) << 12) >>> 0 === b.phys2;
     try { return this.xlate(l2, false, this.cpl === 3) === b.phys2; } catch { return false; }
   }
 
