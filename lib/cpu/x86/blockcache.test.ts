@@ -56,11 +56,13 @@ describe("block cache equals single step", () => {
   });
 });
 
-describe("dead lazy flags", () => {
-  // The interpreter skips the lazy-flag update of an ADD/SUB/logic register form when the
-  // next instruction in the block overwrites all flags (markDeadFlags). Sequences of register
-  // ALU forms mixed with flag readers (ADC/SBB, INC/DEC keeping CF, LAHF, SETcc), stopped after
-  // random counts so that stops fall between such pairs, must equal single step.
+describe("interpreter inline register forms", () => {
+  // The interpreter runs the common register forms inline on int32 values, evaluates Jcc
+  // straight from the lazy operands after CMP/SUB/logic, and skips the lazy-flag update of an
+  // ADD/SUB/logic register form when the next instruction in the block overwrites all flags
+  // (markDeadFlags). Sequences of those forms mixed with flag readers (ADC/SBB, INC/DEC keeping
+  // CF, LAHF, SETcc, Jcc over one instruction), stopped after random counts so that stops fall
+  // between any two of them, must equal single step.
   const R = [0, 1, 2, 3, 5, 6, 7];
   const reg = fc.constantFrom(...R), op = fc.integer({ min: 0, max: 7 });
   const insn = fc.oneof(
@@ -73,10 +75,28 @@ describe("dead lazy flags", () => {
     fc.constant([0x9f]),
     fc.tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 3 })).map(([cc, r]) => [0x0f, 0x90 | cc, 0xc0 | r]),
   );
-  for (const jit of [0, 1]) test(`register ALU sequences with flag readers, stopped at random counts${jit ? ", translated" : ""} (${RUNS} runs)`, () => {
+  // The other register forms the interpreter runs inline: shifts and rotates (imm8, 1, CL),
+  // MOVZX/MOVSX (byte registers include AH..BH), LEA with base, index and scale.
+  const shiftOp = fc.constantFrom(0, 1, 2, 3, 4, 5, 7);
+  const more = fc.oneof(
+    fc.tuple(shiftOp, reg, fc.integer({ min: 0, max: 40 })).map(([o, d, i]) => [0xc1, 0xc0 | (o << 3) | d, i]),
+    fc.tuple(shiftOp, reg).map(([o, d]) => [0xd1, 0xc0 | (o << 3) | d]),
+    fc.tuple(shiftOp, reg).map(([o, d]) => [0xd3, 0xc0 | (o << 3) | d]),
+    fc.tuple(fc.constantFrom(0xb6, 0xb7, 0xbe, 0xbf), reg, fc.integer({ min: 0, max: 7 })).map(([o, d, s]) => [0x0f, o, 0xc0 | (d << 3) | s]),
+    fc.tuple(reg, reg, reg, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 255 }))
+      .map(([d, b, x, sc, disp]) => [0x8d, 0x44 | (d << 3), (sc << 6) | (x << 3) | b, disp]),
+  );
+  // A conditional jump over the next instruction: both paths are visible in the state.
+  const jcc = fc.tuple(fc.integer({ min: 0, max: 15 }), fc.oneof(insn, more)).map(([cc, next]) => [0x70 | cc, next.length, ...next]);
+  // Compare (or SUB/TEST/AND/XOR/OR), often of a register with itself, then a conditional jump:
+  // the equal and zero cases of every condition.
+  const cmpJcc = fc.tuple(fc.constantFrom(0x39, 0x29, 0x85, 0x21, 0x31, 0x09), reg, reg, fc.boolean(), fc.integer({ min: 0, max: 15 }), insn)
+    .map(([o, d, s, same, cc, next]) => [o, 0xc0 | ((same ? d : s) << 3) | d, 0x70 | cc, next.length, ...next]);
+  const any = fc.oneof({ arbitrary: insn, weight: 4 }, { arbitrary: more, weight: 3 }, { arbitrary: jcc, weight: 2 }, { arbitrary: cmpJcc, weight: 2 });
+  for (const jit of [0, 1]) test(`register-form sequences with flag readers and branches, stopped at random counts${jit ? ", translated" : ""} (${RUNS} runs)`, () => {
     fc.assert(
       fc.property(
-        fc.array(insn, { minLength: 2, maxLength: 80 }),
+        fc.array(any, { minLength: 2, maxLength: 80 }),
         fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
         fc.integer({ min: 0, max: 0xfff }).map((f) => f & 0xcd5),
         fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 20 }),
@@ -85,7 +105,7 @@ describe("dead lazy flags", () => {
           const a = setup(code, regs, flags, 0, false, jit ? 1 : undefined);
           const b = setup(code, regs, flags, 0, true);
           compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
-          expect(a.cpu.icount).toBe(seq.length + 1);
+          expect(a.cpu.eip).toBe(CODE + code.length + 1); // past the final HLT
         },
       ),
       { numRuns: RUNS },

@@ -1348,8 +1348,8 @@ export class Cpu {
    * one (`gen`).
    */
   private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
-    const regs = this.regs, ri = this.regsI, uc = this.uc, d0 = this.deliveries;
-    const segFast = this.segFast, segBase = this.segBase, ram32 = this.ram32;
+    const ri = this.regsI, uc = this.uc, d0 = this.deliveries;
+    const segFast = this.segFast, segBase = this.segBase, ram32 = this.ram32, ram8 = this.ram;
     let eip = this.eip, p = h + UHDR, pend = p + count * UREC, gen = false;
     // The CS limit for near jumps (none in real mode); only a handler can change it.
     let csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
@@ -1389,7 +1389,7 @@ export class Cpu {
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           case K.MOV_RI:
-            regs[(w >>> 12) & 15] = uc[p + 1]!;
+            ri[(w >>> 12) & 15] = uc[p + 1]!;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           case K.MOV_RM: {
@@ -1427,41 +1427,137 @@ export class Cpu {
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
-          case K.LEA:
-            regs[(w >>> 12) & 15] = this.uea(w, uc[p + 2]!);
+          case K.ALU_RM: {
+            // 32-bit load inline as in MOV_RM, then the ALU op.
+            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!;
+            let a = uc[p + 2]!;
+            if (bs < 8) a = (a + ri[bs]!) | 0;
+            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            let v: number;
+            if (segFast[s] !== 0) {
+              const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+              else { v = this.rl32(l >>> 0) | 0; gen = true; }
+            } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)) | 0; gen = true; }
+            // As the ADD/SUB/LOGIC/CMP register forms; ADC and SBB (which read CF) through alu().
+            const y = (w >>> 16) & 15, op = (w >>> 12) & 15, u = ri[y]!;
+            let r: number;
+            if (op === 2 || op === 3) r = this.alu(op, u, v, 2) | 0;
+            else {
+              if (op === 0) { r = (u + v) | 0; this.lop = LF_ADD; this.lcin = 0; }
+              else if (op === 5 || op === 7) { r = (u - v) | 0; this.lop = LF_SUB; this.lcin = 0; }
+              else { r = op === 1 ? u | v : op === 4 ? u & v : u ^ v; this.lop = LF_LOGIC; }
+              this.la = u; this.lb = v; this.lres = r; this.lsz = 2;
+            }
+            if (op !== 7) ri[y] = r;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (gen && this.brk !== 0) { p += UREC; break body; }
+            break;
+          }
+          case K.SHIFT_R: {
+            // SHL/SHR/SAR as shift() computes them, on int32; rotates through shift().
+            const y = (w >>> 16) & 15, c = uc[p + 1]!, op = (w >>> 12) & 15, v = ri[y]!;
+            const cnt = (c >= 0 ? c : ri[ECX]!) & 0x1f;
+            if (cnt !== 0) {
+              if (op === 4 || op === 6) {
+                const r = v << cnt, cf = (v >>> (32 - cnt)) & 1;
+                this.setSZP(r, 2, cf, ((r >>> 31) ^ cf) !== 0);
+                ri[y] = r;
+              } else if (op === 5) {
+                const r = (v >>> cnt) | 0;
+                this.setSZP(r, 2, (v >>> (cnt - 1)) & 1, v < 0);
+                ri[y] = r;
+              } else if (op === 7) {
+                const r = v >> cnt;
+                this.setSZP(r, 2, (v >> (cnt - 1)) & 1, false);
+                ri[y] = r;
+              } else ri[y] = shift(this, op, v, cnt, 2) | 0;
+            }
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
+          }
+          case K.MOVX_R: {
+            const vt = w >>> 30, y = (w >>> 16) & 15;
+            let v = (vt & 1) !== 0 ? ri[y]! & 0xffff : y < 4 ? ri[y]! & 0xff : (ri[y - 4]! >> 8) & 0xff;
+            if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
+            ri[(w >>> 12) & 15] = v;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.MOVX_M: {
+            // Byte or word load through a flat segment's TLB fast path inline (a word only
+            // within its page).
+            const vt = w >>> 30, bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!;
+            let a = uc[p + 2]!;
+            if (bs < 8) a = (a + ri[bs]!) | 0;
+            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            let v: number;
+            if (segFast[s] !== 0) {
+              const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              if (e !== 0 && ((vt & 1) === 0 || (l & 0xfff) !== 0xfff)) {
+                const q = ((e - 1) << 12) | (l & 0xfff);
+                v = (vt & 1) !== 0 ? ram8[q]! | (ram8[q + 1]! << 8) : ram8[q]!;
+              } else { v = (vt & 1) !== 0 ? this.rl16(l >>> 0) : this.rl8(l >>> 0); gen = true; }
+            } else {
+              const l = this.linSlow(s, a >>> 0, (vt & 1) !== 0 ? 2 : 1, false);
+              v = (vt & 1) !== 0 ? this.rl16(l) : this.rl8(l);
+              gen = true;
+            }
+            if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
+            ri[(w >>> 12) & 15] = v;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (gen && this.brk !== 0) { p += UREC; break body; }
+            break;
+          }
+          case K.LEA: {
+            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15;
+            let a = uc[p + 2]!;
+            if (bs < 8) a = (a + ri[bs]!) | 0;
+            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            ri[(w >>> 12) & 15] = a;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
           case K.INC: {
             const d = (w >>> 12) & 15;
-            regs[d] = this.inc(regs[d]!, 2);
+            const a = ri[d]!, r = (a + 1) | 0;
+            // INC keeps CF: it goes to EFLAGS from the previous lazy state.
+            this.eflags = (this.eflags & ~CF) | this.cf();
+            this.lop = LF_INC; this.la = a; this.lb = 1; this.lres = r; this.lsz = 2;
+            ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
           case K.DEC: {
             const d = (w >>> 12) & 15;
-            regs[d] = this.dec(regs[d]!, 2);
+            const a = ri[d]!, r = (a - 1) | 0;
+            this.eflags = (this.eflags & ~CF) | this.cf();
+            this.lop = LF_DEC; this.la = a; this.lb = 1; this.lres = r; this.lsz = 2;
+            ri[d] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
           case K.PUSH:
-            this.push32(regs[(w >>> 12) & 15]!);
+            this.push32(ri[(w >>> 12) & 15]!);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             gen = true;
             if (this.brk !== 0) { p += UREC; break body; }
             break;
           case K.POP: {
-            const v = this.peek(true);
+            const v = this.peek(true) | 0;
             this.adjSp(4);
-            regs[(w >>> 12) & 15] = v;
+            ri[(w >>> 12) & 15] = v;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             gen = true;
             if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
-          case K.TEST_RR:
-            this.alu(4, regs[(w >>> 12) & 15]!, regs[(w >>> 16) & 15]!, 2);
+          case K.TEST_RR: {
+            const x = ri[(w >>> 12) & 15]!, y = ri[(w >>> 16) & 15]!;
+            this.lop = LF_LOGIC; this.la = x; this.lb = y; this.lres = x & y; this.lsz = 2;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
+          }
           case K.JMP: {
             const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
             if (t > csLim) this.gp(0);
@@ -1469,8 +1565,21 @@ export class Cpu {
             break;
           }
           case K.JCC: {
-            const nx = (eip + ((w >>> 8) & 15)) >>> 0;
-            if (this.cond((w >>> 12) & 15)) {
+            const nx = (eip + ((w >>> 8) & 15)) >>> 0, cc = (w >>> 12) & 15, c2 = cc >> 1, lop = this.lop;
+            // The condition straight from the lazy operands after a 32-bit CMP/SUB or logic op
+            // (int32; SF != OF after a subtraction is a signed a < b); cond() for the rest.
+            let taken: boolean;
+            if (lop === LF_SUB && this.lsz === 2 && this.lcin === 0 && c2 !== 0 && c2 !== 5) {
+              const x = this.la, y = this.lb;
+              taken = c2 === 2 ? x === y : c2 === 1 ? (x >>> 0) < (y >>> 0) : c2 === 3 ? (x >>> 0) <= (y >>> 0) :
+                c2 === 4 ? this.lres < 0 : c2 === 6 ? x < y : x <= y;
+              if ((cc & 1) !== 0) taken = !taken;
+            } else if (lop === LF_LOGIC && this.lsz === 2 && c2 !== 5) {
+              const v = this.lres;
+              taken = c2 <= 1 ? false : c2 <= 3 ? v === 0 : c2 === 7 ? v <= 0 : v < 0;
+              if ((cc & 1) !== 0) taken = !taken;
+            } else taken = this.cond(cc);
+            if (taken) {
               const t = (nx + uc[p + 1]!) >>> 0;
               if (t > csLim) this.gp(0);
               eip = t;
@@ -1555,7 +1664,10 @@ export class Cpu {
     this.prevH = h;
   }
 
-  /** The record kinds interp() does not run inline (no control transfer: EIP is the caller's). */
+  /**
+   * The record kinds interp() does not run inline (no control transfer: EIP is the caller's):
+   * the less common ones, kept out of interp() to keep it small.
+   */
   private uop(w: number, uc: Int32Array, p: number): void {
     const regs = this.regs;
     switch (w & 0xff) {
@@ -1567,12 +1679,6 @@ export class Cpu {
       case K.ALU_RI: {
         const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, uc[p + 1]! >>> 0, 2);
         if ((w & 0x7000) !== 0x7000) regs[d] = r;
-        break;
-      }
-      case K.ALU_RM: {
-        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), v = this.ur32(s, o);
-        const y = (w >>> 16) & 15, r = this.alu((w >>> 12) & 15, regs[y]!, v, 2);
-        if ((w & 0x7000) !== 0x7000) regs[y] = r;
         break;
       }
       case K.ALU_MR: {
@@ -1593,20 +1699,6 @@ export class Cpu {
       case K.TEST_RM:
         this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
         break;
-      case K.SHIFT_R: {
-        const y = (w >>> 16) & 15, c = uc[p + 1]!;
-        regs[y] = shift(this, (w >>> 12) & 15, regs[y]!, c >= 0 ? c : regs[ECX]! & 0xff, 2);
-        break;
-      }
-      case K.MOVX_R: case K.MOVX_M: {
-        const vt = w >>> 30;
-        let v: number;
-        if ((w & 0xff) === K.MOVX_R) v = (vt & 1) !== 0 ? regs[(w >>> 16) & 15]! & 0xffff : this.getReg(0, (w >>> 16) & 15);
-        else { const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!); v = (vt & 1) !== 0 ? this.rd16(s, o) : this.rd8(s, o); }
-        if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
-        regs[(w >>> 12) & 15] = v >>> 0;
-        break;
-      }
       case K.MOV8_MR:
         this.wr8(uc[p + 3]!, this.uea(w, uc[p + 2]!), this.getReg(0, (w >>> 16) & 15));
         break;
