@@ -225,6 +225,8 @@ export class Cpu {
   lcin = 0;
   readonly sel = new Uint16Array(6);
   readonly segBase = new Uint32Array(6);
+  /** The same, as int32 (the interpreter's address arithmetic). */
+  private readonly segBaseI = new Int32Array(this.segBase.buffer);
   readonly segLimit = new Uint32Array(6);
   readonly segAr = new Uint16Array(6);
   /** 1 when accesses through this segment need no limit/rights check (flat, present, RW). */
@@ -1349,7 +1351,7 @@ export class Cpu {
    */
   private interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
     const ri = this.regsI, uc = this.uc, d0 = this.deliveries;
-    const segFast = this.segFast, segBase = this.segBase, ram32 = this.ram32, ram8 = this.ram;
+    const segFast = this.segFast, segBaseI = this.segBaseI, ram32 = this.ram32, ram8 = this.ram;
     let eip = this.eip, p = h + UHDR, pend = p + count * UREC, gen = false;
     // The CS limit for near jumps (none in real mode); only a handler can change it.
     let csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
@@ -1400,10 +1402,10 @@ export class Cpu {
             if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
             let v: number;
             if (segFast[s] !== 0) {
-              const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
-              else { v = this.rl32(l >>> 0); gen = true; }
-            } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)); gen = true; }
+              else { v = this.rl32(l >>> 0) | 0; gen = true; }
+            } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)) | 0; gen = true; }
             ri[(w >>> 12) & 15] = v;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             // A TLB hit is plain RAM with no watchpoint: only the slow path can set brk.
@@ -1417,7 +1419,7 @@ export class Cpu {
             if (bs < 8) a = (a + ri[bs]!) | 0;
             if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
             if (segFast[s] !== 0) {
-              const l = (segBase[s]! + a) | 0, e = this.tlbW[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = this.tlbW[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v;
               else { this.wl32(l >>> 0, v); gen = true; }
             } else { this.wl32(this.linSlow(s, a >>> 0, 4, true), v); gen = true; }
@@ -1435,7 +1437,7 @@ export class Cpu {
             if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
             let v: number;
             if (segFast[s] !== 0) {
-              const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
               else { v = this.rl32(l >>> 0) | 0; gen = true; }
             } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)) | 0; gen = true; }
@@ -1493,7 +1495,7 @@ export class Cpu {
             if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
             let v: number;
             if (segFast[s] !== 0) {
-              const l = (segBase[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
               if (e !== 0 && ((vt & 1) === 0 || (l & 0xfff) !== 0xfff)) {
                 const q = ((e - 1) << 12) | (l & 0xfff);
                 v = (vt & 1) !== 0 ? ram8[q]! | (ram8[q + 1]! << 8) : ram8[q]!;
