@@ -644,6 +644,14 @@ export class Cpu {
     if (x < 8) a += this.regs[x]! << ((w >>> 28) & 3);
     return a >>> 0;
   }
+  /** The same as int32 (interp()'s inline memory forms). */
+  private ueaI(w: number, disp: number): number {
+    const ri = this.regsI, b = (w >>> 20) & 15, x = (w >>> 24) & 15;
+    let a = disp;
+    if (b < 8) a = (a + ri[b]!) | 0;
+    if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+    return a;
+  }
   /** rd32/wr32 with the aligned RAM case first (the interpreter's inline memory path). */
   private ur32(s: number, off: number): number {
     const l = this.segFast[s] !== 0 ? (this.segBase[s]! + off) >>> 0 : this.linSlow(s, off, 4, false);
@@ -1396,10 +1404,8 @@ export class Cpu {
             break;
           case K.MOV_RM: {
             // ur32(uea(...)) inline: flat segment, aligned, TLB hit.
-            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!;
-            let a = uc[p + 2]!;
-            if (bs < 8) a = (a + ri[bs]!) | 0;
-            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            const s = uc[p + 3]!;
+            const a = this.ueaI(w, uc[p + 2]!);
             let v: number;
             if (segFast[s] !== 0) {
               const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
@@ -1414,10 +1420,8 @@ export class Cpu {
           }
           case K.MOV_MR: {
             // uw32(uea(...)) inline: flat segment, aligned, TLB hit.
-            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!;
-            let a = uc[p + 2]!;
-            if (bs < 8) a = (a + ri[bs]!) | 0;
-            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            const s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!;
+            const a = this.ueaI(w, uc[p + 2]!);
             if (segFast[s] !== 0) {
               const l = (segBaseI[s]! + a) | 0, e = this.tlbW[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v;
@@ -1431,10 +1435,8 @@ export class Cpu {
           }
           case K.ALU_RM: {
             // 32-bit load inline as in MOV_RM, then the ALU op.
-            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!;
-            let a = uc[p + 2]!;
-            if (bs < 8) a = (a + ri[bs]!) | 0;
-            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            const s = uc[p + 3]!;
+            const a = this.ueaI(w, uc[p + 2]!);
             let v: number;
             if (segFast[s] !== 0) {
               const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
@@ -1489,10 +1491,8 @@ export class Cpu {
           case K.MOVX_M: {
             // Byte or word load through a flat segment's TLB fast path inline (a word only
             // within its page).
-            const vt = w >>> 30, bs = (w >>> 20) & 15, x = (w >>> 24) & 15, s = uc[p + 3]!;
-            let a = uc[p + 2]!;
-            if (bs < 8) a = (a + ri[bs]!) | 0;
-            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
+            const vt = w >>> 30, s = uc[p + 3]!;
+            const a = this.ueaI(w, uc[p + 2]!);
             let v: number;
             if (segFast[s] !== 0) {
               const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
@@ -1512,11 +1512,7 @@ export class Cpu {
             break;
           }
           case K.LEA: {
-            const bs = (w >>> 20) & 15, x = (w >>> 24) & 15;
-            let a = uc[p + 2]!;
-            if (bs < 8) a = (a + ri[bs]!) | 0;
-            if (x < 8) a = (a + (ri[x]! << ((w >>> 28) & 3))) | 0;
-            ri[(w >>> 12) & 15] = a;
+            ri[(w >>> 12) & 15] = this.ueaI(w, uc[p + 2]!);
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
