@@ -1402,22 +1402,6 @@ export class Cpu {
             ri[(w >>> 12) & 15] = uc[p + 1]!;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
-          case K.MOV_RM: {
-            // ur32(uea(...)) inline: flat segment, aligned, TLB hit.
-            const s = uc[p + 3]!;
-            const a = this.ueaI(w, uc[p + 2]!);
-            let v: number;
-            if (segFast[s] !== 0) {
-              const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
-              if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
-              else { v = this.rl32(l >>> 0) | 0; gen = true; }
-            } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)) | 0; gen = true; }
-            ri[(w >>> 12) & 15] = v;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            // A TLB hit is plain RAM with no watchpoint: only the slow path can set brk.
-            if (gen && this.brk !== 0) { p += UREC; break body; }
-            break;
-          }
           case K.MOV_MR: {
             // uw32(uea(...)) inline: flat segment, aligned, TLB hit.
             const s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!;
@@ -1433,8 +1417,8 @@ export class Cpu {
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
-          case K.ALU_RM: {
-            // 32-bit load inline as in MOV_RM, then the ALU op.
+          case K.MOV_RM: case K.ALU_RM: {
+            // 32-bit load inline (ur32(uea(...))): flat segment, aligned, TLB hit.
             const s = uc[p + 3]!;
             const a = this.ueaI(w, uc[p + 2]!);
             let v: number;
@@ -1443,18 +1427,22 @@ export class Cpu {
               if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
               else { v = this.rl32(l >>> 0) | 0; gen = true; }
             } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)) | 0; gen = true; }
-            // As the ADD/SUB/LOGIC/CMP register forms; ADC and SBB (which read CF) through alu().
-            const y = (w >>> 16) & 15, op = (w >>> 12) & 15, u = ri[y]!;
-            let r: number;
-            if (op === 2 || op === 3) r = this.alu(op, u, v, 2) | 0;
+            if ((w & 0xff) === K.MOV_RM) ri[(w >>> 12) & 15] = v;
             else {
-              if (op === 0) { r = (u + v) | 0; this.lop = LF_ADD; this.lcin = 0; }
-              else if (op === 5 || op === 7) { r = (u - v) | 0; this.lop = LF_SUB; this.lcin = 0; }
-              else { r = op === 1 ? u | v : op === 4 ? u & v : u ^ v; this.lop = LF_LOGIC; }
-              this.la = u; this.lb = v; this.lres = r; this.lsz = 2;
+              // As the ADD/SUB/LOGIC/CMP register forms; ADC and SBB (which read CF) through alu().
+              const y = (w >>> 16) & 15, op = (w >>> 12) & 15, u = ri[y]!;
+              let r: number;
+              if (op === 2 || op === 3) r = this.alu(op, u, v, 2) | 0;
+              else {
+                if (op === 0) { r = (u + v) | 0; this.lop = LF_ADD; this.lcin = 0; }
+                else if (op === 5 || op === 7) { r = (u - v) | 0; this.lop = LF_SUB; this.lcin = 0; }
+                else { r = op === 1 ? u | v : op === 4 ? u & v : u ^ v; this.lop = LF_LOGIC; }
+                this.la = u; this.lb = v; this.lres = r; this.lsz = 2;
+              }
+              if (op !== 7) ri[y] = r;
             }
-            if (op !== 7) ri[y] = r;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            // A TLB hit is plain RAM with no watchpoint: only the slow path can set brk.
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
