@@ -40,6 +40,19 @@ function same(a: HashRecord, b: HashRecord): boolean {
   return d.equal;
 }
 
+/** Property: seeks to random icounts in the span land exactly there, in the state a fresh replay to that icount has. */
+async function seeksMatchFresh(e: ReplayEngine, h: MachineHasher, numRuns: number): Promise<void> {
+  await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: SPAN }), { minLength: 1, maxLength: 4 }), async (targets) => {
+    for (const t of targets) {
+      const r = await e.seek(t);
+      expect(r.kind).not.toBe("interrupted");
+      expect(e.icount).toBe(t);
+      if (!same(h.record(), fresh(t))) return false;
+    }
+    return true;
+  }), { numRuns });
+}
+
 function counterOf(e: ReplayEngine): number {
   const p = e.m.cpu.debugXlate(COUNTER);
   return new DataView(e.m.ram.buffer, e.m.ram.byteOffset).getUint32(p, true);
@@ -53,15 +66,7 @@ describe("ReplayEngine", () => {
   test("seek to random icounts equals a fresh replay to that icount (MachineHasher)", async () => {
     const e = engineFromLog(opened, { sparseInterval: 4096, stepGap: 64 });
     const h = new MachineHasher(e.m);
-    await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: SPAN }), { minLength: 1, maxLength: 4 }), async (targets) => {
-      for (const t of targets) {
-        const r = await e.seek(t);
-        expect(r.kind).not.toBe("interrupted");
-        expect(e.icount).toBe(t);
-        if (!same(h.record(), fresh(t))) return false;
-      }
-      return true;
-    }), { numRuns: Math.max(3, Math.min(RUNS, 25)) });
+    await seeksMatchFresh(e, h, Math.max(3, Math.min(RUNS, 25)));
   }, 120_000);
 
   test("seek with breakpoints set (passed, not disarmed) equals a fresh replay; they stay armed", async () => {
@@ -78,15 +83,7 @@ describe("ReplayEngine", () => {
     expect(entry).toBeGreaterThan(0);
     e.setBreakpoints([BUMP, entry]);
     const h = new MachineHasher(e.m);
-    await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: SPAN }), { minLength: 1, maxLength: 4 }), async (targets) => {
-      for (const t of targets) {
-        const r = await e.seek(t);
-        expect(r.kind).not.toBe("interrupted");
-        expect(e.icount).toBe(t);
-        if (!same(h.record(), fresh(t))) return false;
-      }
-      return true;
-    }), { numRuns: Math.max(3, Math.min(RUNS, 15)) });
+    await seeksMatchFresh(e, h, Math.max(3, Math.min(RUNS, 15)));
     await e.seek(0);
     const r = await e.continueForward();
     expect(r.kind).toBe("breakpoint");
