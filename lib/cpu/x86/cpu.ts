@@ -637,13 +637,7 @@ export class Cpu {
   }
 
   /** The interpreter's effective address from a record (see UREC): w0 and the displacement. */
-  private uea(w: number, disp: number): number {
-    let a = disp;
-    const b = (w >>> 20) & 15, x = (w >>> 24) & 15;
-    if (b < 8) a += this.regs[b]!;
-    if (x < 8) a += this.regs[x]! << ((w >>> 28) & 3);
-    return a >>> 0;
-  }
+  private uea(w: number, disp: number): number { return this.ueaI(w, disp) >>> 0; }
   /** The same as int32 (interp()'s inline memory forms). */
   private ueaI(w: number, disp: number): number {
     const ri = this.regsI, b = (w >>> 20) & 15, x = (w >>> 24) & 15;
@@ -2209,12 +2203,12 @@ export class Cpu {
   // I/O permission
   // =====================================================================================
 
-  /** #GP unless CPL <= IOPL or the TSS I/O bitmap allows all `size` ports. */
   /** Whether a port read now is stable (CpuBus.ioReadStable), for translated polling loops. */
   ioStable(port: number, size: IoSize): boolean {
     return this.bus.ioReadStable !== undefined && this.bus.ioReadStable(port, size);
   }
 
+  /** #GP unless CPL <= IOPL or the TSS I/O bitmap allows all `size` ports. */
   checkIo(port: number, size: number): void {
     if (!this.pe()) return;
     const iopl = (this.eflags & IOPL) >>> 12;
