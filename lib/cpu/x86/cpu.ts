@@ -13,7 +13,7 @@ import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode, REP_NONE } from "./d
 import { OPFLAGS, OpF } from "./optable.ts";
 import { ARITH, AF, CF, DF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, NT, OF, PARITY, PF, RF, SF, SIGN, TF, VM, ZF, AC, ID, IOPL } from "./flags.ts";
 import { exec, handlerFor, shift, type Handler } from "./exec.ts";
-import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD, type BlockFn } from "./jit.ts";
+import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD, type BlockFn, SH_SHL, SH_SHR, SH_SAR } from "./jit.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 export const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESP = 4, EBP = 5, ESI = 6, EDI = 7;
@@ -467,19 +467,27 @@ export class Cpu {
 
   /**
    * Translated code's pending flags (jit.ts): a lazy kind (LF_*) stored as is, or a 32-bit
-   * shift (10 SHL, 11 SHR, 12 SAR; a = the int32 value shifted, b = count 1-31, r = result)
+   * shift (SH_SHL, SH_SHR, SH_SAR; a = the int32 value shifted, b = count 1-31, r = result)
    * evaluated as the interpreter does.
    */
   jitFlags(k: number, a: number, b: number, r: number, sz: number, cin: number): void {
-    if (k < 10) {
+    if (k < SH_SHL) {
       this.lop = k; this.la = a | 0; this.lb = b | 0; this.lres = r | 0; this.lsz = sz; this.lcin = cin;
       return;
     }
+    this.shiftFlags32(k, a, b, r);
+  }
+
+  /**
+   * Flags of a 32-bit shift by 1-31 (k: SH_SHL, SH_SHR, SH_SAR; a: the value shifted, r: the
+   * result, both int32), as shift() computes them: for translated code and interp().
+   */
+  private shiftFlags32(k: number, a: number, cnt: number, r: number): void {
     let cf: number, of: boolean;
-    if (k === 10) { cf = (a >>> (32 - b)) & 1; of = ((r >>> 31) ^ cf) !== 0; }
-    else if (k === 11) { cf = (a >>> (b - 1)) & 1; of = (a & 0x80000000) !== 0; }
-    else { cf = (a >> (b - 1)) & 1; of = false; }
-    this.setSZP(r >>> 0, 2, cf, of);
+    if (k === SH_SHL) { cf = (a >>> (32 - cnt)) & 1; of = ((r >>> 31) ^ cf) !== 0; }
+    else if (k === SH_SHR) { cf = (a >>> (cnt - 1)) & 1; of = a < 0; }
+    else { cf = (a >> (cnt - 1)) & 1; of = false; }
+    this.setSZP(r | 0, 2, cf, of);
   }
 
   /** Materialise lazy flags into eflags (before a partial flag update). */
@@ -1445,17 +1453,9 @@ export class Cpu {
             const y = (w >>> 16) & 15, c = uc[p + 1]!, op = (w >>> 12) & 15, v = ri[y]!;
             const cnt = (c >= 0 ? c : ri[ECX]!) & 0x1f;
             if (cnt !== 0) {
-              if (op === 4 || op === 6) {
-                const r = v << cnt, cf = (v >>> (32 - cnt)) & 1;
-                this.setSZP(r, 2, cf, ((r >>> 31) ^ cf) !== 0);
-                ri[y] = r;
-              } else if (op === 5) {
-                const r = (v >>> cnt) | 0;
-                this.setSZP(r, 2, (v >>> (cnt - 1)) & 1, v < 0);
-                ri[y] = r;
-              } else if (op === 7) {
-                const r = v >> cnt;
-                this.setSZP(r, 2, (v >> (cnt - 1)) & 1, false);
+              if (op >= 4) { // SHL (4, 6), SHR, SAR
+                const r = op === 5 ? (v >>> cnt) | 0 : op === 7 ? v >> cnt : v << cnt;
+                this.shiftFlags32(op === 5 ? SH_SHR : op === 7 ? SH_SAR : SH_SHL, v, cnt, r);
                 ri[y] = r;
               } else ri[y] = shift(this, op, v, cnt, 2) | 0;
             }
