@@ -57,7 +57,7 @@ describe("block cache equals single step", () => {
 });
 
 describe("interpreter inline register forms", () => {
-  // The interpreter runs the common register forms inline on int32 values, evaluates Jcc
+  // The interpreter runs the common register forms inline on int32 values, decides conditions (cond())
   // straight from the lazy operands after CMP/SUB/logic, and skips the lazy-flag update of an
   // ADD/SUB/logic register form when the next instruction in the block overwrites all flags
   // (markDeadFlags). Sequences of those forms mixed with flag readers (ADC/SBB, INC/DEC keeping

@@ -510,7 +510,21 @@ export class Cpu {
   /** Evaluate condition code 0-15 (the low nibble of Jcc/SETcc/CMOVcc). */
   cond(c: number): boolean {
     let r: boolean;
-    switch (c >> 1) {
+    const c2 = c >> 1, lop = this.lop;
+    // Straight from the lazy operands after a 32-bit CMP/SUB or logic op (int32; SF != OF
+    // after a subtraction is a signed a < b), without materialising any flag.
+    if (lop === LF_SUB && this.lsz === 2 && this.lcin === 0 && c2 !== 0 && c2 !== 5) {
+      const x = this.la, y = this.lb;
+      r = c2 === 2 ? x === y : c2 === 1 ? (x >>> 0) < (y >>> 0) : c2 === 3 ? (x >>> 0) <= (y >>> 0) :
+        c2 === 4 ? this.lres < 0 : c2 === 6 ? x < y : x <= y;
+      return (c & 1) ? !r : r;
+    }
+    if (lop === LF_LOGIC && this.lsz === 2 && c2 !== 5) {
+      const v = this.lres;
+      r = c2 <= 1 ? false : c2 <= 3 ? v === 0 : c2 === 7 ? v <= 0 : v < 0;
+      return (c & 1) ? !r : r;
+    }
+    switch (c2) {
       case 0: r = this.of(); break;
       case 1: r = this.cf() !== 0; break;
       case 2: r = this.zf(); break;
@@ -1545,21 +1559,8 @@ export class Cpu {
             break;
           }
           case K.JCC: {
-            const nx = (eip + ((w >>> 8) & 15)) >>> 0, cc = (w >>> 12) & 15, c2 = cc >> 1, lop = this.lop;
-            // The condition straight from the lazy operands after a 32-bit CMP/SUB or logic op
-            // (int32; SF != OF after a subtraction is a signed a < b); cond() for the rest.
-            let taken: boolean;
-            if (lop === LF_SUB && this.lsz === 2 && this.lcin === 0 && c2 !== 0 && c2 !== 5) {
-              const x = this.la, y = this.lb;
-              taken = c2 === 2 ? x === y : c2 === 1 ? (x >>> 0) < (y >>> 0) : c2 === 3 ? (x >>> 0) <= (y >>> 0) :
-                c2 === 4 ? this.lres < 0 : c2 === 6 ? x < y : x <= y;
-              if ((cc & 1) !== 0) taken = !taken;
-            } else if (lop === LF_LOGIC && this.lsz === 2 && c2 !== 5) {
-              const v = this.lres;
-              taken = c2 <= 1 ? false : c2 <= 3 ? v === 0 : c2 === 7 ? v <= 0 : v < 0;
-              if ((cc & 1) !== 0) taken = !taken;
-            } else taken = this.cond(cc);
-            if (taken) {
+            const nx = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (this.cond((w >>> 12) & 15)) {
               const t = (nx + uc[p + 1]!) >>> 0;
               if (t > csLim) this.gp(0);
               eip = t;
