@@ -487,7 +487,7 @@ const ALU_EXPR = [
 ];
 
 /** Flag bookkeeping for an ALU op on locals a (dst) and b2 (src) with result t, size sz (0 or 2). */
-function aluFlags(kind: number, _need: boolean, sz = 2): string {
+function aluFlags(kind: number, sz = 2): string {
   // Pending flags live in locals (fk, fa, fb, fr, fz, fc): the engine drops the dead stores,
   // and $MAT writes them to the CPU where anything can observe them.
   if (kind === 0) return `fk = ${LF_ADD}; fa = a; fb = b2; fr = t; fz = ${sz}; fc = 0;`;
@@ -600,7 +600,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     }
     if (!f) return null;
     const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
-    const fl = aluFlags(kind, needFlags);
+    const fl = aluFlags(kind);
     const res = `t = ${f("a", "b2")};`;
     const kp = keep(pk);
     if (form === 5) {
@@ -635,7 +635,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!f) return null;
       const imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm | 0;
       const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
-      const fl = aluFlags(kind, needFlags);
+      const fl = aluFlags(kind);
       const res = `t = ${f("a", "b2")};`;
       const kp = keep(pk);
       if (i.mod === 3) {
@@ -654,11 +654,11 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     case 0x85: {
       if (!o32) return null;
       const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
-      return { src: `${load} t = a & r${i.reg}; ${aluFlags(4, needFlags)} ${keep("logic")}`, prod: "logic" };
+      return { src: `${load} t = a & r${i.reg}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
     }
     case 0xa9:
       if (!o32) return null;
-      return { src: `t = r0 & ${i.imm | 0}; ${aluFlags(4, needFlags)} ${keep("logic")}`, prod: "logic" };
+      return { src: `t = r0 & ${i.imm | 0}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
     case 0x84: {
       const load = i.mod === 3 ? `a = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "a")}`;
       return { src: `${load} t = a & ${r8(i.reg)}; fk = ${LF_LOGIC}; fr = t; fz = 0; const ft${k} = t;`, prod: "logic8" };
@@ -799,11 +799,11 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     case 0xf7: {
       if (o32 && i.reg === 0) { // TEST r/m32, imm32
         const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
-        return { src: `${load} t = a & ${i.imm | 0}; ${aluFlags(4, needFlags)} ${keep("logic")}`, prod: "logic" };
+        return { src: `${load} t = a & ${i.imm | 0}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
       }
       if (!o32 || i.mod !== 3 || (i.reg !== 2 && i.reg !== 3)) return null;
       if (i.reg === 2) return { src: `r${i.rm} = ~r${i.rm};` };
-      return { src: `a = 0; b2 = r${i.rm}; t = (0 - b2) | 0; r${i.rm} = t; ${aluFlags(5, needFlags)}` };
+      return { src: `a = 0; b2 = r${i.rm}; t = (0 - b2) | 0; r${i.rm} = t; ${aluFlags(5)}` };
     }
     case 0x99:
       if (!o32) return null;
@@ -841,7 +841,7 @@ function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | 
   const opx = ops[kind]!;
   const res = `t = (a ${opx} b2) & 255;`;
   const pk: ProdKind | undefined = kind === 5 || kind === 7 ? "sub8" : kind === 0 ? undefined : "logic8";
-  const fl = aluFlags(kind, needFlags, 0) + (pk === "sub8" ? ` const fa${k} = a, fb${k} = b2, ft${k} = t;` : pk ? ` const ft${k} = t;` : "");
+  const fl = aluFlags(kind, 0) + (pk === "sub8" ? ` const fa${k} = a, fb${k} = b2, ft${k} = t;` : pk ? ` const ft${k} = t;` : "");
   const write = kind !== 7;
   if (form === "imm") {
     return { src: `a = r0 & 255; b2 = ${i.imm & 255}; ${res} ${write ? setR8(0, "t") : ""} ${fl}`, prod: pk };
