@@ -24,15 +24,26 @@ export interface EventObserver {
   onTick(icount: number, hostMs: number): void;
 }
 
-/** Bytes typed at the terminal arrive here asynchronously. */
+/**
+ * Host input arrives here asynchronously: bytes typed at a terminal or read from a pipe, and
+ * requests to stop (Ctrl-A x, a signal). The live loop looks at it at least every
+ * YIELD_MS of host time, however busy the guest is.
+ */
 export class HostQueue {
   readonly events: InputEvent[] = [];
+  /** No more input will come (end of a piped stdin, or no input source at all). */
   closed = false;
   quit = false;
+  /** Why the run was asked to stop: "quit" (Ctrl-A x) or a signal name. */
+  quitReason = "quit";
   private waiter: (() => void) | null = null;
   push(ev: InputEvent): void { this.events.push(ev); this.wake(); }
   close(): void { this.closed = true; this.wake(); }
-  requestQuit(): void { this.quit = true; this.wake(); }
+  requestQuit(reason = "quit"): void {
+    if (!this.quit) this.quitReason = reason;
+    this.quit = true;
+    this.wake();
+  }
   wake(): void { const w = this.waiter; this.waiter = null; w?.(); }
   wait(ms: number): Promise<void> {
     return new Promise((res) => {
@@ -60,14 +71,42 @@ export type EndReason =
   | { kind: "limit" }
   | { kind: "shutdown" }
   | { kind: "stuck" }
-  | { kind: "quit" };
+  /** Stopped by the host: Ctrl-A x (reason "quit") or a signal (reason = its name). */
+  | { kind: "quit"; reason: string };
 
 /** Instructions per slice between looks at the host. */
 const SLICE = 1_000_000;
+/** The loop lets the host's event loop run (input, signals) at least this often (host ms). */
+const YIELD_MS = 20;
 /** When serial bytes wait for FIFO room, look again after this many instructions. */
 const SERIAL_RETRY = 10_000;
 
 export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndReason> {
+  const obs = opts.observer;
+  // Virtual time that a halted CPU was carried forward at its current icount (through device
+  // deadlines that did not wake it) passed inside runUntil. A replay arrives at the same icount
+  // and injects the logged events there at once, so that time must be in the log as an idle
+  // skip before any host event that follows it, and before the run ends.
+  let syncedIcount = -1, syncedNow = -1;
+  const inject = (ev: InputEvent) => {
+    obs?.onEvent(m.cpu.icount, ev);
+    m.inject(ev);
+    if (ev.kind === "idle") { syncedIcount = m.cpu.icount; syncedNow = m.now(); }
+  };
+  const syncIdle = () => {
+    const ns = m.now() - m.arrivalNs();
+    if (ns > 0 && !(syncedIcount === m.cpu.icount && syncedNow === m.now())) inject({ kind: "idle", ns });
+  };
+  const deliver = (ev: InputEvent) => {
+    if (ev.kind !== "idle") syncIdle();
+    inject(ev);
+  };
+  const end = await liveLoop(m, opts, deliver);
+  syncIdle();
+  return end;
+}
+
+async function liveLoop(m: Machine, opts: LiveOptions, deliver: (ev: InputEvent) => void): Promise<EndReason> {
   const maxIcount = opts.maxInsns !== undefined ? opts.maxInsns : Infinity;
   const script = opts.script ?? [];
   let si = 0;
@@ -75,14 +114,11 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
   const obs = opts.observer;
   const host = opts.host;
   let lastTick = hostClockMs();
+  let lastYield = lastTick;
   const wallStart = lastTick;
   const vStart = m.now();
   let lastHashAt = -1;
 
-  const deliver = (ev: InputEvent) => {
-    obs?.onEvent(m.cpu.icount, ev);
-    m.inject(ev);
-  };
   const takeReady = (evs: InputEvent[]) => {
     for (const ev of evs) {
       if (ev.kind === "serial") pendingSerial.push(ev);
@@ -92,12 +128,13 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
   const pumpSerial = () => {
     while (pendingSerial.length && m.serialReady((pendingSerial[0] as { port: number }).port)) deliver(pendingSerial.shift()!);
   };
+  const quit = (): EndReason => ({ kind: "quit", reason: host!.quitReason });
 
   for (;;) {
     // Script events due now.
     while (si < script.length && script[si]!.atNs <= m.now()) takeReady(script[si++]!.events);
     if (host && host.events.length) takeReady(host.events.splice(0));
-    if (host?.quit) return { kind: "quit" };
+    if (host?.quit) return quit();
     pumpSerial();
     const now = hostClockMs();
     if (obs && now - lastTick >= 20) { obs.onTick(m.cpu.icount, now); lastTick = now; }
@@ -144,19 +181,20 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
           const waitMs = dl === Infinity ? 50 : Math.max(0, (dl - vStart) / 1e6 - (hostClockMs() - wallStart));
           if (host && !host.events.length && !host.quit && waitMs > 0) await host.wait(Math.min(waitMs, 50));
           else if (!host && waitMs > 0) await sleep(Math.min(waitMs, 50));
-          const vNow = vStart + (hostClockMs() - wallStart) * 1e6;
+          lastYield = hostClockMs();
+          const vNow = vStart + (lastYield - wallStart) * 1e6;
           if (host && host.events.length && vNow > m.now()) deliver({ kind: "idle", ns: Math.floor(vNow - m.arrivalNs()) });
           if (m.nextDeadline() === Infinity && (!host || host.closed) && si >= script.length && !pendingSerial.length) return { kind: "idle" };
           break;
         }
         if (host && !host.closed) {
+          // Nothing will happen until the host sends something: wait for it.
           if (!host.events.length && !host.quit) await host.wait(100);
+          lastYield = hostClockMs();
           break;
         }
-        if (pendingSerial.length) {
-          // Bytes still waiting for FIFO room: nothing will make room while halted.
-          return { kind: "idle" };
-        }
+        // No more host input (and bytes still waiting for FIFO room stay there: nothing makes
+        // room while halted).
         return { kind: "idle" };
       }
     }
@@ -165,12 +203,21 @@ export async function runLive(m: Machine, opts: LiveOptions = {}): Promise<EndRe
       const aheadMs = (m.now() - vStart) / 1e6 - (hostClockMs() - wallStart);
       if (aheadMs > 2) {
         if (host) await host.wait(Math.min(aheadMs, 50)); else await sleep(Math.min(aheadMs, 50));
+        lastYield = hostClockMs();
       }
-    } else if (host && (m.cpu.icount % (SLICE * 20)) < SLICE) {
-      // Let stdin callbacks run now and then.
-      await sleep(0);
+    }
+    // However busy the guest, let the host's input and signal handlers run now and then.
+    const t = hostClockMs();
+    if (t - lastYield >= YIELD_MS) {
+      await yieldToHost();
+      lastYield = hostClockMs();
     }
   }
+}
+
+/** Let pending I/O callbacks (stdin, signals) run, without waiting for a timer. */
+function yieldToHost(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
 }
 
 function sleep(ms: number): Promise<void> {
