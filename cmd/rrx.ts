@@ -74,9 +74,28 @@ function parseOut(v: unknown, flag: string, dflt: OutSpec): OutSpec {
   throw new UsageError(`${flag}: expected stdio, none or file:PATH, got '${s}'`);
 }
 
-function makeWriter(spec: OutSpec): (b: Uint8Array) => void {
+/** Errors that mean the reader of our stdout is gone (a pipe's reader exited, a closed terminal). */
+const OUTPUT_GONE = new Set(["EPIPE", "EIO", "ECONNRESET"]);
+
+/**
+ * A writer for guest output. On stdout, `onGone` is called once when the reader goes away
+ * (`rrx run ... | head`, a closed terminal); output is dropped from then on.
+ */
+function makeWriter(spec: OutSpec, onGone?: () => void): (b: Uint8Array) => void {
   if (spec.kind === "none") return () => {};
-  if (spec.kind === "stdio") return (b) => { writeSync(1, b); };
+  if (spec.kind === "stdio") {
+    let gone = false;
+    return (b) => {
+      if (gone) return;
+      try {
+        writeSync(1, b);
+      } catch (e) {
+        if (!OUTPUT_GONE.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
+        gone = true;
+        onGone?.();
+      }
+    };
+  }
   const fd = openSync(spec.path, "w");
   process.on("exit", () => closeSync(fd));
   return (b) => { writeSync(fd, b); };
@@ -87,10 +106,10 @@ function asArray(v: unknown): string[] {
   return Array.isArray(v) ? v.map(String) : [String(v)];
 }
 
-function wireOutput(m: Machine, opts: Record<string, unknown>): void {
-  const com1 = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }));
-  const com2 = makeWriter(parseOut(opts.serial2, "--serial2", { kind: "none" }));
-  const e9 = makeWriter(parseOut(opts.debugcon, "--debugcon", { kind: "stdio" }));
+function wireOutput(m: Machine, opts: Record<string, unknown>, onGone?: () => void): void {
+  const com1 = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }), onGone);
+  const com2 = makeWriter(parseOut(opts.serial2, "--serial2", { kind: "none" }), onGone);
+  const e9 = makeWriter(parseOut(opts.debugcon, "--debugcon", { kind: "stdio" }), onGone);
   m.onOutput = (ch, bytes) => {
     if (ch === "com1") com1(bytes);
     else if (ch === "com2") com2(bytes);
@@ -135,7 +154,73 @@ function endMessage(end: EndReason): { code: number; text: string } {
     case "limit": return { code: 0, text: "instruction limit reached" };
     case "shutdown": return { code: 0, text: "guest shut down (triple fault or reset)" };
     case "stuck": return { code: 0, text: "guest hung: exceptions are delivered over and over and no instruction retires" };
-    case "quit": return { code: 0, text: "quit" };
+    case "quit": {
+      const sig = SIGNAL_STATUS[end.reason];
+      if (end.reason === "SIGPIPE") return { code: sig!, text: "stopped: the reader of stdout went away" };
+      return sig !== undefined ? { code: sig, text: `stopped by ${end.reason}` } : { code: 0, text: "quit" };
+    }
+  }
+}
+
+/** Exit statuses for a run stopped by a signal (128 + the signal number, as shells report). */
+const SIGNAL_STATUS: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGPIPE: 141, SIGTERM: 143 };
+/** The signals a run catches (SIGPIPE is not a signal here: it is a write error on stdout). */
+const CAUGHT_SIGNALS = ["SIGHUP", "SIGINT", "SIGTERM"];
+
+/** The Ctrl-A escapes of a terminal session (QEMU's mux keys). */
+export const ESCAPE_HELP = [
+  "C-a h    print this help",
+  "C-a x    quit (a recording is saved)",
+  "C-a C-a  send C-a to the guest",
+].join("\r\n");
+
+/**
+ * Feed stdin to the guest. A terminal is put in raw mode: keys go to COM1 (or to the PS/2
+ * keyboard with --display text), Ctrl-A starts an escape. A pipe or a file is read as it comes
+ * and its bytes go to COM1; its end is not the end of the run (the guest goes on until it
+ * ends, or until it waits for input that can no longer come).
+ */
+function attachStdin(host: HostQueue, rawTty: boolean, keysToKeyboard: boolean): void {
+  const toGuest = (b: number) => {
+    if (keysToKeyboard) {
+      const codes = textToSet2(b === 0x7f ? 0x08 : b);
+      if (codes) host.push({ kind: "key", bytes: codes });
+    } else host.push({ kind: "serial", port: 0, byte: b });
+  };
+  let ctrlA = false;
+  const onData = rawTty
+    ? (buf: Buffer) => {
+      for (const b of buf) {
+        if (ctrlA) {
+          ctrlA = false;
+          if (b === 0x78) { host.requestQuit(); continue; }
+          if (b === 0x68) { process.stderr.write(`\r\n${ESCAPE_HELP}\r\n`); continue; }
+          if (b !== 1) continue;
+        } else if (b === 1) { ctrlA = true; continue; }
+        toGuest(b);
+      }
+    }
+    : (buf: Buffer) => { for (const b of buf) toGuest(b); };
+  if (rawTty) process.stdin.setRawMode(true);
+  process.stdin.on("data", onData);
+  process.stdin.on("end", () => host.close());
+  process.stdin.on("error", () => host.close());
+  process.stdin.resume();
+}
+
+/**
+ * SIGINT, SIGTERM and SIGHUP stop the run at the next look at the host (well under a second),
+ * and the recording is finished as usual. A second signal while that is under way exits at once,
+ * with the log persisted up to there.
+ */
+function catchSignals(host: HostQueue, recorder: () => Recorder | undefined): void {
+  let caught = 0;
+  for (const sig of CAUGHT_SIGNALS) {
+    process.on(sig as NodeJS.Signals, () => {
+      if (caught++ === 0) { host.requestQuit(sig); return; }
+      recorder()?.flush();
+      process.exit(SIGNAL_STATUS[sig]);
+    });
   }
 }
 
@@ -161,31 +246,22 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
     memBytes: parseSize(opts.m, 32), ips, bootDate: parseRtc(opts.rtc),
   };
   const m = buildMachine(cfg);
-  wireOutput(m, opts);
   const script = opts.input !== undefined ? parseScript(readFileSync(String(opts.input), "utf8"), String(opts.input)) : [];
   const maxInsns = parseCount(opts.maxInsns, "--max-insns");
   const realtime = opts.realtime !== undefined ? Boolean(opts.realtime) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
 
-  let host: HostQueue | undefined;
-  // With the screen drawn in the terminal, typed keys go to the PS/2 keyboard; otherwise to COM1.
+  // Host input: a terminal (raw mode, Ctrl-A escapes) or a pipe/file on stdin (its bytes go to
+  // COM1 as they come, as with QEMU's -serial stdio), and the signals that stop the run.
+  const host = new HostQueue();
   const keysToKeyboard = opts.display === "text";
-  if (process.stdin.isTTY && (opts.serial !== "none" || keysToKeyboard)) {
-    host = new HostQueue();
-    const q = host;
-    process.stdin.setRawMode(true);
-    let ctrlA = false;
-    process.stdin.on("data", (buf: Buffer) => {
-      for (const b of buf) {
-        if (ctrlA) { ctrlA = false; if (b === 0x78) { q.requestQuit(); continue; } if (b !== 1) continue; }
-        else if (b === 1) { ctrlA = true; continue; }
-        if (keysToKeyboard) {
-          const codes = textToSet2(b === 0x7f ? 0x08 : b);
-          if (codes) q.push({ kind: "key", bytes: codes });
-        } else q.push({ kind: "serial", port: 0, byte: b });
-      }
-    });
-    process.stdin.on("end", () => q.close());
-  }
+  const stdinFeeds = opts.serial !== "none" || keysToKeyboard;
+  const rawTty = Boolean(process.stdin.isTTY) && stdinFeeds;
+  if (stdinFeeds) attachStdin(host, rawTty, keysToKeyboard);
+  else host.close();
+  catchSignals(host, () => recorder);
+  // When the reader of stdout goes away, stop as a process killed by SIGPIPE would, but with
+  // the recording finished.
+  wireOutput(m, opts, () => host.requestQuit("SIGPIPE"));
 
   let recorder: Recorder | undefined;
   if (opts.record !== undefined) {
@@ -198,15 +274,6 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
       host: { rrxVersion: VERSION, hostname: hostname(), platform: platform(), startTime: Date.now(), cwd: process.cwd() },
     }, { pack: opts.pack ? images.map((x) => ({ role: x.info.role, name: x.info.name, data: x.data })) : undefined });
     recorder = new Recorder(m, writer, hashInterval);
-    const onSignal = (sig: string) => {
-      recorder!.flush();
-      recorder!.finish(`signal:${sig}`, 0);
-      process.stderr.write(`\nrrx: ${sig}: recording saved to ${path} at icount ${m.cpu.icount}\n`);
-      process.exit(130);
-    };
-    process.on("SIGINT", () => onSignal("SIGINT"));
-    process.on("SIGTERM", () => onSignal("SIGTERM"));
-    process.on("SIGHUP", () => onSignal("SIGHUP"));
   }
 
   let end: EndReason;
@@ -216,13 +283,18 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
     recorder?.flush();
     throw e;
   } finally {
-    if (process.stdin.isTTY && host) { process.stdin.setRawMode(false); process.stdin.pause(); }
+    if (rawTty) { process.stdin.setRawMode(false); }
+    process.stdin.pause();
   }
   m.flushOutput();
   const msg = endMessage(end);
-  recorder?.finish(end.kind, end.kind === "exit" ? end.status : 0);
+  const bySignal = end.kind === "quit" && SIGNAL_STATUS[end.reason] !== undefined;
+  recorder?.finish(bySignal ? `signal:${(end as { reason: string }).reason}` : end.kind, end.kind === "exit" ? end.status : 0);
   if (opts.display === "text") process.stderr.write("\n");
-  if (opts.verbose || recorder) process.stderr.write(kleur.dim(`rrx: ${msg.text} after ${m.cpu.icount} instructions\n`));
+  if (bySignal) {
+    const where = recorder ? `; recording saved to ${String(opts.record)}` : "";
+    process.stderr.write(`rrx: ${msg.text} at icount ${m.cpu.icount}${where}\n`);
+  } else if (opts.verbose || recorder) process.stderr.write(kleur.dim(`rrx: ${msg.text} after ${m.cpu.icount} instructions\n`));
   if (opts.screen) process.stdout.write(m.vga.screenText() + "\n");
   return msg.code;
 }
@@ -306,6 +378,8 @@ function cmdLog(action: string, path: string, opts: Record<string, unknown>): nu
 }
 
 export function main(argv: string[]): void {
+  // A reader that went away must not crash us on a later message (writes to it are dropped).
+  for (const s of [process.stdout, process.stderr]) s.on("error", () => {});
   const cli = cac("rrx");
   cli.command("run [kernel]", "Boot a Multiboot kernel (or a ROM) and run it live")
     .option("-m <MiB>", "Guest RAM in MiB (default 32)")
