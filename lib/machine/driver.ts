@@ -77,7 +77,7 @@ export type EndReason =
 /** Instructions per slice between looks at the host. */
 const SLICE = 1_000_000;
 /** The loop lets the host's event loop run (input, signals) at least this often (host ms). */
-const YIELD_MS = 20;
+const YIELD_MS = 10;
 /** When serial bytes wait for FIFO room, look again after this many instructions. */
 const SERIAL_RETRY = 10_000;
 
