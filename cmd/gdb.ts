@@ -31,8 +31,12 @@ import { DEFAULT_GDB_PORT, GdbServer } from "../lib/gdb/server.ts";
 import { gdbArgs } from "../lib/gdb/launch.ts";
 import { sha256Hex, MAGIC } from "../lib/replay/format.ts";
 import { hostEpochSeconds } from "../lib/machine/host.ts";
+import { UsageError, checkInput, checkRecordTarget, isUserError, parseMemSize, readInput } from "./common.ts";
 
-export class GdbUsageError extends Error {}
+export class GdbUsageError extends UsageError {}
+
+/** Exit statuses for `rrx gdb` stopped by a signal (128 + the signal number, as `rrx run`). */
+const SIGNAL_STATUS: Record<string, number> = { SIGHUP: 129, SIGTERM: 143 };
 
 function int(v: unknown, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -78,19 +82,23 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   const memMiB = int(opts.checkpointMem, "--checkpoint-mem", 16, 1 << 20);
   const extra = (opts["--"] ?? []).map(String);
   if (file === undefined) throw new GdbUsageError("give a recording (rrx gdb rec.rrx) or --live kernel.elf");
-  if (!existsSync(file)) throw new GdbUsageError(`${file}: no such file`);
+  checkInput(file, opts.live ? "kernel" : "log");
   const head = readFileSync(file).subarray(0, MAGIC.length);
   const isLog = head.length === MAGIC.length && head.every((b, i) => b === MAGIC[i]);
 
   const recordPath = opts.record !== undefined ? String(opts.record) : undefined;
-  if (recordPath !== undefined && (recordPath === "" || recordPath === "true")) throw new GdbUsageError("--record: give the file to record to");
   if (recordPath !== undefined && resolve(recordPath) === resolve(file)) throw new GdbUsageError(`--record: ${recordPath} is the file being debugged; record to a new file`);
+  if (recordPath !== undefined) {
+    checkRecordTarget(recordPath, [
+      { path: file, role: opts.live ? "kernel" : "recording" },
+      ...(opts.input !== undefined ? [{ path: String(opts.input), role: "input script" }] : []),
+    ], Boolean(opts.force));
+  }
   let script: ScriptEvent[] | undefined;
   if (opts.input !== undefined) {
     const path = String(opts.input);
-    if (!existsSync(path)) throw new GdbUsageError(`--input: ${path}: no such file`);
     try {
-      script = parseScript(readFileSync(path, "utf8"), path);
+      script = parseScript(new TextDecoder().decode(readInput(path, "input script")), path);
     } catch (e) {
       if (e instanceof ScriptError) throw new GdbUsageError(e.message);
       throw e;
@@ -128,10 +136,10 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   if (opts.live) {
     if (isLog) throw new GdbUsageError(`${file} is a recording; drop --live to replay it`);
     const append = opts.append !== undefined ? String(opts.append) : "";
-    const mem = int(opts.m, "-m", 2, 3072) ?? 32;
+    const memBytes = opts.m !== undefined ? parseMemSize(opts.m) : 32 << 20;
     cfg = {
       kernel: { name: file, data: new Uint8Array(readFileSync(file)) }, bios: null, modules: [],
-      cmdline: append ? `${file} ${append}` : file, memBytes: mem << 20, ips: 1e9, bootDate: hostEpochSeconds(),
+      cmdline: append ? `${file} ${append}` : file, memBytes, ips: 1e9, bootDate: hostEpochSeconds(),
     };
     const m = buildMachine(cfg);
     m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") process.stderr.write(b); };
@@ -142,6 +150,8 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     if (!isLog) throw new GdbUsageError(`${file} is not an rrx recording (for a kernel: rrx gdb --live ${file})`);
     if (opts.append !== undefined || opts.m !== undefined) throw new GdbUsageError("--append and -m apply to --live only (a recording has its own)");
     const opened = openLog(file, { force: Boolean(opts.force) });
+    const trunc = opened.log.truncated;
+    if (trunc) log(`rrx: warning: ${file} ends at icount ${trunc.atIcount} (truncated); debugging up to there`);
     cfg = opened.cfg;
     baseCompared = opened.log.header.compared;
     engine = engineFromLog(opened, ckOpts(cfg.memBytes));
@@ -159,7 +169,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     target.finishLive(why);
     if (recordPath !== undefined && !live) log(`rrx: --record: the machine never went live (monitor live), nothing recorded`);
   };
-  const onSignal = (sig: string) => { endRecording(`signal:${sig}`); process.exit(130); };
+  const onSignal = (sig: string) => { endRecording(`signal:${sig}`); process.exit(SIGNAL_STATUS[sig] ?? 130); };
   const onTerm = () => onSignal("SIGTERM"), onHup = () => onSignal("SIGHUP");
   process.on("SIGTERM", onTerm);
   process.on("SIGHUP", onHup);
@@ -200,9 +210,9 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
 
 /** Register `rrx gdb` on the CLI. */
 export function registerGdb(cli: CAC): void {
-  cli.command("gdb [file]", "Debug a recording with gdb, forwards and backwards (--live kernel.elf: a live machine)")
+  const cmd = cli.command("gdb [file]", "Debug a recording with gdb, forwards and backwards (--live kernel.elf: a live machine)")
     .option("--port <n>", `TCP port for the gdb stub on 127.0.0.1 (default ${DEFAULT_GDB_PORT}; 0 = any free port)`)
-    .option("--no-launch", "Only listen; print the `target remote` line to use")
+    .option("--no-launch", "Only listen and print the `target remote` line to use (default: start gdb)")
     .option("--live-at <icount>", "Replay up to this instruction, then continue live (no reverse)")
     .option("--record <file>", "When the machine goes live (--live-at, monitor live): record the live part to a new log that starts from a snapshot of that point")
     .option("--input <script>", "Scripted host input for the live part (times relative to going live; gdb owns the terminal)")
@@ -211,7 +221,7 @@ export function registerGdb(cli: CAC): void {
     .option("-m <MiB>", "With --live: guest RAM in MiB (default 32)")
     .option("--checkpoint-mem <MiB>", "Memory budget for reverse-execution checkpoints (default: twice the guest RAM, at least 64)")
     .option("--gdb <path>", "gdb executable (default gdb)")
-    .option("--force", "Replay even if an image differs from the recorded one")
+    .option("--force", "Replay even if an image differs from the recorded one; with --record, overwrite an existing recording")
     .example("rrx gdb rec.rrx -- -ex 'break kmain' -ex continue")
     .action(async (file: string | undefined, opts: GdbCommandOptions) => {
       let code: number;
@@ -219,10 +229,13 @@ export function registerGdb(cli: CAC): void {
         code = await cmdGdb(file, opts);
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
-        process.stderr.write(`rrx: error: ${msg}\n`);
-        code = e instanceof GdbUsageError ? 2 : 1;
+        // 2 for usage and input errors (as every rrx command), 70 for a bug in rrx
+        code = isUserError(e) ? 2 : 70;
+        process.stderr.write(`rrx: ${code === 2 ? "error" : "internal error"}: ${msg}\n`);
         if (process.env.RRX_DEBUG) console.error(e);
       }
       process.exit(code);
     });
+  // cac shows "(default: true)" for a --no-X option; the default (launching gdb) is in its text.
+  for (const o of cmd.options) if (o.negated) o.config.default = undefined;
 }

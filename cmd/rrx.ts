@@ -4,38 +4,35 @@
  */
 import { cac } from "cac";
 import kleur from "kleur";
-import { existsSync, readFileSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
+import { existsSync, readFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { hostname, platform } from "node:os";
-import { BootError } from "../lib/boot/elf.ts";
 import { buildMachine, comparedSection, imagesOf, screenHash, type MachineConfig } from "../lib/replay/session.ts";
 import { runLive, HostQueue, type EndReason } from "../lib/machine/driver.ts";
-import { parseScript, ScriptError, textToSet2 } from "../lib/machine/script.ts";
+import { parseScript, textToSet2 } from "../lib/machine/script.ts";
 import { hostEpochSeconds } from "../lib/machine/host.ts";
 import { Recorder, DEFAULT_HASH_INTERVAL } from "../lib/replay/recorder.ts";
 import { LogWriter, FileSink } from "../lib/replay/log-writer.ts";
-import { LogError, MAGIC, ELF_MAGIC } from "../lib/replay/format.ts";
+import { LogError, MAGIC, ELF_MAGIC, EventKind } from "../lib/replay/format.ts";
 import { openLog, verifyLog, replayToEnd, finalIcountOf } from "../lib/replay/replayer.ts";
 import { readLog } from "../lib/replay/log-reader.ts";
 import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log-info.ts";
 import type { Machine } from "../lib/machine/machine.ts";
 import { registerGdb } from "./gdb.ts";
+import { UsageError, isUserError, readInput, checkInput, checkRecordTarget, parseMemSize, parseDate, EXIT_TRUNCATED } from "./common.ts";
 
 export const VERSION = "0.1.0";
 
+const EVENT_KIND_NAMES = Object.keys(EventKind).filter((k) => k !== "UNKNOWN");
+
 if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "") kleur.enabled = false;
 if (!process.stderr.isTTY) kleur.enabled = false;
-
-class UsageError extends Error {}
 
 function fail(msg: string, code = 2): never {
   process.stderr.write(`${kleur.red("rrx: error:")} ${msg}\n`);
   process.exit(code);
 }
 
-function readImage(path: string, what: string): Uint8Array {
-  if (!existsSync(path)) throw new UsageError(`${path}: no such ${what} file`);
-  return new Uint8Array(readFileSync(path));
-}
+const readImage = readInput;
 
 function startsWith(b: Uint8Array, magic: Uint8Array): boolean {
   if (b.length < magic.length) return false;
@@ -44,18 +41,19 @@ function startsWith(b: Uint8Array, magic: Uint8Array): boolean {
 }
 
 function parseSize(v: unknown, dflt: number): number {
-  if (v === undefined) return dflt * 1024 * 1024;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0 || n > 3072) throw new UsageError(`-m: expected a size in MiB (1-3072), got '${v}'`);
-  return n * 1024 * 1024;
+  return v === undefined ? dflt * 1024 * 1024 : parseMemSize(v);
 }
 
 function parseRtc(v: unknown): number {
-  if (v === undefined) return hostEpochSeconds();
-  const t = Date.parse(String(v));
-  if (!Number.isFinite(t)) throw new UsageError(`--rtc: expected a date like 2026-01-01T00:00:00Z, got '${v}'`);
-  return Math.floor(t / 1000);
+  return v === undefined ? hostEpochSeconds() : parseDate(v, "--rtc");
 }
+
+/**
+ * The smallest --hash-interval (2^16). A state hash of a 32 MiB guest takes about 1.4 ms, the
+ * time of some 700,000 instructions: at this interval recording and verifying run about ten
+ * times slower than at the default 2^24 (at 1, a million times slower).
+ */
+export const MIN_HASH_INTERVAL = 1 << 16;
 
 function parseCount(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -246,8 +244,22 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
     memBytes: parseSize(opts.m, 32), ips, bootDate: parseRtc(opts.rtc),
   };
   const m = buildMachine(cfg);
-  const script = opts.input !== undefined ? parseScript(readFileSync(String(opts.input), "utf8"), String(opts.input)) : [];
+  const script = opts.input !== undefined ? parseScript(new TextDecoder().decode(readInput(String(opts.input), "input script")), String(opts.input)) : [];
   const maxInsns = parseCount(opts.maxInsns, "--max-insns");
+  if (opts.record === undefined) {
+    for (const [k, flag] of [["pack", "--pack"], ["hashInterval", "--hash-interval"], ["force", "--force"]] as const) {
+      if (opts[k] !== undefined) throw new UsageError(`${flag} applies to a recording: give --record FILE`);
+    }
+  } else {
+    checkRecordTarget(String(opts.record), [
+      ...(kernelPath !== undefined ? [{ path: kernelPath, role: "kernel" }] : []),
+      ...(opts.bios !== undefined ? [{ path: String(opts.bios), role: "ROM" }] : []),
+      ...modules.map((x) => ({ path: x.name, role: "module" })),
+      ...(opts.input !== undefined ? [{ path: String(opts.input), role: "input script" }] : []),
+    ], Boolean(opts.force));
+  }
+  const hashInterval = opts.hashInterval !== undefined ? parseCount(opts.hashInterval, "--hash-interval")! : DEFAULT_HASH_INTERVAL;
+  if (hashInterval < MIN_HASH_INTERVAL) throw new UsageError(`--hash-interval: at least ${MIN_HASH_INTERVAL} instructions (a state hash costs about as much as 700,000 instructions), got ${hashInterval}`);
   const realtime = opts.realtime !== undefined ? Boolean(opts.realtime) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
 
   // Host input: a terminal (raw mode, Ctrl-A escapes) or a pipe/file on stdin (its bytes go to
@@ -266,7 +278,7 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   let recorder: Recorder | undefined;
   if (opts.record !== undefined) {
     const path = String(opts.record);
-    const hashInterval = parseCount(opts.hashInterval, "--hash-interval") ?? DEFAULT_HASH_INTERVAL;
+    recordingTo = path;
     const compared = { ...comparedSection(cfg, guestArgs(process.argv.slice(3))), hashInterval };
     const images = imagesOf(cfg);
     const writer = new LogWriter(new FileSink(path), {
@@ -319,7 +331,10 @@ function makeProgress(total: number, t0: number): { tick: (m: Machine) => void; 
 }
 
 function cmdReplay(path: string, opts: Record<string, unknown>): number {
-  const head = existsSync(path) ? readFileSync(path).subarray(0, 8) : new Uint8Array();
+  checkInput(path, "log");
+  if (opts.display !== undefined && opts.display !== "text" && opts.display !== "none") throw new UsageError(`--display: expected none or text, got '${String(opts.display)}'`);
+  const until = parseCount(opts.until, "--until");
+  const head = readFileSync(path).subarray(0, 8);
   if (startsWith(head, ELF_MAGIC)) throw new UsageError(`${path} is an ELF kernel; use \`rrx run ${path}\``);
   const opened = openLog(path, { force: Boolean(opts.force) });
   const trunc = opened.log.truncated;
@@ -328,12 +343,17 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   const t0 = performance.now();
   const progress = makeProgress(finalIcountOf(opened), t0);
   if (opts.verify) {
-    const r = verifyLog(opened, (ch, b) => { if (ch === "com1" || ch === "e9") out(b); }, progress?.tick);
+    const r = verifyLog(opened, (ch, b) => { if (ch === "com1" || ch === "e9") out(b); }, progress?.tick, until);
     progress?.done();
     r.machine?.flushOutput();
     const dt = (performance.now() - t0) / 1000;
     if (r.ok) {
-      process.stderr.write(kleur.green(`rrx: verified: ${r.hashesChecked} hash records, ${r.icount} instructions replayed in ${dt.toFixed(2)} s (${(r.icount / dt / 1e6).toFixed(1)} MIPS)\n`));
+      const upTo = until !== undefined && until < finalIcountOf(opened) ? ` up to --until ${until}` : "";
+      process.stderr.write(kleur.green(`rrx: verified${upTo}: ${r.hashesChecked} hash records, ${r.icount} instructions replayed in ${dt.toFixed(2)} s (${(r.icount / dt / 1e6).toFixed(1)} MIPS)\n`));
+      if (trunc && !upTo) {
+        process.stderr.write(kleur.yellow(`rrx: the log is truncated: verified up to icount ${r.icount} only, the end of the run is missing (exit ${EXIT_TRUNCATED})\n`));
+        return EXIT_TRUNCATED;
+      }
       return 0;
     }
     const mm = r.mismatch!;
@@ -345,7 +365,6 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   }
   const m = buildMachine(opened.cfg);
   m.onOutput = (ch, b) => { if (ch === "com1" || ch === "e9") out(b); };
-  const until = parseCount(opts.until, "--until");
   const end = replayToEnd(m, opened, until, progress?.tick);
   progress?.done();
   m.flushOutput();
@@ -357,18 +376,20 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
 }
 
 function cmdLog(action: string, path: string, opts: Record<string, unknown>): number {
-  if (!existsSync(path)) throw new UsageError(`${path}: no such file`);
-  const log = readLog(new Uint8Array(readFileSync(path)));
+  if (action !== "info" && action !== "events") throw new UsageError(`log: unknown action '${action}' (info or events)`);
+  const kinds = opts.kind !== undefined ? asArray(opts.kind).map((k) => {
+    try {
+      return resolveKind(k);
+    } catch {
+      throw new UsageError(`--kind: unknown event kind '${k}' (${EVENT_KIND_NAMES.join(", ")}, or a code like 0x41)`);
+    }
+  }) : undefined;
+  const log = readLog(readInput(path, "log"));
   if (action === "info") {
     process.stdout.write(formatLogInfo(logInfo(log)) + "\n");
     return 0;
   }
   if (action === "events") {
-    const kinds = opts.kind !== undefined ? asArray(opts.kind).map((k) => {
-      const c = resolveKind(k);
-      if (c === undefined) throw new UsageError(`--kind: unknown event kind '${k}'`);
-      return c;
-    }) : undefined;
     for (const e of filterEvents(log, { kinds })) {
       process.stdout.write((opts.json ? JSON.stringify(eventToJson(e)) : formatEvent(e)) + "\n");
     }
@@ -380,6 +401,17 @@ function cmdLog(action: string, path: string, opts: Record<string, unknown>): nu
 export function main(argv: string[]): void {
   // A reader that went away must not crash us on a later message (writes to it are dropped).
   for (const s of [process.stdout, process.stderr]) s.on("error", () => {});
+  const rest = argv.slice(2);
+  if (rest.length === 1 && (rest[0] === "-v" || rest[0] === "--version")) {
+    process.stdout.write(`rrx ${VERSION} (bun ${Bun.version}, ${platform()}-${process.arch})\n`);
+    process.exit(0);
+  }
+  // `-m -5`: a negative size, not an option (cac would take -5 for one).
+  for (let i = 2; i < argv.length - 1; i++) {
+    if (argv[i] === "-m" && /^-\d/.test(argv[i + 1]!)) {
+      try { parseMemSize(argv[i + 1]); } catch (e) { handleError(e); }
+    }
+  }
   const cli = cac("rrx");
   cli.command("run [kernel]", "Boot a Multiboot kernel (or a ROM) and run it live")
     .option("-m <MiB>", "Guest RAM in MiB (default 32)")
@@ -394,10 +426,11 @@ export function main(argv: string[]): void {
     .option("--bios <rom>", "Map a ROM at 0xF0000 (and below 4 GiB) and start at F000:FFF0")
     .option("--record <file>", "Record every non-deterministic input to a log")
     .option("--pack", "With --record: store the images in the log")
-    .option("--hash-interval <n>", "With --record: instructions between state-hash records (default 2^24)")
+    .option("--hash-interval <n>", `With --record: instructions between state-hash records (default 2^24, at least ${MIN_HASH_INTERVAL})`)
     .option("--ips <rate>", "Instructions per virtual second (default 1e9: 1 instruction = 1 ns)")
     .option("--rtc <date>", "RTC start date, e.g. 2026-01-01T00:00:00Z (default: the host clock)")
-    .option("--realtime", "Pace virtual time to the host clock (default when on a terminal)")
+    .option("--realtime", "Pace virtual time to the host clock (default when stdin and stdout are a terminal); --no-realtime: never")
+    .option("--force", "With --record: overwrite an existing recording")
     .option("--screen", "Print the final text screen")
     .option("--verbose", "Say why the run ended")
     .action(async (kernel: string | undefined, opts: Record<string, unknown>) => {
@@ -414,7 +447,10 @@ export function main(argv: string[]): void {
     .option("--verbose", "Print instructions replayed and speed")
     .action((log: string, opts: Record<string, unknown>) => { process.exit(cmdReplay(log, opts)); });
   cli.command("log <action> <file>", "Inspect a recording: `log info FILE`, `log events FILE [--kind K] [--json]`")
-    .option("--kind <kind>", "Only events of this kind (repeatable)")
+    .usage("log info FILE | log events FILE [--kind KIND]... [--json]\n\n"
+      + "Actions:\n  info    header, images, chunks, trailer and event counts\n  events  one line per event (icount, kind, payload)\n\n"
+      + `Kinds (for --kind): ${EVENT_KIND_NAMES.join(", ")}, or a numeric code like 0x41`)
+    .option("--kind <kind>", "Only events of this kind (repeatable; see the list above)")
     .option("--json", "One JSON object per line")
     .action((action: string, file: string, opts: Record<string, unknown>) => { process.exit(cmdLog(action, file, opts)); });
   registerGdb(cli);
@@ -434,10 +470,19 @@ export function main(argv: string[]): void {
   }
 }
 
+/** The log `rrx run --record` writes, for the message when writing it fails. */
+let recordingTo: string | undefined;
+/** Errors writing a file that mean the disk (or a quota or file-size limit) is full. */
+const DISK_FULL = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
+
 function handleError(e: unknown): never {
-  if (e instanceof UsageError || e instanceof BootError || e instanceof LogError || e instanceof ScriptError) fail(e.message);
-  if (e instanceof Error && /^(Unknown option|missing required args|Unused args)/i.test(e.message)) fail(e.message);
-  if (e instanceof Error && (e as NodeJS.ErrnoException).code && (e as NodeJS.ErrnoException).path) fail(e.message);
+  if (isUserError(e)) fail((e as Error).message);
+  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+  if (recordingTo !== undefined && code !== undefined && (DISK_FULL.has(code) || code === "EIO")) {
+    fail(`writing the recording ${recordingTo} failed (${code}${DISK_FULL.has(code) ? ": the disk is full" : ""}); `
+      + `the log is usable up to its last flush: \`rrx replay ${recordingTo}\` replays it as a truncated log`);
+  }
+  if (code && (e as NodeJS.ErrnoException).path) fail((e as Error).message);
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`${kleur.red("rrx: internal error:")} ${msg}\n`);
   if (process.env.RRX_DEBUG) console.error(e);
@@ -445,4 +490,3 @@ function handleError(e: unknown): never {
 }
 
 if (import.meta.main) main(process.argv);
-void writeFileSync;

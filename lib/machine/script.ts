@@ -8,8 +8,9 @@
  *   at 21ms key 1c f0 1c           raw set-2 scancode bytes (hex)
  *   at 30ms mouse 5 -3 1           dx dy buttons (bit0 left, bit1 right, bit2 middle)
  *
- * Times: an integer or decimal with unit ns, us, ms or s (virtual time since boot).
- * Events must be in non-decreasing time order.
+ * Times: an integer or decimal with unit ns, us, ms or s (virtual time since boot), below
+ * 2^53 ns (about 104 days: the largest time a recording can hold). Events must be in
+ * non-decreasing time order.
  */
 import type { InputEvent } from "./machine.ts";
 
@@ -22,6 +23,8 @@ export interface ScriptEvent {
 export class ScriptError extends Error {}
 
 const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
+/** The largest event time, in ns: times are integers a log can encode (2^53 - 1). */
+export const MAX_SCRIPT_NS = Number.MAX_SAFE_INTEGER;
 
 export function parseScript(text: string, name = "script"): ScriptEvent[] {
   const out: ScriptEvent[] = [];
@@ -33,6 +36,9 @@ export function parseScript(text: string, name = "script"): ScriptEvent[] {
     const m = /^at\s+([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s)\s+(serial2?|key|mouse)\s+(.*)$/.exec(raw);
     if (!m) throw new ScriptError(`${name}:${ln + 1}: expected 'at TIME serial|serial2|key|mouse ARGS'`);
     const atNs = Math.round(parseFloat(m[1]!) * UNITS[m[2]!]!);
+    if (!Number.isSafeInteger(atNs) || atNs > MAX_SCRIPT_NS) {
+      throw new ScriptError(`${name}:${ln + 1}: time ${m[1]}${m[2]} is too late: event times must be below 2^53 ns (about 104 days)`);
+    }
     if (atNs < last) throw new ScriptError(`${name}:${ln + 1}: time goes backwards`);
     last = atNs;
     const kind = m[3]!, args = m[4]!.trim();

@@ -84,15 +84,28 @@ export class FileSink implements LogSink {
   write(bytes: Uint8Array): void {
     if (this.fd === null) throw new Error(`${this.path}: write after close`);
     this.dropTail();
-    this.put(bytes, this.committed);
+    this.guarded(() => this.put(bytes, this.committed));
     this.committed += bytes.length;
   }
   writeTail(bytes: Uint8Array): void {
     if (this.fd === null) throw new Error(`${this.path}: write after close`);
     // Write the new tail over the old one, then cut anything left of a longer old tail.
-    this.put(bytes, this.committed);
+    this.guarded(() => this.put(bytes, this.committed));
     if (bytes.length < this.tailLen) ftruncateSync(this.fd, this.committed + bytes.length);
     this.tailLen = bytes.length;
+  }
+  /**
+   * A failed write (a full disk: ENOSPC) may leave part of a chunk in the file: cut the file
+   * back to the last whole chunk, so it reads as a log truncated there, and rethrow.
+   */
+  private guarded(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      try { ftruncateSync(this.fd!, this.committed); } catch { /* nothing better to do */ }
+      this.tailLen = 0;
+      throw e;
+    }
   }
   flush(): void {
     if (this.fd !== null && this.opts.fsync) fsyncSync(this.fd);

@@ -112,7 +112,7 @@ export interface VerifyResult {
   machine?: Machine;
 }
 
-export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Array) => void, onSlice?: (m: Machine) => void): VerifyResult {
+export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Array) => void, onSlice?: (m: Machine) => void, until?: number): VerifyResult {
   const { log, cfg, events } = opened;
   const m = machineFromLog(opened);
   if (onOutput) m.onOutput = onOutput;
@@ -137,8 +137,13 @@ export function verifyLog(opened: OpenedLog, onOutput?: (ch: string, b: Uint8Arr
     };
     return false;
   };
-  const end = runReplay(m, events, { hashInterval: interval, onHashPoint: compare, until: log.trailer ? log.trailer.finalIcount : log.endIcount, onSlice });
-  if (!mismatch && log.trailer?.hashes) {
+  const last = log.trailer ? log.trailer.finalIcount : log.endIcount;
+  // --until: verify the hash records up to that instruction only (the trailer's final state
+  // is checked when the replay reaches the end).
+  const stopAt = until !== undefined && until < last ? until : last;
+  if (stopAt < log.startIcount) throw new LogError(`this log starts at instruction ${log.startIcount} (from a snapshot); cannot stop at ${stopAt}`);
+  const end = runReplay(m, events, { hashInterval: interval, onHashPoint: compare, until: stopAt, onSlice });
+  if (!mismatch && log.trailer?.hashes && stopAt === last) {
     if (m.cpu.icount !== log.trailer.finalIcount) {
       mismatch = { windowStart: lastGood.icount, windowEnd: m.cpu.icount, components: ["icount"], text: `replay ended at icount ${m.cpu.icount}, recording at ${log.trailer.finalIcount}` };
     } else {
