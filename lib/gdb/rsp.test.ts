@@ -135,11 +135,18 @@ describe("streaming parser", () => {
     const evs = new RspParser().feed("$m10$g#67");
     expect(evs).toEqual([{ type: "garbage", bytes: "$m10" }, { type: "packet", data: "g" }]);
   });
-  test("overlong packet is dropped, parser resyncs", () => {
+  test("overlong packet is dropped whole as one event, parser resyncs", () => {
     const p = new RspParser(16);
     const evs = p.feed("$" + "a".repeat(40) + "#00$g#67");
-    expect(evs.some((e) => e.type === "garbage")).toBe(true);
-    expect(evs.at(-1)).toEqual({ type: "packet", data: "g" });
+    expect(evs).toEqual([{ type: "oversized", bytes: 41 }, { type: "packet", data: "g" }]);
+  });
+  test("a 1 MiB packet fed in 4 KiB chunks gives one event, not one per chunk", () => {
+    const p = new RspParser(1024);
+    const big = "$" + "b".repeat(1 << 20) + "#00";
+    const evs: RspEvent[] = [];
+    for (let i = 0; i < big.length; i += 4096) evs.push(...p.feed(big.slice(i, i + 4096)));
+    evs.push(...p.feed("$g#67"));
+    expect(evs).toEqual([{ type: "oversized", bytes: (1 << 20) + 1 }, { type: "packet", data: "g" }]);
   });
   test("property: random byte streams never throw, events account for the input", () => {
     fc.assert(

@@ -210,14 +210,20 @@ export type RspEvent =
   | { type: "interrupt" }
   /** A complete packet whose checksum did not match (or had non-hex digits). */
   | { type: "bad-checksum"; data: string }
-  /** Bytes outside any packet that mean nothing, or an overlong packet that was dropped. */
-  | { type: "garbage"; bytes: string };
+  /** Bytes outside any packet that mean nothing. */
+  | { type: "garbage"; bytes: string }
+  /** A packet longer than the parser's limit, dropped whole (`bytes`: its length so far). */
+  | { type: "oversized"; bytes: number };
 
 const enum St {
   Idle,
   Body,
   Cs1,
   Cs2,
+  /** Inside a packet longer than maxPacket: its bytes are counted and dropped. */
+  Skip,
+  SkipCs1,
+  SkipCs2,
 }
 
 /**
@@ -230,7 +236,9 @@ export class RspParser {
   private cs1 = 0;
   private garbage = "";
 
-  /** @param maxPacket packets whose body exceeds this many bytes are dropped (reported as garbage). */
+  private skipped = 0;
+
+  /** @param maxPacket packets whose body exceeds this many bytes are dropped (one "oversized" event each). */
   constructor(private readonly maxPacket = 1 << 20) {}
 
   feed(chunk: Uint8Array | string): RspEvent[] {
@@ -268,9 +276,10 @@ export class RspParser {
             this.body = "";
           } else {
             if (this.body.length >= this.maxPacket) {
-              events.push({ type: "garbage", bytes: "$" + this.body.slice(0, 64) + "..." });
+              // Too long: drop the rest up to its checksum, then report it once.
+              this.skipped = this.body.length + 2; // with the "$" and this byte
               this.body = "";
-              this.st = St.Idle;
+              this.st = St.Skip;
             } else {
               // accumulate in slices for speed when the chunk is a string
               this.body += String.fromCharCode(c);
@@ -280,6 +289,22 @@ export class RspParser {
         case St.Cs1:
           this.cs1 = c;
           this.st = St.Cs2;
+          break;
+        case St.Skip:
+          if (c === 0x23 /* # */) this.st = St.SkipCs1;
+          else if (c === 0x24 /* $ */) {
+            // a new packet start: the long one was truncated
+            events.push({ type: "oversized", bytes: this.skipped });
+            this.st = St.Body;
+            this.body = "";
+          } else this.skipped++;
+          break;
+        case St.SkipCs1:
+          this.st = St.SkipCs2;
+          break;
+        case St.SkipCs2:
+          events.push({ type: "oversized", bytes: this.skipped });
+          this.st = St.Idle;
           break;
         case St.Cs2: {
           const hi = hexVal(this.cs1);

@@ -55,6 +55,16 @@ class RawClient {
     this.sock.write(binStrToBytes(s));
   }
 
+  /** Write all of `s`, waiting while the socket takes it only partly. */
+  async rawAll(s: string): Promise<void> {
+    let buf = binStrToBytes(s);
+    while (buf.length > 0) {
+      const n = this.sock.write(buf);
+      buf = buf.subarray(Math.max(0, n));
+      if (buf.length > 0) await Bun.sleep(1);
+    }
+  }
+
   /** Next event of the given kinds (skipping others), with a timeout. */
   async next(types: RspEvent["type"][] = ["packet"], timeoutMs = 5000): Promise<RspEvent> {
     for (let waited = 0; ; ) {
@@ -481,6 +491,16 @@ describe("robustness", () => {
     expect(logs.length).toBeGreaterThan(0);
     expect(await client.cmd("qC")).toBe("QC1");
     expect(regsOf(await client.cmd("g"))).toEqual(target.regs);
+  });
+
+  test("an oversized packet gets E01 and one log line; the session goes on", async () => {
+    const before = logs.length;
+    await client.rawAll("$X100000,4:" + "z".repeat(4 << 20) + "#00");
+    expect(((await client.next()) as { data: string }).data).toBe("E01");
+    const lines = logs.slice(before);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("dropped a packet of");
+    expect(await client.cmd("qC")).toBe("QC1");
   });
 
   test("random packets (deterministic seed) never kill the stub", async () => {

@@ -169,6 +169,13 @@ export class GdbSession {
         this.stats.garbageBytes += ev.bytes.length;
         this.log(`gdb: ignoring ${ev.bytes.length} stray byte(s) outside packets`);
         return;
+      case "oversized":
+        // One line and an error reply (the packet may have been a command gdb waits on).
+        this.stats.garbageBytes += ev.bytes;
+        this.log(`gdb: dropped a packet of ${ev.bytes} bytes, longer than the ${this.packetSize}-byte PacketSize this stub advertises`);
+        if (this.ackMode) this.send("+");
+        this.reply("E01");
+        return;
       case "bad-checksum":
         this.stats.badChecksums++;
         this.log(`gdb: bad checksum on packet ${JSON.stringify(ev.data.slice(0, 40))}`);
