@@ -36,7 +36,7 @@ import { UsageError, checkInput, checkRecordTarget, isUserError, parseMemSize, r
 export class GdbUsageError extends UsageError {}
 
 /** Exit statuses for `rrx gdb` stopped by a signal (128 + the signal number, as `rrx run`). */
-const SIGNAL_STATUS: Record<string, number> = { SIGHUP: 129, SIGTERM: 143 };
+const SIGNAL_STATUS: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
 function int(v: unknown, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -185,9 +185,23 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
   try {
     if (noLaunch) {
       log(`rrx: gdb stub listening on ${where}; in gdb: ${elf.path ? `file ${elf.path}, then ` : ""}target remote ${where}`);
-      const why = await server.nextSessionEnd();
-      log(`rrx: gdb session ended (${why}) at instruction ${engine.icount}`);
-      return 0;
+      // Ctrl-C quits (a live recording is finished first).
+      const onInt = () => onSignal("SIGINT");
+      process.on("SIGINT", onInt);
+      try {
+        // A dropped connection keeps the machine, its position and its checkpoints: gdb can
+        // connect again (as with QEMU's gdbstub). Detach and kill end the session.
+        for (;;) {
+          const why = await server.nextSessionEnd();
+          if (why !== "disconnect") {
+            log(`rrx: gdb session ended (${why}) at instruction ${engine.icount}`);
+            return 0;
+          }
+          log(`rrx: gdb connection dropped at instruction ${engine.icount}; still listening: target remote ${where} to go on, Ctrl-C to quit`);
+        }
+      } finally {
+        process.off("SIGINT", onInt);
+      }
     }
     const argv = [...gdbArgs({ gdb: opts.gdb !== undefined ? String(opts.gdb) : undefined, elf: elf.path, host: started.host, port: started.port }), ...extra];
     if (!Bun.which(argv[0]!)) throw new GdbUsageError(`${argv[0]}: gdb not found (apt-get install gdb), or use --no-launch`);
@@ -195,7 +209,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     process.on("SIGINT", ignore); // ^C belongs to gdb, which turns it into an RSP interrupt
     try {
       const proc = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
-      return (await proc.exited) === 0 ? 0 : 1;
+      return await proc.exited; // gdb's own status
     } finally {
       process.off("SIGINT", ignore);
     }
