@@ -241,3 +241,36 @@ describe("CLI polish", () => {
     expect(rrx(["-v"]).out).toContain(`bun ${Bun.version}`);
   });
 });
+
+describe("the npm bin entry (what npx rrx runs), with no bun on PATH", () => {
+  // package.json's bin entry, executed as npm's bin link does (through its #! line)
+  const LAUNCHER = join(ROOT, JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).bin.rrx);
+  const NODE = Bun.which("node", { PATH: "/usr/bin:/bin" }); // the launcher needs node (npm has it)
+  // no bun on PATH, and a working directory outside the checkout
+  const env = { ...process.env, PATH: "/usr/bin:/bin" };
+
+  test.skipIf(!NODE)("runs rrx with the bun from npm, from anywhere, and passes the exit status on", () => {
+    const outside = mkdtempSync(join(tmpdir(), "rrx-outside-"));
+    const v = Bun.spawnSync([LAUNCHER, "-v"], { cwd: outside, env, stdout: "pipe", stderr: "pipe" });
+    expect(v.stdout.toString()).toContain("rrx 0.1.0");
+    expect(v.exitCode).toBe(0);
+    const r = Bun.spawnSync([LAUNCHER, "run", HELLO, "--serial", "none"], { cwd: outside, env, stdout: "pipe", stderr: "pipe" });
+    expect(r.exitCode).toBe(1); // hello's debug-exit status
+    const bad = Bun.spawnSync([LAUNCHER, "run", join(outside, "missing.elf")], { cwd: outside, env, stdout: "pipe", stderr: "pipe" });
+    expect(bad.stderr.toString()).toContain("no such kernel file");
+    expect(bad.exitCode).toBe(2);
+  });
+
+  test.skipIf(!NODE)("SIGTERM and SIGINT sent to the launcher stop rrx as they would rrx itself", async () => {
+    for (const [sig, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+      const p = Bun.spawn([LAUNCHER, "run", join(FIX, "poll.elf")], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      let out = "";
+      const reader = (async () => { for await (const c of p.stdout) out += Buffer.from(c).toString(); })();
+      for (let i = 0; i < 3000 && !out.includes("waiting"); i++) await Bun.sleep(10);
+      p.kill(sig);
+      expect(await p.exited).toBe(code);
+      await reader;
+      expect(await new Response(p.stderr).text()).toContain(`stopped by ${sig}`);
+    }
+  }, 60_000);
+});
