@@ -104,10 +104,12 @@ function asArray(v: unknown): string[] {
   return Array.isArray(v) ? v.map(String) : [String(v)];
 }
 
-function wireOutput(m: Machine, opts: Record<string, unknown>, onGone?: () => void): void {
-  const com1 = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }), onGone);
-  const com2 = makeWriter(parseOut(opts.serial2, "--serial2", { kind: "none" }), onGone);
-  const e9 = makeWriter(parseOut(opts.debugcon, "--debugcon", { kind: "stdio" }), onGone);
+function wireOutput(m: Machine, opts: Record<string, unknown>, onGone?: () => void, pane?: SerialPane): void {
+  // With --display text on a terminal, stdio output goes to the serial pane under the screen.
+  const to = (spec: OutSpec) => (pane && spec.kind === "stdio" ? (b: Uint8Array) => pane.write(b) : makeWriter(spec, onGone));
+  const com1 = to(parseOut(opts.serial, "--serial", { kind: "stdio" }));
+  const com2 = to(parseOut(opts.serial2, "--serial2", { kind: "none" }));
+  const e9 = to(parseOut(opts.debugcon, "--debugcon", { kind: "stdio" }));
   m.onOutput = (ch, bytes) => {
     if (ch === "com1") com1(bytes);
     else if (ch === "com2") com2(bytes);
@@ -115,17 +117,65 @@ function wireOutput(m: Machine, opts: Record<string, unknown>, onGone?: () => vo
   };
 }
 
-function makeDisplay(opts: Record<string, unknown>): ((m: Machine) => void) | undefined {
-  const mode = opts.display ?? (process.stdout.isTTY ? "none" : "none");
+/**
+ * Guest output kept apart from the VGA screen of `--display text` on a terminal (as QEMU's
+ * curses display keeps the serial console on its own): its last lines are drawn under the
+ * screen, and all of it is written to stdout when the display closes.
+ */
+class SerialPane {
+  private chunks: Uint8Array[] = [];
+  private size = 0;
+  /** Output kept for stdout at the end (older output beyond this is dropped, and said so). */
+  static readonly KEEP = 4 << 20;
+  private dropped = 0;
+  write(b: Uint8Array): void {
+    this.chunks.push(b.slice());
+    this.size += b.length;
+    while (this.size > SerialPane.KEEP && this.chunks.length > 1) { const c = this.chunks.shift()!; this.size -= c.length; this.dropped += c.length; }
+  }
+  text(): string { return Buffer.concat(this.chunks).toString("latin1"); }
+  /** The last `n` lines, each cut to `w` columns, control characters dropped. */
+  lastLines(n: number, w: number): string[] {
+    const tail = Buffer.concat(this.chunks.slice(-16)).toString("latin1").replace(/\r\n?/g, "\n");
+    return tail.split("\n").slice(-n).map((l) => l.replace(/[\x00-\x1f\x7f]/g, "").slice(0, w));
+  }
+  /** Write everything kept to `fd`, once (later calls write nothing). */
+  flushTo(fd: number): void {
+    if (this.dropped) process.stderr.write(`rrx: (the first ${this.dropped} bytes of serial output are not shown)\n`);
+    const all = Buffer.concat(this.chunks);
+    this.chunks = []; this.size = 0; this.dropped = 0;
+    try { writeSync(fd, all); } catch { /* the reader went away */ }
+  }
+}
+
+const ALT_SCREEN_ON = "\x1b[?1049h\x1b[?25l\x1b[2J", ALT_SCREEN_OFF = "\x1b[?25h\x1b[?1049l";
+const PANE_LINES = 6;
+
+function makeDisplay(opts: Record<string, unknown>, pane?: SerialPane): { onSlice: (m: Machine) => void; close: () => void } | undefined {
+  const mode = opts.display ?? "none";
   if (mode === "none") return undefined;
   if (mode !== "text") throw new UsageError(`--display: expected none or text, got '${mode}'`);
   let last = 0;
   const colour = kleur.enabled;
-  return (m) => {
-    const now = performance.now();
-    if (now - last < 40) return;
-    last = now;
-    process.stderr.write("\x1b[H" + m.vga.renderAnsi(colour));
+  // On a terminal: the alternate screen (the shell's screen comes back at the end), restored
+  // however rrx exits.
+  const alt = Boolean(process.stderr.isTTY);
+  let open = false;
+  const close = () => { if (open) { open = false; process.stderr.write(ALT_SCREEN_OFF); } };
+  if (alt) { process.stderr.write(ALT_SCREEN_ON); open = true; process.on("exit", close); }
+  return {
+    onSlice: (m) => {
+      const now = performance.now();
+      if (now - last < 40) return;
+      last = now;
+      let frame = "\x1b[H" + m.vga.renderAnsi(colour);
+      if (pane) {
+        frame += "\r\n\x1b[K" + kleur.dim("-- serial " + "-".repeat(70));
+        for (const l of pane.lastLines(PANE_LINES, 80)) frame += "\r\n\x1b[K" + l;
+      }
+      process.stderr.write(frame);
+    },
+    close,
   };
 }
 
@@ -223,6 +273,7 @@ function catchSignals(host: HostQueue, recorder: () => Recorder | undefined): vo
 }
 
 async function cmdRun(kernelPath: string | undefined, opts: Record<string, unknown>): Promise<number> {
+  if (opts.display !== undefined && opts.display !== "none" && opts.display !== "text") throw new UsageError(`--display: expected none or text, got '${String(opts.display)}'`);
   let kernel = null;
   if (kernelPath !== undefined) {
     const data = readImage(kernelPath, "kernel");
@@ -273,7 +324,11 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   catchSignals(host, () => recorder);
   // When the reader of stdout goes away, stop as a process killed by SIGPIPE would, but with
   // the recording finished.
-  wireOutput(m, opts, () => host.requestQuit("SIGPIPE"));
+  const pane = opts.display === "text" && process.stdout.isTTY && process.stderr.isTTY ? new SerialPane() : undefined;
+  wireOutput(m, opts, () => host.requestQuit("SIGPIPE"), pane);
+  const display = makeDisplay(opts, pane);
+  // However rrx ends, the serial output kept apart reaches stdout after the screen is restored.
+  if (pane) process.on("exit", () => { display?.close(); pane.flushTo(1); });
 
   let recorder: Recorder | undefined;
   if (opts.record !== undefined) {
@@ -290,7 +345,7 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
 
   let end: EndReason;
   try {
-    end = await runLive(m, { maxInsns, script, host, realtime, observer: recorder, onSlice: makeDisplay(opts) });
+    end = await runLive(m, { maxInsns, script, host, realtime, observer: recorder, onSlice: display?.onSlice });
   } catch (e) {
     recorder?.flush();
     throw e;
@@ -302,7 +357,11 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   const msg = endMessage(end);
   const bySignal = end.kind === "quit" && SIGNAL_STATUS[end.reason] !== undefined;
   recorder?.finish(bySignal ? `signal:${(end as { reason: string }).reason}` : end.kind, end.kind === "exit" ? end.status : 0);
-  if (opts.display === "text") process.stderr.write("\n");
+  if (display) {
+    display.close();
+    if (pane) pane.flushTo(1);
+    else process.stderr.write("\n");
+  }
   if (bySignal) {
     const where = recorder ? `; recording saved to ${String(opts.record)}` : "";
     process.stderr.write(`rrx: ${msg.text} at icount ${m.cpu.icount}${where}\n`);

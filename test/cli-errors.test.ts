@@ -274,3 +274,23 @@ describe("the npm bin entry (what npx rrx runs), with no bun on PATH", () => {
     }
   }, 60_000);
 });
+
+const HAVE_SCRIPT = Bun.spawnSync(["sh", "-c", "command -v script"], { stdout: "pipe" }).exitCode === 0;
+
+describe.skipIf(!HAVE_SCRIPT)("--display text on a terminal", () => {
+  test("draws in the alternate screen and keeps serial output apart, printing it after", async () => {
+    // util-linux script gives rrx a pseudo-terminal on stdin, stdout and stderr
+    const p = Bun.spawn(["script", "-qfec", `${BUN} ${RRX} run hello.elf --display text`, "/dev/null"], { cwd: FIX, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const out = Buffer.from(await new Response(p.stdout).arrayBuffer()).toString("latin1");
+    expect(await p.exited).toBe(1);
+    const on = out.indexOf("\x1b[?1049h"), off = out.lastIndexOf("\x1b[?1049l");
+    expect(on).toBeGreaterThanOrEqual(0);
+    expect(off).toBeGreaterThan(on);
+    const inside = out.slice(on, off), after = out.slice(off);
+    // the guest's serial output, as it is, only after the screen is restored ...
+    expect(after).toContain('Hello from rrx\r\ncmdline: "hello.elf"\r\nmemory: 32 MiB\r\nbye');
+    expect(inside).not.toContain('cmdline: "hello.elf"\r\nmemory');
+    // ... and while the screen is drawn, in its own pane under it
+    expect(inside).toContain("-- serial --");
+  }, 60_000);
+});
