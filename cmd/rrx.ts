@@ -532,13 +532,17 @@ export function main(argv: string[]): void {
 /** The log `rrx run --record` writes, for the message when writing it fails. */
 let recordingTo: string | undefined;
 /** Errors writing a file that mean the disk (or a quota or file-size limit) is full. */
-const DISK_FULL = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
+const DISK_FULL: Record<string, string> = {
+  ENOSPC: "the disk is full",
+  EDQUOT: "the disk quota is used up",
+  EFBIG: "the file-size limit is reached",
+};
 
 function handleError(e: unknown): never {
   if (isUserError(e)) fail((e as Error).message);
   const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
-  if (recordingTo !== undefined && code !== undefined && (DISK_FULL.has(code) || code === "EIO")) {
-    fail(`writing the recording ${recordingTo} failed (${code}${DISK_FULL.has(code) ? ": the disk is full" : ""}); `
+  if (recordingTo !== undefined && code !== undefined && (DISK_FULL[code] !== undefined || code === "EIO")) {
+    fail(`writing the recording ${recordingTo} failed (${code}${DISK_FULL[code] !== undefined ? `: ${DISK_FULL[code]}` : ""}); `
       + `the log is usable up to its last flush: \`rrx replay ${recordingTo}\` replays it as a truncated log`);
   }
   if (code && (e as NodeJS.ErrnoException).path) fail((e as Error).message);
