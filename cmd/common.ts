@@ -8,7 +8,8 @@
  *   70  an internal error (a bug in rrx)
  *   128+n  stopped by signal n (run: 129 SIGHUP, 130 SIGINT, 143 SIGTERM; 141 stdout closed)
  */
-import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { BootError } from "../lib/boot/elf.ts";
 import { LogError, MAGIC } from "../lib/replay/format.ts";
 import { ScriptError } from "../lib/machine/script.ts";
@@ -62,6 +63,7 @@ export function checkRecordTarget(path: string, inputs: { path: string; role: st
     return; // does not exist yet (a missing directory is reported when it is created)
   }
   if (st.isDirectory()) throw new UsageError(`--record: ${path} is a directory; give a file name`);
+  if (!st.isFile()) throw new UsageError(`--record: ${path} is not a regular file (a device, a FIFO or a socket); give a file name`);
   for (const i of inputs) {
     let s;
     try { s = statSync(i.path); } catch { continue; }
@@ -81,6 +83,33 @@ export function checkRecordTarget(path: string, inputs: { path: string; role: st
   if (!force) throw new UsageError(`--record: ${path} is an existing recording; give --force to overwrite it`);
 }
 
+/**
+ * What identifies a file: its device and inode if it exists (so links and other spellings of
+ * the path match), else its absolute path with the directory's links resolved.
+ */
+function fileId(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    try { return resolve(realpathSync(dirname(path)), basename(path)); } catch { return resolve(path); }
+  }
+}
+
+/**
+ * Check the files guest output is written to (`--serial file:PATH` and the like, which are
+ * truncated when opened): none may be a file the command reads or writes otherwise (the
+ * kernel, a module, the ROM, the input script, the log being recorded or replayed).
+ */
+export function checkOutputFiles(outputs: { path: string; flag: string }[], files: { path: string; role: string }[]): void {
+  for (const o of outputs) {
+    const id = fileId(o.path);
+    for (const f of files) {
+      if (fileId(f.path) === id) throw new UsageError(`${o.flag}: file:${o.path} is the ${f.role} of this run; write guest output to another file`);
+    }
+  }
+}
+
 /** Sizes of guest RAM: MiB by default, or with QEMU's suffixes (K, M, G); 1 MiB to 3 GiB. */
 export function parseMemSize(v: unknown): number {
   const s = String(v);
@@ -95,12 +124,18 @@ export function parseMemSize(v: unknown): number {
 
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-/** An RTC start date (ISO 8601, as Date.parse takes it) in seconds; impossible dates are refused. */
+/**
+ * An RTC start date in seconds: ISO 8601 (`2026-01-01`, `2026-01-01T12:00:00Z`, with an
+ * optional `+hh:mm` offset; without a zone a date and time is local time, a bare date UTC).
+ * Impossible dates and anything else are refused.
+ */
 export function parseDate(v: unknown, flag: string): number {
   const s = String(v);
   const bad = () => new UsageError(`${flag}: expected a date like 2026-01-01T00:00:00Z, got '${s}'`);
-  const d = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?/.exec(s);
-  if (d) {
+  // ISO 8601 only (Date.parse alone takes '5' for May 2001).
+  const d = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/.exec(s);
+  if (!d) throw bad();
+  {
     const y = Number(d[1]), mo = Number(d[2]), day = Number(d[3]);
     const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
     const dim = mo === 2 && leap ? 29 : DAYS[mo - 1];

@@ -18,7 +18,7 @@ import { readLog } from "../lib/replay/log-reader.ts";
 import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log-info.ts";
 import type { Machine } from "../lib/machine/machine.ts";
 import { registerGdb } from "./gdb.ts";
-import { UsageError, isUserError, readInput, checkInput, checkRecordTarget, parseMemSize, parseDate, EXIT_TRUNCATED } from "./common.ts";
+import { UsageError, isUserError, readInput, checkInput, checkRecordTarget, checkOutputFiles, parseMemSize, parseDate, EXIT_TRUNCATED } from "./common.ts";
 
 export const VERSION = "0.1.0";
 
@@ -97,6 +97,16 @@ function makeWriter(spec: OutSpec, onGone?: () => void): (b: Uint8Array) => void
   const fd = openSync(spec.path, "w");
   process.on("exit", () => closeSync(fd));
   return (b) => { writeSync(fd, b); };
+}
+
+/** The files guest output goes to (`file:PATH` back ends), with the option that names each. */
+function outputFiles(opts: Record<string, unknown>): { path: string; flag: string }[] {
+  const out: { path: string; flag: string }[] = [];
+  for (const [k, flag] of [["serial", "--serial"], ["serial2", "--serial2"], ["debugcon", "--debugcon"]] as const) {
+    const spec = parseOut(opts[k], flag, { kind: "none" });
+    if (spec.kind === "file") out.push({ path: spec.path, flag });
+  }
+  return out;
 }
 
 function asArray(v: unknown): string[] {
@@ -297,18 +307,20 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
   const m = buildMachine(cfg);
   const script = opts.input !== undefined ? parseScript(new TextDecoder().decode(readInput(String(opts.input), "input script")), String(opts.input)) : [];
   const maxInsns = parseCount(opts.maxInsns, "--max-insns");
+  const inputs = [
+    ...(kernelPath !== undefined ? [{ path: kernelPath, role: "kernel" }] : []),
+    ...(opts.bios !== undefined ? [{ path: String(opts.bios), role: "ROM" }] : []),
+    ...modules.map((x) => ({ path: x.name, role: "module" })),
+    ...(opts.input !== undefined ? [{ path: String(opts.input), role: "input script" }] : []),
+  ];
   if (opts.record === undefined) {
     for (const [k, flag] of [["pack", "--pack"], ["hashInterval", "--hash-interval"], ["force", "--force"]] as const) {
       if (opts[k] !== undefined) throw new UsageError(`${flag} applies to a recording: give --record FILE`);
     }
   } else {
-    checkRecordTarget(String(opts.record), [
-      ...(kernelPath !== undefined ? [{ path: kernelPath, role: "kernel" }] : []),
-      ...(opts.bios !== undefined ? [{ path: String(opts.bios), role: "ROM" }] : []),
-      ...modules.map((x) => ({ path: x.name, role: "module" })),
-      ...(opts.input !== undefined ? [{ path: String(opts.input), role: "input script" }] : []),
-    ], Boolean(opts.force));
+    checkRecordTarget(String(opts.record), inputs, Boolean(opts.force));
   }
+  checkOutputFiles(outputFiles(opts), [...inputs, ...(opts.record !== undefined ? [{ path: String(opts.record), role: "recording (--record)" }] : [])]);
   const hashInterval = opts.hashInterval !== undefined ? parseCount(opts.hashInterval, "--hash-interval")! : DEFAULT_HASH_INTERVAL;
   if (hashInterval < MIN_HASH_INTERVAL) throw new UsageError(`--hash-interval: at least ${MIN_HASH_INTERVAL} instructions (a state hash costs about as much as 700,000 instructions), got ${hashInterval}`);
   const realtime = opts.realtime !== undefined ? Boolean(opts.realtime) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
@@ -398,6 +410,7 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   const opened = openLog(path, { force: Boolean(opts.force) });
   const trunc = opened.log.truncated;
   if (trunc) process.stderr.write(kleur.yellow(`rrx: log ends at icount ${trunc.atIcount} (truncated)\n`));
+  checkOutputFiles(outputFiles(opts), [{ path, role: "log" }]);
   const out = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }));
   const t0 = performance.now();
   const progress = makeProgress(finalIcountOf(opened), t0);
@@ -457,6 +470,26 @@ function cmdLog(action: string, path: string, opts: Record<string, unknown>): nu
   throw new UsageError(`log: unknown action '${action}' (info or events)`);
 }
 
+/**
+ * `-m -5`, `--max-insns -1`: a negative number after an option that takes a value is that
+ * value (cac would take it for an option of its own); it is passed as `--opt=-5`, so the
+ * option's own check reports it.
+ */
+function negativeValues(cli: ReturnType<typeof cac>, argv: string[]): string[] {
+  const valued = new Set<string>();
+  for (const c of [cli.globalCommand, ...cli.commands]) {
+    for (const o of c.options) if (o.required) for (const f of o.rawName.split(/[\s,]+/)) if (f.startsWith("-")) valued.add(f);
+  }
+  const out = argv.slice(0, 2);
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") { out.push(...argv.slice(i)); break; }
+    if (valued.has(a) && i + 1 < argv.length && /^-\.?\d/.test(argv[i + 1]!)) { out.push(`${a}=${argv[++i]}`); continue; }
+    out.push(a);
+  }
+  return out;
+}
+
 export function main(argv: string[]): void {
   // A reader that went away must not crash us on a later message (writes to it are dropped).
   for (const s of [process.stdout, process.stderr]) s.on("error", () => {});
@@ -464,12 +497,6 @@ export function main(argv: string[]): void {
   if (rest.length === 1 && (rest[0] === "-v" || rest[0] === "--version")) {
     process.stdout.write(`rrx ${VERSION} (bun ${Bun.version}, ${platform()}-${process.arch})\n`);
     process.exit(0);
-  }
-  // `-m -5`: a negative size, not an option (cac would take -5 for one).
-  for (let i = 2; i < argv.length - 1; i++) {
-    if (argv[i] === "-m" && /^-\d/.test(argv[i + 1]!)) {
-      try { parseMemSize(argv[i + 1]); } catch (e) { handleError(e); }
-    }
   }
   const cli = cac("rrx");
   cli.command("run [kernel]", "Boot a Multiboot kernel (or a ROM) and run it live")
@@ -516,7 +543,7 @@ export function main(argv: string[]): void {
   cli.help();
   cli.version(VERSION);
   try {
-    cli.parse(argv, { run: false });
+    cli.parse(negativeValues(cli, argv), { run: false });
     if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
       if (cli.args.length) throw new UsageError(`unknown command '${cli.args[0]}' (see rrx --help)`);
       cli.outputHelp();

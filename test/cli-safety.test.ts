@@ -1,0 +1,83 @@
+/**
+ * Files rrx must not destroy or misread (issue 13, items 6 and 9, and the `-m -5` finding):
+ * guest output files (`--serial file:PATH` and the like are truncated when opened) may not be
+ * the kernel or the log of the run; `--record` onto a device is refused as a usage error; a
+ * negative number after any option that takes a value is that option's value, reported by the
+ * option's own check; `--rtc` takes ISO 8601 dates only.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { FIX } from "./helpers.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const RRX = join(ROOT, "cmd/rrx.ts");
+const RTC = ["--rtc", "2026-01-01T00:00:00Z"];
+let dir = "", kernel = "", log = "";
+
+function rrx(args: string[]): { code: number; err: string } {
+  const r = Bun.spawnSync([process.execPath, RRX, ...args], { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  return { code: r.exitCode, err: r.stderr.toString() };
+}
+
+function expectUsage(r: { code: number; err: string }, text: string): void {
+  expect(r.err).toContain(text);
+  expect(r.err.trim().split("\n")).toHaveLength(1);
+  expect(r.err).not.toContain("internal error");
+  expect(r.code).toBe(2);
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "rrx-safety-"));
+  kernel = join(dir, "hello.elf");
+  copyFileSync(join(FIX, "hello.elf"), kernel);
+  log = join(dir, "h.rrx");
+  const r = rrx(["run", kernel, "--record", log, "--max-insns", "100000", "--serial", "none", ...RTC]);
+  expect(r.code).toBe(0);
+});
+
+describe("guest output files never overwrite the run's own files", () => {
+  test("--serial file:KERNEL is refused and the kernel is intact", () => {
+    const before = readFileSync(kernel);
+    expectUsage(rrx(["run", kernel, "--serial", "file:hello.elf", ...RTC]), "--serial: file:hello.elf is the kernel of this run");
+    expect(readFileSync(kernel).equals(before)).toBe(true);
+  });
+
+  test("an output file that is the --record log (another spelling of its path) is refused, no log made", () => {
+    const rec = join(dir, "new.rrx");
+    expectUsage(rrx(["run", kernel, "--record", rec, "--debugcon", `file:${join(dir, ".", "new.rrx")}`, ...RTC]), "is the recording (--record) of this run");
+    expect(existsSync(rec)).toBe(false);
+  });
+
+  test("replay --serial file:LOG is refused and the log is intact", () => {
+    const before = readFileSync(log);
+    expectUsage(rrx(["replay", log, "--serial", "file:h.rrx"]), "--serial: file:h.rrx is the log of this run");
+    expect(readFileSync(log).equals(before)).toBe(true);
+    expect(rrx(["replay", log, "--verify", "--serial", "none"]).code).toBe(0);
+  });
+
+  test("--record onto a device: a usage error (was an internal error, exit 70)", () => {
+    expectUsage(rrx(["run", kernel, "--record", "/dev/null", ...RTC]), "--record: /dev/null is not a regular file");
+  });
+});
+
+describe("a negative number after an option is its value", () => {
+  test("each option's own check reports it (not 'Unknown option -1')", () => {
+    expectUsage(rrx(["run", kernel, "-m", "-5"]), "-m: expected a RAM size from 1M to 3072M");
+    expectUsage(rrx(["run", kernel, "--max-insns", "-1"]), "--max-insns: expected a non-negative integer, got '-1'");
+    expectUsage(rrx(["run", kernel, "--rtc", "-5"]), "--rtc: expected a date like");
+    expectUsage(rrx(["replay", log, "--until", "-3"]), "--until: expected a non-negative integer, got '-3'");
+    expectUsage(rrx(["gdb", log, "--no-launch", "--live-at", "-3"]), "--live-at: expected an integer");
+  });
+});
+
+describe("--rtc takes ISO 8601 dates only", () => {
+  test("'5' is refused (Date.parse reads it as May 2001); ISO forms are accepted", () => {
+    expectUsage(rrx(["run", kernel, "--rtc", "5"]), "--rtc: expected a date like 2026-01-01T00:00:00Z, got '5'");
+    expectUsage(rrx(["run", kernel, "--rtc", "Jan 1 2026"]), "--rtc: expected a date like");
+    for (const d of ["2024-02-29", "2024-02-29T12:00:00Z", "2024-02-29T12:00:00+02:00"]) {
+      expect(rrx(["run", kernel, "--rtc", d, "--max-insns", "1000", "--serial", "none"]).code).toBe(0);
+    }
+  });
+});
