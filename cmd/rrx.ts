@@ -470,16 +470,24 @@ function cmdLog(action: string, path: string, opts: Record<string, unknown>): nu
   throw new UsageError(`log: unknown action '${action}' (info or events)`);
 }
 
+/** The options that take a value, by flag as written (`-m`, `--max-insns`), with their cac name. */
+function valuedOptions(cli: ReturnType<typeof cac>): Map<string, string> {
+  const valued = new Map<string, string>();
+  for (const c of [cli.globalCommand, ...cli.commands]) {
+    for (const o of c.options) {
+      if (!o.required) continue;
+      for (const f of o.rawName.split(/[\s,]+/)) if (f.startsWith("-")) valued.set(f, o.name);
+    }
+  }
+  return valued;
+}
+
 /**
  * `-m -5`, `--max-insns -1`: a negative number after an option that takes a value is that
  * value (cac would take it for an option of its own); it is passed as `--opt=-5`, so the
  * option's own check reports it.
  */
-function negativeValues(cli: ReturnType<typeof cac>, argv: string[]): string[] {
-  const valued = new Set<string>();
-  for (const c of [cli.globalCommand, ...cli.commands]) {
-    for (const o of c.options) if (o.required) for (const f of o.rawName.split(/[\s,]+/)) if (f.startsWith("-")) valued.add(f);
-  }
+function negativeValues(valued: Map<string, string>, argv: string[]): string[] {
   const out = argv.slice(0, 2);
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i]!;
@@ -488,6 +496,29 @@ function negativeValues(cli: ReturnType<typeof cac>, argv: string[]): string[] {
     out.push(a);
   }
   return out;
+}
+
+/**
+ * Option values as typed. cac turns anything that looks like a number into one
+ * (`--kind 0x48` became 72, `--append 0x10` the command line "16"); every value is text here,
+ * and each option checks its own.
+ */
+function rawOptionValues(valued: Map<string, string>, argv: string[], options: Record<string, unknown>): void {
+  const raw = new Map<string, string[]>();
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    const eq = a.indexOf("=");
+    const flag = eq > 0 && a.startsWith("-") ? a.slice(0, eq) : a;
+    const name = valued.get(flag);
+    if (name === undefined) continue;
+    let v: string;
+    if (eq > 0 && a.startsWith("-")) v = a.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("-")) v = argv[++i]!;
+    else continue;
+    raw.set(name, [...(raw.get(name) ?? []), v]);
+  }
+  for (const [name, vs] of raw) if (name in options) options[name] = vs.length === 1 ? vs[0] : vs;
 }
 
 export function main(argv: string[]): void {
@@ -543,7 +574,10 @@ export function main(argv: string[]): void {
   cli.help();
   cli.version(VERSION);
   try {
-    cli.parse(negativeValues(cli, argv), { run: false });
+    const valued = valuedOptions(cli);
+    const args = negativeValues(valued, argv);
+    cli.parse(args, { run: false });
+    rawOptionValues(valued, args, cli.options as Record<string, unknown>);
     if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
       if (cli.args.length) throw new UsageError(`unknown command '${cli.args[0]}' (see rrx --help)`);
       cli.outputHelp();

@@ -6,7 +6,7 @@
  * option's own check; `--rtc` takes ISO 8601 dates only.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { FIX } from "./helpers.ts";
@@ -16,9 +16,9 @@ const RRX = join(ROOT, "cmd/rrx.ts");
 const RTC = ["--rtc", "2026-01-01T00:00:00Z"];
 let dir = "", kernel = "", log = "";
 
-function rrx(args: string[]): { code: number; err: string } {
+function rrx(args: string[]): { code: number; err: string; out: string } {
   const r = Bun.spawnSync([process.execPath, RRX, ...args], { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  return { code: r.exitCode, err: r.stderr.toString() };
+  return { code: r.exitCode, err: r.stderr.toString(), out: r.stdout.toString() };
 }
 
 function expectUsage(r: { code: number; err: string }, text: string): void {
@@ -79,5 +79,26 @@ describe("--rtc takes ISO 8601 dates only", () => {
     for (const d of ["2024-02-29", "2024-02-29T12:00:00Z", "2024-02-29T12:00:00+02:00"]) {
       expect(rrx(["run", kernel, "--rtc", d, "--max-insns", "1000", "--serial", "none"]).code).toBe(0);
     }
+  });
+});
+
+describe("option values are taken as typed", () => {
+  test("--append 0x10 reaches the kernel as 0x10 (cac made it 16)", () => {
+    const r = rrx(["run", kernel, "--append", "0x10", "--append=1e3", ...RTC]);
+    expect(r.out).toContain(`cmdline: "${kernel} 0x10,1e3"`);
+  });
+
+  test("log events --kind 0x01 (the documented code form) is SERIAL_RX", () => {
+    const script = join(dir, "in.txt");
+    writeFileSync(script, 'at 1ms serial "ab"\n');
+    const rec = join(dir, "in.rrx");
+    expect(rrx(["run", kernel, "--input", script, "--record", rec, "--serial", "none", ...RTC]).err).not.toContain("error");
+    const byName = rrx(["log", "events", rec, "--kind", "SERIAL_RX"]);
+    expect(byName.code).toBe(0);
+    expect(byName.out.trim().split("\n")).toHaveLength(2);
+    const byCode = rrx(["log", "events", rec, "--kind", "0x01"]);
+    expect(byCode.err).toBe("");
+    expect(byCode.out).toBe(byName.out);
+    expectUsage(rrx(["log", "events", rec, "--kind", "0x999"]), "unknown event kind '0x999'");
   });
 });
