@@ -57,8 +57,9 @@ export const MIN_HASH_INTERVAL = 1 << 16;
 
 function parseCount(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag}: expected a non-negative integer, got '${v}'`);
+  const n = typeof v === "string" && v.trim() === "" ? NaN : Number(v);
+  // Instruction counts are below 2^53, as the log holds them.
+  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`${flag}: expected a non-negative integer below 2^53, got '${v}'`);
   return n;
 }
 

@@ -65,9 +65,9 @@ describe("guest output files never overwrite the run's own files", () => {
 describe("a negative number after an option is its value", () => {
   test("each option's own check reports it (not 'Unknown option -1')", () => {
     expectUsage(rrx(["run", kernel, "-m", "-5"]), "-m: expected a RAM size from 1M to 3072M");
-    expectUsage(rrx(["run", kernel, "--max-insns", "-1"]), "--max-insns: expected a non-negative integer, got '-1'");
+    expectUsage(rrx(["run", kernel, "--max-insns", "-1"]), "--max-insns: expected a non-negative integer below 2^53, got '-1'");
     expectUsage(rrx(["run", kernel, "--rtc", "-5"]), "--rtc: expected a date like");
-    expectUsage(rrx(["replay", log, "--until", "-3"]), "--until: expected a non-negative integer, got '-3'");
+    expectUsage(rrx(["replay", log, "--until", "-3"]), "--until: expected a non-negative integer below 2^53, got '-3'");
     expectUsage(rrx(["gdb", log, "--no-launch", "--live-at", "-3"]), "--live-at: expected an integer");
   });
 });
@@ -100,5 +100,14 @@ describe("option values are taken as typed", () => {
     expect(byCode.err).toBe("");
     expect(byCode.out).toBe(byName.out);
     expectUsage(rrx(["log", "events", rec, "--kind", "0x999"]), "unknown event kind '0x999'");
+  });
+});
+
+describe("instruction counts are below 2^53", () => {
+  test("--max-insns and --until beyond 2^53, or empty, are refused", () => {
+    expectUsage(rrx(["run", kernel, "--max-insns", "99999999999999999999"]), "--max-insns: expected a non-negative integer below 2^53");
+    expectUsage(rrx(["run", kernel, "--max-insns", ""]), "--max-insns: expected a non-negative integer below 2^53, got ''");
+    expectUsage(rrx(["replay", log, "--until", "9007199254740992"]), "--until: expected a non-negative integer below 2^53");
+    expect(rrx(["replay", log, "--until", "5000", "--serial", "none"]).code).toBe(0);
   });
 });
