@@ -412,6 +412,10 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   const trunc = opened.log.truncated;
   if (trunc) process.stderr.write(kleur.yellow(`rrx: log ends at icount ${trunc.atIcount} (truncated)\n`));
   checkOutputFiles(outputFiles(opts), [{ path, role: "log" }]);
+  // Past its end a log holds no input: running on would not be a replay of the recording.
+  if (until !== undefined && until > finalIcountOf(opened)) {
+    throw new UsageError(`--until: the recording ends at instruction ${finalIcountOf(opened)}${trunc ? " (truncated)" : ""}, got ${until}`);
+  }
   const out = makeWriter(parseOut(opts.serial, "--serial", { kind: "stdio" }));
   const t0 = performance.now();
   const progress = makeProgress(finalIcountOf(opened), t0);
@@ -557,7 +561,7 @@ export function main(argv: string[]): void {
     });
   cli.command("replay <log>", "Replay a recording without host input")
     .option("--verify", "Check every state hash; exit 3 naming the first divergence")
-    .option("--until <icount>", "Stop at this instruction count")
+    .option("--until <icount>", "Stop at this instruction count (at most the recording's end)")
     .option("--serial <spec>", "Where replayed COM1 output goes: stdio, file:PATH or none")
     .option("--display <mode>", "text: print the screen at the end")
     .option("--screen", "Print the final text screen")

@@ -111,3 +111,12 @@ describe("instruction counts are below 2^53", () => {
     expect(rrx(["replay", log, "--until", "5000", "--serial", "none"]).code).toBe(0);
   });
 });
+
+describe("replay --until stays inside the recording", () => {
+  test("an --until past the log's end is refused (the replay ran on past it, with no input)", () => {
+    // the log was recorded with --max-insns 100000; hello.elf runs on to about 4.6 M instructions
+    expectUsage(rrx(["replay", log, "--until", "100001"]), "--until: the recording ends at instruction 100000, got 100001");
+    expectUsage(rrx(["replay", log, "--verify", "--until", "200000"]), "--until: the recording ends at instruction 100000");
+    expect(rrx(["replay", log, "--until", "100000", "--serial", "none"]).code).toBe(0);
+  });
+});
