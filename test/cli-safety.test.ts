@@ -120,3 +120,13 @@ describe("replay --until stays inside the recording", () => {
     expect(rrx(["replay", log, "--until", "100000", "--serial", "none"]).code).toBe(0);
   });
 });
+
+describe("script values a recording cannot hold", () => {
+  test("mouse dx 99999: refused when the script is read (was an internal error and a log without a trailer)", () => {
+    const script = join(dir, "mouse.txt");
+    writeFileSync(script, "at 1ms mouse 99999 0 0\n");
+    const rec = join(dir, "mouse.rrx");
+    expectUsage(rrx(["run", kernel, "--input", script, "--record", rec, "--serial", "none", ...RTC]), "mouse.txt:1: mouse dx and dy must be in -32768..32767");
+    expect(existsSync(rec)).toBe(false);
+  });
+});

@@ -6,7 +6,8 @@
  *   at 12ms serial2 "x"            COM2
  *   at 20ms key "ab\n"             typed text, turned into set-2 make/break scancodes
  *   at 21ms key 1c f0 1c           raw set-2 scancode bytes (hex)
- *   at 30ms mouse 5 -3 1           dx dy buttons (bit0 left, bit1 right, bit2 middle)
+ *   at 30ms mouse 5 -3 1           dx dy buttons (bit0 left, bit1 right, bit2 middle);
+ *                                  dx, dy in -32768..32767, buttons in 0..255
  *
  * Times: an integer or decimal with unit ns, us, ms or s (virtual time since boot), below
  * 2^53 ns (about 104 days: the largest time a recording can hold). Events must be in
@@ -54,14 +55,19 @@ export function parseScript(text: string, name = "script"): ScriptEvent[] {
           events.push({ kind: "key", bytes: codes });
         }
       } else {
-        const bytes = args.split(/\s+/).map((h) => parseInt(h, 16));
-        if (bytes.some((b) => !(b >= 0 && b <= 255))) throw new ScriptError(`${name}:${ln + 1}: bad scancode byte`);
+        const words = args.split(/\s+/);
+        if (words.some((h) => !/^[0-9a-fA-F]{1,2}$/.test(h))) throw new ScriptError(`${name}:${ln + 1}: bad scancode byte (hex 00..ff)`);
+        const bytes = words.map((h) => parseInt(h, 16));
         events.push({ kind: "key", bytes });
       }
     } else {
-      const p = args.split(/\s+/).map((x) => parseInt(x, 10));
-      if (p.length !== 3 || p.some((x) => !Number.isFinite(x))) throw new ScriptError(`${name}:${ln + 1}: mouse needs dx dy buttons`);
-      events.push({ kind: "mouse", dx: p[0]!, dy: p[1]!, buttons: p[2]! });
+      const w = args.split(/\s+/);
+      if (w.length !== 3 || w.some((x) => !/^-?[0-9]+$/.test(x))) throw new ScriptError(`${name}:${ln + 1}: mouse needs dx dy buttons (integers)`);
+      const [dx, dy, buttons] = w.map(Number) as [number, number, number];
+      // The ranges a recording holds (MOUSE events: 16-bit dx and dy, a buttons byte).
+      if (dx < -32768 || dx > 32767 || dy < -32768 || dy > 32767) throw new ScriptError(`${name}:${ln + 1}: mouse dx and dy must be in -32768..32767`);
+      if (buttons < 0 || buttons > 255) throw new ScriptError(`${name}:${ln + 1}: mouse buttons must be in 0..255 (bit0 left, bit1 right, bit2 middle)`);
+      events.push({ kind: "mouse", dx, dy, buttons });
     }
     out.push({ atNs, events, line: ln + 1 });
   }
