@@ -21,7 +21,7 @@ import { buildMachine, imagesOf, MachineHasher } from "./session.ts";
 import { ByteReader, ChunkKind, DecodeError, LogError, decodeSnapshotPayload, encodeSnapshotPayload } from "./format.ts";
 import { applyState } from "./start-state.ts";
 import { diffHashes, type HashRecord } from "./hash.ts";
-import { fixCrcs, outcome } from "./log-testutil.ts";
+import { fixCrcs, outcome } from "../../test/support/log-testutil.ts";
 import { runReplay } from "../machine/driver.ts";
 import { parseScript } from "../machine/script.ts";
 import { BUN, DBG_ELF, elfSymbols, KERNEL_DIR, RRX, RUNS } from "../../test/gdb/record.ts";

@@ -12,7 +12,7 @@
  * stops there with replaylog:end, reverse execution at 0 with replaylog:begin.
  */
 
-import { NUM_GREGS, Reg, SIGTRAP, type BreakpointType, type DebugTarget, type ResumeAction, type Stop, type StopReason, type WatchpointType } from "./target.ts";
+import { NUM_GREGS, Reg, SIGTRAP, type BreakpointType, type DebugTarget, type ResumeAction, type Stop, type StopReason, type WatchpointType } from "../../lib/gdb/target.ts";
 
 export const MOCK_MEM_SIZE = 0x10000;
 export const MOCK_CODE = 0x1000;
