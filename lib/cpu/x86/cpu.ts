@@ -7,7 +7,7 @@
 import type { CpuBus } from "./bus.ts";
 import type { PhysMem } from "../../machine/ram.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
-import { Stop } from "../contract.ts";
+import { Stop, type GuestCpu } from "../contract.ts";
 import { EDX, FAULT } from "./arch.ts";
 import { CS } from "./decode.ts";
 import { IF, LF_EAGER, TF } from "./flags.ts";
@@ -15,6 +15,7 @@ import { exec } from "./exec.ts";
 import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
+import { X86Debug } from "./debug.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -29,7 +30,7 @@ const FAULT_STORM = 100_000;
 /** runTranslated results besides a Stop. */
 const RT_CONTINUE = -2, RT_NOT_RUN = -1;
 
-export class Cpu extends CpuBlocks {
+export class Cpu extends CpuBlocks implements GuestCpu {
   noJit = false;
   /** Executions of a block before it is translated (tests set 1 to translate everything). */
   jitThreshold = JIT_THRESHOLD;
@@ -38,6 +39,12 @@ export class Cpu extends CpuBlocks {
     super(bus, mem);
     this.reset();
   }
+
+  /** Whether an interrupt on INTR would be taken now (EFLAGS.IF; the shadow is run()'s business). */
+  interruptsEnabled(): boolean { return (this.eflags & IF) !== 0; }
+
+  /** The debugger's view (gdb i386 registers, translation, disassembler). */
+  get debug(): X86Debug { return new X86Debug(this); }
 
 
   // =====================================================================================
