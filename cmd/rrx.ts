@@ -12,11 +12,11 @@ import { runLive, HostQueue, type EndReason } from "../lib/machine/driver.ts";
 import { parseScript, ScriptError, textToSet2 } from "../lib/machine/script.ts";
 import { hostEpochSeconds } from "../lib/machine/host.ts";
 import { Recorder, DEFAULT_HASH_INTERVAL } from "../lib/replay/recorder.ts";
-import { LogWriter, FileSink } from "../lib/replay/log-writer.ts";
-import { LogError, MAGIC, ELF_MAGIC } from "../lib/replay/format.ts";
+import { LogWriter, FileSink } from "../lib/replay/log/writer.ts";
+import { LogError, MAGIC, ELF_MAGIC } from "../lib/replay/log/format.ts";
 import { openLog, verifyLog, replayToEnd, finalIcountOf } from "../lib/replay/replayer.ts";
-import { readLog } from "../lib/replay/log-reader.ts";
-import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log-info.ts";
+import { readLog } from "../lib/replay/log/reader.ts";
+import { logInfo, formatLogInfo, filterEvents, formatEvent, eventToJson, resolveKind } from "../lib/replay/log/info.ts";
 import type { Machine } from "../lib/machine/machine.ts";
 import { registerGdb } from "./gdb.ts";
 

@@ -14,11 +14,11 @@ import { machineFromLog, openLog, replayToEnd, verifyLog, type OpenedLog } from 
 import { engineFromLog } from "./engine.ts";
 import { LiveInput } from "./live.ts";
 import { Recorder } from "./recorder.ts";
-import { MemorySink } from "./log-writer.ts";
-import { readLog } from "./log-reader.ts";
-import { diffLogs, formatLogInfo, logInfo } from "./log-info.ts";
+import { MemorySink } from "./log/writer.ts";
+import { readLog } from "./log/reader.ts";
+import { diffLogs, formatLogInfo, logInfo } from "./log/info.ts";
 import { buildMachine, imagesOf, MachineHasher } from "./session.ts";
-import { ByteReader, ChunkKind, DecodeError, LogError, decodeSnapshotPayload, encodeSnapshotPayload } from "./format.ts";
+import { ByteReader, ChunkKind, DecodeError, LogError, decodeSnapshotPayload, encodeSnapshotPayload } from "./log/format.ts";
 import { applyState } from "./start-state.ts";
 import { diffHashes, type HashRecord } from "./hash.ts";
 import { fixCrcs, outcome } from "../../test/support/log-testutil.ts";

@@ -6,7 +6,7 @@ import { Machine } from "../machine/machine.ts";
 import { bootMultiboot } from "../machine/boot.ts";
 import { BootError, parseElf32, isElf } from "../boot/elf.ts";
 import { findMultibootHeader } from "../boot/multiboot.ts";
-import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./format.ts";
+import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./log/format.ts";
 import { hashBytes, hashComponents, RamHasher } from "./hash.ts";
 import { StateWriter } from "../machine/snapshot.ts";
 

@@ -4,11 +4,11 @@
  *
  * Layout: header, chunks ('I' images, 'E' events), then one 'T' trailer chunk.
  */
-import { ByteReader, ByteWriter, DecodeError, utf8 } from "./format-bytes.ts";
-import { bytesToHex, hexToBytes, type HashRecord } from "./hash.ts";
+import { ByteReader, ByteWriter, DecodeError, utf8 } from "./bytes.ts";
+import { bytesToHex, hexToBytes, type HashRecord } from "../hash.ts";
 
-export { DecodeError } from "./format-bytes.ts";
-export type { HashRecord } from "./hash.ts";
+export { DecodeError } from "./bytes.ts";
+export type { HashRecord } from "../hash.ts";
 
 /** "RRXLOG", NUL, SUB (0x1a: stops `type`/`cat` on some systems, flags text-mode damage). */
 export const MAGIC = Uint8Array.of(0x52, 0x52, 0x58, 0x4c, 0x4f, 0x47, 0x00, 0x1a);
@@ -17,7 +17,7 @@ export const ELF_MAGIC = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46);
 export const FORMAT_VERSION = 1;
 /** The version written for a log that starts from a machine snapshot ('S' chunk). */
 export const SNAPSHOT_FORMAT_VERSION = 2;
-/** Every version this build reads (log-reader.ts keeps one reader per version). */
+/** Every version this build reads (reader.ts keeps one reader per version). */
 export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
 
 /** Header flags (u16). */
