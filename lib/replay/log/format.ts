@@ -94,6 +94,9 @@ export interface ComparedSection {
   images: ImageInfo[];
   /** Boot date, seconds since the epoch (a logged host input). */
   bootDate: number;
+  /** The board and CPU ISA the recording needs (optional: a log without them is "pc", "i386"). */
+  board?: string;
+  isa?: string;
   [extra: string]: unknown;
 }
 
@@ -197,6 +200,8 @@ export function checkCompared(v: unknown): string | null {
   if (typeof v.ips !== "number" || !(v.ips > 0) || !Number.isFinite(v.ips)) return "compared section: ips must be a positive number";
   if (!isStrArr(v.args)) return "compared section: args must be an array of strings";
   if (typeof v.bootDate !== "number" || !Number.isFinite(v.bootDate)) return "compared section: bootDate must be a number";
+  if (v.board !== undefined && typeof v.board !== "string") return "compared section: board must be a string";
+  if (v.isa !== undefined && typeof v.isa !== "string") return "compared section: isa must be a string";
   if (!Array.isArray(v.images)) return "compared section: images must be an array";
   for (const [i, im] of v.images.entries()) {
     if (!isObj(im) || typeof im.role !== "string" || typeof im.name !== "string" || !isNonNegInt(im.size) ||
