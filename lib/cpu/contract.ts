@@ -118,6 +118,8 @@ export interface GuestCpu {
 export interface DebugView {
   /** gdb architecture name (`<architecture>` of the target description), e.g. "i386". */
   readonly arch: string;
+  /** The register file as the gdb stub serves it. */
+  readonly layout: RegisterLayout;
   /** The general registers, gdb numbering, each as an unsigned 32-bit value. */
   readRegisters(): number[];
   /** Write register n (gdb numbering); false when the register cannot be written. */
@@ -126,4 +128,22 @@ export interface DebugView {
   xlate(addr: number): number;
   /** One instruction's text and length at a debugger address, for tools; null if unreadable. */
   disassemble(code: Uint8Array, addr: number): { text: string; len: number } | null;
+}
+
+/**
+ * A register file as gdb sees it: the target description the stub serves and the layout of
+ * the `g` packet. Registers 0 .. general-1 are 32-bit values (DebugView.readRegisters); the
+ * ones after them are raw little-endian bytes a target may supply (zeros otherwise).
+ */
+export interface RegisterLayout {
+  /** The complete target description (qXfer:features:read:target.xml). */
+  readonly targetXml: string;
+  /** Byte size of every register, in gdb numbering (the order of the g packet). */
+  readonly sizes: readonly number[];
+  /** How many leading registers are 32-bit values. */
+  readonly general: number;
+  /** The program counter's register number. */
+  readonly pc: number;
+  /** Registers a stop reply carries (the pc first), so gdb needs no `g` after a stop. */
+  readonly expedite: readonly number[];
 }

@@ -10,12 +10,12 @@
 import type { ReplayEngine, EngineStop } from "../replay/engine.ts";
 import type { LiveInput } from "../replay/live.ts";
 import type { Machine } from "../machine/machine.ts";
-import type { GuestCpu } from "../cpu/contract.ts";
+import type { GuestCpu, RegisterLayout } from "../cpu/contract.ts";
 import { MachineHasher } from "../replay/session.ts";
 import { hashBytes } from "../replay/hash.ts";
 import { PAGE_SIZE } from "../machine/ram.ts";
 import {
-  NUM_GREGS, SIGTRAP,
+  SIGTRAP,
   type BreakpointType, type DebugTarget, type ResumeAction, type Stop, type StopReason, type WatchpointType,
 } from "./target.ts";
 
@@ -71,12 +71,16 @@ export class RrxTarget implements DebugTarget {
     return this.m.cpu;
   }
 
+  get layout(): RegisterLayout {
+    return this.cpu.debug.layout;
+  }
+
   readRegisters(): readonly number[] {
     return this.cpu.debug.readRegisters();
   }
 
   writeRegister(n: number, value: number): boolean {
-    if (!this.writable || n < 0 || n >= NUM_GREGS) return false;
+    if (!this.writable || n < 0 || n >= this.layout.general) return false;
     return this.cpu.debug.writeRegister(n, value);
   }
 

@@ -7,7 +7,7 @@ import type { Socket } from "bun";
 import { RspParser, binStrToBytes, checksum, encodePacket, hexToText, textToHex, u32leHex, type RspEvent } from "./rsp.ts";
 import { GdbServer } from "./server.ts";
 import { MockTarget, MOCK_CODE, MOCK_DATA, MOCK_FUNC } from "../../test/support/mock-target.ts";
-import { G_PACKET_BYTES, TARGET_XML } from "./tdesc.ts";
+import { G_PACKET_BYTES, TARGET_XML } from "../cpu/x86/tdesc.ts";
 
 /** Minimal RSP client over TCP. */
 class RawClient {

@@ -1,6 +1,7 @@
 /**
  * The x86 core's debugger view (DebugView, lib/cpu/contract.ts): gdb's i386 "core" register
- * numbering, register writes, side-effect-free address translation, and the disassembler.
+ * numbering and target description (tdesc.ts), register writes, side-effect-free address
+ * translation, and the disassembler.
  *
  *   0 eax  1 ecx  2 edx  3 ebx  4 esp  5 ebp  6 esi  7 edi
  *   8 eip  9 eflags  10 cs  11 ss  12 ds  13 es  14 fs  15 gs
@@ -9,6 +10,7 @@ import type { DebugView } from "../contract.ts";
 import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode } from "./decode.ts";
 import { formatInsn } from "./disasm.ts";
 import type { CpuCore } from "./interrupts.ts";
+import { I386_LAYOUT } from "./tdesc.ts";
 
 /** gdb's segment register order (cs ss ds es fs gs) as the core's segment numbers. */
 const SEG_ORDER = [CS, SS, DS, ES, FS, GS];
@@ -17,6 +19,7 @@ export const I386_GREGS = 16;
 
 export class X86Debug implements DebugView {
   readonly arch = "i386";
+  readonly layout = I386_LAYOUT;
   constructor(private readonly cpu: CpuCore) {}
 
   readRegisters(): number[] {
