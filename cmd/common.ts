@@ -11,7 +11,7 @@
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { BootError } from "../lib/boot/elf.ts";
-import { LogError, MAGIC } from "../lib/replay/format.ts";
+import { LogError, MAGIC } from "../lib/replay/log/format.ts";
 import { ScriptError } from "../lib/machine/script.ts";
 
 export class UsageError extends Error {}

@@ -22,14 +22,14 @@ import { engineFromLog, ReplayEngine } from "../lib/replay/engine.ts";
 import { buildMachine, comparedSection, imagesOf, type MachineConfig } from "../lib/replay/session.ts";
 import { LiveInput } from "../lib/replay/live.ts";
 import { DEFAULT_HASH_INTERVAL, Recorder } from "../lib/replay/recorder.ts";
-import { FileSink } from "../lib/replay/log-writer.ts";
+import { FileSink } from "../lib/replay/log/writer.ts";
 import { parseScript, ScriptError, type ScriptEvent } from "../lib/machine/script.ts";
 import type { Machine } from "../lib/machine/machine.ts";
-import type { ComparedSection } from "../lib/replay/format.ts";
+import type { ComparedSection } from "../lib/replay/log/format.ts";
 import { RrxTarget } from "../lib/gdb/rrx-target.ts";
 import { DEFAULT_GDB_PORT, GdbServer } from "../lib/gdb/server.ts";
 import { gdbArgs } from "../lib/gdb/launch.ts";
-import { sha256Hex, MAGIC } from "../lib/replay/format.ts";
+import { sha256Hex, MAGIC } from "../lib/replay/log/format.ts";
 import { hostEpochSeconds } from "../lib/machine/host.ts";
 import { UsageError, checkInput, checkRecordTarget, isUserError, parseMemSize, readInput } from "./common.ts";
 

@@ -10,7 +10,7 @@ import { buildMachine, comparedSection, imagesOf, type MachineConfig } from "../
 import { runLive } from "../lib/machine/driver.ts";
 import { parseScript } from "../lib/machine/script.ts";
 import { Recorder } from "../lib/replay/recorder.ts";
-import { LogWriter, MemorySink } from "../lib/replay/log-writer.ts";
+import { LogWriter, MemorySink } from "../lib/replay/log/writer.ts";
 import { GOLDEN } from "./golden.ts";
 
 const FIX = join(import.meta.dir, "..", "fixtures");

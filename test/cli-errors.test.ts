@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { readLog } from "../lib/replay/log-reader.ts";
+import { readLog } from "../lib/replay/log/reader.ts";
 import { parseScript, ScriptError } from "../lib/machine/script.ts";
 import { FIX } from "./helpers.ts";
 

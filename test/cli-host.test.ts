@@ -11,8 +11,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { readLog } from "../lib/replay/log-reader.ts";
-import { EventKind } from "../lib/replay/format.ts";
+import { readLog } from "../lib/replay/log/reader.ts";
+import { EventKind } from "../lib/replay/log/format.ts";
 import { FIX } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");

@@ -9,10 +9,10 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { FileSink, LogWriter } from "../lib/replay/log-writer.ts";
-import { readLog } from "../lib/replay/log-reader.ts";
-import { EventKind } from "../lib/replay/format.ts";
-import { sampleHeader } from "../lib/replay/log-testutil.ts";
+import { FileSink, LogWriter } from "../lib/replay/log/writer.ts";
+import { readLog } from "../lib/replay/log/reader.ts";
+import { EventKind } from "../lib/replay/log/format.ts";
+import { sampleHeader } from "./support/log-testutil.ts";
 import { FIX } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");

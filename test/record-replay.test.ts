@@ -11,11 +11,11 @@ import { buildMachine, comparedSection, type MachineConfig } from "../lib/replay
 import { runLive } from "../lib/machine/driver.ts";
 import { parseScript } from "../lib/machine/script.ts";
 import { Recorder } from "../lib/replay/recorder.ts";
-import { LogWriter, MemorySink } from "../lib/replay/log-writer.ts";
-import { readLog } from "../lib/replay/log-reader.ts";
+import { LogWriter, MemorySink } from "../lib/replay/log/writer.ts";
+import { readLog } from "../lib/replay/log/reader.ts";
 import { inputEvents, openLog, verifyLog } from "../lib/replay/replayer.ts";
 import { runReplay } from "../lib/machine/driver.ts";
-import { EventKind } from "../lib/replay/format.ts";
+import { EventKind } from "../lib/replay/log/format.ts";
 import { FIX, RTC } from "./helpers.ts";
 
 const ROOT = join(import.meta.dir, "..");

@@ -16,7 +16,7 @@ import type { BenchContext } from "./types.ts";
 import { fixtureConfig, runRecord } from "./rrx.ts";
 import { openLog } from "../../lib/replay/replayer.ts";
 import { engineFromLog, type EngineOptions, type ReplayEngine } from "../../lib/replay/engine.ts";
-import { sha256Hex } from "../../lib/replay/format.ts";
+import { sha256Hex } from "../../lib/replay/log/format.ts";
 
 export const CACHE_DIR = join(tmpdir(), "rrx-bench-cache");
 

@@ -8,7 +8,7 @@ import { buildMachine, comparedSection, type MachineConfig } from "../../lib/rep
 import { runLive, type EndReason } from "../../lib/machine/driver.ts";
 import { parseScript, type ScriptEvent } from "../../lib/machine/script.ts";
 import { Recorder, DEFAULT_HASH_INTERVAL } from "../../lib/replay/recorder.ts";
-import { LogWriter, FileSink, MemorySink, type LogSink } from "../../lib/replay/log-writer.ts";
+import { LogWriter, FileSink, MemorySink, type LogSink } from "../../lib/replay/log/writer.ts";
 import { openLog, verifyLog, replayToEnd } from "../../lib/replay/replayer.ts";
 import type { Machine } from "../../lib/machine/machine.ts";
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Cmos, civilFromDays, daysFromCivil } from "./cmos.ts";
-import { TestCtx, advance, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, advance, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 // 2024-02-29 23:59:58 UTC, a Thursday
 const BOOT = daysFromCivil(2024, 2, 29) * 86400 + 23 * 3600 + 59 * 60 + 58;

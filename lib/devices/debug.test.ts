@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { DebugPorts } from "./debug.ts";
 import { SysCtl } from "./sysctl.ts";
-import { TestCtx, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 describe("debug ports", () => {
   test("0xF4 debug-exit: status (v << 1) | 1 for sizes 1, 2, 4", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { I8042, TRANSLATE, set2ToSet1 } from "./i8042.ts";
-import { TestCtx, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 function mk() {
   const ctx = new TestCtx();

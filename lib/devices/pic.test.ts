@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Pic } from "./pic.ts";
-import { TestCtx, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 /** Program the pair the way Linux does: master 0x20, slave 0x28, 8086 mode. */
 function initPair(pic: Pic, icw4 = 0x01, ltim = false): void {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Pit, PIT_HZ, nsToTick, tickToNs } from "./pit.ts";
-import { TestCtx, advance, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, advance, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 function mk() {
   const ctx = new TestCtx();

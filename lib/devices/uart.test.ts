@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Uart } from "./uart.ts";
-import { TestCtx, advance, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, advance, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 const B = 0x3f8;
 function mk() {

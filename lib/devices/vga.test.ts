@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { CP437, FRAME_NS, Vga } from "./vga.ts";
-import { TestCtx, restoreBytes, saveBytes } from "./testctx.ts";
+import { TestCtx, restoreBytes, saveBytes } from "../../test/support/testctx.ts";
 
 function mk() {
   const ctx = new TestCtx();

@@ -6,8 +6,8 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildMockElf } from "./mock-elf.ts";
-import { MockTarget, type MockOptions } from "./mock-target.ts";
+import { buildMockElf } from "../../test/support/mock-elf.ts";
+import { MockTarget, type MockOptions } from "../../test/support/mock-target.ts";
 import { GdbServer } from "./server.ts";
 
 const GDB = Bun.which("gdb");

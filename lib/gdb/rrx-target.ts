@@ -1,7 +1,7 @@
 /**
  * DebugTarget over the replay engine (lib/replay/engine.ts): what `rrx gdb rec.rrx` serves.
  *
- * Registers and memory come straight from the machine (memory through cpu.debugXlate, so no
+ * Registers and memory come straight from the machine (through the CPU's debugger view, so no
  * accessed/dirty bits are set and nothing is faulted in). Breakpoints and watchpoints live in
  * the emulator (guest memory is never patched). While replaying, register and memory writes
  * are refused (they would make the machine diverge from the recording); after `monitor live`
@@ -10,15 +10,15 @@
 import type { ReplayEngine, EngineStop } from "../replay/engine.ts";
 import type { LiveInput } from "../replay/live.ts";
 import type { Machine } from "../machine/machine.ts";
+import type { GuestCpu, RegisterLayout } from "../cpu/contract.ts";
 import { MachineHasher } from "../replay/session.ts";
 import { hashBytes } from "../replay/hash.ts";
 import { PAGE_SIZE } from "../machine/ram.ts";
 import {
-  NUM_GREGS, SIGTRAP,
+  SIGTRAP,
   type BreakpointType, type DebugTarget, type ResumeAction, type Stop, type StopReason, type WatchpointType,
 } from "./target.ts";
 
-const SEG_ORDER = [1, 2, 3, 0, 4, 5]; // gdb cs ss ds es fs gs -> cpu ES=0 CS=1 SS=2 DS=3 FS=4 GS=5
 const WATCH_NAME = { 2: "watch", 3: "rwatch", 4: "awatch" } as const;
 
 export interface RrxTargetOptions {
@@ -66,30 +66,27 @@ export class RrxTarget implements DebugTarget {
     return this.engine.m;
   }
 
+  /** The CPU as the contract shows it (lib/cpu/contract.ts). */
+  private get cpu(): GuestCpu {
+    return this.m.cpu;
+  }
+
+  get layout(): RegisterLayout {
+    return this.cpu.debug.layout;
+  }
+
   readRegisters(): readonly number[] {
-    const cpu = this.m.cpu;
-    const r = new Array<number>(NUM_GREGS);
-    for (let i = 0; i < 8; i++) r[i] = cpu.regs[i]! >>> 0;
-    r[8] = cpu.eip >>> 0;
-    r[9] = cpu.getFlags() >>> 0;
-    for (let i = 0; i < 6; i++) r[10 + i] = cpu.sel[SEG_ORDER[i]!]!;
-    return r;
+    return this.cpu.debug.readRegisters();
   }
 
   writeRegister(n: number, value: number): boolean {
-    if (!this.writable || n < 0 || n >= NUM_GREGS) return false;
-    const cpu = this.m.cpu;
-    value >>>= 0;
-    if (n < 8) cpu.regs[n] = value;
-    else if (n === 8) cpu.eip = value;
-    else if (n === 9) cpu.setFlags(value);
-    else return false; // segment registers: loading a selector has side effects; refuse
-    return true;
+    if (!this.writable || n < 0 || n >= this.layout.general) return false;
+    return this.cpu.debug.writeRegister(n, value);
   }
 
   /** Physical address of a linear one for the debugger, or -1. */
   private phys(lin: number): number {
-    return this.m.cpu.debugXlate(lin >>> 0);
+    return this.cpu.debug.xlate(lin >>> 0);
   }
 
   readMemory(addr: number, len: number): Uint8Array | null {
@@ -134,7 +131,7 @@ export class RrxTarget implements DebugTarget {
       done += n;
     }
     for (const x of parts) this.m.mem.hostWrite(x.p, data.subarray(x.off, x.off + x.n));
-    this.m.cpu.flushBlocks(); // the write may have hit translated code
+    this.cpu.flushBlocks(); // the write may have hit translated code
     return true;
   }
 

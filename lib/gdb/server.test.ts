@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { RspParser, binStrToBytes, checksum, encodePacket, hexToText, textToHex, u32leHex, type RspEvent } from "./rsp.ts";
 import { GdbServer } from "./server.ts";
-import { MockTarget, MOCK_CODE, MOCK_DATA, MOCK_FUNC } from "./mock-target.ts";
-import { G_PACKET_BYTES, TARGET_XML } from "./tdesc.ts";
+import { MockTarget, MOCK_CODE, MOCK_DATA, MOCK_FUNC } from "../../test/support/mock-target.ts";
+import { G_PACKET_BYTES, TARGET_XML } from "../cpu/x86/tdesc.ts";
 
 /** Minimal RSP client over TCP. */
 class RawClient {

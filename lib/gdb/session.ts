@@ -24,10 +24,8 @@ import {
   binStrToBytes,
   type RspEvent,
 } from "./rsp.ts";
-import { G_PACKET_BYTES, NUM_CORE_REGS, REG_SIZES, TARGET_XML, regOffset } from "./tdesc.ts";
+import type { RegisterLayout } from "../cpu/contract.ts";
 import {
-  NUM_GREGS,
-  Reg,
   SIGINT,
   SIGTRAP,
   type DebugTarget,
@@ -39,7 +37,23 @@ import {
 /** Advertised PacketSize (max packet body gdb may send us / we send back), in bytes. */
 export const DEFAULT_PACKET_SIZE = 0x4000;
 
-const FPU_BYTES = G_PACKET_BYTES - NUM_GREGS * 4; // 112
+/** A register layout with the offsets the stub needs precomputed. */
+class Layout {
+  /** Registers in the description; the 32-bit ones (first); byte offset of each in the g packet. */
+  readonly count: number;
+  readonly general: number;
+  readonly offsets: number[];
+  /** Bytes of the registers after the general ones (the target's readFpuRegisters, or zeros). */
+  readonly extraBytes: number;
+  constructor(readonly l: RegisterLayout) {
+    this.count = l.sizes.length;
+    this.general = l.general;
+    this.offsets = [];
+    let off = 0;
+    for (const sz of l.sizes) { this.offsets.push(off); off += sz; }
+    this.extraBytes = off - l.general * 4;
+  }
+}
 
 export interface SessionOptions {
   /** Diagnostics (malformed packets, target errors). Default: none. */
@@ -95,6 +109,8 @@ export class GdbSession {
   private lastStop: StopReason = { kind: "signal", signal: SIGTRAP };
   private regCache: number[] | null = null;
   private memCache = new Map<string, Uint8Array | null>();
+  /** The target's register file (taken once: it does not change during a session). */
+  private readonly layout: Layout;
 
   /** Called once when the session is over (gdb detached/killed, or `close()`); the transport should close. */
   onEnd: ((why: SessionEnd) => void) | null = null;
@@ -108,6 +124,7 @@ export class GdbSession {
     this.packetSize = opts.packetSize ?? DEFAULT_PACKET_SIZE;
     this.cacheMemory = opts.cacheMemory ?? true;
     this.trace = opts.traceProtocol ?? false;
+    this.layout = new Layout(target.layout);
     this.parser = new RspParser(Math.max(this.packetSize * 2, 1 << 16));
   }
 
@@ -348,25 +365,31 @@ export class GdbSession {
   private gPacket(): string {
     const r = this.regs();
     let s = "";
-    for (let i = 0; i < NUM_GREGS; i++) s += u32leHex(r[i] ?? 0);
-    return s + toHex(this.fpuBytes());
+    for (let i = 0; i < this.layout.general; i++) s += u32leHex(r[i] ?? 0);
+    return s + toHex(this.extraBytes());
   }
 
-  private fpuBytes(): Uint8Array {
-    const out = new Uint8Array(FPU_BYTES);
+  /** The registers after the general ones (x87 for i386): the target's bytes or zeros. */
+  private extraBytes(): Uint8Array {
+    const out = new Uint8Array(this.layout.extraBytes);
     if (this.target.readFpuRegisters) {
       const f = this.target.readFpuRegisters();
-      out.set(f.subarray(0, FPU_BYTES));
+      out.set(f.subarray(0, out.length));
     }
     return out;
   }
 
+  /** Register n's slice of the extra bytes. */
+  private extraReg(n: number): Uint8Array {
+    const L = this.layout, off = L.offsets[n]! - L.general * 4;
+    return this.extraBytes().subarray(off, off + L.l.sizes[n]!);
+  }
+
   private readOneReg(arg: string): string {
     const n = parseHexNum(arg);
-    if (n === null || n >= NUM_CORE_REGS) return "E01";
-    if (n < NUM_GREGS) return u32leHex(this.regs()[n] ?? 0);
-    const off = regOffset(n) - NUM_GREGS * 4;
-    return toHex(this.fpuBytes().subarray(off, off + REG_SIZES[n]));
+    if (n === null || n >= this.layout.count) return "E01";
+    if (n < this.layout.general) return u32leHex(this.regs()[n] ?? 0);
+    return toHex(this.extraReg(n));
   }
 
   private writeReg(n: number, v: number): boolean {
@@ -384,13 +407,10 @@ export class GdbSession {
     const eq = arg.indexOf("=");
     if (eq < 0) return "E01";
     const n = parseHexNum(arg.slice(0, eq));
-    if (n === null || n >= NUM_CORE_REGS) return "E01";
+    if (n === null || n >= this.layout.count) return "E01";
     const hex = arg.slice(eq + 1);
-    if (hex.length !== REG_SIZES[n] * 2) return "E01";
-    if (n >= NUM_GREGS) {
-      const off = regOffset(n) - NUM_GREGS * 4;
-      return hex === toHex(this.fpuBytes().subarray(off, off + REG_SIZES[n])) ? "OK" : "E01";
-    }
+    if (hex.length !== this.layout.l.sizes[n]! * 2) return "E01";
+    if (n >= this.layout.general) return hex === toHex(this.extraReg(n)) ? "OK" : "E01";
     const v = parseU32le(hex);
     if (v === null) return "E01";
     return this.writeReg(n, v) ? "OK" : "E01";
@@ -398,9 +418,9 @@ export class GdbSession {
 
   private writeAllRegs(hex: string): string {
     const bytes = fromHex(hex);
-    if (bytes === null || bytes.length < NUM_GREGS * 4) return "E01";
+    if (bytes === null || bytes.length < this.layout.general * 4) return "E01";
     let ok = true;
-    for (let n = 0; n < NUM_GREGS; n++) {
+    for (let n = 0; n < this.layout.general; n++) {
       const v = (bytes[4 * n] | (bytes[4 * n + 1] << 8) | (bytes[4 * n + 2] << 16) | (bytes[4 * n + 3] << 24)) >>> 0;
       if (!this.writeReg(n, v)) ok = false;
     }
@@ -496,7 +516,7 @@ export class GdbSession {
     if (addrArg.length > 0) {
       const a = parseHexNum(addrArg);
       if (a === null || a > 0xffffffff) return "E01";
-      if (!this.writeReg(Reg.EIP, a)) return "E01";
+      if (!this.writeReg(this.layout.l.pc, a)) return "E01";
     }
     return this.doResume(action);
   }
@@ -517,7 +537,7 @@ export class GdbSession {
       this.running = null;
     }
     this.invalidate();
-    if (stop.registers && stop.registers.length >= NUM_GREGS) {
+    if (stop.registers && stop.registers.length >= this.layout.general) {
       this.regCache = Array.from(stop.registers, (v) => v >>> 0);
     }
     this.lastStop = stop.reason;
@@ -546,7 +566,7 @@ export class GdbSession {
         break;
     }
     const regs = this.regs();
-    const exp = [Reg.EIP, Reg.ESP, Reg.EBP]
+    const exp = this.layout.l.expedite
       .map((n) => `${hex2(n)}:${u32leHex(regs[n] ?? 0)};`)
       .join("");
     return `T${hex2(sig & 0xff)}${why}thread:1;${exp}`;
@@ -613,8 +633,9 @@ export class GdbSession {
       if (annex !== "target.xml") return "E00";
       const [off, len] = al;
       const max = Math.min(len, this.packetSize - 8);
-      const chunk = TARGET_XML.slice(off, off + max);
-      return (off + max >= TARGET_XML.length ? "l" : "m") + chunk;
+      const xml = this.layout.l.targetXml;
+      const chunk = xml.slice(off, off + max);
+      return (off + max >= xml.length ? "l" : "m") + chunk;
     }
     if (p.startsWith("qXfer:")) return "";
     if (p === "qAttached" || p.startsWith("qAttached:")) return "1";

@@ -16,15 +16,20 @@
  *
  * ## Registers
  *
- * The register file is gdb's i386 "core" numbering, 16 x 32-bit values:
+ * The register file is the target's `layout` (RegisterLayout, lib/cpu/contract.ts:
+ * the CPU's DebugView supplies it): the target description the stub serves, the
+ * size of every register in gdb numbering, and how many leading registers are
+ * 32-bit values (`general`); only those are read and written through this
+ * interface. For the PC (lib/cpu/x86/tdesc.ts) that is gdb's i386 "core"
+ * numbering, 16 x 32-bit values:
  *
  *   0 eax  1 ecx  2 edx  3 ebx  4 esp  5 ebp  6 esi  7 edi
  *   8 eip  9 eflags  10 cs  11 ss  12 ds  13 es  14 fs  15 gs
  *
- * Segment registers are the 16-bit selectors zero-extended. The x87 registers
- * that gdb's i386 core feature also declares (numbers 16..31) are not part of
- * this interface: the stub reports them as zero (or what the optional
- * `readFpuRegisters` hook returns) and refuses writes to them.
+ * (segment registers are the 16-bit selectors zero-extended). The registers
+ * after them (for i386 the x87 ones, 16..31) are reported as zero, or as the
+ * bytes the optional `readFpuRegisters` hook returns, and writes to them are
+ * refused.
  *
  * ## Addresses
  *
@@ -70,14 +75,8 @@
  *   Stop as soon as convenient at an instruction boundary and return it.
  */
 
-/** Number of registers in the general register file (gdb i386 core, without x87). */
-export const NUM_GREGS = 16;
+import type { RegisterLayout } from "../cpu/contract.ts";
 
-/** Register numbers (gdb's i386 numbering). */
-export const Reg = {
-  EAX: 0, ECX: 1, EDX: 2, EBX: 3, ESP: 4, EBP: 5, ESI: 6, EDI: 7,
-  EIP: 8, EFLAGS: 9, CS: 10, SS: 11, DS: 12, ES: 13, FS: 14, GS: 15,
-} as const;
 
 export const REG_NAMES = [
   "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
@@ -110,7 +109,7 @@ export type StopReason =
 export interface Stop {
   reason: StopReason;
   /**
-   * Optional: the complete register file (NUM_GREGS values, gdb order) at the
+   * Optional: the 32-bit registers (layout.general values, gdb order) at the
    * stop. When present the stub caches it and answers `g`/`p` and the
    * expedited registers of the stop reply from it, without calling
    * `readRegisters()`. The cache is dropped on any register or memory write,
@@ -132,11 +131,14 @@ export type BreakpointType = 0 | 1; // 0 = software (Z0), 1 = hardware (Z1)
 export type WatchpointType = 2 | 3 | 4; // 2 = write (Z2), 3 = read (Z3), 4 = access (Z4)
 
 export interface DebugTarget {
-  /** The 16 general registers in gdb order, as unsigned 32-bit numbers. */
+  /** The register file: target description and g packet layout. */
+  readonly layout: RegisterLayout;
+
+  /** The `layout.general` 32-bit registers in gdb order, as unsigned 32-bit numbers. */
   readRegisters(): readonly number[];
 
   /**
-   * Set register `n` (0..15). Returns false if the register cannot be written
+   * Set register `n` (0 .. layout.general - 1). Returns false if the register cannot be written
    * in this state (e.g. while replaying, when writes would diverge from the
    * recording; the stub then replies with an error and gdb reports it).
    */
@@ -209,10 +211,11 @@ export interface DebugTarget {
   detach(): void;
 
   /**
-   * Optional: x87 state for registers 16..31 of gdb's i386 core feature
-   * (st0..st7 as 10-byte extended reals, then fctrl fstat ftag fiseg fioff
-   * foseg fooff fop as 32-bit values). Returned as the raw little-endian
-   * bytes: 8*10 + 8*4 = 112 bytes. Absent → zeros.
+   * Optional: the registers after the general ones, as raw little-endian
+   * bytes in layout order. For i386 the x87 state, registers 16..31 of gdb's
+   * i386 core feature (st0..st7 as 10-byte extended reals, then fctrl fstat
+   * ftag fiseg fioff foseg fooff fop as 32-bit values): 8*10 + 8*4 = 112
+   * bytes. Absent → zeros.
    */
   readFpuRegisters?(): Uint8Array;
 

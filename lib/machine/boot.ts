@@ -2,35 +2,17 @@
  * Putting a loaded image into the machine: the Multiboot entry state and the raw-ROM reset
  * path. The loaders themselves (ELF, Multiboot structures) live in lib/boot/.
  */
-import type { Cpu } from "../cpu/x86/cpu.ts";
-import { CS, DS, ES, FS, GS, SS } from "../cpu/x86/decode.ts";
-import { loadMultiboot, MULTIBOOT_BOOTLOADER_MAGIC, type MultibootModule } from "../boot/multiboot.ts";
+import { loadMultiboot, type MultibootModule } from "../boot/multiboot.ts";
+import { setMultibootEntryState } from "../boards/pc.ts";
 import type { Machine } from "./machine.ts";
+
+/** The Multiboot entry state (flat segments, EAX = magic, EBX = info) lives with the PC board. */
+export { setMultibootEntryState };
 
 export interface MultibootBoot {
   kernel: Uint8Array;
   cmdline: string;
   modules: MultibootModule[];
-}
-
-/** Flat 4 GiB segment caches as the Multiboot specification describes the entry state. */
-export function setMultibootEntryState(cpu: Cpu, entry: number, infoAddr: number): void {
-  cpu.reset();
-  cpu.cr0 = 0x60000011; // PE, ET (+ CD/NW as at reset); paging off
-  const flat = (s: number, sel: number, ar: number) => {
-    cpu.sel[s] = sel; cpu.segBase[s] = 0; cpu.segLimit[s] = 0xffffffff; cpu.segAr[s] = ar;
-  };
-  flat(CS, 0x08, 0xc09b);
-  for (const s of [DS, ES, FS, GS, SS]) flat(s, 0x10, 0xc093);
-  cpu.gdtBase = 0; cpu.gdtLimit = 0;
-  cpu.idtBase = 0; cpu.idtLimit = 0;
-  cpu.eflags = 2;
-  cpu.regs.fill(0);
-  cpu.regs[0] = MULTIBOOT_BOOTLOADER_MAGIC;
-  cpu.regs[3] = infoAddr;
-  cpu.eip = entry >>> 0;
-  cpu.setCpl(0);
-  cpu.modeChanged();
 }
 
 /** Load a Multiboot kernel and set the CPU to its entry state; also on every reset. */

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Machine, MAX_IDLE_NS } from "./machine.ts";
 import { setMultibootEntryState } from "./boot.ts";
-import { Stop } from "../cpu/x86/cpu.ts";
+import { Stop } from "../cpu/contract.ts";
 
 function machineWith(code: number[]): Machine {
   const m = new Machine({ memBytes: 4 << 20, bootEpochSeconds: 0 });

@@ -10,8 +10,8 @@
  * the driver (lib/machine/driver.ts) which is the single host-input boundary that live runs,
  * recording and replay share.
  */
-import { Cpu, Stop } from "../cpu/x86/cpu.ts";
-import type { CpuBus } from "../cpu/x86/bus.ts";
+import { Stop, type CpuBus } from "../cpu/contract.ts";
+import { createPcCpu, type PcCpu } from "../boards/pc.ts";
 import { PhysMem } from "./ram.ts";
 import type { Device, DeviceContext, IoSize } from "./device.ts";
 import { StateReader, StateWriter } from "./snapshot.ts";
@@ -23,7 +23,6 @@ import { I8042 } from "../devices/i8042.ts";
 import { Vga } from "../devices/vga.ts";
 import { DebugPorts } from "../devices/debug.ts";
 import { SysCtl } from "../devices/sysctl.ts";
-import { IF } from "../cpu/x86/flags.ts";
 
 export interface MachineOptions {
   /** Guest RAM in bytes (multiple of 4 KiB). */
@@ -64,7 +63,7 @@ export const MAX_IDLE_NS = 60e9;
 export class Machine implements CpuBus {
   readonly mem: PhysMem;
   readonly ram: Uint8Array;
-  readonly cpu: Cpu;
+  readonly cpu: PcCpu;
   readonly pic: Pic;
   readonly pit: Pit;
   readonly cmos: Cmos;
@@ -111,7 +110,7 @@ export class Machine implements CpuBus {
     this.nsPerInsn = 1e9 / this.ips;
     this.bootEpochSeconds = opts.bootEpochSeconds;
     this.rom = opts.rom ?? null;
-    this.cpu = new Cpu(this, this.mem);
+    this.cpu = createPcCpu(this, this.mem);
     const ctx = this.makeContext();
     this.pic = new Pic(ctx, { onIntrChange: (level) => { this.cpu.intrLine = level; } });
     this.pit = new Pit(ctx);
@@ -282,8 +281,8 @@ export class Machine implements CpuBus {
         continue;
       }
       if (cpu.icount >= limit) return { kind: "limit" };
-      if (cpu.halted && !(cpu.intrLine && (cpu.eflags & IF))) {
-        if (!(cpu.eflags & IF)) return { kind: "halted" };
+      if (cpu.halted && !(cpu.intrLine && cpu.interruptsEnabled())) {
+        if (!cpu.interruptsEnabled()) return { kind: "halted" };
         const dl = this.nextDeadline();
         if (dl === Infinity || dl > this.hostDeadlineNs) return { kind: "idle" };
         // Device deadlines that never wake the CPU (their interrupts masked) must not keep the

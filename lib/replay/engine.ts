@@ -27,7 +27,7 @@
  */
 import type { Machine, RunStop } from "../machine/machine.ts";
 import type { ReplayEvent } from "../machine/driver.ts";
-import type { Watchpoint } from "../cpu/x86/cpu.ts";
+import type { Watchpoint } from "../cpu/contract.ts";
 import { machineFromLog, type OpenedLog } from "./replayer.ts";
 import type { LiveInput } from "./live.ts";
 import { CheckpointStore, type Checkpoint, type CheckpointStoreOptions } from "./checkpoints.ts";

@@ -4,7 +4,7 @@ import {
   combineHashes, diffHashes, formatHashDiff, fullRamRoot, hashBytes, hashComponents, hashStateful,
   PAGE_SIZE, RamHasher, type HashRecord,
 } from "./hash.ts";
-import { RUNS } from "./log-testutil.ts";
+import { RUNS } from "../../test/support/log-testutil.ts";
 import type { StateWriter } from "../machine/snapshot.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);

@@ -12,8 +12,8 @@
  */
 import type { EventObserver } from "../machine/driver.ts";
 import type { InputEvent, Machine } from "../machine/machine.ts";
-import { EventKind, type LogHeader, type PackedImage } from "./format.ts";
-import { LogWriter, type LogSink } from "./log-writer.ts";
+import { EventKind, type LogHeader, type PackedImage } from "./log/format.ts";
+import { LogWriter, type LogSink } from "./log/writer.ts";
 import { MachineHasher } from "./session.ts";
 import { applyState, captureState, decodeCaptured } from "./start-state.ts";
 

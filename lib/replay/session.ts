@@ -6,9 +6,10 @@ import { Machine } from "../machine/machine.ts";
 import { bootMultiboot } from "../machine/boot.ts";
 import { BootError, parseElf32, isElf } from "../boot/elf.ts";
 import { findMultibootHeader } from "../boot/multiboot.ts";
-import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./format.ts";
+import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./log/format.ts";
 import { hashBytes, hashComponents, RamHasher } from "./hash.ts";
 import { StateWriter } from "../machine/snapshot.ts";
+import { PC_BOARD } from "../boards/pc.ts";
 
 export interface NamedImage {
   name: string;
@@ -65,6 +66,8 @@ export function imagesOf(cfg: MachineConfig): { info: ImageInfo; data: Uint8Arra
 
 export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSection {
   return {
+    board: PC_BOARD.board,
+    isa: PC_BOARD.isa,
     memoryBytes: cfg.memBytes,
     devices: DEVICE_LIST,
     ips: cfg.ips,
@@ -78,6 +81,11 @@ export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSec
 
 /** Rebuild the configuration a log was recorded with, given the image bytes by role/name. */
 export function configFromCompared(c: ComparedSection, find: (info: ImageInfo) => Uint8Array): MachineConfig {
+  // A log made before the header named its machine is a PC log.
+  const board = c.board ?? PC_BOARD.board, isa = c.isa ?? PC_BOARD.isa;
+  if (board !== PC_BOARD.board || isa !== PC_BOARD.isa) {
+    throw new BootError(`the log needs a ${JSON.stringify(board)} board with a ${JSON.stringify(isa)} CPU; this rrx has: ${PC_BOARD.board} (${PC_BOARD.isa})`);
+  }
   const cfg: MachineConfig = {
     kernel: null, bios: null, modules: [],
     cmdline: typeof c.cmdline === "string" ? c.cmdline : "",

@@ -7,7 +7,7 @@
  */
 import type { Machine } from "../machine/machine.ts";
 import { StateReader, StateWriter } from "../machine/snapshot.ts";
-import { ByteReader, DecodeError, LogError, decodeSnapshotPayload, encodeSnapshotPayload, sha256Hex, type SnapshotData, type SnapshotInfo } from "./format.ts";
+import { ByteReader, DecodeError, LogError, decodeSnapshotPayload, encodeSnapshotPayload, sha256Hex, type SnapshotData, type SnapshotInfo } from "./log/format.ts";
 
 export interface CapturedState {
   icount: number;

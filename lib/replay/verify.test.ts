@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { buildMachine, comparedSection, type MachineConfig } from "./session.ts";
 import { runLive } from "../machine/driver.ts";
 import { Recorder } from "./recorder.ts";
-import { FileSink, LogWriter } from "./log-writer.ts";
+import { FileSink, LogWriter } from "./log/writer.ts";
 import { openLog, verifyLog } from "./replayer.ts";
 import { RollingSnapshot, Snapshot } from "./checkpoint.ts";
 import { StateWriter } from "../machine/snapshot.ts";

@@ -14,9 +14,9 @@ import { RrxTarget } from "../../lib/gdb/rrx-target.ts";
 import { GdbServer } from "../../lib/gdb/server.ts";
 import { LiveInput } from "../../lib/replay/live.ts";
 import { Recorder } from "../../lib/replay/recorder.ts";
-import { FileSink } from "../../lib/replay/log-writer.ts";
+import { FileSink } from "../../lib/replay/log/writer.ts";
 import { imagesOf } from "../../lib/replay/session.ts";
-import { readLogFile } from "../../lib/replay/log-reader.ts";
+import { readLogFile } from "../../lib/replay/log/reader.ts";
 import { parseScript } from "../../lib/machine/script.ts";
 import { BUN, DBG_ELF, recordDbg, RRX } from "./record.ts";
 

@@ -5,11 +5,11 @@ import { runLive, runReplay, type EndReason, type ReplayEnd, type ReplayEvent } 
 import type { Machine } from "../../lib/machine/machine.ts";
 import { StateWriter } from "../../lib/machine/snapshot.ts";
 import { Recorder } from "../../lib/replay/recorder.ts";
-import { LogWriter, MemorySink } from "../../lib/replay/log-writer.ts";
-import { readLog, type ParsedLog } from "../../lib/replay/log-reader.ts";
+import { LogWriter, MemorySink } from "../../lib/replay/log/writer.ts";
+import { readLog, type ParsedLog } from "../../lib/replay/log/reader.ts";
 import { inputEvents } from "../../lib/replay/replayer.ts";
 import { DEVICE_LIST, screenBytes } from "../../lib/replay/session.ts";
-import { imageInfo } from "../../lib/replay/format.ts";
+import { imageInfo } from "../../lib/replay/log/format.ts";
 import { hashBytes } from "../../lib/replay/hash.ts";
 import { BOOT_EPOCH, MEM_BYTES, describeGuest, newMachine, type Guest } from "./guest.ts";
 

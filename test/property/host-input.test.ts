@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { HostQueue, runLive } from "../../lib/machine/driver.ts";
 import { buildMachine, comparedSection, type MachineConfig } from "../../lib/replay/session.ts";
 import { Recorder } from "../../lib/replay/recorder.ts";
-import { LogWriter, MemorySink } from "../../lib/replay/log-writer.ts";
+import { LogWriter, MemorySink } from "../../lib/replay/log/writer.ts";
 import { openLog, verifyLog } from "../../lib/replay/replayer.ts";
 import { FIX, RTC } from "../helpers.ts";
 

@@ -7,6 +7,11 @@ export const ARITH = CF | PF | AF | ZF | SF | OF;
 
 /** Lazy-flag operation kinds: how to derive the arithmetic flags from (a, b, res, size). */
 export const LF_EAGER = 0, LF_ADD = 1, LF_SUB = 2, LF_LOGIC = 3, LF_INC = 4, LF_DEC = 5;
+/**
+ * Flag kinds past the lazy kinds, used by translated code's pending flags (jit.ts, the CPU's
+ * jitFlags): 32-bit shifts (a = value, b = count, r = result).
+ */
+export const SH_SHL = 10, SH_SHR = 11, SH_SAR = 12;
 
 /** Operand sizes: 0 = byte, 1 = word, 2 = dword. */
 export const MASK = [0xff, 0xffff, 0xffffffff] as const;

@@ -18,7 +18,7 @@
  * entry and written back on every exit, before an interpreter fallback (and reloaded after it),
  * and on a fault (a catch that writes back and rethrows).
  *
- * Contract with the run loop (cpu.ts):
+ * Contract with the run loop (cpu.ts) and the block cache (blocks.ts, block.ts):
  *  - the function runs only when its first block fits the instruction budget, interrupts are
  *    not inhibited and TF is clear; it returns the number of instructions it retired, or -1
  *    when an entry guard fails (the interpreter then runs the block);
@@ -31,12 +31,12 @@
  * Lazy flags are stored only for a flag writer whose result can be observed (by a later
  * reader, a fault, or the block's end).
  */
-import type { Cpu, Block } from "./cpu.ts";
+import type { CpuCore as Cpu } from "./interrupts.ts";
+import type { Block, BlockFn } from "./block.ts";
 import type { Insn } from "./decode.ts";
 import { CS, SS } from "./decode.ts";
-import { exec } from "./exec.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
-import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB } from "./flags.ts";
+import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
 
 /**
  * Executions before a block is translated, and the most translated blocks kept. Creating a
@@ -54,8 +54,6 @@ const SPIN_NONE = 1 << 30;
 const REGION_MAX_BLOCKS = 32;
 const REGION_MAX_INSNS = 400;
 
-/** Runs the block; `lim` is the instruction budget (loops and regions iterate within it). */
-export type BlockFn = (c: Cpu, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;
 
 /** What the translator needs from the CPU to grow a region. */
 export interface RegionHost {
@@ -568,8 +566,6 @@ function condExpr(cc: number, prod: Prod): string {
   return `c.cond(${cc})`;
 }
 
-/** Local flag kinds past the CPU's lazy kinds: shifts (a = value, b = count, r = result). */
-export const SH_SHL = 10, SH_SHR = 11, SH_SAR = 12;
 
 /**
  * One instruction as JavaScript on int32 register locals r0..r7, or null (interpreter

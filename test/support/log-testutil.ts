@@ -4,14 +4,14 @@
  * payload decoders behind the CRC checks.
  */
 import fc from "fast-check";
-import { crc32 } from "./crc32.ts";
+import { crc32 } from "../../lib/replay/log/crc32.ts";
 import {
   CHUNK_HEADER_BYTES, EventKind, imageInfo, LogError,
   type EventKindCode, type HashRecord, type LogHeader, type PayloadMap,
-} from "./format.ts";
-import { bytesToHex } from "./hash.ts";
-import { LogWriter, MemorySink } from "./log-writer.ts";
-import { readLog, type ParsedLog, type ReadOptions } from "./log-reader.ts";
+} from "../../lib/replay/log/format.ts";
+import { bytesToHex } from "../../lib/replay/hash.ts";
+import { LogWriter, MemorySink } from "../../lib/replay/log/writer.ts";
+import { readLog, type ParsedLog, type ReadOptions } from "../../lib/replay/log/reader.ts";
 
 export const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 

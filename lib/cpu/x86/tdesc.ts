@@ -1,5 +1,6 @@
 /**
- * The target description sent to gdb (qXfer:features:read:target.xml).
+ * The i386 register file as gdb sees it (RegisterLayout, lib/cpu/contract.ts): the target
+ * description the stub sends (qXfer:features:read:target.xml) and the g packet's layout.
  *
  * gdb's i386 support requires the feature "org.gnu.gdb.i386.core" with the
  * 16 general registers AND the 16 x87 registers (i386_validate_tdesc_p
@@ -8,6 +9,8 @@
  *   16 x 4 bytes (eax..gs) + 8 x 10 bytes (st0..st7) + 8 x 4 bytes (fctrl..fop)
  *   = 176 bytes = 352 hex digits.
  */
+
+import type { RegisterLayout } from "../contract.ts";
 
 export const NUM_CORE_REGS = 32;
 
@@ -86,3 +89,12 @@ export const TARGET_XML = `<?xml version="1.0"?>
   </feature>
 </target>
 `;
+
+/** The i386 layout: 16 general registers, then the x87 ones; a stop expedites eip, esp, ebp. */
+export const I386_LAYOUT: RegisterLayout = {
+  targetXml: TARGET_XML,
+  sizes: REG_SIZES,
+  general: 16,
+  pc: 8,
+  expedite: [8, 4, 5],
+};

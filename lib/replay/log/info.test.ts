@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { EventKind } from "./format.ts";
-import { diffLogs, eventsJsonLines, eventToJson, filterEvents, formatEvent, formatEvents, formatLogInfo, logInfo, resolveKind } from "./log-info.ts";
-import { readLog } from "./log-reader.ts";
-import { LogWriter, MemorySink } from "./log-writer.ts";
-import { buildLog, sampleHeader, sampleLog } from "./log-testutil.ts";
+import { diffLogs, eventsJsonLines, eventToJson, filterEvents, formatEvent, formatEvents, formatLogInfo, logInfo, resolveKind } from "./info.ts";
+import { readLog } from "./reader.ts";
+import { LogWriter, MemorySink } from "./writer.ts";
+import { buildLog, sampleHeader, sampleLog } from "../../../test/support/log-testutil.ts";
 
 describe("rrx log info", () => {
   const log = readLog(sampleLog());

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Crc32, crc32, crc32Update } from "./crc32.ts";
-import { RUNS } from "./log-testutil.ts";
+import { RUNS } from "../../../test/support/log-testutil.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 

@@ -12,7 +12,15 @@
  * stops there with replaylog:end, reverse execution at 0 with replaylog:begin.
  */
 
-import { NUM_GREGS, Reg, SIGTRAP, type BreakpointType, type DebugTarget, type ResumeAction, type Stop, type StopReason, type WatchpointType } from "./target.ts";
+import { I386_LAYOUT } from "../../lib/cpu/x86/tdesc.ts";
+import { SIGTRAP, type BreakpointType, type DebugTarget, type ResumeAction, type Stop, type StopReason, type WatchpointType } from "../../lib/gdb/target.ts";
+
+/** gdb's i386 register numbers (the mock is an i386; lib/cpu/x86/tdesc.ts is its layout). */
+export const NUM_GREGS = 16;
+export const Reg = {
+  EAX: 0, ECX: 1, EDX: 2, EBX: 3, ESP: 4, EBP: 5, ESI: 6, EDI: 7,
+  EIP: 8, EFLAGS: 9, CS: 10, SS: 11, DS: 12, ES: 13, FS: 14, GS: 15,
+} as const;
 
 export const MOCK_MEM_SIZE = 0x10000;
 export const MOCK_CODE = 0x1000;
@@ -71,6 +79,7 @@ export interface MockOptions {
 }
 
 export class MockTarget implements DebugTarget {
+  readonly layout = I386_LAYOUT;
   readonly mem = new Uint8Array(MOCK_MEM_SIZE);
   regs: number[] = [0, 0, 0, 0, 0x8000, 0, 0, 0, MOCK_CODE, 0x202, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10];
   private history: Undo[] = [];

@@ -4,7 +4,7 @@ import {
   decodeSvarint, decodeUvarint, encodeSvarint, encodeUvarint, MAX_UVARINT, MAX_ZIGZAG, MIN_ZIGZAG,
   uvarintLength, VarintError, zigzagDecode, zigzagEncode,
 } from "./varint.ts";
-import { RUNS } from "./log-testutil.ts";
+import { RUNS } from "../../../test/support/log-testutil.ts";
 
 describe("varint", () => {
   test("known encodings", () => {

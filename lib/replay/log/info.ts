@@ -7,8 +7,8 @@ import {
   CHUNK_KIND_NAMES, EventKind, KIND_TABLE, kindName,
   type EventKindCode, type ImageInfo, type KindSpec, type LogEvent, type Trailer,
 } from "./format.ts";
-import { diffHashes, formatHashDiff } from "./hash.ts";
-import type { ParsedLog, Truncation } from "./log-reader.ts";
+import { diffHashes, formatHashDiff } from "../hash.ts";
+import type { ParsedLog, Truncation } from "./reader.ts";
 
 export interface KindSummary { kind: string; code: number; count: number; bytes: number }
 

@@ -4,11 +4,11 @@
  *
  * Layout: header, chunks ('I' images, 'E' events), then one 'T' trailer chunk.
  */
-import { ByteReader, ByteWriter, DecodeError, utf8 } from "./format-bytes.ts";
-import { bytesToHex, hexToBytes, type HashRecord } from "./hash.ts";
+import { ByteReader, ByteWriter, DecodeError, utf8 } from "./bytes.ts";
+import { bytesToHex, hexToBytes, type HashRecord } from "../hash.ts";
 
-export { DecodeError } from "./format-bytes.ts";
-export type { HashRecord } from "./hash.ts";
+export { DecodeError } from "./bytes.ts";
+export type { HashRecord } from "../hash.ts";
 
 /** "RRXLOG", NUL, SUB (0x1a: stops `type`/`cat` on some systems, flags text-mode damage). */
 export const MAGIC = Uint8Array.of(0x52, 0x52, 0x58, 0x4c, 0x4f, 0x47, 0x00, 0x1a);
@@ -17,7 +17,7 @@ export const ELF_MAGIC = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46);
 export const FORMAT_VERSION = 1;
 /** The version written for a log that starts from a machine snapshot ('S' chunk). */
 export const SNAPSHOT_FORMAT_VERSION = 2;
-/** Every version this build reads (log-reader.ts keeps one reader per version). */
+/** Every version this build reads (reader.ts keeps one reader per version). */
 export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
 
 /** Header flags (u16). */
@@ -94,6 +94,9 @@ export interface ComparedSection {
   images: ImageInfo[];
   /** Boot date, seconds since the epoch (a logged host input). */
   bootDate: number;
+  /** The board and CPU ISA the recording needs (optional: a log without them is "pc", "i386"). */
+  board?: string;
+  isa?: string;
   [extra: string]: unknown;
 }
 
@@ -197,6 +200,8 @@ export function checkCompared(v: unknown): string | null {
   if (typeof v.ips !== "number" || !(v.ips > 0) || !Number.isFinite(v.ips)) return "compared section: ips must be a positive number";
   if (!isStrArr(v.args)) return "compared section: args must be an array of strings";
   if (typeof v.bootDate !== "number" || !Number.isFinite(v.bootDate)) return "compared section: bootDate must be a number";
+  if (v.board !== undefined && typeof v.board !== "string") return "compared section: board must be a string";
+  if (v.isa !== undefined && typeof v.isa !== "string") return "compared section: isa must be a string";
   if (!Array.isArray(v.images)) return "compared section: images must be an array";
   for (const [i, im] of v.images.entries()) {
     if (!isObj(im) || typeof im.role !== "string" || typeof im.name !== "string" || !isNonNegInt(im.size) ||

@@ -18,7 +18,7 @@ import {
   type ComparedSection, type SnapshotData, type SnapshotInfo, type EventKindCode, type HashRecord, type HostSection, type LogEvent, type LogHeader,
   type PackedImage, type Trailer,
 } from "./format.ts";
-import { fromUtf8 } from "./format-bytes.ts";
+import { fromUtf8 } from "./bytes.ts";
 
 export { LogError } from "./format.ts";
 

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "./crc32.ts";
 import { CHUNK_HEADER_BYTES, EventKind, FORMAT_VERSION, LogError, MAGIC, imageInfo } from "./format.ts";
-import { readLog, type ParsedLog } from "./log-reader.ts";
-import { FileSink, LogWriter, MemorySink } from "./log-writer.ts";
-import { actionsArb, buildLog, fixCrcs, outcome, RUNS, sampleHeader, sampleLog } from "./log-testutil.ts";
+import { readLog, type ParsedLog } from "./reader.ts";
+import { FileSink, LogWriter, MemorySink } from "./writer.ts";
+import { actionsArb, buildLog, fixCrcs, outcome, RUNS, sampleHeader, sampleLog } from "../../../test/support/log-testutil.ts";
 
 const isLog = (x: ParsedLog | LogError): x is ParsedLog => !(x instanceof LogError);
 
@@ -128,9 +128,9 @@ describe("writer", () => {
       const script = join(dir, "crash.ts");
       const lib = import.meta.dir;
       writeFileSync(script, `
-        import { FileSink, LogWriter } from ${JSON.stringify(join(lib, "log-writer.ts"))};
+        import { FileSink, LogWriter } from ${JSON.stringify(join(lib, "writer.ts"))};
         import { EventKind } from ${JSON.stringify(join(lib, "format.ts"))};
-        import { sampleHeader } from ${JSON.stringify(join(lib, "log-testutil.ts"))};
+        import { sampleHeader } from ${JSON.stringify(join(lib, "../../../test/support/log-testutil.ts"))};
         const w = new LogWriter(new FileSink(${JSON.stringify(path)}), sampleHeader());
         for (let i = 1; i <= 30; i++) { w.event(i * 10, EventKind.SERIAL_RX, { port: 0, byte: i }); if (i % 10 === 0) w.flushChunk(i * 10 + 5); }
         w.event(400, EventKind.SERIAL_RX, { port: 0, byte: 99 }); // never flushed
@@ -302,9 +302,9 @@ describe("reader totality (every byte string gives a ParsedLog or a LogError)", 
 
 describe("lib/replay stays deterministic", () => {
   test("no host clocks or randomness in non-test sources", () => {
-    const dir = import.meta.dir;
-    for (const f of readdirSync(dir)) {
-      if (!f.endsWith(".ts") || f.endsWith(".test.ts") || f === "log-testutil.ts") continue;
+    const dir = join(import.meta.dir, "..");
+    for (const f of readdirSync(dir, { recursive: true }) as string[]) {
+      if (!f.endsWith(".ts") || f.endsWith(".test.ts")) continue;
       const src = readFileSync(join(dir, f), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
       expect({ f, hit: /\bDate\b|performance\.now|Math\.random|hrtime/.test(src) }).toEqual({ f, hit: false });
     }

@@ -2,8 +2,8 @@
  * A fake DeviceContext for device unit tests: virtual time is set by the test, and IRQ
  * edges, output bytes, resets, exits and A20 changes are recorded.
  */
-import type { DeviceContext } from "../machine/device.ts";
-import { StateReader, StateWriter, type Stateful } from "../machine/snapshot.ts";
+import type { DeviceContext } from "../../lib/machine/device.ts";
+import { StateReader, StateWriter, type Stateful } from "../../lib/machine/snapshot.ts";
 
 export interface IrqEvent { t: number; irq: number; level: boolean }
 

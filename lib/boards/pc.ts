@@ -1,0 +1,44 @@
+/**
+ * The PC board's CPU: the one place above the CPU that knows the PC runs an x86. The machine
+ * (lib/machine/machine.ts: RAM, the PC devices, IRQ routing, virtual time) creates its CPU
+ * here, and the Multiboot loader sets the entry state through here; everything else above the
+ * CPU uses the ISA-neutral contract (lib/cpu/contract.ts). A layering test
+ * (test/layering.test.ts) keeps lib/machine, lib/replay and lib/gdb from importing
+ * lib/cpu/x86 any other way.
+ */
+import type { CpuBus } from "../cpu/contract.ts";
+import type { PhysMem } from "../machine/ram.ts";
+import { Cpu } from "../cpu/x86/cpu.ts";
+import { CS, DS, ES, FS, GS, SS } from "../cpu/x86/decode.ts";
+import { EAX, EBX } from "../cpu/x86/arch.ts";
+import { MULTIBOOT_BOOTLOADER_MAGIC } from "../boot/multiboot.ts";
+
+/** The board and its ISA, as a recording names them. */
+export const PC_BOARD = { board: "pc", isa: "i386" } as const;
+
+/** The PC's CPU: the contract (GuestCpu) and the x86 specifics the PC board wires (A20). */
+export type PcCpu = Cpu;
+
+export function createPcCpu(bus: CpuBus, mem: PhysMem): PcCpu {
+  return new Cpu(bus, mem);
+}
+
+/** Flat 4 GiB segment caches as the Multiboot specification describes the entry state. */
+export function setMultibootEntryState(cpu: PcCpu, entry: number, infoAddr: number): void {
+  cpu.reset();
+  cpu.cr0 = 0x60000011; // PE, ET (+ CD/NW as at reset); paging off
+  const flat = (s: number, sel: number, ar: number) => {
+    cpu.sel[s] = sel; cpu.segBase[s] = 0; cpu.segLimit[s] = 0xffffffff; cpu.segAr[s] = ar;
+  };
+  flat(CS, 0x08, 0xc09b);
+  for (const s of [DS, ES, FS, GS, SS]) flat(s, 0x10, 0xc093);
+  cpu.gdtBase = 0; cpu.gdtLimit = 0;
+  cpu.idtBase = 0; cpu.idtLimit = 0;
+  cpu.eflags = 2;
+  cpu.regs.fill(0);
+  cpu.regs[EAX] = MULTIBOOT_BOOTLOADER_MAGIC;
+  cpu.regs[EBX] = infoAddr;
+  cpu.eip = entry >>> 0;
+  cpu.setCpl(0);
+  cpu.modeChanged();
+}

@@ -1,0 +1,30 @@
+/**
+ * i386 architectural constants shared by every part of the core: register numbers, control
+ * register and descriptor bits, the decoding of a segment descriptor, and the exception
+ * signal. A leaf module: it imports nothing.
+ */
+
+export const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESP = 4, EBP = 5, ESI = 6, EDI = 7;
+
+/** Thrown (as this singleton) to abort an instruction with an exception. */
+export const FAULT = { fault: true };
+
+const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_WP = 0x10000, CR0_PG = 0x80000000;
+const CR4_PSE = 0x10;
+
+/** Segment access-rights word: descriptor byte 5 in bits 0-7, flags nibble (G, D/B) in bits 12-15. */
+const AR_P = 0x80, AR_S = 0x10, AR_CODE = 0x08, AR_DB = 0x4000, AR_G = 0x8000;
+
+export function descBase(lo: number, hi: number): number {
+  return ((lo >>> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000)) >>> 0;
+}
+export function descLimit(lo: number, hi: number): number {
+  let l = (lo & 0xffff) | (hi & 0xf0000);
+  if (hi & 0x800000) l = ((l << 12) | 0xfff) >>> 0;
+  return l >>> 0;
+}
+export function descAr(hi: number): number {
+  return ((hi >>> 8) & 0xff) | ((hi >>> 8) & 0xf000);
+}
+
+export { CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, CR0_WP, CR4_PSE, AR_P, AR_S, AR_CODE, AR_DB, AR_G };

@@ -1,0 +1,36 @@
+/**
+ * What the block cache holds for one decoded basic block (blocks.ts builds them, interp.ts and
+ * jit.ts run them), and the signature of a translated block. Types only.
+ */
+import type { Insn } from "./decode.ts";
+import type { exec } from "./exec.ts";
+import type { CpuCore } from "./interrupts.ts";
+
+export interface Block {
+  insns: Insn[];
+  n: number;
+  phys: number;
+  physEnd: number;
+  code32: boolean;
+  /** Physical address of the second page's start if the block crosses a page, else -1. */
+  phys2: number;
+  valid: boolean;
+  /** Translated code (after JIT_THRESHOLD executions), or null. */
+  fn: BlockFn | null;
+  /** For `fn`: each fault index's offset from the entry EIP and index in its block (jit.ts). */
+  jitOff: Int32Array | null;
+  jitIdx: Int32Array | null;
+  /** `fn` is a region (runs other blocks of this page too). */
+  region: boolean;
+  /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */
+  s1: Block | null;
+  s1Eip: number;
+  s2: Block | null;
+  s2Eip: number;
+  sEpoch: number;
+  /** Offset of the block's interpreter records in the record store (interp.ts) (UREC words per instruction). */
+  u?: number;
+}
+
+/** Runs the block; `lim` is the instruction budget (loops and regions iterate within it). */
+export type BlockFn = (c: CpuCore, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;

@@ -1,0 +1,322 @@
+/**
+ * The block cache: decoded basic blocks keyed by physical address and code size, a
+ * direct-mapped L1 in front of a Map, the per-page block lists that self-modifying code and
+ * outside writes invalidate, the successor links between blocks (valid for one chain epoch),
+ * and building a block (decode, handler choice, interpreter records).
+ */
+import { CS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
+import { OPFLAGS, OpF } from "./optable.ts";
+import { handlerFor } from "./handlers.ts";
+import type { Block } from "./block.ts";
+import { CpuInterp, UHDR, UREC, encodeRec, markDeadFlags } from "./interp.ts";
+
+const MAX_BLOCK = 64;
+const L1_BITS = 14;
+
+export abstract class CpuBlocks extends CpuInterp {
+  // Block cache.
+  protected readonly blocks = new Map<number, Block>();
+  protected readonly l1 = new Array<Block | null>(1 << L1_BITS).fill(null);
+  protected readonly pageBlocks = new Map<number, Block[]>();
+  protected curBlock: Block | null = null;
+  /** The block that ran last (for the successor cache) and the epoch of all successor links. */
+  protected prevBlock: Block | null = null;
+  protected decodeLin = 0;
+  /** The page translation of the last instruction fetch, valid while one block is decoded. */
+  protected fetchLinPage = -1;
+  protected fetchPhysPage = 0;
+  protected decodeUser = false;
+  /** Statistics (not state). */
+  blocksBuilt = 0;
+  /** Translated blocks created since the block cache was last flushed. */
+  translated = 0;
+
+  setBreakpoints(addrs: Iterable<number>): void {
+    this.breakpoints.clear();
+    for (const a of addrs) this.breakpoints.add(a >>> 0);
+    this.flushBlocks();
+  }
+
+  // =====================================================================================
+  // Block cache
+  // =====================================================================================
+
+  flushBlocks(): void {
+    this.translated = 0;
+    this.chainEpoch++;
+    this.prevBlock = null;
+    for (const b of this.blocks.values()) b.valid = false;
+    this.blocks.clear();
+    this.l1.fill(null);
+    this.ucTop = UHDR;
+    this.prevH = -1;
+    this.ublk.fill(null);
+    for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
+    this.pageBlocks.clear();
+    this.flushWriteTlb();
+  }
+
+  /** A guest write hit a page holding translated code: drop the blocks that cover it. */
+  protected invalidateCodeAt(p: number): void {
+    const pg = p >>> 12;
+    const list = this.pageBlocks.get(pg);
+    if (!list) { this.mem.code[pg] = 0; return; }
+    let keep: Block[] | null = null;
+    let hit = false;
+    for (const b of list) {
+      if (!b.valid) continue;
+      const covers = (p >= b.phys && p < b.physEnd) || (b.phys2 >= 0 && p >= b.phys2 && p < b.phys2 + 4096);
+      if (covers) {
+        hit = true;
+        b.valid = false;
+        if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
+        if (b.fn !== null) { b.fn = null; this.translated--; }
+        this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
+        if (b === this.curBlock || b.u === this.curH) this.brk = this.brk || 1;
+      } else (keep ??= []).push(b);
+    }
+    // A region runs other blocks of its page: any block of the page dropped drops the regions
+    // headed there (the running one stops after this instruction), to be translated again later.
+    if (hit && keep) {
+      for (const b of keep) {
+        if (!b.region) continue;
+        b.fn = null; b.region = false; this.translated--;
+        if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = 1; // counted again to the threshold
+        if (b === this.curBlock) this.brk = this.brk || 1;
+      }
+    }
+    if (keep && keep.length) {
+      this.pageBlocks.set(pg, keep);
+      this.mem.code[pg] = keep.length;
+    } else {
+      this.pageBlocks.delete(pg);
+      this.mem.code[pg] = 0;
+    }
+  }
+
+  /** What the translator may look at to grow a region (jit.ts). */
+  protected readonly regionHost = {
+    cpu: this as CpuBlocks,
+    blockAt(phys: number): Block | undefined { return this.cpu.blocks.get(phys * 2 + 1); },
+    hasBreakpoint(lin: number): boolean { return this.cpu.breakpoints.has(lin); },
+  };
+
+  protected fetcher = {
+    cpu: this as CpuBlocks,
+    fetch8(n: number): number {
+      const c = this.cpu;
+      const off = c.code32 ? (c.decodeLin + n) >>> 0 : (c.decodeLin + n) & 0xffff;
+      if (off > c.segLimit[CS]!) c.gp(0);
+      const l = (c.segBase[CS]! + off) >>> 0;
+      return c.physRead8Fetch(l);
+    },
+  };
+
+  /** Instruction fetch of one byte at a linear address (user-mode rights when CPL 3). */
+  physRead8Fetch(l: number): number {
+    // One page walk per page per block built (the walk's A-bit updates happen on the first).
+    let p: number;
+    if ((l >>> 12) === this.fetchLinPage) p = (this.fetchPhysPage | (l & 0xfff)) >>> 0;
+    else {
+      p = this.xlate(l, false, this.decodeUser);
+      this.fetchLinPage = l >>> 12;
+      this.fetchPhysPage = (p & ~0xfff) >>> 0;
+    }
+    if (p < this.ramLen) return this.ram[p]!;
+    return this.bus.physRead8(p) & 0xff;
+  }
+
+  /** The block at EIP (run() follows the header links itself first; this is the slow path). */
+  protected lookupBlock(): Block {
+    const prev = this.prevH >= 0 ? this.ublk[this.prevH >> 2]! : null;
+    const eip = this.eip;
+    if (prev !== null && prev.sEpoch === this.chainEpoch) {
+      const s1 = prev.s1;
+      if (s1 !== null && prev.s1Eip === eip && s1.valid) return s1;
+      const s2 = prev.s2;
+      if (s2 !== null && prev.s2Eip === eip && s2.valid) return s2;
+    }
+    const b = this.lookupBlockSlow();
+    // A block that crosses a page is linked only while the read TLB maps its second page (as
+    // lookupBlockSlow just checked): that entry changes only with a new chain epoch.
+    if (prev !== null && (b.phys2 < 0 || this.tlbR[(((this.segBase[CS]! + eip) & ~0xfff) + 0x1000) >>> 12] === (b.phys2 >>> 12) + 1)) {
+      if (prev.sEpoch !== this.chainEpoch) { prev.sEpoch = this.chainEpoch; prev.s1 = null; prev.s2 = null; prev.s1Eip = -1; prev.s2Eip = -1; }
+      if (prev.s1 === null) { prev.s1 = b; prev.s1Eip = eip; }
+      else if (prev.s2 === null) { prev.s2 = b; prev.s2Eip = eip; }
+      // Mirror the links into prev's header.
+      const uc = this.uc, h = prev.u!;
+      if (this.ublk[h >> 2] !== prev) return b; // prev left the store (compacted away)
+      this.ucf[(h >> 1) + 1] = prev.sEpoch;
+      uc[h + 4] = prev.s1Eip; uc[h + 5] = prev.s1 !== null ? prev.s1.u! : 0;
+      uc[h + 6] = prev.s2Eip; uc[h + 7] = prev.s2 !== null ? prev.s2.u! : 0;
+    }
+    return b;
+  }
+
+  protected lookupBlockSlow(): Block {
+    const linEip = (this.segBase[CS]! + this.eip) >>> 0;
+    const e = this.tlbR[linEip >>> 12]!;
+    const phys = e !== 0 ? (((e - 1) << 12) | (linEip & 0xfff)) >>> 0 : this.xlate(linEip, false, this.cpl === 3);
+    const slot = phys & ((1 << L1_BITS) - 1);
+    let b = this.l1[slot];
+    if (b !== null && b !== undefined && b.phys === phys && b.code32 === this.code32 && b.valid && (b.phys2 < 0 || this.phys2Matches(b, linEip))) return b;
+    const m = this.blocks.get(phys * 2 + (this.code32 ? 1 : 0));
+    if (m && (m.phys2 < 0 || this.phys2Matches(m, linEip))) { this.l1[slot] = m; return m; }
+    const nb = this.buildBlock(phys, linEip);
+    this.l1[slot] = nb;
+    return nb;
+  }
+
+  /**
+   * Whether the page after the one at linEip still maps to the block's second page: through
+   * the read TLB, as for the first page (lookupBlockSlow), else a walk (which fills it).
+   */
+  protected phys2Matches(b: Block, linEip: number): boolean {
+    const l2 = ((linEip & ~0xfff) + 0x1000) >>> 0;
+    const e = this.tlbR[l2 >>> 12]!;
+    if (e !== 0) return ((e - 1) << 12) >>> 0 === b.phys2;
+    try { return this.xlate(l2, false, this.cpl === 3) === b.phys2; } catch { return false; }
+  }
+
+  protected buildBlock(phys: number, linEip: number): Block {
+    const insns: Insn[] = [];
+    const startEip = this.eip;
+    let off = 0;
+    let phys2 = -1;
+    this.decodeUser = this.cpl === 3;
+    this.fetchLinPage = -1;
+    const max = this.singleStep ? 1 : MAX_BLOCK;
+    const pageEnd = ((linEip & ~0xfff) + 0x1000);
+    for (;;) {
+      const insEip = this.code32 ? (startEip + off) >>> 0 : (startEip + off) & 0xffff;
+      const insLin = (this.segBase[CS]! + insEip) >>> 0;
+      if (insns.length > 0 && this.breakpoints.size && this.breakpoints.has(insLin)) break;
+      this.decodeLin = insEip;
+      const ins = new Insn();
+      try {
+        decode(this.fetcher, this.code32, ins);
+      } catch (e) {
+        if (insns.length === 0) {
+          if (e instanceof DecodeError) this.fault(e.vector, 0);
+          throw e;
+        }
+        break; // fault belongs to the next block's first instruction
+      }
+      ins.off = off;
+      ins.fn = handlerFor(ins) as Insn["fn"];
+      insns.push(ins);
+      off += ins.len;
+      const fl = OPFLAGS[ins.op]!;
+      if (fl & OpF.TERM) break;
+      // REP string instructions and any prefix-LOCKed or invalid form end the block.
+      if (ins.rep !== REP_NONE && ((ins.op >= 0xa4 && ins.op <= 0xa7) || (ins.op >= 0xaa && ins.op <= 0xaf))) break;
+      if (insns.length >= max) break;
+      if (insLin + ins.len >= pageEnd) {
+        if (insLin + ins.len > pageEnd) {
+          // This instruction crosses into the next page.
+          phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
+        }
+        break;
+      }
+    }
+    // Instruction crossing the page boundary as the only / last instruction.
+    if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
+    const u = this.ucAlloc(UHDR + insns.length * UREC), uc = this.uc;
+    uc[u] = insns.length; uc[u + 1] = 1;
+    this.ucf[(u >> 1) + 1] = -1;
+    uc[u + 4] = -1; uc[u + 5] = 0; uc[u + 6] = -1; uc[u + 7] = 0;
+    for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, uc, u + UHDR + k * UREC);
+    markDeadFlags(uc, u + UHDR, insns.length);
+    const b: Block = {
+      insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
+      fn: null, jitOff: null, jitIdx: null, region: false, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
+    };
+    this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
+    this.ublk[u >> 2] = b;
+    this.addPageBlock(phys >>> 12, b);
+    if (phys2 >= 0) this.addPageBlock(phys2 >>> 12, b);
+    this.blocksBuilt++;
+    return b;
+  }
+
+  /**
+   * Room for `words` words in the store. When it is full: if the blocks still in the cache
+   * fill at most half of what is in use, their headers and records are copied to a fresh store
+   * and blocks not copied are made unreachable (L1 cleared, successor links dropped by the
+   * epoch); otherwise the store doubles (contents and offsets kept).
+   */
+  protected ucAlloc(words: number): number {
+    if (this.ucTop + words > this.uc.length) {
+      let live = UHDR + words;
+      for (const b of this.blocks.values()) live += UHDR + b.n * UREC;
+      let cap = this.uc.length;
+      while (live * 2 > cap) cap *= 2;
+      const old = this.uc, uc = new Int32Array(cap), ucf = new Float64Array(uc.buffer);
+      if (live * 2 > this.ucTop) {
+        // Mostly live: grow in place.
+        uc.set(old);
+        for (let k = this.ublk.length; k < cap >> 2; k++) this.ublk.push(null);
+        this.uc = uc; this.ucf = ucf;
+      } else {
+        const ublk = new Array<Block | null>(cap >> 2).fill(null);
+        let top = UHDR;
+        for (const b of this.blocks.values()) {
+          const n = UHDR + b.n * UREC, from = b.u!;
+          for (let k = 0; k < n; k++) uc[top + k] = old[from + k]!;
+          b.u = top;
+          ublk[top >> 2] = b;
+          ucf[(top >> 1) + 1] = -1; // links dropped (chainEpoch moves on below as well)
+          top += n;
+        }
+        this.uc = uc; this.ucf = ucf; this.ublk = ublk;
+        this.ucTop = top;
+        this.l1.fill(null);
+        this.chainEpoch++;
+        this.prevH = -1;
+      }
+    }
+    const u = this.ucTop;
+    this.ucTop += words;
+    return u;
+  }
+
+  protected addPageBlock(pg: number, b: Block): void {
+    if (pg >= this.mem.pages) return; // ROM outside RAM cannot be written
+    let list = this.pageBlocks.get(pg);
+    if (!list) { list = []; this.pageBlocks.set(pg, list); }
+    list.push(b);
+    const wasCode = this.mem.code[pg] !== 0;
+    this.mem.code[pg] = list.length;
+    if (!wasCode) this.flushWriteTlb();
+  }
+
+  /**
+   * Drop every translated block that starts in or reaches into physical page `pg` (a caller
+   * that rewrote the page from outside the guest: checkpoint restore, debugger writes).
+   */
+  invalidatePage(pg: number): void {
+    if (!this.mem.code[pg] && !this.pageBlocks.has(pg)) return;
+    const list = this.pageBlocks.get(pg);
+    if (list) {
+      for (const b of list) {
+        if (!b.valid) continue;
+        b.valid = false;
+        if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
+        if (b.fn !== null) { b.fn = null; this.translated--; }
+        this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
+        const other = b.phys >>> 12 === pg ? (b.phys2 >= 0 ? b.phys2 >>> 12 : -1) : b.phys >>> 12;
+        if (other >= 0) {
+          const ol = this.pageBlocks.get(other);
+          if (ol) {
+            const keep = ol.filter((x) => x !== b);
+            if (keep.length) { this.pageBlocks.set(other, keep); this.mem.code[other] = keep.length; }
+            else { this.pageBlocks.delete(other); this.mem.code[other] = 0; }
+          }
+        }
+      }
+      this.pageBlocks.delete(pg);
+    }
+    this.mem.code[pg] = 0;
+    this.chainEpoch++;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The x86 core's debugger view (DebugView, lib/cpu/contract.ts): gdb's i386 "core" register
+ * numbering and target description (tdesc.ts), register writes, side-effect-free address
+ * translation, and the disassembler.
+ *
+ *   0 eax  1 ecx  2 edx  3 ebx  4 esp  5 ebp  6 esi  7 edi
+ *   8 eip  9 eflags  10 cs  11 ss  12 ds  13 es  14 fs  15 gs
+ */
+import type { DebugView } from "../contract.ts";
+import { CS, DS, ES, FS, GS, SS, DecodeError, Insn, decode } from "./decode.ts";
+import { formatInsn } from "./disasm.ts";
+import type { CpuCore } from "./interrupts.ts";
+import { I386_LAYOUT } from "./tdesc.ts";
+
+/** gdb's segment register order (cs ss ds es fs gs) as the core's segment numbers. */
+const SEG_ORDER = [CS, SS, DS, ES, FS, GS];
+/** General registers in gdb's i386 core numbering (without x87). */
+export const I386_GREGS = 16;
+
+export class X86Debug implements DebugView {
+  readonly arch = "i386";
+  readonly layout = I386_LAYOUT;
+  constructor(private readonly cpu: CpuCore) {}
+
+  readRegisters(): number[] {
+    const cpu = this.cpu;
+    const r = new Array<number>(I386_GREGS);
+    for (let i = 0; i < 8; i++) r[i] = cpu.regs[i]! >>> 0;
+    r[8] = cpu.eip >>> 0;
+    r[9] = cpu.getFlags() >>> 0;
+    for (let i = 0; i < 6; i++) r[10 + i] = cpu.sel[SEG_ORDER[i]!]!;
+    return r;
+  }
+
+  writeRegister(n: number, value: number): boolean {
+    const cpu = this.cpu;
+    value >>>= 0;
+    if (n >= 0 && n < 8) cpu.regs[n] = value;
+    else if (n === 8) cpu.eip = value;
+    else if (n === 9) cpu.setFlags(value);
+    else return false; // segment registers: loading a selector has side effects; refuse
+    return true;
+  }
+
+  xlate(addr: number): number {
+    return this.cpu.debugXlate(addr >>> 0);
+  }
+
+  disassemble(code: Uint8Array, addr: number): { text: string; len: number } | null {
+    const ins = new Insn();
+    const f = { fetch8(n: number): number { if (n >= code.length) throw new RangeError("truncated"); return code[n]!; } };
+    try {
+      decode(f, this.cpu.code32, ins);
+      return { text: formatInsn(ins, addr >>> 0, this.cpu.code32), len: ins.len };
+    } catch (e) {
+      if (e instanceof DecodeError || e instanceof RangeError) return null;
+      throw e;
+    }
+  }
+}

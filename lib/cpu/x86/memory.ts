@@ -1,0 +1,388 @@
+/**
+ * The memory path: segment:offset to linear (limit and rights checks), linear to physical
+ * through the software TLB and the page walker (#PF), RAM and the bus, the supervisor
+ * accesses used for system structures, watchpoint checks, and the debugger's translation.
+ *
+ * The TLB (one per privilege and access kind: linear page -> physical page + 1) holds only
+ * plain-RAM pages; the write TLB only pages that are already dirty for every dirty tracker and
+ * hold no code, so the write fast path needs no per-write bookkeeping. A write to a page that
+ * holds code goes the slow way and invalidates the blocks covering it (blocks.ts).
+ */
+import type { CpuBus } from "./bus.ts";
+import type { PhysMem } from "../../machine/ram.ts";
+import { Stop, type Watchpoint } from "../contract.ts";
+import { CR0_WP, CR4_PSE, AR_P, AR_CODE, AR_DB } from "./arch.ts";
+import { CS, SS, type Insn } from "./decode.ts";
+import { CpuState } from "./state.ts";
+
+const TLB_ENTRIES = 1 << 20;
+
+export abstract class CpuMemory extends CpuState {
+  readonly ram: Uint8Array;
+  protected readonly ramLen: number;
+  // Software TLB: index = linear page, value = physical page + 1 (0 = miss). Only RAM pages.
+  protected readonly tlbSR = new Uint32Array(TLB_ENTRIES);
+  protected readonly tlbSW = new Uint32Array(TLB_ENTRIES);
+  protected readonly tlbUR = new Uint32Array(TLB_ENTRIES);
+  protected readonly tlbUW = new Uint32Array(TLB_ENTRIES);
+  /** The TLBs for the current privilege level (read by translated code). */
+  tlbR: Uint32Array;
+  tlbW: Uint32Array;
+  protected readonly tlbUsed = new Int32Array(4096);
+  protected tlbUsedN = 0;
+  /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
+  protected readonly ram32: Int32Array;
+  /**
+   * Epoch of every successor link between blocks (blocks.ts): bumped whenever a linear page may
+   * map elsewhere or CS changes, which drops all links at once.
+   */
+  protected chainEpoch = 0;
+
+  constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
+    super();
+    this.ram = mem.ram;
+    this.ramLen = mem.ram.length;
+    if ((mem.ram.byteOffset & 3) !== 0) throw new Error("RAM must be 4-byte aligned");
+    this.ram32 = new Int32Array(mem.ram.buffer, mem.ram.byteOffset, mem.ram.length >>> 2);
+    this.tlbR = this.tlbSR;
+    this.tlbW = this.tlbSW;
+    mem.onRevokeFastWrite = () => this.flushWriteTlb();
+  }
+
+  /** A guest write hit a page holding translated code: drop the blocks that cover it (blocks.ts). */
+  protected abstract invalidateCodeAt(p: number): void;
+
+  setA20(on: boolean): void {
+    const m = on ? 0xffffffff : 0xffefffff;
+    if (m !== this.a20Mask) { this.a20Mask = m; this.flushTlb(); }
+  }
+
+  // =====================================================================================
+  // Memory: segmentation
+  // =====================================================================================
+
+  /** Effective address (offset) of a ModRM memory operand. */
+  ea(i: Insn): number {
+    let a = i.disp;
+    if (i.base >= 0) a += this.regs[i.base]!;
+    if (i.index >= 0) a += this.regs[i.index]! << i.scale;
+    return i.a32 ? a >>> 0 : a & 0xffff;
+  }
+
+  /** Segment of a ModRM memory operand. */
+  seg(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
+
+  /** Linear address for an access of `size` bytes at seg:off, with limit and rights checks. */
+  lin(s: number, off: number, size: number, write: boolean): number {
+    if (this.segFast[s]) return (this.segBase[s]! + off) >>> 0;
+    return this.linSlow(s, off, size, write);
+  }
+
+  protected linSlow(s: number, off: number, size: number, write: boolean): number {
+    const ar = this.segAr[s]!;
+    const fv = s === SS ? 12 : 13;
+    if (this.pe()) {
+      if ((this.sel[s]! & 0xfffc) === 0 && s !== CS && s !== SS) this.fault(fv, 0);
+      if (!(ar & AR_P)) this.fault(fv, 0);
+      if (ar & AR_CODE) {
+        if (write && s !== -1) this.fault(fv, 0);
+        if (!write && !(ar & 0x02) && s !== CS) this.fault(fv, 0);
+      } else if (write && !(ar & 0x02)) this.fault(fv, 0);
+    }
+    const lim = this.segLimit[s]!;
+    const last = off + size - 1;
+    if (!(ar & AR_CODE) && (ar & 0x04)) {
+      // Expand-down: valid offsets are (limit, 0xFFFF or 0xFFFFFFFF].
+      const top = ar & AR_DB ? 0xffffffff : 0xffff;
+      if (off <= lim || last > top) this.fault(fv, 0);
+    } else if (last > lim) this.fault(fv, 0);
+    return (this.segBase[s]! + off) >>> 0;
+  }
+
+  // Memory operand accessors by segment:offset.
+  rd8(s: number, off: number): number { return this.rl8(this.lin(s, off, 1, false)); }
+  rd16(s: number, off: number): number { return this.rl16(this.lin(s, off, 2, false)); }
+  rd32(s: number, off: number): number { return this.rl32(this.lin(s, off, 4, false)); }
+  rd(sz: number, s: number, off: number): number {
+    return sz === 2 ? this.rd32(s, off) : sz === 1 ? this.rd16(s, off) : this.rd8(s, off);
+  }
+  wr8(s: number, off: number, v: number): void { this.wl8(this.lin(s, off, 1, true), v); }
+  wr16(s: number, off: number, v: number): void { this.wl16(this.lin(s, off, 2, true), v); }
+  wr32(s: number, off: number, v: number): void { this.wl32(this.lin(s, off, 4, true), v); }
+  wr(sz: number, s: number, off: number, v: number): void {
+    if (sz === 2) this.wr32(s, off, v); else if (sz === 1) this.wr16(s, off, v); else this.wr8(s, off, v);
+  }
+
+  // =====================================================================================
+  // Memory: linear accesses through the TLB
+  // =====================================================================================
+
+  rl8(l: number): number {
+    const e = this.tlbR[l >>> 12]!;
+    if (e !== 0) return this.ram[((e - 1) << 12) | (l & 0xfff)]!;
+    return this.rl8Slow(l);
+  }
+  protected rl8Slow(l: number): number {
+    return this.physRead8(this.xlate(l, false, this.cpl === 3), l);
+  }
+  rl16(l: number): number {
+    const e = this.tlbR[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffe) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      return r[p]! | (r[p + 1]! << 8);
+    }
+    return this.rl8(l) | (this.rl8((l + 1) >>> 0) << 8);
+  }
+  rl32(l: number): number {
+    const e = this.tlbR[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffc) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      return (r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24)) >>> 0;
+    }
+    return this.rl32Slow(l);
+  }
+  protected rl32Slow(l: number): number {
+    if ((l & 0xfff) <= 0xffc) {
+      const p = this.xlate(l, false, this.cpl === 3);
+      return (this.physRead8(p, l) | (this.physRead8(p + 1, l + 1) << 8) | (this.physRead8(p + 2, l + 2) << 16) | (this.physRead8(p + 3, l + 3) << 24)) >>> 0;
+    }
+    return (this.rl16(l) | (this.rl16((l + 2) >>> 0) << 16)) >>> 0;
+  }
+  wl8(l: number, v: number): void {
+    const e = this.tlbW[l >>> 12]!;
+    if (e !== 0) { this.ram[((e - 1) << 12) | (l & 0xfff)] = v; return; }
+    this.wl8Slow(l, v);
+  }
+  protected wl8Slow(l: number, v: number): void {
+    this.physWrite8(this.xlate(l, true, this.cpl === 3), v, l);
+  }
+  wl16(l: number, v: number): void {
+    const e = this.tlbW[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffe) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      r[p] = v; r[p + 1] = v >>> 8;
+      return;
+    }
+    if (o > 0xffe) this.checkWritable((l + 1) >>> 0);
+    this.wl8(l, v);
+    this.wl8((l + 1) >>> 0, v >>> 8);
+  }
+  wl32(l: number, v: number): void {
+    const e = this.tlbW[l >>> 12]!, o = l & 0xfff;
+    if (e !== 0 && o <= 0xffc) {
+      const p = ((e - 1) << 12) | o, r = this.ram;
+      r[p] = v; r[p + 1] = v >>> 8; r[p + 2] = v >>> 16; r[p + 3] = v >>> 24;
+      return;
+    }
+    this.wl32Slow(l, v);
+  }
+  protected wl32Slow(l: number, v: number): void {
+    const o = l & 0xfff;
+    // A page-crossing write faults before any byte is written: lower page first, and CR2 is
+    // the first byte of the access inside the faulting page.
+    this.xlate(l, true, this.cpl === 3);
+    if (o > 0xffc) this.checkWritable(((l + 3) & ~0xfff) >>> 0);
+    this.wl8(l, v); this.wl8((l + 1) >>> 0, v >>> 8); this.wl8((l + 2) >>> 0, v >>> 16); this.wl8((l + 3) >>> 0, v >>> 24);
+  }
+  protected checkWritable(l: number): void {
+    this.xlate(l, true, this.cpl === 3);
+  }
+
+  /** Supervisor (system-structure) accesses: descriptor tables, TSS, IDT. */
+  rs32(l: number): number {
+    const saved = this.cpl;
+    this.cpl = 0; this.tlbR = this.tlbSR;
+    try { return this.rl32(l); } finally { this.cpl = saved; this.tlbR = saved === 3 ? this.tlbUR : this.tlbSR; }
+  }
+  rs16(l: number): number {
+    const saved = this.cpl;
+    this.cpl = 0; this.tlbR = this.tlbSR;
+    try { return this.rl16(l); } finally { this.cpl = saved; this.tlbR = saved === 3 ? this.tlbUR : this.tlbSR; }
+  }
+  ws8(l: number, v: number): void {
+    const saved = this.cpl;
+    this.cpl = 0; this.tlbW = this.tlbSW;
+    try { this.wl8(l, v); } finally { this.cpl = saved; this.tlbW = saved === 3 ? this.tlbUW : this.tlbSW; }
+  }
+
+  physRead8(p: number, lin: number): number {
+    if (this.watchpoints.length) this.checkWatch(lin, 1, false);
+    if (p < this.ramLen) return this.ram[p]!;
+    return this.bus.physRead8(p) & 0xff;
+  }
+
+  physWrite8(p: number, v: number, lin: number): void {
+    if (this.watchpoints.length) this.checkWatch(lin, 1, true);
+    if (p < this.ramLen) {
+      const pg = p >>> 12, mem = this.mem;
+      if (mem.readonly[pg]) return;
+      mem.markDirty(pg);
+      if (mem.code[pg]) this.invalidateCodeAt(p);
+      this.ram[p] = v;
+      return;
+    }
+    this.bus.physWrite8(p, v & 0xff);
+  }
+
+  /** Physical read for the page walker and loaders (no watch checks). */
+  protected pr32(p: number): number {
+    p >>>= 0;
+    if (p + 3 < this.ramLen) {
+      const r = this.ram;
+      return (r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24)) >>> 0;
+    }
+    return (this.bus.physRead8(p) | (this.bus.physRead8(p + 1) << 8) | (this.bus.physRead8(p + 2) << 16) | (this.bus.physRead8(p + 3) << 24)) >>> 0;
+  }
+  protected pw32(p: number, v: number): void {
+    p >>>= 0;
+    if (p + 3 < this.ramLen) {
+      const pg = p >>> 12;
+      if (this.mem.readonly[pg]) return;
+      this.mem.markDirty(pg);
+      if (this.mem.code[pg]) this.invalidateCodeAt(p);
+      const r = this.ram;
+      r[p] = v; r[p + 1] = v >>> 8; r[p + 2] = v >>> 16; r[p + 3] = v >>> 24;
+    }
+  }
+
+  /**
+   * Translate a linear address (page walk on a TLB miss), raising #PF. Fills the TLB when the
+   * page is plain RAM (and, for writes, when the write fast path is allowed on it).
+   */
+  xlate(l: number, write: boolean, user: boolean): number {
+    l >>>= 0;
+    let phys: number;
+    if (!this.paging()) {
+      phys = (l & this.a20Mask) >>> 0;
+    } else {
+      const pdeA = ((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0;
+      const pde = this.pr32(pdeA);
+      const wp = (this.cr0 & CR0_WP) !== 0;
+      const err = (write ? 2 : 0) | (user ? 4 : 0);
+      if (!(pde & 1)) this.pageFault(l, err);
+      if ((pde & 0x80) && (this.cr4 & CR4_PSE)) {
+        if (user && !(pde & 4)) this.pageFault(l, err | 1);
+        if (write && !(pde & 2) && (user || wp)) this.pageFault(l, err | 1);
+        const npde = pde | 0x20 | (write ? 0x40 : 0);
+        if (npde !== pde) this.pw32(pdeA, npde);
+        phys = ((pde & 0xffc00000) | (l & 0x3fffff)) >>> 0;
+      } else {
+        const pteA = ((pde & 0xfffff000) + (((l >>> 12) & 0x3ff) << 2)) >>> 0;
+        const pte = this.pr32(pteA);
+        if (!(pte & 1)) this.pageFault(l, err);
+        const perm = pde & pte;
+        if (user && !(perm & 4)) this.pageFault(l, err | 1);
+        if (write && !(perm & 2) && (user || wp)) this.pageFault(l, err | 1);
+        if (!(pde & 0x20)) this.pw32(pdeA, pde | 0x20);
+        const npte = pte | 0x20 | (write ? 0x40 : 0);
+        if (npte !== pte) this.pw32(pteA, npte);
+        phys = ((pte & 0xfffff000) | (l & 0xfff)) >>> 0;
+      }
+      phys = (phys & this.a20Mask) >>> 0;
+    }
+    if (phys < this.ramLen && this.watchpoints.length === 0) {
+      const pg = phys >>> 12, lp = l >>> 12;
+      if (write) {
+        // The write fast path needs the page dirty everywhere: mark it now (the caller writes).
+        if (!this.mem.readonly[pg] && !this.mem.code[pg] && !this.mem.watched[pg]) {
+          this.mem.markDirty(pg);
+          const t = user ? this.tlbUW : this.tlbSW;
+          if (t[lp] === 0) this.tlbNote(lp);
+          t[lp] = pg + 1;
+        }
+      } else {
+        // Block links (chainEpoch) assume a linear page's read entry changes only through a
+        // flush: a walk that finds a new mapping for a cached page drops them too.
+        const t = user ? this.tlbUR : this.tlbSR, o = t[lp]!;
+        if (o !== pg + 1) {
+          if (o === 0) this.tlbNote(lp); else this.chainEpoch++;
+          t[lp] = pg + 1;
+        }
+      }
+    }
+    return phys;
+  }
+
+  protected pageFault(l: number, err: number): never {
+    this.cr2 = l >>> 0;
+    return this.fault(14, err);
+  }
+
+  protected tlbNote(lp: number): void {
+    if (this.tlbUsedN < this.tlbUsed.length) this.tlbUsed[this.tlbUsedN++] = lp;
+    else this.tlbUsedN = this.tlbUsed.length + 1; // overflowed: flush clears everything
+  }
+
+  flushTlb(): void {
+    this.chainEpoch++;
+    if (this.tlbUsedN > this.tlbUsed.length) {
+      this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
+    } else {
+      for (let i = 0; i < this.tlbUsedN; i++) {
+        const lp = this.tlbUsed[i]!;
+        this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+      }
+    }
+    this.tlbUsedN = 0;
+    this.tlbR = this.cpl === 3 ? this.tlbUR : this.tlbSR;
+    this.tlbW = this.cpl === 3 ? this.tlbUW : this.tlbSW;
+  }
+
+  flushWriteTlb(): void {
+    if (this.tlbUsedN > this.tlbUsed.length) { this.flushTlb(); return; }
+    for (let i = 0; i < this.tlbUsedN; i++) {
+      const lp = this.tlbUsed[i]!;
+      this.tlbSW[lp] = 0; this.tlbUW[lp] = 0;
+    }
+  }
+
+  invlpg(l: number): void {
+    this.chainEpoch++;
+    const lp = l >>> 12;
+    this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+  }
+
+  setCpl(c: number): void {
+    this.cpl = c;
+    this.tlbR = c === 3 ? this.tlbUR : this.tlbSR;
+    this.tlbW = c === 3 ? this.tlbUW : this.tlbSW;
+  }
+
+  // =====================================================================================
+  // Debugger support: linear memory access without side effects on A/D bits is not
+  // possible on x86 hardware either; we translate without touching A/D bits here.
+  // =====================================================================================
+
+  /** Translate for the debugger: no faults, no A/D updates. Returns -1 if unmapped. */
+  debugXlate(l: number): number {
+    l >>>= 0;
+    if (!this.paging()) return (l & this.a20Mask) >>> 0;
+    const pde = this.pr32(((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0);
+    if (!(pde & 1)) return -1;
+    if ((pde & 0x80) && (this.cr4 & CR4_PSE)) return (((pde & 0xffc00000) | (l & 0x3fffff)) & this.a20Mask) >>> 0;
+    const pte = this.pr32(((pde & 0xfffff000) + (((l >>> 12) & 0x3ff) << 2)) >>> 0);
+    if (!(pte & 1)) return -1;
+    return (((pte & 0xfffff000) | (l & 0xfff)) & this.a20Mask) >>> 0;
+  }
+
+  // =====================================================================================
+  // Watchpoints and breakpoints
+  // =====================================================================================
+
+  protected checkWatch(lin: number, size: number, write: boolean): void {
+    for (const w of this.watchpoints) {
+      if (w.type === 2 && !write) continue;
+      if (w.type === 3 && write) continue;
+      if (lin + size > w.addr && lin < w.addr + w.len) {
+        if (!this.watchHit) this.watchHit = { type: w.type, addr: w.addr };
+        this.brk = Stop.WATCH;
+      }
+    }
+  }
+
+  setWatchpoints(list: Watchpoint[]): void {
+    this.watchpoints.length = 0;
+    this.watchpoints.push(...list);
+    this.flushTlb();
+  }
+}
