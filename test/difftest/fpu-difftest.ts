@@ -121,7 +121,8 @@ function randInt(g: Rng, bits: number): bigint {
 
 function fcwRand(g: Rng): number {
   const masks = g.bool(0.75) ? 0x3f : g.u32() & 0x3f;
-  return masks | 0x40 | ((g.int(4)) << 8) | (g.int(4) << 10);
+  const v = masks | 0x40 | ((g.int(4)) << 8) | (g.int(4) << 10);
+  return g.bool(0.05) ? v ^ (g.u32() & 0xf0c0) : v;
 }
 
 export interface Insn { name: string; bytes: number[]; mem?: (g: Rng, mem: Uint8Array) => void; sti?: boolean }
@@ -276,7 +277,9 @@ export function runHost(h: FpuHarness, cases: FpuCase[]): Step[][] {
   return out;
 }
 
-export function runModel(c: FpuCase): Step[] {
+/** Run a case in the model; `host` (if given) supplies the instruction/operand pointer bytes an
+ * FNSTENV/FNSAVE stored, which the model cannot know and later instructions may read. */
+export function runModel(c: FpuCase, host?: Step[]): Step[] {
   const f = new Fpu();
   f.frstor(c.image, true, true);
   const mem = c.mem.slice();
@@ -288,6 +291,11 @@ export function runModel(c: FpuCase): Step[] {
     const rc = f.exec(b[0]! - 0xd8, b[1]!, mem, eflags, o32, true);
     if (rc !== FPU_OK) throw new Error(`model: ${ins.name} not executed (${rc})`);
     eflags = f.eflags;
+    const hs = host?.[steps.length];
+    if (hs && /^fn(stenv|save)/.test(ins.name)) {
+      const [a, z] = ins.name.endsWith("16") ? [6, 14] : [12, 28];
+      mem.set(hs.mem.subarray(a, z), a);
+    }
     const image = new Uint8Array(108);
     f.image(image, true, true);
     steps.push({ image, mem: mem.slice(), eflags, eax: f.ax >= 0 ? (0x5a5a0000 | f.ax) : 0x5a5a5a5a });
@@ -307,12 +315,11 @@ export function describeState(img: Uint8Array): string {
 }
 
 /** Compare one step; returns a description of the first difference or null. */
-export function diffStep(name: string, host: Step, model: Step): string | null {
-  const envOp = /^fn(stenv|save)/.test(name);
+export function diffStep(name: string, host: Step, model: Step, envStored: string | null): string | null {
   const ign = (k: number): boolean => k >= 12 && k < 28;
   for (let k = 0; k < 108; k++) if (!ign(k) && host.image[k] !== model.image[k]) return `state: host ${describeState(host.image)}\n       model ${describeState(model.image)}`;
   for (let k = 0; k < 112; k++) {
-    if (envOp && (name.endsWith("16") ? k >= 6 && k < 14 : k >= 12 && k < 28)) continue;
+    if (envStored && (envStored.endsWith("16") ? k >= 6 && k < 14 : k >= 12 && k < 28)) continue;
     if (host.mem[k] !== model.mem[k]) return `memory: host ${hex(host.mem, 0, 16)} model ${hex(model.mem, 0, 16)}`;
   }
   if ((host.eflags & 0x8d5) !== (model.eflags & 0x8d5)) return `eflags: host ${host.eflags.toString(16)} model ${model.eflags.toString(16)}`;
@@ -336,15 +343,17 @@ export function fpuDifftest(h: FpuHarness, n: number, seed: number, only?: strin
       const c = cases[k]!;
       sum.cases++;
       let model: Step[];
-      try { model = runModel(c); } catch (e) { sum.divergences.push({ op: c.insns[0]!.name, text: `model threw: ${(e as Error).stack}` }); continue; }
+      try { model = runModel(c, host[k]); } catch (e) { sum.divergences.push({ op: c.insns[0]!.name, text: `model threw: ${(e as Error).stack}` }); continue; }
       const hs = host[k]!;
+      let envStored: string | null = null;
       for (let s = 0; s < hs.length; s++) {
         const name = c.insns[s]!.name;
+        if (/^fn(stenv|save)/.test(name)) envStored = name;
         const st = sum.perOp.get(name) ?? { steps: 0, bad: 0 };
         sum.perOp.set(name, st);
         st.steps++; sum.steps++;
         const ms = model[s];
-        const d = ms ? diffStep(name, hs[s]!, ms) : "model stopped early";
+        const d = ms ? diffStep(name, hs[s]!, ms, envStored) : "model stopped early";
         if (d) {
           st.bad++;
           const prev = s === 0 ? `       before ${describeState(c.image)} eflags=${c.eflags.toString(16)} mem=${hex(c.mem, 0, 16)}` : `       before ${describeState(hs[s - 1]!.image)} mem=${hex(hs[s - 1]!.mem, 0, 16)}`;
@@ -363,7 +372,7 @@ if (import.meta.main) {
   if (typeof h === "string") { console.error(`fpu difftest: ${h}`); process.exit(2); }
   const n = Number(process.env.RRX_FPU_CASES ?? 5000);
   const seed = Number(process.env.RRX_FPU_SEED ?? 1);
-  const only = process.env.RRX_FPU_ONLY?.split(",");
+  const only = process.env.RRX_FPU_ONLY?.split("|");
   try {
     const s = fpuDifftest(h, n, seed, only);
     const shown = Number(process.env.RRX_FPU_SHOW ?? 5);

@@ -39,6 +39,8 @@ export class Ctx {
   cw = 0x037f;
   exc = 0;
   c1 = 0;
+  /** The source operand was a denormal in its memory format (float32/64), now normalised. */
+  srcDen = false;
   se = 0;
   m = 0n;
   get rc(): number { return (this.cw >> 10) & 3; }
@@ -46,7 +48,7 @@ export class Ctx {
   get pbits(): number { const pc = (this.cw >> 8) & 3; return pc === 0 ? 24 : pc === 2 ? 53 : 64; }
   masked(e: number): boolean { return (this.cw & e) !== 0; }
   set(se: number, m: bigint): void { this.se = se; this.m = m; }
-  reset(): void { this.exc = 0; this.c1 = 0; }
+  reset(): void { this.exc = 0; this.c1 = 0; this.srcDen = false; }
 }
 
 export function classify(se: number, m: bigint): Kind {
@@ -164,6 +166,7 @@ function roundFormat(ctx: Ctx, sign: number, sig: bigint, exp: number, sticky: b
       return toInf ? R_INF : R_MAX;
     }
     if (!reg) return R_NOWRITE;
+    if (Eu - ADJ > emax) { ctx.exc |= PE; ctx.c1 = 1; return R_INF; }  // beyond even the wrapped range
     if (f & INEXACT) { ctx.exc |= PE; ctx.c1 = f & UP ? 1 : 0; }
     rlsb -= ADJ;
     return R_ADJUSTED;
@@ -177,6 +180,7 @@ function roundFormat(ctx: Ctx, sign: number, sig: bigint, exp: number, sticky: b
     }
     ctx.exc |= UE;
     if (!reg) return R_NOWRITE;
+    if (Eu + ADJ < emin) { ctx.exc |= PE; ctx.c1 = 0; rq = 0n; return R_FINITE; }
     if (f & INEXACT) { ctx.exc |= PE; ctx.c1 = f & UP ? 1 : 0; }
     rlsb += ADJ;
     return R_ADJUSTED;
@@ -229,7 +233,7 @@ function twoOpSpecial(ctx: Ctx, ase: number, am: bigint, ka: Kind, bse: number, 
 
 /** Raise DE for denormal operands; true when DE is unmasked (the operation stops). */
 function denormal(ctx: Ctx, ka: Kind, kb: Kind): boolean {
-  if (ka === Kind.Denormal || kb === Kind.Denormal) {
+  if (ka === Kind.Denormal || kb === Kind.Denormal || ctx.srcDen) {
     ctx.exc |= DE;
     return !ctx.masked(DE);
   }
@@ -290,7 +294,6 @@ export function div(ctx: Ctx, ase: number, am: bigint, bse: number, bm: bigint, 
   if ((ka === Kind.Inf && kb === Kind.Inf) || (ka === Kind.Zero && kb === Kind.Zero)) { invalid(ctx); return; }
   if (kb === Kind.Zero && ka !== Kind.Inf) {
     ctx.exc |= ZE;
-    if (ka === Kind.Denormal) ctx.exc |= DE;
     ctx.set((s << 15) | 0x7fff, BIT63);
     return;
   }
@@ -464,7 +467,7 @@ function toFloat(ctx: Ctx, se: number, m: bigint, fmt: Format): bigint | null {
     case Kind.Inf: return infBits;
     case Kind.Zero: return sign;
   }
-  if (k === Kind.Denormal) { ctx.exc |= DE; if (!ctx.masked(DE)) return null; }
+  // A denormal (or pseudo-denormal) source raises no DE on a store.
   const r = roundFormat(ctx, se >> 15, m, lsbExp(se), false, fmt.p, fmt.emin, fmt.emax, false);
   if (r === R_NOWRITE || r === R_ADJUSTED) return null;
   if (r === R_INF) return infBits;
@@ -491,7 +494,6 @@ export function toInt(ctx: Ctx, se: number, m: bigint, bits: number, truncate = 
   const k = classify(se, m);
   if (k === Kind.Unsupported || k === Kind.Inf || isNaNKind(k)) { ctx.exc |= IE; return indef; }
   if (k === Kind.Zero) return 0n;
-  if (k === Kind.Denormal) ctx.exc |= DE;
   const s = se >> 15;
   const [q, inexact, up] = roundInt(s, m, lsbExp(se), truncate ? RC_ZERO : ctx.rc);
   if (s ? q > indef : q >= indef) { ctx.exc |= IE; return indef; }
@@ -515,7 +517,6 @@ export function toBCD(ctx: Ctx, se: number, m: bigint): Uint8Array {
   if (k === Kind.Unsupported || k === Kind.Inf || isNaNKind(k)) return indef();
   const s = se >> 15;
   if (k === Kind.Zero) { out[9] = s ? 0x80 : 0; return out; }
-  if (k === Kind.Denormal) ctx.exc |= DE;
   const [q, inexact, up] = roundInt(s, m, lsbExp(se), ctx.rc);
   if (q > 999999999999999999n) return indef();
   if (inexact) { ctx.exc |= PE; ctx.c1 = up ? 1 : 0; }
@@ -584,16 +585,21 @@ export function fxtract(ctx: Ctx, se: number, m: bigint): boolean {
 }
 
 /** Output of fprem: the quotient's low 3 bits (C0 = Q2, C3 = Q1, C1 = Q0) and C2 (incomplete). */
-export let premQ = 0, premPartial = false;
+export let premQ = 0, premPartial = false, premSpecial = false;
 
 /** FPREM (truncating quotient) or FPREM1 (IEEE, round-to-nearest quotient): ST0 rem ST1 into ctx. */
 export function fprem(ctx: Ctx, ase: number, am: bigint, bse: number, bm: bigint, ieee: boolean): void {
-  premQ = 0; premPartial = false;
+  premQ = 0; premPartial = false; premSpecial = true;
   const ka = classify(ase, am), kb = classify(bse, bm);
   if (twoOpSpecial(ctx, ase, am, ka, bse, bm, kb)) return;
   if (ka === Kind.Inf || kb === Kind.Zero) { invalid(ctx); return; }
+  premSpecial = false;
   if (denormal(ctx, ka, kb)) return;
-  if (kb === Kind.Inf || ka === Kind.Zero) { ctx.set(ase, am); return; }
+  if (kb === Kind.Inf || ka === Kind.Zero) {
+    // the dividend passes through the normaliser: a pseudo-denormal gets exponent 1
+    ctx.set(ka === Kind.Denormal && (am & BIT63) ? ase | 1 : ase, am);
+    return;
+  }
   const sa = ase >> 15;
   const ea = expOf(ase, am), eb = expOf(bse, bm);
   const d = ea - eb;

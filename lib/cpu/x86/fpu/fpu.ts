@@ -130,15 +130,15 @@ export class Fpu {
 
   private begin(): F.Ctx {
     const c = this.ctx;
-    c.cw = this.cw; c.exc = 0; c.c1 = 0;
+    c.cw = this.cw; c.exc = 0; c.c1 = 0; c.srcDen = false;
     return c;
   }
 
   /** Deliver ctx's result to ST(dst) (then pop `pops` times) unless an unmasked exception stops it. */
   private commit(dst: number, pops: number): void {
     const c = this.ctx;
-    if (this.signal(c.exc)) return;
     this.setC1(c.c1);
+    if (this.signal(c.exc)) return;
     this.setSt(dst, c.se, c.m);
     for (let k = 0; k < pops; k++) this.pop();
   }
@@ -146,8 +146,8 @@ export class Fpu {
   /** Push ctx's result (a load), with the stack-overflow check done by the caller. */
   private commitPush(): void {
     const c = this.ctx;
-    if (this.signal(c.exc)) return;
     this.setC1(c.c1);
+    if (this.signal(c.exc)) return;
     this.push(c.se, c.m);
   }
 
@@ -164,9 +164,8 @@ export class Fpu {
     }
     if (srcIdx >= 0) { sse = this.stSe(srcIdx); sm = this.stM(srcIdx); }
     const c = this.begin();
-    if (srcDenormal) c.exc |= DE;
-    if (srcDenormal && !(this.cw & DE) && !F.isNaNKind(F.classify(this.stSe(dst), this.stM(dst)))) { this.signal(c.exc); return; }
     const dse = this.stSe(dst), dm = this.stM(dst);
+    c.srcDen = srcDenormal;
     const p = c.pbits;
     switch (op) {
       case 0: F.add(c, dse, dm, sse, sm, false, p); break;
@@ -182,23 +181,22 @@ export class Fpu {
   /** Compare ST0 with ST(srcIdx) or a value; sets C3/C2/C0 or (toEflags) ZF/PF/CF. */
   compare(srcIdx: number, sse: number, sm: bigint, quiet: boolean, pops: number, toEflags: boolean, srcDenormal = false): void {
     if (this.isEmpty(0) || (srcIdx >= 0 && this.isEmpty(srcIdx))) {
-      if (this.underflow()) {
-        if (toEflags) this.eflags = (this.eflags & ~0x8d5) | 0x45;
-        else this.setCC(1, 1, 0, 1);
-        for (let k = 0; k < pops; k++) this.pop();
-      }
+      const masked = this.underflow();
+      if (toEflags) this.eflags = (this.eflags & ~0x8d5) | 0x45;
+      else this.setCC(1, 1, 0, 1);
+      if (masked) for (let k = 0; k < pops; k++) this.pop();
       return;
     }
     if (srcIdx >= 0) { sse = this.stSe(srcIdx); sm = this.stM(srcIdx); }
     const c = this.begin();
     const res = F.compare(c, this.stSe(0), this.stM(0), sse, sm, quiet);
     if (srcDenormal && res !== F.CMP_UN) c.exc |= DE;
-    if (this.signal(c.exc)) return;
     const [z, p, cy] = [[0, 0, 1], [1, 0, 0], [0, 0, 0], [1, 1, 1]][res]!;
     if (toEflags) {
       this.eflags = (this.eflags & ~0x8d5) | (z ? 0x40 : 0) | (p ? 0x04 : 0) | (cy ? 0x01 : 0);
-      this.setC1(0);
     } else this.setCC(z!, p!, 0, cy!);
+    // The condition codes are set even when an unmasked exception stops the pop.
+    if (this.signal(c.exc)) return;
     for (let k = 0; k < pops; k++) this.pop();
   }
 
@@ -211,10 +209,12 @@ export class Fpu {
   }
 
   /** Load a value: push with the stack-overflow check. `conv` fills ctx. */
-  private load(conv: (c: F.Ctx) => void): void {
+  private load(conv: (c: F.Ctx) => void, float = false): void {
     if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return; }
     const c = this.begin();
     conv(c);
+    // A float32/64 load of a denormal pushes the value even with DE unmasked (measured).
+    if (float && (c.exc & DE) && !(c.exc & IE)) { this.setC1(c.c1); this.signal(c.exc); this.push(c.se, c.m); return; }
     this.commitPush();
   }
 
@@ -253,7 +253,7 @@ export class Fpu {
         switch (reg) {
           case 0: {
             const bits = dv.getUint32(0, true);
-            this.load((cc) => { if (F.fromF32(cc, bits)) cc.exc |= DE; this.quietLoad(cc); });
+            this.load((cc) => { if (F.fromF32(cc, bits)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
           case 2: case 3: this.storeFloat(mem, 4, reg === 3); return FPU_OK;
@@ -276,7 +276,7 @@ export class Fpu {
             if (this.isEmpty(0)) {
               if (!this.underflow()) return FPU_OK;
               dv.setBigUint64(0, F.IND_M, true); dv.setUint16(8, F.IND_SE, true);
-            } else { dv.setBigUint64(0, this.stM(0), true); dv.setUint16(8, this.stSe(0), true); }
+            } else { dv.setBigUint64(0, this.stM(0), true); dv.setUint16(8, this.stSe(0), true); this.setC1(0); }
             this.wrote = 10; this.pop();
             return FPU_OK;
         }
@@ -285,7 +285,7 @@ export class Fpu {
         switch (reg) {
           case 0: {
             const bits = dv.getBigUint64(0, true);
-            this.load((cc) => { if (F.fromF64(cc, bits)) cc.exc |= DE; this.quietLoad(cc); });
+            this.load((cc) => { if (F.fromF64(cc, bits)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
           case 2: case 3: this.storeFloat(mem, 8, reg === 3); return FPU_OK;
@@ -325,8 +325,8 @@ export class Fpu {
     }
     const c = this.begin();
     const v = size === 4 ? F.toF32(c, this.stSe(0), this.stM(0)) : F.toF64(c, this.stSe(0), this.stM(0));
-    if (this.signal(c.exc) || v === null) return;
     this.setC1(c.c1);
+    if (this.signal(c.exc) || v === null) return;
     if (size === 4) dv.setUint32(0, v as number, true); else dv.setBigUint64(0, v as bigint, true);
     this.wrote = size;
     if (pop) this.pop();
@@ -341,8 +341,8 @@ export class Fpu {
     } else {
       const c = this.begin();
       v = F.toInt(c, this.stSe(0), this.stM(0), size * 8);
-      if (this.signal(c.exc)) return;
       this.setC1(c.c1);
+      if (this.signal(c.exc)) return;
     }
     if (size === 2) dv.setUint16(0, Number(v), true);
     else if (size === 4) dv.setUint32(0, Number(v), true);
@@ -359,8 +359,8 @@ export class Fpu {
     } else {
       const c = this.begin();
       b = F.toBCD(c, this.stSe(0), this.stM(0));
-      if (this.signal(c.exc)) return;
       this.setC1(c.c1);
+      if (this.signal(c.exc)) return;
     }
     mem.set(b, 0);
     this.wrote = 10;
@@ -368,7 +368,12 @@ export class Fpu {
   }
 
   fldcw(v: number): void {
-    this.cw = v & 0x1f7f | 0x40;
+    this.cw = (v & 0x1f7f) | 0x40;
+    this.updateES();
+  }
+
+  /** ES (and B, its copy on a 387+) is set exactly when an exception flag is set and unmasked. */
+  private updateES(): void {
     if (this.sw & ~this.cw & 0x3f) this.sw |= ES | B; else this.sw &= ~(ES | B);
   }
 
@@ -403,7 +408,7 @@ export class Fpu {
         return FPU_UD;
       case 5:
         switch (reg) {
-          case 0: this.empty |= 1 << this.phys(i); return FPU_OK;          // FFREE
+          case 0: this.empty |= 1 << this.phys(i); this.setC1(0); return FPU_OK;          // FFREE
           case 1: this.fxch(i); return FPU_OK;
           case 2: case 3: this.fstReg(i, reg === 3); return FPU_OK;
           case 4: case 5: this.compare(i, 0, 0n, true, reg - 4, false); return FPU_OK;
@@ -411,7 +416,7 @@ export class Fpu {
         return FPU_UD;
       case 7:
         switch (reg) {
-          case 0: this.empty |= 1 << this.phys(i); this.pop(); return FPU_OK;  // FFREEP
+          case 0: this.empty |= 1 << this.phys(i); this.pop(); this.setC1(0); return FPU_OK;  // FFREEP
           case 1: this.fxch(i); return FPU_OK;
           case 2: case 3: this.fstReg(i, true); return FPU_OK;
           case 4: if (i === 0) { this.ax = this.fsw; return FPU_OK; } return FPU_UD;
@@ -425,8 +430,8 @@ export class Fpu {
   private execD9(reg: number, i: number, modrm: number): number {
     switch (reg) {
       case 0: {                                                       // FLD ST(i)
-        if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
         if (this.isEmpty(i)) { if (this.underflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
+        if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
         const se = this.stSe(i), m = this.stM(i);
         this.setC1(0);
         this.push(se, m);
@@ -434,7 +439,10 @@ export class Fpu {
       }
       case 1: this.fxch(i); return FPU_OK;
       case 2: if (i === 0) return FPU_OK; return FPU_UD;             // FNOP
-      case 3: this.fstReg(i, true); return FPU_OK;                    // FSTP1
+      case 3:                                                         // FSTP1: an empty ST0 is just popped
+        if (this.isEmpty(0)) { this.setC1(0); this.pop(); return FPU_OK; }
+        this.fstReg(i, true);
+        return FPU_OK;
     }
     switch (modrm) {
       case 0xe0: case 0xe1:                                           // FCHS, FABS
@@ -496,10 +504,9 @@ export class Fpu {
     let cond = [f & 1, f & 0x40, f & 0x41, f & 4][reg]! !== 0;
     if (not) cond = !cond;
     if (this.isEmpty(0) || this.isEmpty(i)) {
-      if (this.underflow() && cond) this.setSt(0, F.IND_SE, F.IND_M);
+      if (this.underflow()) this.setSt(0, F.IND_SE, F.IND_M);
       return;
     }
-    this.setC1(0);
     if (cond) this.setSt(0, this.stSe(i), this.stM(i));
   }
 
@@ -527,7 +534,6 @@ export class Fpu {
     if (this.isEmpty(0)) {
       if (!this.underflow()) return;
       this.setSt(0, F.IND_SE, F.IND_M);
-      if (!this.isEmpty(7)) { this.overflow(); return; }
       this.push(F.IND_SE, F.IND_M);
       return;
     }
@@ -538,20 +544,22 @@ export class Fpu {
     const c = this.begin();
     F.fxtract(c, this.stSe(0), this.stM(0));
     const sse = F.xse, sm = F.xm;
-    if (this.signal(c.exc)) return;
     this.setC1(0);
+    if (this.signal(c.exc)) return;
     this.setSt(0, c.se, c.m);
     this.push(sse, sm);
   }
 
   private fprem(ieee: boolean): void {
-    if (this.isEmpty(0) || this.isEmpty(1)) { if (this.underflow()) this.setSt(0, F.IND_SE, F.IND_M); return; }
+    if (this.isEmpty(0) || this.isEmpty(1)) { this.sw &= ~C2; if (this.underflow()) this.setSt(0, F.IND_SE, F.IND_M); return; }
     const c = this.begin();
     F.fprem(c, this.stSe(0), this.stM(0), this.stSe(1), this.stM(1), ieee);
-    if (this.signal(c.exc)) return;
+    if (F.premSpecial) this.sw &= ~(C1 | C2);
+    if (this.signal(c.exc)) { this.sw &= ~(C1 | C2); return; }
     this.setSt(0, c.se, c.m);
     const q = F.premQ;
-    if (F.premPartial) this.setCC(0, 1, 0, 0);
+    if (F.premSpecial) this.sw &= ~(C1 | C2);
+    else if (F.premPartial) this.setCC(0, 1, 0, 0);
     else this.setCC((q >> 1) & 1, 0, q & 1, (q >> 2) & 1);
   }
 
@@ -617,9 +625,10 @@ export class Fpu {
         this.fds = 0; this.fdp = dv.getUint16(10, true) | ((dv.getUint16(12, true) >>> 12) << 16);
       }
     }
-    this.cw = cw | 0x40;
+    this.cw = (cw & 0x1f7f) | 0x40;
     this.top = (sw >> 11) & 7;
     this.sw = sw & ~0x3800;
+    this.updateES();
     let e = 0;
     for (let p = 0; p < 8; p++) if (((tw >> (2 * p)) & 3) === 3) e |= 1 << p;
     this.empty = e;
