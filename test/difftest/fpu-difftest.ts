@@ -91,6 +91,28 @@ export function randF80(g: Rng): [number, bigint] {
   }
 }
 
+/** Significands whose products/quotients/sums land next to a rounding boundary. */
+function nearOnes(g: Rng): bigint {
+  if (g.bool(0.5)) return g.bool() ? B63 | M63 : B63;
+  return g.pick([B63 | M63, (B63 | M63) - BigInt(g.int(4)), B63 | 1n, B63, B63 | (M63 >> BigInt(g.int(3) * 20 + 1)), B63 | (M63 & ~((1n << BigInt(g.pick([11, 40, 12, 41]))) - 1n)), 0xb504f333f9de6484n, 0xb504f333f9de6485n]);
+}
+
+/** A value related to `a` so that a op b lands near an exponent threshold or a rounding boundary. */
+export function relatedF80(g: Rng, a: [number, bigint], kind = g.int(6)): [number, bigint] {
+  const ea = a[0] & 0x7fff;
+  const s = g.bool() ? 0x8000 : 0;
+  const clamp = (e: number): number => Math.max(0, Math.min(0x7ffe, e));
+  const t = g.pick([1, 0, 2, -1, 0x7ffe, 0x7fff, 0x7ffd, 0x3f81, 0x3f80, 0x3c01, 0x3c00, 0x407f, 0x43ff, 0x3f6a, 0x3bcd]) + g.int(3) - 1;
+  switch (kind) {
+    case 0: return [s | clamp(t - ea + 16383), nearOnes(g)];                 // product near the threshold t
+    case 1: return [s | clamp(ea - t + 16383), nearOnes(g)];                 // quotient near t
+    case 2: return [s | ea, a[1] ^ BigInt(1 << g.int(20)) ^ (BigInt(g.int(2)) << BigInt(g.int(64)))]; // cancellation
+    case 3: return [s | clamp(ea - g.int(80)), nearOnes(g)];                 // alignment, sticky bits
+    case 4: return [(a[0] & 0x8000) ^ s | ea, a[1]];                         // equal magnitude
+    default: return randF80(g);
+  }
+}
+
 function toF80(v: bigint, e2: number, s: number): [number, bigint] {
   if (v === 0n) return [s, 0n];
   if (v < 0n) { v = -v; s = 0x8000; }
@@ -139,7 +161,7 @@ function put80(mem: Uint8Array, off: number, v: [number, bigint]): void {
 function randImage(g: Rng, mem: Uint8Array, o32: boolean): void {
   const dv = new DataView(mem.buffer, mem.byteOffset);
   const cw = fcwRand(g);
-  let sw = (g.u32() & 0x4700) | (g.int(8) << 11) | (g.u32() & cw & 0x3f);
+  let sw = (g.u32() & 0x4700) | (g.int(8) << 11) | (g.bool(0.2) ? g.u32() & cw & 0x3f : 0);
   if (sw & 0x3f) sw |= g.bool() ? 0 : 0x40 & 0;
   let tw = 0;
   for (let p = 0; p < 8; p++) tw |= (g.bool(0.3) ? 3 : g.int(3)) << (2 * p);
@@ -154,6 +176,10 @@ function randImage(g: Rng, mem: Uint8Array, o32: boolean): void {
   }
 }
 
+const f32near = (g: Rng): number => {
+  const e = g.pick([0, 1, 2, 0xfe, 0xfd, 127]);
+  return ((g.bool() ? 0x80000000 : 0) | (e << 23) | (g.bool() ? 0x7fffff : g.u32() & 0x7fffff)) >>> 0;
+};
 const f32m = (g: Rng, m: Uint8Array): void => { new DataView(m.buffer, m.byteOffset).setUint32(0, randF32(g), true); };
 const f64m = (g: Rng, m: Uint8Array): void => { new DataView(m.buffer, m.byteOffset).setBigUint64(0, randF64(g), true); };
 const i16m = (g: Rng, m: Uint8Array): void => { new DataView(m.buffer, m.byteOffset).setUint16(0, Number(randInt(g, 16)), true); };
@@ -219,6 +245,15 @@ function instantiate(g: Rng, ins: Insn): number[] {
   return b;
 }
 
+const DIRECTED: { name: string; bytes: number[] }[] = [
+  { name: "fadd st0,sti", bytes: [0xd8, 0xc1] }, { name: "fmul st0,sti", bytes: [0xd8, 0xc9] },
+  { name: "fsub st0,sti", bytes: [0xd8, 0xe1] }, { name: "fsubr st0,sti", bytes: [0xd8, 0xe9] },
+  { name: "fdiv st0,sti", bytes: [0xd8, 0xf1] }, { name: "fdivr st0,sti", bytes: [0xd8, 0xf9] },
+  { name: "fsqrt", bytes: [0xd9, 0xfa] }, { name: "fscale", bytes: [0xd9, 0xfd] }, { name: "frndint", bytes: [0xd9, 0xfc] },
+  { name: "fst m32", bytes: [0xd9, 0x13] }, { name: "fst m64", bytes: [0xdd, 0x13] }, { name: "fprem", bytes: [0xd9, 0xf8] },
+  { name: "fprem1", bytes: [0xd9, 0xf5] }, { name: "fistp m64", bytes: [0xdf, 0x3b] }, { name: "fist m32", bytes: [0xdb, 0x13] },
+];
+
 export interface FpuCase { eflags: number; image: Uint8Array; mem: Uint8Array; insns: { name: string; bytes: number[] }[] }
 
 export function randCase(g: Rng, table: Insn[], maxLen = 4, only?: string[]): FpuCase {
@@ -228,10 +263,36 @@ export function randCase(g: Rng, table: Insn[], maxLen = 4, only?: string[]): Fp
   const dv = new DataView(image.buffer);
   const cw = dv.getUint16(0, true);
   dv.setUint32(4, dv.getUint16(4, true) & ~0x80ff | (dv.getUint16(4, true) & cw & 0x3f), true);
+  const directed = !only && g.bool(0.3);
+  if (directed || g.bool(0.3)) {
+    // registers related to ST0, so that two-operand results land on the interesting boundaries
+    const base: [number, bigint] = g.bool(0.7) ? [(g.bool() ? 0x8000 : 0) | (g.int(0x7ffe) + 1), nearOnes(g)] : randF80(g);
+    put80(image, 28, base);
+    for (let i = 1; i < 8; i++) put80(image, 28 + 10 * i, relatedF80(g, base, directed && i === 1 && g.bool(0.7) ? g.int(2) : g.int(6)));
+    // tags: ST0 and ST1 valid
+    const top = (dv.getUint16(4, true) >> 11) & 7;
+    const tw = dv.getUint16(8, true) & ~(0xf << (2 * top)) & ~(3 << (2 * ((top + 1) & 7)));
+    dv.setUint16(8, tw, true);
+  }
   const mem = new Uint8Array(112);
   const pool = only ? table.filter((t) => only.includes(t.name)) : table;
   const n = 1 + g.int(maxLen);
   const insns: FpuCase["insns"] = [];
+  if (directed) {
+    // one arithmetic instruction on ST0 and ST1 (or ST0 alone, or a store of ST0)
+    const d = g.pick(DIRECTED);
+    insns.push({ name: d.name, bytes: d.bytes });
+    if (/^f(mul|div)/.test(d.name) && g.bool(0.6)) {
+      // the exact result's exponent right at the underflow or overflow threshold
+      const a: [number, bigint] = [(g.bool() ? 0x8000 : 0) | (1 + g.int(0x7ffe)), nearOnes(g)];
+      const ea = a[0] & 0x7fff;
+      const t = g.pick([0, -1, 1, 0x7ffe, 0x7fff, -63, -64, -23, -52]);
+      const e = d.name.startsWith("fmul") ? t - ea + 16383 : d.name.startsWith("fdivr") ? t + ea - 16383 : ea - t + 16383;
+      if (e >= 1 && e <= 0x7ffe) { put80(image, 28, a); put80(image, 38, [(g.bool() ? 0x8000 : 0) | e, nearOnes(g)]); }
+    }
+    if (d.name.endsWith("m32") || d.name.endsWith("m64")) for (let k = 0; k < 16; k++) mem[k] = g.u32() & 0xff;
+    return { eflags: 0x202, image, mem, insns };
+  }
   let memGen: Insn["mem"] | undefined;
   for (let k = 0; k < n; k++) {
     const ins = g.pick(pool);
