@@ -547,14 +547,14 @@ export function fscale(ctx: Ctx, ase: number, am: bigint, bse: number, bm: bigin
     return;
   }
   if (denormal(ctx, ka, kb)) return;
-  if (ka === Kind.Zero || ka === Kind.Inf) { ctx.set(ase, am); return; }
+  // a zero scale leaves ST0 as it is, even a denormal with UE unmasked (measured)
+  // (a pseudo-denormal comes out normalised, with exponent 1)
+  if (ka === Kind.Zero || ka === Kind.Inf || kb === Kind.Zero) { ctx.set(ka === Kind.Denormal && (am & BIT63) ? ase | 1 : ase, am); return; }
   let n = 0;
-  if (kb !== Kind.Zero) {
-    const e = expOf(bse, bm);
-    if (e >= 20) n = 1 << 20;
-    else if (e >= 0) n = Number(bm >> BigInt(-lsbExp(bse)));
-    if (sb) n = -n;
-  }
+  const e = expOf(bse, bm);
+  if (e >= 20) n = 1 << 20;
+  else if (e >= 0) n = Number(bm >> BigInt(-lsbExp(bse)));
+  if (sb) n = -n;
   roundPackExt(ctx, sa, am, lsbExp(ase) + n, false, 64);
 }
 

@@ -4,6 +4,7 @@
  * writes back when `wrote` > 0). Arithmetic is exact (f80.ts). See docs/FPU.md.
  */
 import * as F from "./f80.ts";
+import * as T from "./transcend.ts";
 import { IE, DE, ZE, SF, Kind } from "./f80.ts";
 import type { StateReader, StateWriter } from "../../../machine/snapshot.ts";
 
@@ -470,10 +471,49 @@ export class Fpu {
       case 0xfa: this.unary((c, se, m) => F.sqrt(c, se, m, c.pbits)); return FPU_OK;
       case 0xfc: this.unary((c, se, m) => F.frndint(c, se, m)); return FPU_OK;
       case 0xfd: this.fscale(); return FPU_OK;
-      case 0xf0: case 0xf1: case 0xf2: case 0xf3: case 0xf9: case 0xfb: case 0xfe: case 0xff:
-        return FPU_UNIMPLEMENTED;
+      case 0xf0: this.unary((c, se, m) => T.f2xm1(c, se, m)); return FPU_OK;
+      case 0xf1: this.binaryPop(T.fyl2x); return FPU_OK;
+      case 0xf3: this.binaryPop(T.fpatan); return FPU_OK;
+      case 0xf9: this.binaryPop(T.fyl2xp1); return FPU_OK;
+      case 0xfe: this.trig("sin"); return FPU_OK;
+      case 0xff: this.trig("cos"); return FPU_OK;
+      case 0xf2: this.trig("tan"); return FPU_OK;
+      case 0xfb: this.trig("sincos"); return FPU_OK;
     }
     return FPU_UD;
+  }
+
+  /** ST1 = fn(ST0, ST1), pop (FYL2X, FYL2XP1, FPATAN). */
+  private binaryPop(fn: (c: F.Ctx, xse: number, xm: bigint, yse: number, ym: bigint) => void): void {
+    if (this.isEmpty(0) || this.isEmpty(1)) {
+      if (this.underflow()) { this.setSt(1, F.IND_SE, F.IND_M); this.pop(); }
+      return;
+    }
+    const c = this.begin();
+    fn(c, this.stSe(0), this.stM(0), this.stSe(1), this.stM(1));
+    this.commit(1, 1);
+  }
+
+  /** FSIN, FCOS (ST0 replaced), FPTAN (ST0 = tan, push 1), FSINCOS (ST0 = sin, push cos). */
+  private trig(op: "sin" | "cos" | "tan" | "sincos"): void {
+    const pushes = op === "tan" || op === "sincos";
+    if (this.isEmpty(0)) {
+      this.sw &= ~C2;
+      if (this.underflow()) { this.setSt(0, F.IND_SE, F.IND_M); if (pushes) this.push(F.IND_SE, F.IND_M); }
+      return;
+    }
+    if (pushes && !this.isEmpty(7)) {
+      this.sw &= ~C2;
+      if (this.overflow()) { this.setSt(0, F.IND_SE, F.IND_M); this.push(F.IND_SE, F.IND_M); }
+      return;
+    }
+    const c = this.begin();
+    if (T.trig(c, op, this.stSe(0), this.stM(0)) === T.OUT_OF_RANGE) { this.sw = (this.sw | C2) & ~C1; return; }
+    this.sw &= ~C2;
+    this.setC1(op === "sincos" ? T.r2c1 : c.c1);
+    if (this.signal(c.exc)) return;
+    this.setSt(0, c.se, c.m);
+    if (pushes) this.push(T.r2se, T.r2m);
   }
 
   private fxch(i: number): void {
