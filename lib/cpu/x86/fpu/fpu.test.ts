@@ -230,6 +230,58 @@ describe("x87 stack, compares and classification", () => {
   });
 });
 
+describe("x87 transcendentals (values from 80-digit decimal arithmetic, rounded to nearest)", () => {
+  const half = (f: Fpu): void => { fldInt(f, 2); x(f, 0xd9, 0xe8); x(f, 0xde, 0xf1); };   // 1/2
+  test("F2XM1, FYL2X, FYL2XP1, FPATAN", () => {
+    const f = fresh();
+    half(f); x(f, 0xd9, 0xf0);
+    expect(st(f)).toBe("3ffdd413cccfe7799211");             // sqrt(2) - 1
+    expect(flags(f)).toBe(PE);
+    const g = fresh();
+    x(g, 0xd9, 0xe8); fldInt(g, 3); x(g, 0xd9, 0xf1);       // 1 * log2(3)
+    expect(st(g)).toBe("3fffcae00d1cfdeb43d0");
+    expect(g.top).toBe(7);
+    const h = fresh();
+    x(h, 0xd9, 0xe8); fldInt(h, 4); x(h, 0xd9, 0xe8); x(h, 0xde, 0xf1); // y = 1, x = 1/4
+    x(h, 0xd9, 0xf9);                                        // log2(1.25)
+    expect(st(h)).toBe("3ffda4d3c25e68dc57f2");
+    const k = fresh();
+    x(k, 0xd9, 0xe8); x(k, 0xd9, 0xe8); x(k, 0xd9, 0xf3);   // atan(1/1) = pi/4
+    expect(st(k)).toBe("3ffec90fdaa22168c235");
+    // special cases from the SDM's tables: log2(0) with y = 1 is -inf and ZE; atan(+0/-x) = +pi
+    const z = fresh();
+    x(z, 0xd9, 0xe8); x(z, 0xd9, 0xee); x(z, 0xd9, 0xf1);
+    expect(st(z)).toBe("ffff8000000000000000");
+    expect(flags(z)).toBe(ZE);
+    const p = fresh();
+    x(p, 0xd9, 0xee); fldInt(p, -2); x(p, 0xd9, 0xf3);
+    expect(st(p)).toBe("4000c90fdaa22168c235");
+  });
+
+  test("FSIN, FCOS, FPTAN, FSINCOS and the C2 range check", () => {
+    const want: [number, string][] = [[0xfe, "3ffed76aa47848677021"], [0xff, "3ffe8a51407da8345c92"]];
+    for (const [op, v] of want) {
+      const f = fresh();
+      x(f, 0xd9, 0xe8); x(f, 0xd9, op);
+      expect(st(f)).toBe(v);
+      expect(f.fsw & C2).toBe(0);
+    }
+    const t = fresh();
+    x(t, 0xd9, 0xe8); x(t, 0xd9, 0xf2);                      // FPTAN pushes 1.0
+    expect([st(t, 0), st(t, 1)]).toEqual(["3fff8000000000000000", "3fffc75922e5f71d2dc5"]);
+    const s = fresh();
+    x(s, 0xd9, 0xe8); x(s, 0xd9, 0xfb);                      // FSINCOS: ST0 = cos, ST1 = sin
+    expect([st(s, 0), st(s, 1)]).toEqual(["3ffe8a51407da8345c92", "3ffed76aa47848677021"]);
+    const r = fresh();
+    dv.setBigInt64(0, 1n << 62n, true); x(r, 0xdf, 0x2b);   // 2^62: in range
+    x(r, 0xd8, 0xc0);                                        // 2^63: out of range
+    const before = st(r);
+    x(r, 0xd9, 0xfe);
+    expect(r.fsw & C2).toBe(C2);
+    expect(st(r)).toBe(before);
+  });
+});
+
 describe("x87 environment images and snapshots", () => {
   test("FNSTENV layouts (SDM vol. 1 figures 8-9 to 8-12)", () => {
     const f = fresh();
