@@ -82,31 +82,48 @@ export function lsbExp(se: number): number {
 // ---------------------------------------------------------------------------------------------
 // Rounding
 
-/** Output of roundCore: the rounded magnitude is rq * 2^rlsb. */
-let rq = 0n, rlsb = 0;
+/** Output of roundCore: the rounded magnitude is rq * 2^rlsb; rL = bitlen(rq). */
+let rq = 0n, rlsb = 0, rL = 0;
 const INEXACT = 1, UP = 2;
+
+/** BigInt constants by shift count (saves a BigInt() conversion and a shift per use). */
+const TBL = 480;
+const BIG: bigint[] = [], POW2: bigint[] = [], MASK: bigint[] = [];
+for (let k = 0; k < TBL; k++) { BIG.push(BigInt(k)); POW2.push(1n << BigInt(k)); MASK.push((1n << BigInt(k)) - 1n); }
+const big = (k: number): bigint => (k < TBL ? BIG[k]! : BigInt(k));
 
 /**
  * Round |v| = (sig + s) * 2^exp, where s is 0 when !sticky and in (0, 1) when sticky, to p
  * significant bits; with `emin` finite, values below 2^emin keep the fixed LSB 2^(emin-p+1)
- * (denormalisation). Callers give at least p + 2 bits when sticky. Returns INEXACT|UP flags.
+ * (denormalisation). L = bitlen(sig). Callers give at least p + 2 bits when sticky. Returns
+ * INEXACT|UP flags.
  */
-function roundCore(sign: number, sig: bigint, exp: number, sticky: boolean, p: number, emin: number, rc: number): number {
-  const E = exp + bitlen(sig) - 1;
+function roundCore(sign: number, sig: bigint, L: number, exp: number, sticky: boolean, p: number, emin: number, rc: number): number {
+  const E = exp + L - 1;
   let lsb = (E < emin ? emin : E) - (p - 1);
   const k = lsb - exp;
-  let q: bigint, cmp: number, nz: boolean;
+  let q: bigint, cmp: number, nz: boolean, qL: number;
   if (k > 0) {
-    const K = BigInt(k);
-    q = sig >> K;
-    const r = sig & ((1n << K) - 1n);
-    const half = 1n << (K - 1n);
-    cmp = r > half ? 1 : r < half ? -1 : sticky ? 1 : 0;
-    nz = r !== 0n || sticky;
+    if (k < TBL) {
+      q = sig >> BIG[k]!;
+      const r = sig & MASK[k]!;
+      const half = POW2[k - 1]!;
+      cmp = r > half ? 1 : r < half ? -1 : sticky ? 1 : 0;
+      nz = r !== 0n || sticky;
+    } else {
+      const K = BigInt(k);
+      q = sig >> K;
+      const r = sig & ((1n << K) - 1n);
+      const half = 1n << (K - 1n);
+      cmp = r > half ? 1 : r < half ? -1 : sticky ? 1 : 0;
+      nz = r !== 0n || sticky;
+    }
+    qL = L > k ? L - k : 0;
   } else {
-    q = sig << BigInt(-k);
+    q = sig << big(-k);
     cmp = -1;
     nz = sticky;
+    qL = L - k;
   }
   let f = 0;
   if (nz) {
@@ -120,22 +137,24 @@ function roundCore(sign: number, sig: bigint, exp: number, sticky: boolean, p: n
     if (up) {
       f |= UP;
       q += 1n;
-      if (bitlen(q) > p) { q >>= 1n; lsb += 1; }
+      if (q === POW2[qL]) {             // carried into a new bit
+        if (qL === p) { q >>= 1n; lsb += 1; } else qL++;
+      }
     }
   }
-  rq = q; rlsb = lsb;
+  rq = q; rlsb = lsb; rL = q === 0n ? 0 : qL;
   return f;
 }
 
 /** Pack rq * 2^rlsb (biased exponent in range, or denormal) into ctx as an extended value. */
 function packExt(ctx: Ctx, sign: number, forceNormal: boolean): void {
   if (rq === 0n) { ctx.set(sign << 15, 0n); return; }
-  const L = bitlen(rq);
+  const L = rL;
   const Eq = rlsb + L - 1;
   if (Eq >= EMIN || forceNormal) {
-    ctx.set((sign << 15) | ((Eq + BIAS) & 0x7fff), rq << BigInt(64 - L));
+    ctx.set((sign << 15) | ((Eq + BIAS) & 0x7fff), L === 64 ? rq : rq << BIG[64 - L]!);
   } else {
-    ctx.set(sign << 15, rq << BigInt(rlsb - (EMIN - 63)));
+    ctx.set(sign << 15, rq << big(rlsb - (EMIN - 63)));
   }
 }
 
@@ -154,9 +173,10 @@ export const R_FINITE = 0, R_INF = 1, R_MAX = 2, R_NOWRITE = 3, R_ADJUSTED = 4;
  */
 function roundFormat(ctx: Ctx, sign: number, sig: bigint, exp: number, sticky: boolean, p: number, emin: number, emax: number, reg: boolean): number {
   const rc = ctx.rc;
-  const E = exp + bitlen(sig) - 1;
-  let f = roundCore(sign, sig, exp, sticky, p, -Infinity, rc);
-  const Eu = rlsb + bitlen(rq) - 1;
+  const L = bitlen(sig);
+  const E = exp + L - 1;
+  let f = roundCore(sign, sig, L, exp, sticky, p, -Infinity, rc);
+  const Eu = rlsb + rL - 1;
   if (Eu > emax) {
     ctx.exc |= OE;
     if (ctx.masked(OE)) {
@@ -174,13 +194,13 @@ function roundFormat(ctx: Ctx, sign: number, sig: bigint, exp: number, sticky: b
   const tiny = TINY_AFTER_ROUNDING ? Eu < emin : E < emin;
   if (tiny) {
     if (ctx.masked(UE)) {
-      f = roundCore(sign, sig, exp, sticky, p, emin, rc);
+      f = roundCore(sign, sig, L, exp, sticky, p, emin, rc);
       if (f & INEXACT) { ctx.exc |= UE | PE; ctx.c1 = f & UP ? 1 : 0; }
       return R_FINITE;
     }
     ctx.exc |= UE;
     if (!reg) return R_NOWRITE;
-    if (Eu + ADJ < emin) { ctx.exc |= PE; ctx.c1 = 0; rq = 0n; return R_FINITE; }
+    if (Eu + ADJ < emin) { ctx.exc |= PE; ctx.c1 = 0; rq = 0n; rL = 0; return R_FINITE; }
     if (f & INEXACT) { ctx.exc |= PE; ctx.c1 = f & UP ? 1 : 0; }
     rlsb += ADJ;
     return R_ADJUSTED;
@@ -407,6 +427,7 @@ export function frndint(ctx: Ctx, ase: number, am: bigint): void {
   const [q, inexact, up] = roundInt(s, am, lsbExp(ase), ctx.rc);
   if (inexact) { ctx.exc |= PE; ctx.c1 = up ? 1 : 0; }
   if (q === 0n) { ctx.set(s << 15, 0n); return; }
+  if (!inexact && lsbExp(ase) >= 0) { ctx.set(ase, am); return; }      // already an integer
   roundPackExt(ctx, s, q, 0, false, 64);
 }
 
@@ -648,6 +669,6 @@ const CONSTS: Record<string, [number, bigint]> = {
 /** A constant rounded to 64 bits by RC (no exception raised). */
 export function constant(ctx: Ctx, name: string): void {
   const [e, m] = CONSTS[name]!;
-  roundCore(0, m, e - 127, true, 64, -Infinity, ctx.rc);
+  roundCore(0, m, bitlen(m), e - 127, true, 64, -Infinity, ctx.rc);
   ctx.set(BIAS + rlsb + 63, rq);
 }

@@ -12,7 +12,7 @@ export const C0 = 0x100, C1 = 0x200, C2 = 0x400, C3 = 0x4000, ES = 0x80, B = 0x8
 const CC = C0 | C1 | C2 | C3;
 
 /** exec() results. */
-export const FPU_OK = 0, FPU_UD = 1, FPU_UNIMPLEMENTED = 2;
+export const FPU_OK = 0, FPU_UD = 1;
 
 /** How an instruction's memory operand is accessed: bytes, read first, written after. */
 export interface MemAccess { size: number; read: boolean; write: boolean }
