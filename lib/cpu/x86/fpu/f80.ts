@@ -449,7 +449,12 @@ export function fromF32(ctx: Ctx, bits: number): boolean {
 }
 
 export function fromF64(ctx: Ctx, bits: bigint): boolean {
-  const s = Number(bits >> 63n), e = Number((bits >> 52n) & 0x7ffn), f = bits & 0xfffffffffffffn;
+  return fromF64Words(ctx, Number(bits & 0xffffffffn), Number(bits >> 32n));
+}
+
+/** fromF64 from the two little-endian words. */
+export function fromF64Words(ctx: Ctx, lo: number, hi: number): boolean {
+  const s = hi >>> 31, e = (hi >>> 20) & 0x7ff, f = BigInt((hi & 0xfffff) * 4294967296 + (lo >>> 0));
   if (e === 0x7ff) { ctx.set((s << 15) | 0x7fff, BIT63 | (f << 11n)); return false; }
   if (e === 0) {
     if (f === 0n) { ctx.set(s << 15, 0n); return false; }
@@ -473,32 +478,38 @@ export function fromInt(ctx: Ctx, v: bigint): void {
  * Store to float32/float64: returns the bits, or null when an unmasked exception prevents the
  * store (the caller checks IE/DE itself too).
  */
-function toFloat(ctx: Ctx, se: number, m: bigint, fmt: Format): bigint | null {
-  const fb = BigInt(fmt.p - 1), eb = fmt === F32 ? 8n : 11n;
+interface FloatConsts { fb: bigint; fracMask: bigint; qbit: bigint; expAllHi: bigint; signBit: bigint; maxFinite: bigint; bias: bigint; toTop: bigint }
+const consts = (fmt: Format, eb: bigint): FloatConsts => {
+  const fb = BigInt(fmt.p - 1);
   const expAll = (1n << eb) - 1n;
-  const s = BigInt(se >> 15);
-  const sign = s << (fb + eb);
+  return {
+    fb, fracMask: (1n << fb) - 1n, qbit: 1n << (fb - 1n), expAllHi: expAll << fb, signBit: 1n << (fb + eb),
+    maxFinite: ((expAll - 1n) << fb) | ((1n << fb) - 1n), bias: BigInt(fmt.emax), toTop: BigInt(64 - fmt.p),
+  };
+};
+const C32 = consts(F32, 8n), C64 = consts(F64, 11n);
+
+function toFloat(ctx: Ctx, se: number, m: bigint, fmt: Format): bigint | null {
+  const K = fmt === F32 ? C32 : C64;
+  const sign = se & 0x8000 ? K.signBit : 0n;
   const k = classify(se, m);
-  const infBits = sign | (expAll << fb);
-  const qbit = 1n << (fb - 1n);
   switch (k) {
-    case Kind.Unsupported: ctx.exc |= IE; return (1n << (fb + eb)) | (expAll << fb) | qbit;
+    case Kind.Unsupported: ctx.exc |= IE; return K.signBit | K.expAllHi | K.qbit;
     case Kind.SNaN: ctx.exc |= IE; // fall through
-    case Kind.QNaN: return infBits | qbit | ((m >> BigInt(64 - fmt.p)) & ((1n << fb) - 1n));
-    case Kind.Inf: return infBits;
+    case Kind.QNaN: return sign | K.expAllHi | K.qbit | ((m >> K.toTop) & K.fracMask);
+    case Kind.Inf: return sign | K.expAllHi;
     case Kind.Zero: return sign;
   }
   // A denormal (or pseudo-denormal) source raises no DE on a store.
   const r = roundFormat(ctx, se >> 15, m, lsbExp(se), false, fmt.p, fmt.emin, fmt.emax, false);
   if (r === R_NOWRITE || r === R_ADJUSTED) return null;
-  if (r === R_INF) return infBits;
-  const bias = BigInt(fmt.emax);
-  if (r === R_MAX) return sign | ((expAll - 1n) << fb) | ((1n << fb) - 1n);
+  if (r === R_INF) return sign | K.expAllHi;
+  if (r === R_MAX) return sign | K.maxFinite;
   if (rq === 0n) return sign;
-  const L = bitlen(rq);
+  const L = rL;
   const Eq = rlsb + L - 1;
-  if (Eq < fmt.emin) return sign | (rq << BigInt(rlsb - (fmt.emin - fmt.p + 1)));
-  return sign | (BigInt(Eq) + bias) << fb | ((rq << BigInt(fmt.p - L)) & ((1n << fb) - 1n));
+  if (Eq < fmt.emin) return sign | (rq << big(rlsb - (fmt.emin - fmt.p + 1)));
+  return sign | ((BigInt(Eq) + K.bias) << K.fb) | ((L === fmt.p ? rq : rq << big(fmt.p - L)) & K.fracMask);
 }
 
 export function toF32(ctx: Ctx, se: number, m: bigint): number | null {

@@ -234,8 +234,15 @@ export class Fpu {
     return this.execReg(esc, reg, rm, modrm);
   }
 
+  private dvMem: Uint8Array | null = null;
+  private dvView: DataView | null = null;
+  private view(mem: Uint8Array): DataView {
+    if (this.dvMem !== mem) { this.dvMem = mem; this.dvView = new DataView(mem.buffer, mem.byteOffset, mem.byteLength); }
+    return this.dvView!;
+  }
+
   private execMem(esc: number, reg: number, mem: Uint8Array, o32: boolean, pm: boolean): number {
-    const dv = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+    const dv = this.view(mem);
     const c = this.ctx;
     switch (esc) {
       case 0: case 2: case 4: case 6: {
@@ -243,7 +250,7 @@ export class Fpu {
         let den = false;
         const cv = this.begin();
         if (esc === 0) den = F.fromF32(cv, dv.getUint32(0, true));
-        else if (esc === 4) den = F.fromF64(cv, dv.getBigUint64(0, true));
+        else if (esc === 4) den = F.fromF64Words(cv, dv.getUint32(0, true), dv.getUint32(4, true));
         else F.fromInt(cv, BigInt(esc === 2 ? dv.getInt32(0, true) : dv.getInt16(0, true)));
         const sse = cv.se, sm = cv.m;
         if (reg === 2 || reg === 3) this.compare(-1, sse, sm, false, reg - 2, false, den);
@@ -285,8 +292,8 @@ export class Fpu {
       case 5:
         switch (reg) {
           case 0: {
-            const bits = dv.getBigUint64(0, true);
-            this.load((cc) => { if (F.fromF64(cc, bits)) cc.exc |= DE; this.quietLoad(cc); }, true);
+            const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
+            this.load((cc) => { if (F.fromF64Words(cc, lo, hi)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
           case 2: case 3: this.storeFloat(mem, 8, reg === 3); return FPU_OK;
@@ -316,7 +323,7 @@ export class Fpu {
   }
 
   private storeFloat(mem: Uint8Array, size: number, pop: boolean): void {
-    const dv = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+    const dv = this.view(mem);
     if (this.isEmpty(0)) {
       if (!this.underflow()) return;
       if (size === 4) dv.setUint32(0, 0xffc00000, true); else dv.setBigUint64(0, 0xfff8000000000000n, true);
@@ -334,7 +341,7 @@ export class Fpu {
   }
 
   private storeInt(mem: Uint8Array, size: number, pop: boolean): void {
-    const dv = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+    const dv = this.view(mem);
     let v: bigint;
     if (this.isEmpty(0)) {
       if (!this.underflow()) return;

@@ -232,8 +232,8 @@ export function f2xm1(ctx: Ctx, se: number, m: bigint): void {
   const x = fromF80(se, m);
   // |x| > 1 is outside the documented range: the x87 leaves the operand, with PE (measured)
   if (expOf(x) >= 0 && !(x.m === 1n << BigInt(F.bitlen(x.m) - 1) && expOf(x) === 0)) { ctx.set(se, m); ctx.exc |= F.PE; return; }
-  // exact cases: x = 1 -> 1, x = -1 -> -1/2
-  if (x.m === 1n << BigInt(F.bitlen(x.m) - 1) && expOf(x) === 0) { ctx.set(x.s ? 0xbffe : 0x3fff, BIT63); return; }
+  // x = 1 -> 1, x = -1 -> -1/2: exact, but PE all the same (measured for -1)
+  if (x.m === 1n << BigInt(F.bitlen(x.m) - 1) && expOf(x) === 0) { ctx.set(x.s ? 0xbffe : 0x3fff, BIT63); ctx.exc |= F.PE; return; }
   out(ctx, expm1(mul(x, LN2)));
 }
 
