@@ -41,7 +41,7 @@ const CONST_NAMES = ["1", "l2t", "l2e", "pi", "lg2", "ln2", "z"];
 export class Fpu {
   /** Physical registers R0..R7: sign+exponent and significand. ST(i) is R[(top + i) & 7]. */
   readonly rse = new Uint16Array(8);
-  readonly rm = new BigUint64Array(8);
+  readonly rm: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
   /** Bit p set: physical register p is empty (the abridged tag). */
   empty = 0xff;
   top = 0;
