@@ -597,7 +597,7 @@ export function fscale(ctx: Ctx, ase: number, am: bigint, bse: number, bm: bigin
 export let xse = 0, xm = 0n;
 export function fxtract(ctx: Ctx, se: number, m: bigint): boolean {
   const k = classify(se, m);
-  if (k === Kind.Unsupported) { invalid(ctx); xse = IND_SE; xm = IND_M; return !0; }
+  if (k === Kind.Unsupported) { invalid(ctx); xse = IND_SE; xm = IND_M; return true; }
   if (isNaNKind(k)) {
     if (k === Kind.SNaN) ctx.exc |= IE;
     ctx.set(se, m | QBIT); xse = se; xm = m | QBIT; return true;

@@ -243,7 +243,6 @@ export class Fpu {
 
   private execMem(esc: number, reg: number, mem: Uint8Array, o32: boolean, pm: boolean): number {
     const dv = this.view(mem);
-    const c = this.ctx;
     switch (esc) {
       case 0: case 2: case 4: case 6: {
         // arithmetic / compare with m32real, m32int, m64real, m16int
@@ -313,7 +312,6 @@ export class Fpu {
         }
         return FPU_UD;
     }
-    void c;
     return FPU_UD;
   }
 

@@ -241,7 +241,7 @@ export function f2xm1(ctx: Ctx, se: number, m: bigint): void {
 export function fyl2x(ctx: Ctx, xse: number, xm: bigint, yse: number, ym: bigint): void {
   const kx = classify(xse, xm), ky = classify(yse, ym);
   if (kx === Kind.Unsupported || ky === Kind.Unsupported) { F.invalid(ctx); return; }
-  if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, kx, yse, ym, ky); return; }
+  if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, yse, ym); return; }
   const xs = xse >> 15, ys = yse >> 15;
   if (xs && kx !== Kind.Zero) { F.invalid(ctx); return; }
   // log2(x): -inf (x = 0), +inf (x = inf), 0 (x = 1), else finite nonzero
@@ -286,7 +286,7 @@ function intF80(v: number): [number, bigint] {
 export function fyl2xp1(ctx: Ctx, xse: number, xm: bigint, yse: number, ym: bigint): void {
   const kx = classify(xse, xm), ky = classify(yse, ym);
   if (kx === Kind.Unsupported || ky === Kind.Unsupported) { F.invalid(ctx); return; }
-  if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, kx, yse, ym, ky); return; }
+  if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, yse, ym); return; }
   const xs = xse >> 15, ys = yse >> 15;
   if (kx === Kind.Denormal || ky === Kind.Denormal) { ctx.exc |= DE; if (!ctx.masked(DE)) return; }
   if (kx === Kind.Inf) {
@@ -307,34 +307,31 @@ export function fyl2xp1(ctx: Ctx, xse: number, xm: bigint, yse: number, ym: bigi
   out(ctx, mul(fromF80(yse, ym), div(big ? ln(xp1) : ln1p(x), LN2)));
 }
 
-function twoNaN(ctx: Ctx, ase: number, am: bigint, ka: Kind, bse: number, bm: bigint, kb: Kind): void {
-  // as for the arithmetic: ST0 is the first operand
+/** A NaN operand: the result is chosen as for the arithmetic (SDM vol. 1 table 4-7). */
+function twoNaN(ctx: Ctx, ase: number, am: bigint, bse: number, bm: bigint): void {
   F.add(ctx, ase, am, bse, bm, false, 64);
-  void ka; void kb;
 }
-
-function roundConst(ctx: Ctx, x: BF): void { out(ctx, x); }
 
 /** FPATAN: atan(y / x) into ctx (x = ST0, y = ST1). */
 export function fpatan(ctx: Ctx, xse: number, xm: bigint, yse: number, ym: bigint): void {
   const kx = classify(xse, xm), ky = classify(yse, ym);
   if (kx === Kind.Unsupported || ky === Kind.Unsupported) { F.invalid(ctx); return; }
-  if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, kx, yse, ym, ky); return; }
+  if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, yse, ym); return; }
   if (kx === Kind.Denormal || ky === Kind.Denormal) { ctx.exc |= DE; if (!ctx.masked(DE)) return; }
   const xs = xse >> 15, ys = yse >> 15;
   const withSign = (v: BF): BF => (ys ? neg(v) : v);
   if (ky === Kind.Zero) {
-    if (xs) roundConst(ctx, withSign(PI)); else ctx.set(ys << 15, 0n);
+    if (xs) out(ctx, withSign(PI)); else ctx.set(ys << 15, 0n);
     return;
   }
   if (ky === Kind.Inf) {
-    if (kx === Kind.Inf) roundConst(ctx, withSign(xs ? mul(PI, { s: 0, m: 3n, e: -2 }) : { ...PI, e: PI.e - 2 }));
-    else roundConst(ctx, withSign({ ...PI, e: PI.e - 1 }));
+    if (kx === Kind.Inf) out(ctx, withSign(xs ? mul(PI, { s: 0, m: 3n, e: -2 }) : { ...PI, e: PI.e - 2 }));
+    else out(ctx, withSign({ ...PI, e: PI.e - 1 }));
     return;
   }
-  if (kx === Kind.Zero) { roundConst(ctx, withSign({ ...PI, e: PI.e - 1 })); return; }
+  if (kx === Kind.Zero) { out(ctx, withSign({ ...PI, e: PI.e - 1 })); return; }
   if (kx === Kind.Inf) {
-    if (xs) roundConst(ctx, withSign(PI)); else ctx.set(ys << 15, 0n);
+    if (xs) out(ctx, withSign(PI)); else ctx.set(ys << 15, 0n);
     return;
   }
   const x = fromF80(xse & 0x7fff, xm), y = fromF80(yse & 0x7fff, ym);
