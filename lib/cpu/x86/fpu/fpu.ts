@@ -5,6 +5,7 @@
  */
 import * as F from "./f80.ts";
 import * as T from "./transcend.ts";
+import * as X from "./fast.ts";
 import { IE, DE, ZE, SF, Kind } from "./f80.ts";
 import type { StateReader, StateWriter } from "../../../machine/snapshot.ts";
 
@@ -39,9 +40,10 @@ export function memAccess(esc: number, reg: number, o32: boolean): MemAccess {
 const CONST_NAMES = ["1", "l2t", "l2e", "pi", "lg2", "ln2", "z"];
 
 export class Fpu {
-  /** Physical registers R0..R7: sign+exponent and significand. ST(i) is R[(top + i) & 7]. */
+  /** Physical registers R0..R7: sign+exponent and the significand's two words. ST(i) is R[(top + i) & 7]. */
   readonly rse = new Uint16Array(8);
-  readonly rm: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
+  readonly rhi = new Uint32Array(8);
+  readonly rlo = new Uint32Array(8);
   /** Bit p set: physical register p is empty (the abridged tag). */
   empty = 0xff;
   top = 0;
@@ -59,7 +61,7 @@ export class Fpu {
 
   /** Processor RESET (SDM vol. 3 table 9-1): FCW 0040h, FTW 5555h (all valid), registers +0. */
   reset(): void {
-    this.rse.fill(0); this.rm.fill(0n);
+    this.rse.fill(0); this.rhi.fill(0); this.rlo.fill(0);
     this.empty = 0; this.top = 0; this.cw = 0x0040; this.sw = 0;
     this.fip = this.fcs = this.fop = this.fdp = this.fds = 0;
   }
@@ -78,7 +80,7 @@ export class Fpu {
       let tag: number;
       if (this.empty & (1 << p)) tag = 3;
       else {
-        const k = F.classify(this.rse[p]!, this.rm[p]!);
+        const k = F.classify(this.rse[p]!, this.sig(p));
         tag = k === Kind.Normal ? 0 : k === Kind.Zero ? 1 : 2;
       }
       t |= tag << (2 * p);
@@ -96,10 +98,17 @@ export class Fpu {
   private phys(i: number): number { return (this.top + i) & 7; }
   isEmpty(i: number): boolean { return (this.empty & (1 << this.phys(i))) !== 0; }
   stSe(i: number): number { return this.rse[this.phys(i)]!; }
-  stM(i: number): bigint { return this.rm[this.phys(i)]!; }
+  stM(i: number): bigint { return this.sig(this.phys(i)); }
+  /** The significand of physical register p as a BigInt. */
+  private sig(p: number): bigint { return (BigInt(this.rhi[p]!) << 32n) | BigInt(this.rlo[p]!); }
   setSt(i: number, se: number, m: bigint): void {
     const p = this.phys(i);
-    this.rse[p] = se; this.rm[p] = m; this.empty &= ~(1 << p);
+    this.rse[p] = se; this.rhi[p] = Number(m >> 32n); this.rlo[p] = Number(m & 0xffffffffn); this.empty &= ~(1 << p);
+  }
+  /** Copy physical register `from` into `to` (which becomes non-empty). */
+  private copy(from: number, to: number): void {
+    this.rse[to] = this.rse[from]!; this.rhi[to] = this.rhi[from]!; this.rlo[to] = this.rlo[from]!;
+    this.empty &= ~(1 << to);
   }
   push(se: number, m: bigint): void { this.top = (this.top - 1) & 7; this.setSt(0, se, m); }
   pop(): void { this.empty |= 1 << this.top; this.top = (this.top + 1) & 7; }
@@ -163,6 +172,7 @@ export class Fpu {
       if (this.underflow()) { this.setSt(dst, F.IND_SE, F.IND_M); for (let k = 0; k < pops; k++) this.pop(); }
       return;
     }
+    if (srcIdx >= 0 && this.arithFast(op, dst, srcIdx, pops)) return;
     if (srcIdx >= 0) { sse = this.stSe(srcIdx); sm = this.stM(srcIdx); }
     const c = this.begin();
     const dse = this.stSe(dst), dm = this.stM(dst);
@@ -177,6 +187,30 @@ export class Fpu {
       case 7: F.div(c, sse, sm, dse, dm, p); break;
     }
     this.commit(dst, pops);
+  }
+
+  /** FADD/FSUB/FMUL/FDIV (and reversed) of two normal registers with a normal result, without BigInts. */
+  private arithFast(op: number, dst: number, srcIdx: number, pops: number): boolean {
+    const pd = this.phys(dst), ps = this.phys(srcIdx);
+    const dse = this.rse[pd]!, sse = this.rse[ps]!, dhi = this.rhi[pd]!, shi = this.rhi[ps]!;
+    const de = dse & 0x7fff, sx = sse & 0x7fff;
+    if (de === 0 || de === 0x7fff || sx === 0 || sx === 0x7fff || dhi < 0x80000000 || shi < 0x80000000) return false;
+    const pc = (this.cw >> 8) & 3, p = pc === 0 ? 24 : pc === 2 ? 53 : 64, rc = (this.cw >> 10) & 3;
+    const dlo = this.rlo[pd]!, slo = this.rlo[ps]!;
+    let ok: boolean;
+    switch (op) {
+      case 0: ok = X.addFast(dse, dhi, dlo, sse, shi, slo, false, p, rc); break;
+      case 1: ok = X.mulFast(dse, dhi, dlo, sse, shi, slo, p, rc); break;
+      case 4: ok = X.addFast(dse, dhi, dlo, sse, shi, slo, true, p, rc); break;
+      case 5: ok = X.addFast(sse, shi, slo, dse, dhi, dlo, true, p, rc); break;
+      case 6: ok = X.divFast(dse, dhi, dlo, sse, shi, slo, p, rc); break;
+      default: ok = X.divFast(sse, shi, slo, dse, dhi, dlo, p, rc); break;
+    }
+    if (!ok) return false;
+    if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
+    this.rse[pd] = X.fse; this.rhi[pd] = X.fhi; this.rlo[pd] = X.flo;
+    for (let k = 0; k < pops; k++) this.pop();
+    return true;
   }
 
   /** Compare ST0 with ST(srcIdx) or a value; sets C3/C2/C0 or (toEflags) ZF/PF/CF. */
@@ -292,6 +326,13 @@ export class Fpu {
         switch (reg) {
           case 0: {
             const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
+            if (this.isEmpty(7) && X.fromF64Fast(lo, hi)) {
+              this.setC1(0);
+              this.top = (this.top - 1) & 7;
+              const t = this.top;
+              this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo; this.empty &= ~(1 << t);
+              return FPU_OK;
+            }
             this.load((cc) => { if (F.fromF64Words(cc, lo, hi)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
@@ -322,6 +363,14 @@ export class Fpu {
 
   private storeFloat(mem: Uint8Array, size: number, pop: boolean): void {
     const dv = this.view(mem);
+    const t = this.top;
+    if (size === 8 && !(this.empty & (1 << t)) && X.toF64Fast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, (this.cw >> 10) & 3)) {
+      if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
+      dv.setUint32(0, X.flo, true); dv.setUint32(4, X.fhi, true);
+      this.wrote = 8;
+      if (pop) this.pop();
+      return;
+    }
     if (this.isEmpty(0)) {
       if (!this.underflow()) return;
       if (size === 4) dv.setUint32(0, 0xffc00000, true); else dv.setBigUint64(0, 0xfff8000000000000n, true);
@@ -438,9 +487,10 @@ export class Fpu {
       case 0: {                                                       // FLD ST(i)
         if (this.isEmpty(i)) { if (this.underflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
         if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
-        const se = this.stSe(i), m = this.stM(i);
+        const from = this.phys(i);
         this.setC1(0);
-        this.push(se, m);
+        this.top = (this.top - 1) & 7;
+        this.copy(from, this.top);
         return FPU_OK;
       }
       case 1: this.fxch(i); return FPU_OK;
@@ -454,7 +504,7 @@ export class Fpu {
       case 0xe0: case 0xe1:                                           // FCHS, FABS
         if (this.isEmpty(0)) { if (this.underflow()) this.setSt(0, F.IND_SE, F.IND_M); return FPU_OK; }
         this.setC1(0);
-        this.setSt(0, modrm === 0xe0 ? this.stSe(0) ^ 0x8000 : this.stSe(0) & 0x7fff, this.stM(0));
+        this.rse[this.top] = modrm === 0xe0 ? this.stSe(0) ^ 0x8000 : this.stSe(0) & 0x7fff;
         return FPU_OK;
       case 0xe4:                                                      // FTST
         this.compare(-1, 0, 0n, false, 0, false);
@@ -527,9 +577,10 @@ export class Fpu {
       if (this.isEmpty(0)) this.setSt(0, F.IND_SE, F.IND_M);
       if (this.isEmpty(i)) this.setSt(i, F.IND_SE, F.IND_M);
     } else this.setC1(0);
-    const se = this.stSe(0), m = this.stM(0);
-    this.setSt(0, this.stSe(i), this.stM(i));
-    this.setSt(i, se, m);
+    const a = this.top, b = this.phys(i);
+    const se = this.rse[a]!, hi = this.rhi[a]!, lo = this.rlo[a]!;
+    this.copy(b, a);
+    this.rse[b] = se; this.rhi[b] = hi; this.rlo[b] = lo;
   }
 
   private fstReg(i: number, pop: boolean): void {
@@ -538,7 +589,7 @@ export class Fpu {
       this.setSt(i, F.IND_SE, F.IND_M);
     } else {
       this.setC1(0);
-      this.setSt(i, this.stSe(0), this.stM(0));
+      this.copy(this.top, this.phys(i));
     }
     if (pop) this.pop();
   }
@@ -552,7 +603,7 @@ export class Fpu {
       if (this.underflow()) this.setSt(0, F.IND_SE, F.IND_M);
       return;
     }
-    if (cond) this.setSt(0, this.stSe(i), this.stM(i));
+    if (cond) this.copy(this.phys(i), this.top);
   }
 
   private fxam(): void {
@@ -691,7 +742,8 @@ export class Fpu {
     const dv = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
     for (let i = 0; i < 8; i++) {
       const p = this.phys(i);
-      dv.setBigUint64(base + 10 * i, this.rm[p]!, true);
+      dv.setUint32(base + 10 * i, this.rlo[p]!, true);
+      dv.setUint32(base + 10 * i + 4, this.rhi[p]!, true);
       dv.setUint16(base + 10 * i + 8, this.rse[p]!, true);
     }
   }
@@ -702,7 +754,8 @@ export class Fpu {
     const dv = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
     for (let i = 0; i < 8; i++) {
       const p = this.phys(i);
-      this.rm[p] = dv.getBigUint64(base + 10 * i, true);
+      this.rlo[p] = dv.getUint32(base + 10 * i, true);
+      this.rhi[p] = dv.getUint32(base + 10 * i + 4, true);
       this.rse[p] = dv.getUint16(base + 10 * i + 8, true);
     }
   }
@@ -711,8 +764,7 @@ export class Fpu {
 
   save(w: StateWriter): void {
     for (let p = 0; p < 8; p++) {
-      const m = this.rm[p]!;
-      w.u32(Number(m & 0xffffffffn)).u32(Number(m >> 32n)).u16(this.rse[p]!);
+      w.u32(this.rlo[p]!).u32(this.rhi[p]!).u16(this.rse[p]!);
     }
     w.u8(this.empty).u8(this.top).u16(this.cw).u16(this.sw);
     w.u32(this.fip).u16(this.fcs).u16(this.fop).u32(this.fdp).u16(this.fds);
@@ -721,7 +773,7 @@ export class Fpu {
   restore(r: StateReader): void {
     for (let p = 0; p < 8; p++) {
       const lo = r.u32(), hi = r.u32();
-      this.rm[p] = (BigInt(hi) << 32n) | BigInt(lo);
+      this.rlo[p] = lo; this.rhi[p] = hi;
       this.rse[p] = r.u16();
     }
     this.empty = r.u8(); this.top = r.u8() & 7; this.cw = r.u16(); this.sw = r.u16() & ~0x3800;

@@ -288,9 +288,10 @@ export function fyl2xp1(ctx: Ctx, xse: number, xm: bigint, yse: number, ym: bigi
   if (kx === Kind.Unsupported || ky === Kind.Unsupported) { F.invalid(ctx); return; }
   if (isNaNKind(kx) || isNaNKind(ky)) { twoNaN(ctx, xse, xm, yse, ym); return; }
   const xs = xse >> 15, ys = yse >> 15;
+  if (kx === Kind.Inf && xs) { F.invalid(ctx); return; }   // invalid before DE (measured)
   if (kx === Kind.Denormal || ky === Kind.Denormal) { ctx.exc |= DE; if (!ctx.masked(DE)) return; }
   if (kx === Kind.Inf) {
-    if (xs || ky === Kind.Zero) { F.invalid(ctx); return; }
+    if (ky === Kind.Zero) { F.invalid(ctx); return; }
     ctx.set((ys << 15) | 0x7fff, BIT63); return;
   }
   if (kx === Kind.Zero) {

@@ -1,0 +1,74 @@
+/**
+ * The BigInt-free fast paths (fast.ts) against the exact BigInt arithmetic (f80.ts): random
+ * normal operands biased to rounding boundaries and exponent extremes, every PC and RC. Where
+ * the fast path answers, its result, inexact flag and round-up flag must equal f80.ts's.
+ */
+import { describe, expect, test } from "bun:test";
+import * as F from "./f80.ts";
+import * as X from "./fast.ts";
+
+let seed = 12345;
+const u32 = (): number => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed; };
+function sig(): [number, number] {
+  switch (u32() % 6) {
+    case 0: return [0xffffffff, 0xffffffff];
+    case 1: return [0x80000000, u32() % 4];
+    case 2: return [(0x80000000 | u32()) >>> 0, ((u32() & ~0x7ff) | [0, 0x400, 0x3ff, 0x401][u32() % 4]!) >>> 0];
+    case 3: return [((0x80000000 | u32()) & ~0xff | [0, 0x80, 0x7f, 0x81][u32() % 4]!) >>> 0, 0];
+    default: return [(0x80000000 | u32()) >>> 0, u32()];
+  }
+}
+function exp(): number {
+  const r = u32() % 8;
+  if (r === 0) return 1 + (u32() % 70);
+  if (r === 1) return 0x7ffe - (u32() % 70);
+  if (r === 2) return 1 + (u32() % 0x7ffe);
+  return 0x3fff - 40 + (u32() % 80);
+}
+
+describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
+  test("add, sub, mul, div and float64 stores over 200,000 random cases", () => {
+    const ctx = new F.Ctx();
+    let taken = 0, n = 0;
+    for (let k = 0; k < 200_000; k++) {
+      const [ah, al] = sig(), [bh, bl] = sig();
+      let ase = exp() | (u32() & 0x8000), bse = exp() | (u32() & 0x8000);
+      if (u32() % 4 === 0) bse = (ase & 0x7fff) - (u32() % 70) + 35 | (u32() & 0x8000);   // near exponents
+      if ((bse & 0x7fff) < 1 || (bse & 0x7fff) > 0x7ffe) continue;
+      const pc = [0, 2, 3][u32() % 3]!, rc = u32() % 4, p = pc === 0 ? 24 : pc === 2 ? 53 : 64;
+      ctx.cw = 0x037f & ~0x300 | (pc << 8) | (rc << 10);
+      const am = (BigInt(ah) << 32n) | BigInt(al), bm = (BigInt(bh) << 32n) | BigInt(bl);
+      const op = u32() % 5;
+      let ok: boolean;
+      ctx.reset();
+      switch (op) {
+        case 0: ok = X.addFast(ase, ah, al, bse, bh, bl, false, p, rc); F.add(ctx, ase, am, bse, bm, false, p); break;
+        case 1: ok = X.addFast(ase, ah, al, bse, bh, bl, true, p, rc); F.add(ctx, ase, am, bse, bm, true, p); break;
+        case 2: ok = X.mulFast(ase, ah, al, bse, bh, bl, p, rc); F.mul(ctx, ase, am, bse, bm, p); break;
+        case 3: ok = X.divFast(ase, ah, al, bse, bh, bl, p, rc); F.div(ctx, ase, am, bse, bm, p); break;
+        default: {
+          ok = X.toF64Fast(ase, ah, al, rc);
+          const v = F.toF64(ctx, ase, am);
+          n++;
+          if (ok) {
+            taken++;
+            expect(((BigInt(X.fhi) << 32n) | BigInt(X.flo)).toString(16)).toBe(v!.toString(16));
+            expect(X.finexact).toBe((ctx.exc & F.PE) !== 0);
+            expect(X.finexact && X.fup).toBe(X.finexact && ctx.c1 === 1);
+          }
+          continue;
+        }
+      }
+      n++;
+      if (!ok) continue;
+      taken++;
+      const got = X.fse.toString(16) + ":" + ((BigInt(X.fhi) << 32n) | BigInt(X.flo)).toString(16);
+      expect(got).toBe(ctx.se.toString(16) + ":" + ctx.m.toString(16));
+      expect(X.finexact).toBe((ctx.exc & F.PE) !== 0);
+      expect(ctx.exc & ~F.PE).toBe(0);
+      if (X.finexact) expect(X.fup ? 1 : 0).toBe(ctx.c1);
+    }
+    // the fast paths answer most of these (the rest are overflows/underflows)
+    expect(taken).toBeGreaterThan(n * 0.6);
+  });
+});
