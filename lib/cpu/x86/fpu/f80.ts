@@ -331,7 +331,13 @@ export function div(ctx: Ctx, ase: number, am: bigint, bse: number, bm: bigint, 
 export function isqrt(n: bigint): bigint {
   if (n < 2n) return n;
   const L = bitlen(n);
-  let x = 1n << BigInt((L + 1) >> 1); // >= sqrt(n)
+  let x: bigint;
+  if (L > 104) {
+    // a start within 2^-40 of sqrt(n) from the top 104 bits through a double, nudged above
+    const sh = (L - 104) & ~1;
+    const a = BigInt(Math.floor(Math.sqrt(Number(n >> BigInt(sh)))));
+    x = ((a + (a >> 40n) + 2n) << BigInt(sh >> 1));
+  } else x = 1n << BigInt((L + 1) >> 1); // >= sqrt(n)
   for (;;) {
     const y = (x + n / x) >> 1n;
     if (y >= x) return x;

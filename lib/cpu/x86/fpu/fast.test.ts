@@ -27,7 +27,7 @@ function exp(): number {
 }
 
 describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
-  test("add, sub, mul, div and float64 stores over 200,000 random cases", () => {
+  test("add, sub, mul, div, sqrt and float64 stores over 200,000 random cases", () => {
     const ctx = new F.Ctx();
     let taken = 0, n = 0;
     for (let k = 0; k < 200_000; k++) {
@@ -38,7 +38,7 @@ describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
       const pc = [0, 2, 3][u32() % 3]!, rc = u32() % 4, p = pc === 0 ? 24 : pc === 2 ? 53 : 64;
       ctx.cw = 0x037f & ~0x300 | (pc << 8) | (rc << 10);
       const am = (BigInt(ah) << 32n) | BigInt(al), bm = (BigInt(bh) << 32n) | BigInt(bl);
-      const op = u32() % 5;
+      const op = u32() % 6;
       let ok: boolean;
       ctx.reset();
       switch (op) {
@@ -46,6 +46,7 @@ describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
         case 1: ok = X.addFast(ase, ah, al, bse, bh, bl, true, p, rc); F.add(ctx, ase, am, bse, bm, true, p); break;
         case 2: ok = X.mulFast(ase, ah, al, bse, bh, bl, p, rc); F.mul(ctx, ase, am, bse, bm, p); break;
         case 3: ok = X.divFast(ase, ah, al, bse, bh, bl, p, rc); F.div(ctx, ase, am, bse, bm, p); break;
+        case 5: ok = X.sqrtFast(ase, ah, al, p, rc); F.sqrt(ctx, ase, am, p); break;
         default: {
           ok = X.toF64Fast(ase, ah, al, rc);
           const v = F.toF64(ctx, ase, am);

@@ -128,21 +128,21 @@ export function mulFast(ase: number, ahi: number, alo: number, bse: number, bhi:
   let e = (ase & 0x7fff) + (bse & 0x7fff) - 16383;
   const a0 = alo & 0xffff, a1 = alo >>> 16, a2 = ahi & 0xffff, a3 = ahi >>> 16;
   const b0 = blo & 0xffff, b1 = blo >>> 16, b2 = bhi & 0xffff, b3 = bhi >>> 16;
-  // columns of 16-bit digits; each sum < 2^35
+  // columns of 16-bit digits; each sum < 2^35, split with & and an exact division (no % or floor)
   let c = a0 * b0;
-  const w0 = c % 65536; c = Math.floor(c / 65536);
+  const w0 = c & 0xffff; c = (c - w0) / 65536;
   c += a0 * b1 + a1 * b0;
-  const w1 = c % 65536; c = Math.floor(c / 65536);
+  const w1 = c & 0xffff; c = (c - w1) / 65536;
   c += a0 * b2 + a1 * b1 + a2 * b0;
-  const w2 = c % 65536; c = Math.floor(c / 65536);
+  const w2 = c & 0xffff; c = (c - w2) / 65536;
   c += a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0;
-  const w3 = c % 65536; c = Math.floor(c / 65536);
+  const w3 = c & 0xffff; c = (c - w3) / 65536;
   c += a1 * b3 + a2 * b2 + a3 * b1;
-  const w4 = c % 65536; c = Math.floor(c / 65536);
+  const w4 = c & 0xffff; c = (c - w4) / 65536;
   c += a2 * b3 + a3 * b2;
-  const w5 = c % 65536; c = Math.floor(c / 65536);
+  const w5 = c & 0xffff; c = (c - w5) / 65536;
   c += a3 * b3;
-  const w6 = c % 65536; c = Math.floor(c / 65536);
+  const w6 = c & 0xffff; c = (c - w6) / 65536;
   const w7 = c;
   let hi = w7 * 65536 + w6, lo = w5 * 65536 + w4, g = w3 * 65536 + w2;
   let sticky = w1 !== 0 || w0 !== 0;
@@ -165,7 +165,7 @@ export function divFast(ase: number, ahi: number, alo: number, bse: number, bhi:
   let rh = ahi, rl = alo;
   if (ahi < bhi || (ahi === bhi && alo < blo)) {
     e -= 1;
-    rl *= 2; rh = rh * 2 + (rl >= TWO32 ? 1 : 0); if (rl >= TWO32) rl -= TWO32;
+    rh = rh * 2 + (rl >>> 31); rl = (rl & 0x7fffffff) * 2;
   }
   let hi = 0, lo = 0, g = 0;
   for (let i = 0; i < 66; i++) {
@@ -178,8 +178,7 @@ export function divFast(ase: number, ahi: number, alo: number, bse: number, bhi:
     if (i < 32) hi = hi * 2 + bit;
     else if (i < 64) lo = lo * 2 + bit;
     else g = g * 2 + bit;
-    rl *= 2; rh *= 2;
-    if (rl >= TWO32) { rl -= TWO32; rh += 1; }
+    rh = rh * 2 + (rl >>> 31); rl = (rl & 0x7fffffff) * 2;
   }
   return round(s, e, hi, lo, (g << 30) >>> 0, rh !== 0 || rl !== 0, p, rc);
 }
@@ -205,4 +204,35 @@ export function toF64Fast(se: number, hi: number, lo: number, rc: number): boole
   flo = ((fhi << 21) | (flo >>> 11)) >>> 0;
   fhi = h >>> 0;
   return true;
+}
+
+/** sqrt of a positive normal value: digit-by-digit on the 134-bit radicand, 67 root bits. */
+export function sqrtFast(se: number, hi: number, lo: number, p: number, rc: number): boolean {
+  if (se & 0x8000) return false;
+  const E = (se & 0x7fff) - 16383;
+  // radicand R = m << s with an even exponent X: value = R * 2^X
+  const s = E & 1 ? 0 : 1;
+  const X = E - 63 - s;
+  // remainder rH * 2^32 + rL and root qH * 2^32 + qL; rL, qL < 2^32 (bit operations), rH, qH exact doubles
+  let rH = 0, rL = 0, qH = 0, qL = 0;
+  for (let k = 32; k >= -34; k--) {
+    let pair = 0;
+    const t = 2 * k - s;                               // the pair's low bit in m
+    if (t >= 0) pair = t < 31 ? (lo >>> t) & 3 : t === 31 ? (lo >>> 31) | ((hi & 1) << 1) : t < 63 ? (hi >>> (t - 32)) & 3 : t === 63 ? hi >>> 31 : 0;
+    else if (t === -1) pair = (lo & 1) << 1;
+    rH = rH * 4 + (rL >>> 30); rL = (rL & 0x3fffffff) * 4 + pair;
+    const tH = qH * 4 + (qL >>> 30), tL = (qL & 0x3fffffff) * 4 + 1;
+    let b = 0;
+    if (rH > tH || (rH === tH && rL >= tL)) {
+      b = 1;
+      rH -= tH; rL -= tL;
+      if (rL < 0) { rL += TWO32; rH -= 1; }
+    }
+    qH = qH * 2 + (qL >>> 31); qL = (qL & 0x7fffffff) * 2 + b;
+  }
+  // root = qH * 2^32 + qL has 66 or 67 bits (qH < 2^35 fits the 32-bit operations below)
+  let h: number, l: number, g: number, L: number;
+  if (qH >= 17179869184) { L = 67; h = Math.floor(qH / 8); l = ((qH & 7) << 29 | (qL >>> 3)) >>> 0; g = ((qL & 7) << 29) >>> 0; }
+  else { L = 66; h = Math.floor(qH / 4); l = ((qH & 3) << 30 | (qL >>> 2)) >>> 0; g = ((qL & 3) << 30) >>> 0; }
+  return round(0, L - 1 + (X - 68) / 2 + 16383, h, l, g, rH !== 0 || rL !== 0, p, rc);
 }

@@ -523,7 +523,17 @@ export class Fpu {
       case 0xf5: case 0xf8: this.fprem(modrm === 0xf5); return FPU_OK;
       case 0xf6: this.top = (this.top - 1) & 7; this.setC1(0); return FPU_OK;   // FDECSTP
       case 0xf7: this.top = (this.top + 1) & 7; this.setC1(0); return FPU_OK;   // FINCSTP
-      case 0xfa: this.unary((c, se, m) => F.sqrt(c, se, m, c.pbits)); return FPU_OK;
+      case 0xfa: {
+        const t = this.top, e = this.rse[t]! & 0x7fff, pc = (this.cw >> 8) & 3;
+        if (!(this.empty & (1 << t)) && e !== 0 && e !== 0x7fff && this.rhi[t]! >= 0x80000000 &&
+            X.sqrtFast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, pc === 0 ? 24 : pc === 2 ? 53 : 64, (this.cw >> 10) & 3)) {
+          if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
+          this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo;
+          return FPU_OK;
+        }
+        this.unary((c, se, m) => F.sqrt(c, se, m, c.pbits));
+        return FPU_OK;
+      }
       case 0xfc: this.unary((c, se, m) => F.frndint(c, se, m)); return FPU_OK;
       case 0xfd: this.fscale(); return FPU_OK;
       case 0xf0: this.unary((c, se, m) => T.f2xm1(c, se, m)); return FPU_OK;
