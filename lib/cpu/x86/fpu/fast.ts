@@ -1,10 +1,13 @@
 /**
- * The common case of FADD/FSUB/FMUL without BigInts: both operands normal, the result normal
- * (no overflow, no underflow). Significands are two uint32 words (hi has the integer bit), the
- * arithmetic is exact on 16- and 32-bit pieces held in JS numbers (all below 2^53), and the
- * rounding is f80.ts's (RC, PC). Anything else returns false and the caller takes the exact
- * BigInt path, which is the reference: fpu.test.ts checks that both agree bit for bit.
+ * The common case of FADD/FSUB/FMUL/FDIV/FSQRT and float64 loads/stores: both operands normal,
+ * the result normal (no overflow, no underflow). Significands are two uint32 words (hi has the
+ * integer bit); add, subtract and multiply are exact on 16- and 32-bit pieces held in JS numbers
+ * (all below 2^53), divide and square root take one BigInt division or square root, and the
+ * rounding (RC, PC) is done on the words. Anything else returns false and the caller takes the
+ * exact BigInt path of f80.ts, which is the reference: fast.test.ts checks that both agree.
  */
+
+import { isqrt } from "./f80.ts";
 
 const TWO32 = 4294967296;
 
@@ -157,30 +160,18 @@ export function mulFast(ase: number, ahi: number, alo: number, bse: number, bhi:
   return round(s, e, hi, lo, g, sticky, p, rc);
 }
 
-/** a / b for normal a and b: restoring division, 66 quotient bits and the remainder as sticky. */
+/** a / b for normal a and b: one BigInt division for 66 quotient bits, the remainder as sticky. */
 export function divFast(ase: number, ahi: number, alo: number, bse: number, bhi: number, blo: number, p: number, rc: number): boolean {
   const s = (ase ^ bse) >>> 15;
   let e = (ase & 0x7fff) - (bse & 0x7fff) + 16383;
-  // remainder r = rh * 2^32 + rl (rh may reach 2^33)
-  let rh = ahi, rl = alo;
-  if (ahi < bhi || (ahi === bhi && alo < blo)) {
-    e -= 1;
-    rh = rh * 2 + (rl >>> 31); rl = (rl & 0x7fffffff) * 2;
-  }
-  let hi = 0, lo = 0, g = 0;
-  for (let i = 0; i < 66; i++) {
-    let bit = 0;
-    if (rh > bhi || (rh === bhi && rl >= blo)) {
-      bit = 1;
-      rl -= blo; rh -= bhi;
-      if (rl < 0) { rl += TWO32; rh -= 1; }
-    }
-    if (i < 32) hi = hi * 2 + bit;
-    else if (i < 64) lo = lo * 2 + bit;
-    else g = g * 2 + bit;
-    rh = rh * 2 + (rl >>> 31); rl = (rl & 0x7fffffff) * 2;
-  }
-  return round(s, e, hi, lo, (g << 30) >>> 0, rh !== 0 || rl !== 0, p, rc);
+  let sh = 65n;
+  if (ahi < bhi || (ahi === bhi && alo < blo)) { e -= 1; sh = 66n; }
+  const n = ((BigInt(ahi) << 32n) | BigInt(alo)) << sh;
+  const b = (BigInt(bhi) << 32n) | BigInt(blo);
+  const q = n / b;                                    // in [2^65, 2^66)
+  const sticky = q * b !== n;
+  const lo64 = Number(q & 0xffffffffn);
+  return round(s, e, Number(q >> 34n), ((Number(q >> 2n & 0xffffffffn)) >>> 0), ((lo64 & 3) << 30) >>> 0, sticky, p, rc);
 }
 
 /** float64 words of a normal double → extended; false for zero, denormal, inf or NaN. */
@@ -206,33 +197,19 @@ export function toF64Fast(se: number, hi: number, lo: number, rc: number): boole
   return true;
 }
 
-/** sqrt of a positive normal value: digit-by-digit on the 134-bit radicand, 67 root bits. */
+/** sqrt of a positive normal value: the integer square root of the 133-bit radicand (67 root bits). */
 export function sqrtFast(se: number, hi: number, lo: number, p: number, rc: number): boolean {
   if (se & 0x8000) return false;
   const E = (se & 0x7fff) - 16383;
   // radicand R = m << s with an even exponent X: value = R * 2^X
   const s = E & 1 ? 0 : 1;
   const X = E - 63 - s;
-  // remainder rH * 2^32 + rL and root qH * 2^32 + qL; rL, qL < 2^32 (bit operations), rH, qH exact doubles
-  let rH = 0, rL = 0, qH = 0, qL = 0;
-  for (let k = 32; k >= -34; k--) {
-    let pair = 0;
-    const t = 2 * k - s;                               // the pair's low bit in m
-    if (t >= 0) pair = t < 31 ? (lo >>> t) & 3 : t === 31 ? (lo >>> 31) | ((hi & 1) << 1) : t < 63 ? (hi >>> (t - 32)) & 3 : t === 63 ? hi >>> 31 : 0;
-    else if (t === -1) pair = (lo & 1) << 1;
-    rH = rH * 4 + (rL >>> 30); rL = (rL & 0x3fffffff) * 4 + pair;
-    const tH = qH * 4 + (qL >>> 30), tL = (qL & 0x3fffffff) * 4 + 1;
-    let b = 0;
-    if (rH > tH || (rH === tH && rL >= tL)) {
-      b = 1;
-      rH -= tH; rL -= tL;
-      if (rL < 0) { rL += TWO32; rH -= 1; }
-    }
-    qH = qH * 2 + (qL >>> 31); qL = (qL & 0x7fffffff) * 2 + b;
-  }
-  // root = qH * 2^32 + qL has 66 or 67 bits (qH < 2^35 fits the 32-bit operations below)
+  const n = ((BigInt(hi) << 32n) | BigInt(lo)) << BigInt(68 + s);
+  const q = isqrt(n);                                  // 66 or 67 bits
+  const sticky = q * q !== n;
+  const qH = Number(q >> 32n), qL = Number(q & 0xffffffffn);
   let h: number, l: number, g: number, L: number;
   if (qH >= 17179869184) { L = 67; h = Math.floor(qH / 8); l = ((qH & 7) << 29 | (qL >>> 3)) >>> 0; g = ((qL & 7) << 29) >>> 0; }
   else { L = 66; h = Math.floor(qH / 4); l = ((qH & 3) << 30 | (qL >>> 2)) >>> 0; g = ((qL & 3) << 30) >>> 0; }
-  return round(0, L - 1 + (X - 68) / 2 + 16383, h, l, g, rH !== 0 || rL !== 0, p, rc);
+  return round(0, L - 1 + (X - 68) / 2 + 16383, h, l, g, sticky, p, rc);
 }
