@@ -72,4 +72,19 @@ describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
     // the fast paths answer most of these (the rest are overflows/underflows)
     expect(taken).toBeGreaterThan(n * 0.6);
   });
+
+  test("float32/float64 loads of normal numbers", () => {
+    const ctx = new F.Ctx();
+    for (let k = 0; k < 50_000; k++) {
+      const b32 = u32(), lo = u32(), hi = u32();
+      if (X.fromF32Fast(b32)) {
+        F.fromF32(ctx, b32);
+        expect([X.fse, X.fhi, X.flo]).toEqual([ctx.se, Number(ctx.m >> 32n), Number(ctx.m & 0xffffffffn)]);
+      } else expect([0, 0xff]).toContain((b32 >>> 23) & 0xff);
+      if (X.fromF64Fast(lo, hi)) {
+        F.fromF64(ctx, (BigInt(hi) << 32n) | BigInt(lo));
+        expect([X.fse, X.fhi, X.flo]).toEqual([ctx.se, Number(ctx.m >> 32n), Number(ctx.m & 0xffffffffn)]);
+      } else expect([0, 0x7ff]).toContain((hi >>> 20) & 0x7ff);
+    }
+  });
 });

@@ -184,6 +184,16 @@ export function fromF64Fast(lo: number, hi: number): boolean {
   return true;
 }
 
+/** float32 bits of a normal float → extended; false for zero, denormal, inf or NaN. */
+export function fromF32Fast(bits: number): boolean {
+  const e = (bits >>> 23) & 0xff;
+  if (e === 0 || e === 0xff) return false;
+  fse = ((bits >>> 31) << 15) | (e - 127 + 16383);
+  fhi = (0x80000000 | ((bits & 0x7fffff) << 8)) >>> 0;
+  flo = 0;
+  return true;
+}
+
 /** Normal extended → float64 words (flo, fhi) when the rounded result is a normal double. */
 export function toF64Fast(se: number, hi: number, lo: number, rc: number): boolean {
   const e = se & 0x7fff;

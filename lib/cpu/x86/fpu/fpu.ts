@@ -191,12 +191,19 @@ export class Fpu {
 
   /** FADD/FSUB/FMUL/FDIV (and reversed) of two normal registers with a normal result, without BigInts. */
   private arithFast(op: number, dst: number, srcIdx: number, pops: number): boolean {
-    const pd = this.phys(dst), ps = this.phys(srcIdx);
-    const dse = this.rse[pd]!, sse = this.rse[ps]!, dhi = this.rhi[pd]!, shi = this.rhi[ps]!;
+    const ps = this.phys(srcIdx);
+    return this.arithFastV(op, dst, this.rse[ps]!, this.rhi[ps]!, this.rlo[ps]!, pops);
+  }
+
+  /** The same with the source as a value (sign+exponent and two words). */
+  private arithFastV(op: number, dst: number, sse: number, shi: number, slo: number, pops: number): boolean {
+    const pd = this.phys(dst);
+    if (this.empty & (1 << pd)) return false;
+    const dse = this.rse[pd]!, dhi = this.rhi[pd]!;
     const de = dse & 0x7fff, sx = sse & 0x7fff;
     if (de === 0 || de === 0x7fff || sx === 0 || sx === 0x7fff || dhi < 0x80000000 || shi < 0x80000000) return false;
     const pc = (this.cw >> 8) & 3, p = pc === 0 ? 24 : pc === 2 ? 53 : 64, rc = (this.cw >> 10) & 3;
-    const dlo = this.rlo[pd]!, slo = this.rlo[ps]!;
+    const dlo = this.rlo[pd]!;
     let ok: boolean;
     switch (op) {
       case 0: ok = X.addFast(dse, dhi, dlo, sse, shi, slo, false, p, rc); break;
@@ -280,6 +287,9 @@ export class Fpu {
     switch (esc) {
       case 0: case 2: case 4: case 6: {
         // arithmetic / compare with m32real, m32int, m64real, m16int
+        if (reg !== 2 && reg !== 3 && (esc === 0 ? X.fromF32Fast(dv.getUint32(0, true)) : esc === 4 && X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true)))) {
+          if (this.arithFastV(reg, 0, X.fse, X.fhi, X.flo, 0)) return FPU_OK;
+        }
         let den = false;
         const cv = this.begin();
         if (esc === 0) den = F.fromF32(cv, dv.getUint32(0, true));
