@@ -87,4 +87,34 @@ describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
       } else expect([0, 0x7ff]).toContain((hi >>> 20) & 0x7ff);
     }
   });
+
+  test("compares, integer loads and integer stores", () => {
+    const ctx = new F.Ctx();
+    const val = (): [number, number, number] => {
+      const r = u32() % 10;
+      if (r === 0) return [u32() & 0x8000, 0, 0];                            // zero
+      if (r === 1) return [(u32() & 0x8000) | 0x7fff, 0x80000000, 0];          // infinity
+      const [h, l] = sig();
+      return [(u32() & 0x8000) | (r < 5 ? 0x3fff - 3 + (u32() % 36) : exp()), h, l];
+    };
+    for (let k = 0; k < 50_000; k++) {
+      const a = val(), b = u32() % 3 === 0 ? [a[0] ^ (u32() & 0x8000), a[1], a[2]] as [number, number, number] : val();
+      const m = (v: [number, number, number]): bigint => (BigInt(v[1]) << 32n) | BigInt(v[2]);
+      ctx.reset();
+      expect(X.cmpFast(a[0], a[1], a[2], b[0], b[1], b[2])).toBe(F.compare(ctx, a[0], m(a), b[0], m(b), true));
+      const rc = u32() % 4;
+      ctx.cw = 0x037f | (rc << 10);
+      if (X.toInt32Fast(a[0], a[1], a[2], rc)) {
+        ctx.reset();
+        const want = F.toInt(ctx, a[0], m(a), 64);
+        expect(BigInt(X.fint)).toBe(BigInt.asIntN(64, want));
+        expect(X.finexact).toBe((ctx.exc & F.PE) !== 0);
+        if (X.finexact) expect(X.fup ? 1 : 0).toBe(ctx.c1);
+      }
+      const iv = [0, 1, -1, 2147483647, -2147483648, 32767, -32768, u32() | 0, (u32() | 0) >> (u32() % 31)][u32() % 9]!;
+      X.fromInt32Fast(iv);
+      F.fromInt(ctx, BigInt(iv));
+      expect([X.fse, X.fhi, X.flo]).toEqual([ctx.se, Number(ctx.m >> 32n), Number(ctx.m & 0xffffffffn)]);
+    }
+  });
 });

@@ -223,3 +223,71 @@ export function sqrtFast(se: number, hi: number, lo: number, p: number, rc: numb
   else { L = 66; h = Math.floor(qH / 4); l = ((qH & 3) << 30 | (qL >>> 2)) >>> 0; g = ((qL & 3) << 30) >>> 0; }
   return round(0, L - 1 + (X - 68) / 2 + 16383, h, l, g, sticky, p, rc);
 }
+
+/**
+ * Compare two values that are each zero, normal or infinite: 0 less, 1 equal, 2 greater (the
+ * f80.ts CMP_ codes), or -1 when either is anything else (NaN, denormal, unsupported).
+ */
+export function cmpFast(ase: number, ahi: number, alo: number, bse: number, bhi: number, blo: number): number {
+  const ea = ase & 0x7fff, eb = bse & 0x7fff;
+  const okA = ea === 0 ? ahi === 0 && alo === 0 : ea === 0x7fff ? ahi === 0x80000000 && alo === 0 : ahi >= 0x80000000;
+  const okB = eb === 0 ? bhi === 0 && blo === 0 : eb === 0x7fff ? bhi === 0x80000000 && blo === 0 : bhi >= 0x80000000;
+  if (!okA || !okB) return -1;
+  const za = ea === 0, zb = eb === 0;
+  if (za && zb) return 1;
+  const sa = za ? 0 : ase >>> 15, sb = zb ? 0 : bse >>> 15;
+  if (sa !== sb) return sa ? 0 : 2;
+  let mag: number;
+  if (za) mag = -1;
+  else if (zb) mag = 1;
+  else if (ea !== eb) mag = ea > eb ? 1 : -1;
+  else if (ahi !== bhi) mag = ahi > bhi ? 1 : -1;
+  else mag = alo === blo ? 0 : alo > blo ? 1 : -1;
+  if (mag === 0) return 1;
+  return (mag > 0) !== (sa !== 0) ? 2 : 0;
+}
+
+/** A 16/32-bit integer → extended words (exact). */
+export function fromInt32Fast(v: number): void {
+  if (v === 0) { fse = 0; fhi = 0; flo = 0; return; }
+  const s = v < 0 ? 1 : 0;
+  const a = s ? -v : v;                               // <= 2^31
+  const n = Math.clz32(a);
+  fse = (s << 15) | (16383 + 31 - n);
+  fhi = (a * 2 ** n) >>> 0; flo = 0;
+}
+
+/**
+ * A normal extended below 2^31 in magnitude → integer by RC into `fint`, with finexact/fup;
+ * false when the value needs the slow path (too large: possibly out of range).
+ */
+export let fint = 0;
+export function toInt32Fast(se: number, hi: number, lo: number, rc: number): boolean {
+  const E = (se & 0x7fff) - 16383;
+  if (E > 30 || hi < 0x80000000 || (se & 0x7fff) === 0) return false;
+  const s = se >>> 15;
+  let q: number, cmp: number, nz: boolean;
+  if (E < 0) {
+    q = 0;
+    cmp = E < -1 ? -1 : hi === 0x80000000 && lo === 0 ? 0 : 1;   // E = -1: [0.5, 1)
+    nz = true;
+  } else {
+    const k = 31 - E;                                   // fraction bits in hi
+    q = hi >>> k;
+    const r = (hi & ((1 << k) - 1)) >>> 0, half = 2 ** (k - 1);
+    cmp = r > half || (r === half && lo !== 0) ? 1 : r === half ? 0 : -1;
+    nz = r !== 0 || lo !== 0;
+  }
+  let up = false;
+  if (nz) {
+    switch (rc) {
+      case 0: up = cmp > 0 || (cmp === 0 && (q & 1) !== 0); break;
+      case 1: up = s !== 0; break;
+      case 2: up = s === 0; break;
+    }
+    if (up) q += 1;
+  }
+  finexact = nz; fup = up;
+  fint = s ? -q : q;
+  return true;
+}

@@ -229,7 +229,12 @@ export class Fpu {
       if (masked) for (let k = 0; k < pops; k++) this.pop();
       return;
     }
-    if (srcIdx >= 0) { sse = this.stSe(srcIdx); sm = this.stM(srcIdx); }
+    if (srcIdx >= 0) {
+      const ps = this.phys(srcIdx), t = this.top;
+      const r = X.cmpFast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, this.rse[ps]!, this.rhi[ps]!, this.rlo[ps]!);
+      if (r >= 0) { this.compareDone(r, toEflags, pops); return; }
+      sse = this.stSe(srcIdx); sm = this.stM(srcIdx);
+    }
     const c = this.begin();
     const res = F.compare(c, this.stSe(0), this.stM(0), sse, sm, quiet);
     if (srcDenormal && res !== F.CMP_UN) c.exc |= DE;
@@ -239,6 +244,14 @@ export class Fpu {
     } else this.setCC(z!, p!, 0, cy!);
     // The condition codes are set even when an unmasked exception stops the pop.
     if (this.signal(c.exc)) return;
+    for (let k = 0; k < pops; k++) this.pop();
+  }
+
+  /** The condition codes (or EFLAGS) of an exception-free compare, then the pops. */
+  private compareDone(res: number, toEflags: boolean, pops: number): void {
+    const z = res === F.CMP_EQ || res === F.CMP_UN, cy = res === F.CMP_LT || res === F.CMP_UN, p = res === F.CMP_UN;
+    if (toEflags) this.eflags = (this.eflags & ~0x8d5) | (z ? 0x40 : 0) | (p ? 0x04 : 0) | (cy ? 0x01 : 0);
+    else this.sw = (this.sw & ~(C0 | C1 | C2 | C3)) | (z ? C3 : 0) | (p ? C2 : 0) | (cy ? C0 : 0);
     for (let k = 0; k < pops; k++) this.pop();
   }
 
@@ -316,18 +329,26 @@ export class Fpu {
         return FPU_UD;
       case 3:
         switch (reg) {
-          case 0: { const v = dv.getInt32(0, true); this.load((cc) => F.fromInt(cc, BigInt(v))); return FPU_OK; }
+          case 0: { const v = dv.getInt32(0, true); if (!this.fildFast(v)) this.load((cc) => F.fromInt(cc, BigInt(v))); return FPU_OK; }
           case 2: case 3: this.storeInt(mem, 4, reg === 3); return FPU_OK;
           case 5: {
-            const m = dv.getBigUint64(0, true), se = dv.getUint16(8, true);
-            this.load((cc) => cc.set(se, m));
+            if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
+            this.setC1(0);
+            this.top = (this.top - 1) & 7;
+            const t = this.top;
+            this.rlo[t] = dv.getUint32(0, true); this.rhi[t] = dv.getUint32(4, true); this.rse[t] = dv.getUint16(8, true);
+            this.empty &= ~(1 << t);
             return FPU_OK;
           }
           case 7:
             if (this.isEmpty(0)) {
               if (!this.underflow()) return FPU_OK;
               dv.setBigUint64(0, F.IND_M, true); dv.setUint16(8, F.IND_SE, true);
-            } else { dv.setBigUint64(0, this.stM(0), true); dv.setUint16(8, this.stSe(0), true); this.setC1(0); }
+            } else {
+              const t = this.top;
+              dv.setUint32(0, this.rlo[t]!, true); dv.setUint32(4, this.rhi[t]!, true); dv.setUint16(8, this.rse[t]!, true);
+              this.setC1(0);
+            }
             this.wrote = 10; this.pop();
             return FPU_OK;
         }
@@ -354,7 +375,7 @@ export class Fpu {
         return FPU_UD;
       case 7:
         switch (reg) {
-          case 0: { const v = dv.getInt16(0, true); this.load((cc) => F.fromInt(cc, BigInt(v))); return FPU_OK; }
+          case 0: { const v = dv.getInt16(0, true); if (!this.fildFast(v)) this.load((cc) => F.fromInt(cc, BigInt(v))); return FPU_OK; }
           case 2: case 3: this.storeInt(mem, 2, reg === 3); return FPU_OK;
           case 4: { const b = mem.slice(0, 10); this.load((cc) => F.fromBCD(cc, b)); return FPU_OK; }
           case 5: { const v = dv.getBigInt64(0, true); this.load((cc) => F.fromInt(cc, v)); return FPU_OK; }
@@ -397,8 +418,30 @@ export class Fpu {
     if (pop) this.pop();
   }
 
+  /** FILD of a 16/32-bit integer onto a stack with room. */
+  private fildFast(v: number): boolean {
+    if (!this.isEmpty(7)) return false;
+    X.fromInt32Fast(v);
+    this.setC1(0);
+    this.top = (this.top - 1) & 7;
+    const t = this.top;
+    this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo; this.empty &= ~(1 << t);
+    return true;
+  }
+
   private storeInt(mem: Uint8Array, size: number, pop: boolean): void {
     const dv = this.view(mem);
+    const t = this.top;
+    if (size !== 8 && !(this.empty & (1 << t)) && X.toInt32Fast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, (this.cw >> 10) & 3)) {
+      const v = X.fint;
+      if (size === 4 ? v >= -2147483648 && v <= 2147483647 : v >= -32768 && v <= 32767) {
+        if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
+        if (size === 4) dv.setInt32(0, v, true); else dv.setInt16(0, v, true);
+        this.wrote = size;
+        if (pop) this.pop();
+        return;
+      }
+    }
     let v: bigint;
     if (this.isEmpty(0)) {
       if (!this.underflow()) return;
