@@ -300,8 +300,13 @@ export class Fpu {
     switch (esc) {
       case 0: case 2: case 4: case 6: {
         // arithmetic / compare with m32real, m32int, m64real, m16int
-        if (reg !== 2 && reg !== 3 && (esc === 0 ? X.fromF32Fast(dv.getUint32(0, true)) : esc === 4 && X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true)))) {
-          if (this.arithFastV(reg, 0, X.fse, X.fhi, X.flo, 0)) return FPU_OK;
+        if (esc === 0 ? X.fromF32Fast(dv.getUint32(0, true)) : esc === 4 && X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true))) {
+          if (reg !== 2 && reg !== 3) { if (this.arithFastV(reg, 0, X.fse, X.fhi, X.flo, 0)) return FPU_OK; }
+          else if (!(this.empty & (1 << this.top))) {
+            const t = this.top;
+            const r = X.cmpFast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, X.fse, X.fhi, X.flo);
+            if (r >= 0) { this.compareDone(r, false, reg - 2); return FPU_OK; }
+          }
         }
         let den = false;
         const cv = this.begin();
