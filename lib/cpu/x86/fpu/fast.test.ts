@@ -27,7 +27,7 @@ function exp(): number {
 }
 
 describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
-  test("add, sub, mul, div, sqrt and float64 stores over 200,000 random cases", () => {
+  test("add, sub, mul, div, sqrt and float32/64 stores over 200,000 random cases", () => {
     const ctx = new F.Ctx();
     let taken = 0, n = 0;
     for (let k = 0; k < 200_000; k++) {
@@ -48,12 +48,13 @@ describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
         case 3: ok = X.divFast(ase, ah, al, bse, bh, bl, p, rc); F.div(ctx, ase, am, bse, bm, p); break;
         case 5: ok = X.sqrtFast(ase, ah, al, p, rc); F.sqrt(ctx, ase, am, p); break;
         default: {
-          ok = X.toF64Fast(ase, ah, al, rc);
-          const v = F.toF64(ctx, ase, am);
+          const f32 = (u32() & 1) === 0;
+          ok = f32 ? X.toF32Fast(ase, ah, al, rc) : X.toF64Fast(ase, ah, al, rc);
+          const v = f32 ? BigInt(F.toF32(ctx, ase, am) ?? -1) : F.toF64(ctx, ase, am);
           n++;
           if (ok) {
             taken++;
-            expect(((BigInt(X.fhi) << 32n) | BigInt(X.flo)).toString(16)).toBe(v!.toString(16));
+            expect((f32 ? BigInt(X.fint) : (BigInt(X.fhi) << 32n) | BigInt(X.flo)).toString(16)).toBe(v!.toString(16));
             expect(X.finexact).toBe((ctx.exc & F.PE) !== 0);
             expect(X.finexact && X.fup).toBe(X.finexact && ctx.c1 === 1);
           }

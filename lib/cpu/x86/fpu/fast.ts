@@ -291,3 +291,14 @@ export function toInt32Fast(se: number, hi: number, lo: number, rc: number): boo
   fint = s ? -q : q;
   return true;
 }
+
+/** Normal extended → float32 bits (fint) when the rounded result is a normal float. */
+export function toF32Fast(se: number, hi: number, lo: number, rc: number): boolean {
+  const e = se & 0x7fff;
+  if (e < 16383 - 126 || e > 16383 + 127 || hi < 0x80000000) return false;
+  if (!round(se >>> 15, e, hi, lo, 0, false, 24, rc)) return false;
+  const fe = (fse & 0x7fff) - 16383 + 127;
+  if (fe < 1 || fe > 0xfe) return false;
+  fint = (((fse >>> 15) << 31) | (fe << 23) | ((fhi >>> 8) & 0x7fffff)) >>> 0;
+  return true;
+}

@@ -300,7 +300,11 @@ export class Fpu {
     switch (esc) {
       case 0: case 2: case 4: case 6: {
         // arithmetic / compare with m32real, m32int, m64real, m16int
-        if (esc === 0 ? X.fromF32Fast(dv.getUint32(0, true)) : esc === 4 && X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true))) {
+        let fast: boolean;
+        if (esc === 0) fast = X.fromF32Fast(dv.getUint32(0, true));
+        else if (esc === 4) fast = X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true));
+        else { const v = esc === 2 ? dv.getInt32(0, true) : dv.getInt16(0, true); X.fromInt32Fast(v); fast = v !== 0; }
+        if (fast) {
           if (reg !== 2 && reg !== 3) { if (this.arithFastV(reg, 0, X.fse, X.fhi, X.flo, 0)) return FPU_OK; }
           else if (!(this.empty & (1 << this.top))) {
             const t = this.top;
@@ -322,6 +326,7 @@ export class Fpu {
         switch (reg) {
           case 0: {
             const bits = dv.getUint32(0, true);
+            if (this.isEmpty(7) && X.fromF32Fast(bits)) { this.pushFast(); return FPU_OK; }
             this.load((cc) => { if (F.fromF32(cc, bits)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
@@ -362,13 +367,7 @@ export class Fpu {
         switch (reg) {
           case 0: {
             const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
-            if (this.isEmpty(7) && X.fromF64Fast(lo, hi)) {
-              this.setC1(0);
-              this.top = (this.top - 1) & 7;
-              const t = this.top;
-              this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo; this.empty &= ~(1 << t);
-              return FPU_OK;
-            }
+            if (this.isEmpty(7) && X.fromF64Fast(lo, hi)) { this.pushFast(); return FPU_OK; }
             this.load((cc) => { if (F.fromF64Words(cc, lo, hi)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
@@ -400,10 +399,10 @@ export class Fpu {
   private storeFloat(mem: Uint8Array, size: number, pop: boolean): void {
     const dv = this.view(mem);
     const t = this.top;
-    if (size === 8 && !(this.empty & (1 << t)) && X.toF64Fast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, (this.cw >> 10) & 3)) {
+    if (!(this.empty & (1 << t)) && (size === 8 ? X.toF64Fast : X.toF32Fast)(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, (this.cw >> 10) & 3)) {
       if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
-      dv.setUint32(0, X.flo, true); dv.setUint32(4, X.fhi, true);
-      this.wrote = 8;
+      if (size === 8) { dv.setUint32(0, X.flo, true); dv.setUint32(4, X.fhi, true); } else dv.setUint32(0, X.fint, true);
+      this.wrote = size;
       if (pop) this.pop();
       return;
     }
@@ -427,11 +426,16 @@ export class Fpu {
   private fildFast(v: number): boolean {
     if (!this.isEmpty(7)) return false;
     X.fromInt32Fast(v);
+    this.pushFast();
+    return true;
+  }
+
+  /** Push the fast path's exact value (X.fse/fhi/flo); the caller checked that ST7 is empty. */
+  private pushFast(): void {
     this.setC1(0);
     this.top = (this.top - 1) & 7;
     const t = this.top;
     this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo; this.empty &= ~(1 << t);
-    return true;
   }
 
   private storeInt(mem: Uint8Array, size: number, pop: boolean): void {
