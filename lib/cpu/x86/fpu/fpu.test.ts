@@ -331,3 +331,44 @@ describe("x87 environment images and snapshots", () => {
     expect([f.cw, f.fsw, f.ftw]).toEqual([0x037f, 0, 0xffff]);
   });
 });
+
+describe("x87 snapshots cover the whole state", () => {
+  test("save() at a random point, restore() into a fresh Fpu: the rest of a random sequence runs the same", async () => {
+    const { insnTable, randCase, Rng } = await import("../../../../test/difftest/fpu-difftest.ts");
+    const g = new Rng(777);
+    const table = insnTable();
+    let compared = 0;
+    for (let k = 0; k < 3000; k++) {
+      const c = randCase(g, table, 6);
+      const a = new Fpu();
+      a.frstor(c.image, true, true);
+      const memA = c.mem.slice();
+      let eflags = c.eflags;
+      const cut = g.int(c.insns.length);
+      let b: Fpu | null = null, memB: Uint8Array | null = null;
+      for (let s = 0; s < c.insns.length; s++) {
+        if (s === cut) {
+          const w = new StateWriter();
+          a.save(w);
+          b = new Fpu();
+          b.restore(new StateReader(w.finish()));
+          memB = memA.slice();
+        }
+        let bytes = c.insns[s]!.bytes, o32 = true;
+        if (bytes[0] === 0x66) { o32 = false; bytes = bytes.slice(1); }
+        a.exec(bytes[0]! - 0xd8, bytes[1]!, memA, eflags, o32, true);
+        if (b) {
+          b.exec(bytes[0]! - 0xd8, bytes[1]!, memB!, eflags, o32, true);
+          const ia = new Uint8Array(108), ib = new Uint8Array(108);
+          a.image(ia, true, true); b.image(ib, true, true);
+          expect(ib).toEqual(ia);
+          expect(memB).toEqual(memA);
+          expect([b.eflags, b.ax]).toEqual([a.eflags, a.ax]);
+          compared++;
+        }
+        eflags = a.eflags;
+      }
+    }
+    expect(compared).toBeGreaterThan(3000);
+  });
+});
