@@ -91,7 +91,7 @@ describe("loading", () => {
     const img = bzImage({ setupSects: 6 });
     const { ram, r } = load(img);
     expect(r.entry).toBe(0x100000);
-    expect(ram.subarray(0x100000, 0x100000 + 8192)).toEqual(img.subarray(7 * 512));
+    expect([...ram.subarray(0x100000, 0x100000 + 8192)]).toEqual([...img.subarray(7 * 512)]);
   });
 
   test("zero page: setup header copied, loader fields, command line, screen_info, e820", () => {
