@@ -7,28 +7,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { TINY_MAP as MAP, tinyBzImage } from "./tiny.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const RRX = join(ROOT, "cmd/rrx.ts");
 const GDB = Bun.which("gdb");
 if (!GDB) console.warn("test/linux/gdb-symbols.test.ts: SKIPPED: gdb is not installed (apt-get install gdb)");
-
-/** start_kernel: xor eax,eax; spin: inc eax; cmp eax,100; jne spin; do_exit: mov al,0; out 0xf4,al; hlt */
-const CODE = [0x31, 0xc0, 0x40, 0x83, 0xf8, 0x64, 0x75, 0xfa, 0xb0, 0x00, 0xe6, 0xf4, 0xf4];
-const MAP = "00100000 T start_kernel\n00100002 t spin\n00100008 T do_exit\n";
-
-function tinyBzImage(): Uint8Array {
-  const img = new Uint8Array(5 * 512 + 512);
-  const w16 = (o: number, v: number) => { img[o] = v & 0xff; img[o + 1] = v >> 8; };
-  const w32 = (o: number, v: number) => { w16(o, v & 0xffff); w16(o + 2, v >>> 16); };
-  img[0x1f1] = 4; w16(0x1fe, 0xaa55); img[0x200] = 0xeb; img[0x201] = 0x6a;
-  img.set([0x48, 0x64, 0x72, 0x53], 0x202); // "HdrS"
-  w16(0x206, 0x020f); img[0x211] = 1; w32(0x214, 0x100000); w32(0x22c, 0x7fffffff);
-  w32(0x238, 2047); w32(0x258, 0x100000); w32(0x260, 0x10000);
-  img.set(CODE, 5 * 512);
-  return img;
-}
 
 let dir = "";
 let rec = "";
