@@ -9,6 +9,9 @@
  * new log that starts from a snapshot of the machine at that point; `--input SCRIPT` is the live
  * part's host input (times relative to going live), since gdb owns the terminal.
  *
+ * For a Linux bzImage, gdb gets an ELF symbol file made from System.map (next to the kernel, or
+ * --symbols FILE) instead of the kernel.
+ *
  * The stub listens on 127.0.0.1; gdb is started with the kernel ELF from the recording for
  * symbols (written to a temporary file when it was packed into the log) and connected.
  */
@@ -16,7 +19,9 @@ import type { CAC } from "cac";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { hostname, platform } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { isBzImage } from "../lib/boot/linux.ts";
+import { parseSystemMap, SymbolMapError, symbolElf } from "../lib/gdb/symbols.ts";
 import { openLog } from "../lib/replay/replayer.ts";
 import { engineFromLog, ReplayEngine } from "../lib/replay/engine.ts";
 import { buildMachine, comparedSection, imagesOf, type MachineConfig } from "../lib/replay/session.ts";
@@ -58,13 +63,47 @@ export interface GdbCommandOptions {
   force?: unknown;
   record?: unknown;
   input?: unknown;
+  symbols?: unknown;
   "--"?: string[];
 }
 
+/**
+ * Symbols for a Linux bzImage (which has none): `--symbols FILE` (a System.map, or an ELF such as
+ * a vmlinux, used as it is), else a System.map next to the kernel. A System.map is turned into
+ * an ELF symbol file in a temporary directory.
+ */
+function linuxSymbolsForGdb(kernelName: string, symbols: string | undefined, log: (s: string) => void): { path?: string; cleanup: () => void } {
+  const none = { cleanup: () => {} };
+  const path = symbols ?? join(dirname(kernelName), "System.map");
+  if (!existsSync(path)) {
+    if (symbols !== undefined) throw new GdbUsageError(`--symbols: ${symbols}: no such file`);
+    log(`rrx: no symbols for the Linux kernel ${kernelName} (no System.map next to it; give --symbols FILE)`);
+    return none;
+  }
+  const data = new Uint8Array(readFileSync(path));
+  if (data.length >= 4 && data[0] === 0x7f && data[1] === 0x45 && data[2] === 0x4c && data[3] === 0x46) return { path, cleanup: () => {} };
+  let elf: Uint8Array;
+  try {
+    elf = symbolElf(parseSystemMap(new TextDecoder().decode(data), path));
+  } catch (e) {
+    if (e instanceof SymbolMapError) throw new GdbUsageError(e.message);
+    throw e;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "rrx-gdb-"));
+  const out = join(dir, `${basename(kernelName) || "kernel"}.syms.elf`);
+  writeFileSync(out, elf);
+  return { path: out, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 /** Write the kernel ELF where gdb can read it: the original file if it is unchanged, else a temp copy. */
-function kernelForGdb(cfg: MachineConfig): { path?: string; cleanup: () => void } {
+function kernelForGdb(cfg: MachineConfig, symbols: string | undefined, log: (s: string) => void): { path?: string; cleanup: () => void } {
   const k = cfg.kernel;
   if (!k) return { cleanup: () => {} };
+  if (isBzImage(k.data)) return linuxSymbolsForGdb(k.name, symbols, log);
+  if (symbols !== undefined) {
+    if (!existsSync(symbols)) throw new GdbUsageError(`--symbols: ${symbols}: no such file`);
+    return { path: symbols, cleanup: () => {} };
+  }
   if (existsSync(k.name)) {
     const d = new Uint8Array(readFileSync(k.name));
     if (sha256Hex(d) === sha256Hex(k.data)) return { path: k.name, cleanup: () => {} };
@@ -181,7 +220,7 @@ export async function cmdGdb(file: string | undefined, opts: GdbCommandOptions):
     throw new GdbUsageError(`--port ${port}: cannot listen (${e instanceof Error ? e.message : String(e)})`);
   }
   const where = `${started.host}:${started.port}`;
-  const elf = kernelForGdb(cfg);
+  const elf = kernelForGdb(cfg, opts.symbols !== undefined ? String(opts.symbols) : undefined, log);
   try {
     if (noLaunch) {
       log(`rrx: gdb stub listening on ${where}; in gdb: ${elf.path ? `file ${elf.path}, then ` : ""}target remote ${where}`);
@@ -235,6 +274,7 @@ export function registerGdb(cli: CAC): void {
     .option("-m <MiB>", "With --live: guest RAM in MiB (default 32)")
     .option("--checkpoint-mem <MiB>", "Memory budget for reverse-execution checkpoints (default: twice the guest RAM, at least 64)")
     .option("--gdb <path>", "gdb executable (default gdb)")
+    .option("--symbols <file>", "Symbols for gdb: a System.map (for a Linux bzImage; default: System.map next to the kernel) or an ELF")
     .option("--force", "Replay even if an image differs from the recorded one; with --record, overwrite an existing recording")
     .example("rrx gdb rec.rrx -- -ex 'break kmain' -ex continue")
     .action(async (file: string | undefined, opts: GdbCommandOptions) => {

@@ -6,6 +6,7 @@ import { cac } from "cac";
 import kleur from "kleur";
 import { existsSync, readFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { hostname, platform } from "node:os";
+import { isBzImage } from "../lib/boot/linux.ts";
 import { buildMachine, comparedSection, imagesOf, screenHash, type MachineConfig } from "../lib/replay/session.ts";
 import { runLive, HostQueue, type EndReason } from "../lib/machine/driver.ts";
 import { parseScript, textToSet2 } from "../lib/machine/script.ts";
@@ -298,11 +299,14 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
     return { name: file!, data: readImage(file!, "module"), cmdline: rest.length ? rest.join(",") : file! };
   });
   const append = opts.append !== undefined ? String(opts.append) : "";
+  // A Linux bzImage takes --initrd, and its command line is --append alone.
+  const linux = kernel !== null && isBzImage(kernel.data);
+  const initrd = opts.initrd !== undefined ? { name: String(opts.initrd), data: readImage(String(opts.initrd), "initrd") } : null;
   const ips = opts.ips !== undefined ? Number(opts.ips) : 1e9;
   if (!Number.isFinite(ips) || ips < 1e3 || ips > 1e12) throw new UsageError(`--ips: expected a rate between 1e3 and 1e12`);
   const cfg: MachineConfig = {
-    kernel, bios, modules,
-    cmdline: kernel ? (append ? `${kernel.name} ${append}` : kernel.name) : "",
+    kernel, bios, modules, initrd,
+    cmdline: linux ? append : kernel ? (append ? `${kernel.name} ${append}` : kernel.name) : "",
     memBytes: parseSize(opts.m, 32), ips, bootDate: parseRtc(opts.rtc),
   };
   const m = buildMachine(cfg);
@@ -542,8 +546,9 @@ export function main(argv: string[]): void {
     .option("--debugcon <spec>", "Port 0xE9 console: stdio, file:PATH or none (default stdio)")
     .option("--input <script>", "Scripted input: serial bytes, keys and mouse moves at virtual times")
     .option("--display <mode>", "none or text (draw the VGA text screen in the terminal)")
-    .option("--append <cmdline>", "Kernel command line after the kernel name")
+    .option("--append <cmdline>", "Kernel command line (Multiboot: after the kernel name; Linux: all of it)")
     .option("--module <file[,cmdline]>", "Multiboot module (repeatable)")
+    .option("--initrd <file>", "Initial ramdisk for a Linux kernel (bzImage)")
     .option("--max-insns <n>", "Stop after exactly n instructions")
     .option("--bios <rom>", "Map a ROM at 0xF0000 (and below 4 GiB) and start at F000:FFF0")
     .option("--record <file>", "Record every non-deterministic input to a log")

@@ -1,7 +1,7 @@
 /**
  * The PC board's CPU: the one place above the CPU that knows the PC runs an x86. The machine
  * (lib/machine/machine.ts: RAM, the PC devices, IRQ routing, virtual time) creates its CPU
- * here, and the Multiboot loader sets the entry state through here; everything else above the
+ * here, and the Multiboot and Linux loaders set their entry states through here; everything else above the
  * CPU uses the ISA-neutral contract (lib/cpu/contract.ts). A layering test
  * (test/layering.test.ts) keeps lib/machine, lib/replay and lib/gdb from importing
  * lib/cpu/x86 any other way.
@@ -10,8 +10,9 @@ import type { CpuBus } from "../cpu/contract.ts";
 import type { PhysMem } from "../machine/ram.ts";
 import { Cpu } from "../cpu/x86/cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "../cpu/x86/decode.ts";
-import { EAX, EBX } from "../cpu/x86/arch.ts";
+import { EAX, EBX, ESI } from "../cpu/x86/arch.ts";
 import { MULTIBOOT_BOOTLOADER_MAGIC } from "../boot/multiboot.ts";
+import { BOOT_CS, BOOT_DS } from "../boot/linux.ts";
 
 /** The board and its ISA, as a recording names them. */
 export const PC_BOARD = { board: "pc", isa: "i386" } as const;
@@ -38,6 +39,29 @@ export function setMultibootEntryState(cpu: PcCpu, entry: number, infoAddr: numb
   cpu.regs.fill(0);
   cpu.regs[EAX] = MULTIBOOT_BOOTLOADER_MAGIC;
   cpu.regs[EBX] = infoAddr;
+  cpu.eip = entry >>> 0;
+  cpu.setCpl(0);
+  cpu.modeChanged();
+}
+
+/**
+ * The Linux 32-bit boot protocol's entry state: protected mode, paging and interrupts off,
+ * CS = __BOOT_CS and DS/ES/SS = __BOOT_DS from the boot GDT (flat 4 GiB), ESI = the zero page,
+ * EBP = EDI = EBX = 0.
+ */
+export function setLinuxEntryState(cpu: PcCpu, entry: number, zeroPage: number, gdtAddr: number, gdtLimit: number): void {
+  cpu.reset();
+  cpu.cr0 = 0x60000011; // PE, ET (+ CD/NW as at reset); paging off
+  const flat = (s: number, sel: number, ar: number) => {
+    cpu.sel[s] = sel; cpu.segBase[s] = 0; cpu.segLimit[s] = 0xffffffff; cpu.segAr[s] = ar;
+  };
+  flat(CS, BOOT_CS, 0xc09b);
+  for (const s of [DS, ES, FS, GS, SS]) flat(s, BOOT_DS, 0xc093);
+  cpu.gdtBase = gdtAddr; cpu.gdtLimit = gdtLimit;
+  cpu.idtBase = 0; cpu.idtLimit = 0;
+  cpu.eflags = 2;
+  cpu.regs.fill(0);
+  cpu.regs[ESI] = zeroPage;
   cpu.eip = entry >>> 0;
   cpu.setCpl(0);
   cpu.modeChanged();

@@ -1,13 +1,14 @@
 /**
- * Putting a loaded image into the machine: the Multiboot entry state and the raw-ROM reset
- * path. The loaders themselves (ELF, Multiboot structures) live in lib/boot/.
+ * Putting a loaded image into the machine: the Multiboot and Linux (bzImage) entry states and
+ * the raw-ROM reset path. The loaders themselves (ELF, Multiboot structures) live in lib/boot/.
  */
 import { loadMultiboot, type MultibootModule } from "../boot/multiboot.ts";
-import { setMultibootEntryState } from "../boards/pc.ts";
+import { loadLinux } from "../boot/linux.ts";
+import { setMultibootEntryState, setLinuxEntryState } from "../boards/pc.ts";
 import type { Machine } from "./machine.ts";
 
-/** The Multiboot entry state (flat segments, EAX = magic, EBX = info) lives with the PC board. */
-export { setMultibootEntryState };
+/** The entry states (Multiboot: flat segments, EAX = magic, EBX = info; Linux: boot GDT, ESI = zero page) live with the PC board. */
+export { setMultibootEntryState, setLinuxEntryState };
 
 export interface MultibootBoot {
   kernel: Uint8Array;
@@ -25,6 +26,28 @@ export function bootMultiboot(m: Machine, boot: MultibootBoot): void {
     m.cpu.flushBlocks();
     const icount = m.cpu.icount;
     setMultibootEntryState(m.cpu, r.entry, r.infoAddr);
+    m.cpu.icount = icount;
+  };
+  load();
+  m.onReset = load;
+}
+
+export interface LinuxBoot {
+  kernel: Uint8Array;
+  initrd: Uint8Array | null;
+  cmdline: string;
+}
+
+/** Load a bzImage (and initrd) and set the CPU to the Linux 32-bit entry state; also on every reset. */
+export function bootLinux(m: Machine, boot: LinuxBoot): void {
+  const load = () => {
+    m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
+    m.ram.fill(0, 0x100000);
+    const r = loadLinux(m.ram, boot.kernel, { cmdline: boot.cmdline, initrd: boot.initrd, memBytes: m.ram.length });
+    m.mem.markAllDirty();
+    m.cpu.flushBlocks();
+    const icount = m.cpu.icount;
+    setLinuxEntryState(m.cpu, r.entry, r.zeroPage, r.gdtAddr, r.gdtLimit);
     m.cpu.icount = icount;
   };
   load();

@@ -3,7 +3,8 @@
  * images and options, describing it in a log header, and rebuilding it from a header.
  */
 import { Machine } from "../machine/machine.ts";
-import { bootMultiboot } from "../machine/boot.ts";
+import { bootLinux, bootMultiboot } from "../machine/boot.ts";
+import { isBzImage, parseBzImage } from "../boot/linux.ts";
 import { BootError, parseElf32, isElf } from "../boot/elf.ts";
 import { findMultibootHeader } from "../boot/multiboot.ts";
 import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./log/format.ts";
@@ -20,7 +21,9 @@ export interface MachineConfig {
   kernel: NamedImage | null;
   bios: NamedImage | null;
   modules: (NamedImage & { cmdline: string })[];
-  /** The Multiboot command line (conventionally the kernel name, then --append). */
+  /** A Linux kernel's initrd (--initrd); only with a bzImage kernel. */
+  initrd?: NamedImage | null;
+  /** The Multiboot command line (conventionally the kernel name, then --append); for a bzImage, the kernel command line. */
   cmdline: string;
   memBytes: number;
   ips: number;
@@ -34,19 +37,36 @@ export function validateConfig(cfg: MachineConfig): void {
   if (!cfg.kernel && !cfg.bios) throw new BootError("nothing to boot: give a Multiboot kernel ELF or --bios ROM");
   if (cfg.kernel) {
     const k = cfg.kernel.data;
+    if (isBzImage(k)) {
+      try {
+        parseBzImage(k);
+      } catch (e) {
+        if (e instanceof BootError) throw new BootError(`${cfg.kernel.name}: ${e.message}`);
+        throw e;
+      }
+      if (cfg.modules.length) throw new BootError("--module is for Multiboot kernels; a Linux kernel takes --initrd");
+      return validateMem(cfg);
+    }
+    if (cfg.initrd) throw new BootError(`--initrd is for Linux kernels (bzImage); ${cfg.kernel.name} is not one`);
     if (isElf(k)) parseElf32(k);
     if (!findMultibootHeader(k)) throw new BootError(`${cfg.kernel.name}: not a Multiboot kernel: no Multiboot header in the first 8 KiB`);
   }
   if (cfg.bios && (cfg.bios.data.length === 0 || cfg.bios.data.length > 0x100000 || cfg.bios.data.length % 0x1000 !== 0)) {
     throw new BootError(`${cfg.bios.name}: a ROM image must be a multiple of 4 KiB and at most 1 MiB`);
   }
+  validateMem(cfg);
+}
+
+function validateMem(cfg: MachineConfig): void {
   if (cfg.memBytes < 2 << 20) throw new BootError("-m: at least 2 MiB of RAM are needed");
 }
 
 export function buildMachine(cfg: MachineConfig): Machine {
   validateConfig(cfg);
   const m = new Machine({ memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data });
-  if (cfg.kernel) {
+  if (cfg.kernel && isBzImage(cfg.kernel.data)) {
+    bootLinux(m, { kernel: cfg.kernel.data, initrd: cfg.initrd?.data ?? null, cmdline: cfg.cmdline });
+  } else if (cfg.kernel) {
     bootMultiboot(m, {
       kernel: cfg.kernel.data,
       cmdline: cfg.cmdline,
@@ -59,6 +79,7 @@ export function buildMachine(cfg: MachineConfig): Machine {
 export function imagesOf(cfg: MachineConfig): { info: ImageInfo; data: Uint8Array }[] {
   const out: { info: ImageInfo; data: Uint8Array }[] = [];
   if (cfg.kernel) out.push({ info: imageInfo("kernel", cfg.kernel.name, cfg.kernel.data), data: cfg.kernel.data });
+  if (cfg.initrd) out.push({ info: imageInfo("initrd", cfg.initrd.name, cfg.initrd.data), data: cfg.initrd.data });
   for (const m of cfg.modules) out.push({ info: imageInfo("module", m.name, m.data), data: m.data });
   if (cfg.bios) out.push({ info: imageInfo("bios", cfg.bios.name, cfg.bios.data), data: cfg.bios.data });
   return out;
@@ -97,6 +118,7 @@ export function configFromCompared(c: ComparedSection, find: (info: ImageInfo) =
     const data = find(info);
     if (info.role === "kernel") cfg.kernel = { name: info.name, data };
     else if (info.role === "bios") cfg.bios = { name: info.name, data };
+    else if (info.role === "initrd") cfg.initrd = { name: info.name, data };
     else if (info.role === "module") cfg.modules.push({ name: info.name, data, cmdline: mc[mi++] ?? info.name });
   }
   return cfg;
