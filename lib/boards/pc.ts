@@ -11,6 +11,8 @@ import type { PhysMem } from "../machine/ram.ts";
 import { Cpu } from "../cpu/x86/cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "../cpu/x86/decode.ts";
 import { EAX, EBX, ESI } from "../cpu/x86/arch.ts";
+import { DEFAULT_MODEL, LEGACY_MODEL, MODELS, findModel, type X86Model } from "../cpu/x86/model.ts";
+import { BootError } from "../boot/elf.ts";
 import { MULTIBOOT_BOOTLOADER_MAGIC } from "../boot/multiboot.ts";
 import { BOOT_CS, BOOT_DS } from "../boot/linux.ts";
 
@@ -20,9 +22,26 @@ export const PC_BOARD = { board: "pc", isa: "i386" } as const;
 /** The PC's CPU: the contract (GuestCpu) and the x86 specifics the PC board wires (A20). */
 export type PcCpu = Cpu;
 
-export function createPcCpu(bus: CpuBus, mem: PhysMem): PcCpu {
-  return new Cpu(bus, mem);
+/**
+ * The PC's CPU, of the model named (a log header's `cpu`; lib/cpu/x86/model.ts). No name: the
+ * default model of new recordings. An unknown name is a BootError naming the models there are.
+ */
+export function createPcCpu(bus: CpuBus, mem: PhysMem, model?: string): PcCpu {
+  return new Cpu(bus, mem, pcCpuModel(model));
 }
+
+/** The CPU model a name stands for (no name: the default for new recordings). */
+export function pcCpuModel(name?: string): X86Model {
+  if (name === undefined) return DEFAULT_MODEL;
+  const m = findModel(name);
+  if (!m) throw new BootError(`unknown CPU model ${JSON.stringify(name)}; this rrx has: ${MODELS.map((x) => x.name).join(", ")}`);
+  return m;
+}
+
+/** The CPU model of a log whose header names none (recorded before the header named one). */
+export const PC_LEGACY_CPU = LEGACY_MODEL.name;
+/** The CPU model new recordings use. */
+export const PC_DEFAULT_CPU = DEFAULT_MODEL.name;
 
 /** Flat 4 GiB segment caches as the Multiboot specification describes the entry state. */
 export function setMultibootEntryState(cpu: PcCpu, entry: number, infoAddr: number): void {

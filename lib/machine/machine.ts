@@ -33,6 +33,8 @@ export interface MachineOptions {
   bootEpochSeconds: number;
   /** A BIOS-style ROM mapped below 1 MiB and at the top of the 4 GiB space. */
   rom?: Uint8Array;
+  /** The CPU model (lib/cpu/x86/model.ts); default: the model of new recordings. */
+  cpuModel?: string;
 }
 
 /** Events from the host, applied at the current icount. */
@@ -110,7 +112,7 @@ export class Machine implements CpuBus {
     this.nsPerInsn = 1e9 / this.ips;
     this.bootEpochSeconds = opts.bootEpochSeconds;
     this.rom = opts.rom ?? null;
-    this.cpu = createPcCpu(this, this.mem);
+    this.cpu = createPcCpu(this, this.mem, opts.cpuModel);
     const ctx = this.makeContext();
     this.pic = new Pic(ctx, { onIntrChange: (level) => { this.cpu.intrLine = level; } });
     this.pit = new Pit(ctx);

@@ -10,7 +10,7 @@ import { findMultibootHeader } from "../boot/multiboot.ts";
 import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./log/format.ts";
 import { hashBytes, hashComponents, RamHasher } from "./hash.ts";
 import { StateWriter } from "../machine/snapshot.ts";
-import { PC_BOARD } from "../boards/pc.ts";
+import { PC_BOARD, PC_DEFAULT_CPU, PC_LEGACY_CPU, pcCpuModel } from "../boards/pc.ts";
 
 export interface NamedImage {
   name: string;
@@ -28,6 +28,8 @@ export interface MachineConfig {
   memBytes: number;
   ips: number;
   bootDate: number;
+  /** The CPU model (a log header's `cpu`); default: the model of new recordings. */
+  cpuModel?: string;
 }
 
 export const DEVICE_LIST = ["pic", "pit", "cmos", "com1", "com2", "i8042", "vga", "debug", "sysctl"];
@@ -63,7 +65,7 @@ function validateMem(cfg: MachineConfig): void {
 
 export function buildMachine(cfg: MachineConfig): Machine {
   validateConfig(cfg);
-  const m = new Machine({ memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data });
+  const m = new Machine({ memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data, cpuModel: cfg.cpuModel });
   if (cfg.kernel && isBzImage(cfg.kernel.data)) {
     bootLinux(m, { kernel: cfg.kernel.data, initrd: cfg.initrd?.data ?? null, cmdline: cfg.cmdline });
   } else if (cfg.kernel) {
@@ -89,6 +91,7 @@ export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSec
   return {
     board: PC_BOARD.board,
     isa: PC_BOARD.isa,
+    cpu: cfg.cpuModel ?? PC_DEFAULT_CPU,
     memoryBytes: cfg.memBytes,
     devices: DEVICE_LIST,
     ips: cfg.ips,
@@ -111,7 +114,10 @@ export function configFromCompared(c: ComparedSection, find: (info: ImageInfo) =
     kernel: null, bios: null, modules: [],
     cmdline: typeof c.cmdline === "string" ? c.cmdline : "",
     memBytes: c.memoryBytes, ips: c.ips, bootDate: c.bootDate,
+    // A log made before the header named its CPU model was recorded with the legacy model.
+    cpuModel: c.cpu ?? PC_LEGACY_CPU,
   };
+  pcCpuModel(cfg.cpuModel); // an unknown model: one line, before anything is built
   const mc = Array.isArray(c.moduleCmdlines) ? (c.moduleCmdlines as string[]) : [];
   let mi = 0;
   for (const info of c.images) {

@@ -16,6 +16,7 @@ import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
+import { DEFAULT_MODEL, type X86Model } from "./model.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -35,8 +36,9 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   /** Executions of a block before it is translated (tests set 1 to translate everything). */
   jitThreshold = JIT_THRESHOLD;
 
-  constructor(bus: CpuBus, mem: PhysMem) {
+  constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
+    this.model = model;
     this.reset();
   }
 
@@ -53,7 +55,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
 
   reset(): void {
     this.regs.fill(0);
-    this.regs[EDX] = 0x00000543; // family 5, model 4, stepping 3
+    this.regs[EDX] = this.model.signature; // as CPUID leaf 1 EAX
     this.eip = 0xfff0;
     this.eflags = 2;
     this.lop = LF_EAGER;

@@ -16,9 +16,12 @@
  */
 import type { Watchpoint } from "../contract.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
+import { DEFAULT_MODEL, type X86Model } from "./model.ts";
 import { ARITH, AF, CF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
 
 export abstract class CpuState {
+  /** What this CPU reports in CPUID and implements (set once, by the constructor). */
+  model: X86Model = DEFAULT_MODEL;
   // ---- architectural state ----
   readonly regs = new Uint32Array(8);
   /** The same registers as int32 (the interpreter's inline forms: no doubles for values >= 2^31). */

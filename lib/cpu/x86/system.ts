@@ -145,22 +145,17 @@ export function softInt(c: Cpu, i: Insn, vec: number): void {
   }
 }
 
+/** CPUID from the CPU's model (lib/cpu/x86/model.ts). */
 export function cpuid(c: Cpu): void {
-  const leaf = c.regs[EAX]!;
-  const str = (s: string) => s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
-  switch (leaf) {
-    case 0:
-      c.regs[EAX] = 1;
-      c.regs[EBX] = str("Genu"); c.regs[EDX] = str("ineI"); c.regs[ECX] = str("ntel");
-      break;
-    case 1:
-      c.regs[EAX] = 0x543; // family 5 (Pentium), model 4, stepping 3
-      c.regs[EBX] = 0;
-      c.regs[ECX] = 0;
-      // No FPU (bit 0) until one exists. DE(2) PSE(3) TSC(4) CX8(8) CMOV(15).
-      c.regs[EDX] = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 8) | (1 << 15);
-      break;
-    default:
-      c.regs[EAX] = 0; c.regs[EBX] = 0; c.regs[ECX] = 0; c.regs[EDX] = 0;
+  const leaf = c.regs[EAX]!, m = c.model;
+  const str = (s: string, at: number) => s.charCodeAt(at) | (s.charCodeAt(at + 1) << 8) | (s.charCodeAt(at + 2) << 16) | (s.charCodeAt(at + 3) << 24);
+  const set = (a: number, b: number, cx: number, d: number) => { c.regs[EAX] = a; c.regs[EBX] = b; c.regs[ECX] = cx; c.regs[EDX] = d; };
+  if (leaf === 0) return set(m.maxLeaf, str(m.vendor, 0), str(m.vendor, 8), str(m.vendor, 4));
+  if (leaf === 1) return set(m.signature, 0, 0, m.features);
+  if (m.brand !== null && leaf >= 0x80000000 && leaf <= 0x80000004) {
+    if (leaf === 0x80000000) return set(0x80000004, 0, 0, 0);
+    const b = m.brand.padEnd(48, "\0"), o = (leaf - 0x80000002) * 16;
+    return set(str(b, o), str(b, o + 4), str(b, o + 8), str(b, o + 12));
   }
+  set(0, 0, 0, 0);
 }

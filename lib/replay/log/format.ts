@@ -97,6 +97,8 @@ export interface ComparedSection {
   /** The board and CPU ISA the recording needs (optional: a log without them is "pc", "i386"). */
   board?: string;
   isa?: string;
+  /** The CPU model (optional: a log without it was recorded with the legacy model, "rrx-i586"). */
+  cpu?: string;
   [extra: string]: unknown;
 }
 
@@ -202,6 +204,7 @@ export function checkCompared(v: unknown): string | null {
   if (typeof v.bootDate !== "number" || !Number.isFinite(v.bootDate)) return "compared section: bootDate must be a number";
   if (v.board !== undefined && typeof v.board !== "string") return "compared section: board must be a string";
   if (v.isa !== undefined && typeof v.isa !== "string") return "compared section: isa must be a string";
+  if (v.cpu !== undefined && typeof v.cpu !== "string") return "compared section: cpu must be a string";
   if (!Array.isArray(v.images)) return "compared section: images must be an array";
   for (const [i, im] of v.images.entries()) {
     if (!isObj(im) || typeof im.role !== "string" || typeof im.name !== "string" || !isNonNegInt(im.size) ||
