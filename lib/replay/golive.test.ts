@@ -102,9 +102,10 @@ beforeAll(async () => {
 afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
 describe("go live and re-record", () => {
-  test("the new log is v2, starts from a snapshot at N, and holds the scripted input", () => {
+  test("the new log is v3 (v2's snapshot start, and the CPU model), starts at N, and holds the scripted input", () => {
     const log = readLog(live.bytes);
-    expect(log.version).toBe(2);
+    expect(log.version).toBe(3);
+    expect(log.header.compared.cpu).toBe("i686");
     expect(log.startIcount).toBe(LIVE_AT);
     expect(log.snapshot!.icount).toBe(LIVE_AT);
     expect(log.chunks.map((c) => c.kind).slice(0, 2)).toEqual([ChunkKind.IMAGE, ChunkKind.SNAPSHOT]);
@@ -115,7 +116,8 @@ describe("go live and re-record", () => {
     expect(log.hashes.length).toBeGreaterThan(3);
     expect(log.trailer).toMatchObject({ reason: "exit", status: 1, finalIcount: live.icount });
     const text = formatLogInfo(logInfo(log));
-    expect(text).toContain("rrx log v2");
+    expect(text).toContain("rrx log v3");
+    expect(text).toContain("machine: pc board, i386 CPU i686, 33554432 bytes RAM");
     expect(text).toContain(`starts from a snapshot at icount ${LIVE_AT}`);
     expect(text).toMatch(/chunks: \d+ \(1 IMAGE, 1 SNAPSHOT, \d+ EVENTS, 1 TRAILER\)/);
   });
@@ -200,17 +202,36 @@ describe("go live and re-record", () => {
   }, 60_000);
 });
 
-describe("v2 logs: what cannot read them says so in one line", () => {
-  test("a reader that knows only v1 rejects a v2 log with a clear error", () => {
-    const e = outcome(live.bytes, { maxVersion: 1 });
-    expect(e).toBeInstanceOf(LogError);
-    expect((e as LogError).message).toMatch(/^log format version 2 is not supported \(this rrx reads version 1; upgrade rrx\)/);
-    // and v1 logs still read with it
-    expect(outcome(readFileSync(join(dir, "src.rrx")), { maxVersion: 1 })).not.toBeInstanceOf(LogError);
+/** The live log with its compared section's "cpu" key renamed (same length: an unknown extra key). */
+function withoutCpuKey(bytes: Uint8Array): Uint8Array {
+  const b = bytes.slice();
+  const key = new TextEncoder().encode('"cpu":');
+  const at = b.findIndex((_, i) => key.every((k, j) => b[i + j] === k));
+  expect(at).toBeGreaterThan(0);
+  b[at + 3] = 0x58; // "cpX"
+  return b;
+}
+
+describe("v2 and v3 logs: what cannot read them says so in one line", () => {
+  test("a reader that knows only v1 or v2 rejects a v3 log with a clear error", () => {
+    for (const maxVersion of [1, 2]) {
+      const e = outcome(live.bytes, { maxVersion });
+      expect(e).toBeInstanceOf(LogError);
+      expect((e as LogError).message).toMatch(/^log format version 3 is not supported \(this rrx reads versions? [12, ]+; upgrade rrx\); version 3 logs name their CPU model$/);
+    }
+    // and v1 logs (the golden logs, recorded before CPU models) still read with it
+    expect(outcome(readFileSync(join(import.meta.dir, "../../golden/hello-v1.rrx")), { maxVersion: 1 })).not.toBeInstanceOf(LogError);
+  });
+
+  test("a log before v3 cannot name a CPU model", () => {
+    const b = live.bytes.slice();
+    b[8] = 2;
+    const e = outcome(fixCrcs(b));
+    expect((e as LogError).message).toBe("header: a version 2 log cannot name a CPU model (cpu needs version 3)");
   });
 
   test("a SNAPSHOT chunk in a v1 log is an unknown chunk kind (v1 rules unchanged)", () => {
-    const b = live.bytes.slice();
+    const b = withoutCpuKey(live.bytes);
     b[8] = 1;
     const e = outcome(fixCrcs(b));
     expect(e).toBeInstanceOf(LogError);

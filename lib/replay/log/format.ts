@@ -1,5 +1,5 @@
 /**
- * rrx log format, version 1: constants, types, and the table-driven event codecs.
+ * rrx log format, versions 1 to 3: constants, types, and the table-driven event codecs.
  * docs/LOG-FORMAT.md is the byte-by-byte specification; keep the two in step.
  *
  * Layout: header, chunks ('I' images, 'E' events), then one 'T' trailer chunk.
@@ -17,8 +17,14 @@ export const ELF_MAGIC = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46);
 export const FORMAT_VERSION = 1;
 /** The version written for a log that starts from a machine snapshot ('S' chunk). */
 export const SNAPSHOT_FORMAT_VERSION = 2;
+/**
+ * The version written for a log whose compared section names a CPU model (`cpu`): every
+ * recording since models exist. v3 = v2 plus that key; a build that reads only v1/v2 would
+ * replay such a log with its own CPU, so it must refuse it instead.
+ */
+export const CPU_MODEL_FORMAT_VERSION = 3;
 /** Every version this build reads (reader.ts keeps one reader per version). */
-export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3];
 
 /** Header flags (u16). */
 export const HeaderFlag = {

@@ -6,7 +6,8 @@
  * Readers are dispatched on the header's format version (READERS). v2 = v1 plus a SNAPSHOT
  * chunk: a log that starts from a machine state at icount N instead of a fresh boot. The two
  * share one chunk loop; every v2 addition is gated on the version, so a v1 log is read by
- * exactly the v1 rules (a 'S' chunk in a v1 log is still an unknown chunk kind).
+ * exactly the v1 rules (a 'S' chunk in a v1 log is still an unknown chunk kind). v3 = v2 plus
+ * the compared section's `cpu` key (the CPU model), which v1 and v2 logs may not have.
  */
 import { readFileSync } from "node:fs";
 import { crc32 } from "./crc32.ts";
@@ -91,7 +92,7 @@ export interface ReadOptions {
 
 type VersionReader = (bytes: Uint8Array, opts: ReadOptions) => ParsedLog;
 
-const READERS: Record<number, VersionReader> = { 1: readV1, 2: readV2 };
+const READERS: Record<number, VersionReader> = { 1: readV1, 2: readV2, 3: readV3 };
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
@@ -114,7 +115,8 @@ export function readLog(bytes: Uint8Array, opts: ReadOptions = {}): ParsedLog {
   if (!reader) {
     const newest = Math.max(...known);
     const what = known.length === 1 ? `version ${known[0]}` : `versions ${known.join(", ")}`;
-    const hint = version === 2 && newest < 2 ? "; version 2 logs start from a machine snapshot (rrx gdb --record)" : "";
+    const hint = version === 2 && newest < 2 ? "; version 2 logs start from a machine snapshot (rrx gdb --record)"
+      : version === 3 && newest < 3 ? "; version 3 logs name their CPU model" : "";
     throw new LogError(`log format version ${version} is not supported (this rrx reads ${what}${version > newest ? "; upgrade rrx" : ""})${hint}`, 8);
   }
   return reader(bytes, opts);
@@ -141,7 +143,12 @@ function readV2(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
   return readChunked(bytes, opts, 2);
 }
 
-function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2): ParsedLog {
+/** v3: v2 plus the compared section's `cpu` (the CPU model the log was recorded with). */
+function readV3(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
+  return readChunked(bytes, opts, 3);
+}
+
+function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2 | 3): ParsedLog {
   const len = bytes.length;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const truncHeader = () => new LogError(`log truncated inside its header (${len} bytes)`, 0);
@@ -171,6 +178,10 @@ function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2): Pars
   if (hErr) throw new LogError(`header: ${hErr}`, hOff + 4);
   const header: LogHeader = { compared: compared as ComparedSection, host: host as HostSection };
   const headerBytes = crcOff + 4;
+  // v3: the CPU model; a v1/v2 log was recorded before models, with the legacy one.
+  if (version < 3 && (compared as ComparedSection).cpu !== undefined) {
+    throw new LogError(`header: a version ${version} log cannot name a CPU model (cpu needs version 3)`, 16);
+  }
   // v2: a log that starts from a snapshot says so in its compared section.
   let snapInfo: SnapshotInfo | null = null;
   if (version >= 2 && (compared as ComparedSection).snapshot !== undefined) {
