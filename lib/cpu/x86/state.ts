@@ -16,7 +16,7 @@
  */
 import type { Watchpoint } from "../contract.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
-import { ARITH, AF, CF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
+import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
 
 export abstract class CpuState {
   // ---- architectural state ----
@@ -194,15 +194,12 @@ export abstract class CpuState {
 
   /** Set EFLAGS wholesale (no privilege checks: callers apply those). */
   setFlags(f: number): void {
-    const oldIF = this.eflags & IF;
     this.eflags = ((f & 0x3f7fd5) | 2) >>> 0;
     this.lop = LF_EAGER;
-    if (this.eflags & VM) {
-      // Virtual-8086 mode is not supported yet: treat as a #GP at the next instruction.
-      this.eflags &= ~VM;
-    }
-    void oldIF;
   }
+
+  /** Virtual-8086 mode (EFLAGS.VM; protection.ts enters and leaves it). */
+  v86(): boolean { return (this.eflags & VM) !== 0; }
 
   /** Evaluate condition code 0-15 (the low nibble of Jcc/SETcc/CMOVcc). */
   cond(c: number): boolean {
