@@ -6,6 +6,7 @@
  *
  * The core is a stack of classes, one file per concern, each extending the one below:
  *   state.ts (CpuState) -> memory.ts (CpuMemory) -> protection.ts (CpuProtection) ->
+ *   tasks.ts (CpuTasks) ->
  *   interrupts.ts (CpuInterrupts = CpuCore, what instruction handlers and translated code see)
  *   -> interp.ts (CpuInterp) -> blocks.ts (CpuBlocks) -> cpu.ts (Cpu, the run loop).
  * A lower layer that needs something from a higher one declares it abstract.
