@@ -14,8 +14,8 @@
  * delivered here, in the new task, and the instruction that caused the switch retires.
  *
  * 16-bit TSSes (types 1 and 3) hold IP, FLAGS, AX..DI, ES, CS, SS, DS and the LDT; FS and GS
- * become null and the upper halves of the general registers 0xFFFF (as Bochs and QEMU do; the
- * SDM leaves them undefined). A TSS whose EFLAGS has VM=1 starts in virtual-8086 mode.
+ * become null and the upper halves of the general registers stay as they were (the SDM leaves
+ * them undefined; QEMU does this). A TSS whose EFLAGS has VM=1 starts in virtual-8086 mode.
  */
 import { FAULT, AR_P, AR_S, AR_CODE, descAr, descBase, descLimit } from "./arch.ts";
 import { CS, SS } from "./decode.ts";
@@ -95,7 +95,7 @@ export abstract class CpuTasks extends CpuProtection {
       ldt = r16(0x60); trap = (r16(0x64) & 1) !== 0;
     } else {
       eip = r16(0x0e); fl = r16(0x10);
-      for (let k = 0; k < 8; k++) gpr[k] = (0xffff0000 | r16(0x12 + 2 * k)) >>> 0;
+      for (let k = 0; k < 8; k++) gpr[k] = ((this.regs[k]! & 0xffff0000) | r16(0x12 + 2 * k)) >>> 0;
       for (let s = 0; s < 4; s++) segs[s] = r16(0x22 + 2 * s);
       ldt = r16(0x2a);
     }
