@@ -201,3 +201,29 @@ describe("I/O in virtual-8086 mode", () => {
     }
   });
 });
+
+describe("the block cache across modes", () => {
+  test("a block built in real mode behaves as vm86 code when the same bytes run in vm86 mode", () => {
+    const m = new TestMachine();
+    m.real(0);
+    m.cpu.loadSegReal(CS, SEG);
+    m.code(BASE, [raw(0xfa), raw(0xf4)], false); // cli; hlt
+    expect(m.cpu.run(10)).toBe(Stop.HALT);
+    expect(m.cpu.icount).toBe(2); // real mode: CLI runs
+    // Protected mode without dropping the cached block, then IRETD into vm86 mode at SEG:0.
+    const c = m.cpu;
+    const cache = (c as unknown as { blocks: Map<number, unknown> }).blocks;
+    const blocks = cache.size;
+    const v = v86([]);
+    m.write(0, v.mem.ram.subarray(0, 0x20000)); // GDT, TSS, IDT, handlers, stacks, CODE
+    c.cr0 = 0x60000011; c.gdtBase = v.cpu.gdtBase; c.gdtLimit = v.cpu.gdtLimit; c.idtBase = v.cpu.idtBase; c.idtLimit = v.cpu.idtLimit;
+    c.trSel = v.cpu.trSel; c.trBase = v.cpu.trBase; c.trLimit = v.cpu.trLimit; c.trAr = v.cpu.trAr;
+    m.loadSeg(CS, KCODE); m.loadSeg(SS, KDATA);
+    c.modeChanged();
+    c.eip = CODE; c.regs[ESP] = v.cpu.regs[ESP]!; c.halted = false;
+    expect(cache.size).toBe(blocks);
+    c.run(10);
+    expect(frame(m, true)).toMatchObject({ vector: 13, err: 0, eip: 0, cs: SEG }); // CLI: IOPL 0
+    expect(cache.size).toBe(blocks + 2); // the IRETD's block and the handler's: SEG:0's was reused
+  });
+});
