@@ -1,11 +1,13 @@
 /**
  * Every fixture boots, prints its expected serial transcript (recorded under QEMU, see
  * fixtures/fixtures.json) and exits with the expected status; its final screen matches the
- * committed one.
+ * committed one. The fixtures that exercise CPU modes other tests don't reach (task switches,
+ * virtual-8086 mode) are also recorded and replayed with `rrx replay --verify`.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
 import { buildMachine } from "../lib/replay/session.ts";
 import { runLive } from "../lib/machine/driver.ts";
 import { FIX, manifest, runFixture, RTC } from "./helpers.ts";
@@ -26,6 +28,22 @@ describe("fixtures", () => {
       }
       const screenFile = join(FIX, `${f.name}.screen.txt`);
       if (existsSync(screenFile)) expect(m.vga.screenText()).toBe(readFileSync(screenFile, "utf8"));
+    }, 120_000);
+  }
+});
+
+describe("record and replay --verify", () => {
+  const RRX = join(import.meta.dir, "..", "cmd", "rrx.ts");
+  const dir = mkdtempSync(join(tmpdir(), "rrx-fix-"));
+  for (const name of ["tasks", "vm86"]) {
+    test(`${name}: every state hash of the recording verifies`, () => {
+      const f = manifest.fixtures.find((x) => x.name === name)!;
+      const log = join(dir, `${name}.rrx`);
+      const rec = Bun.spawnSync([process.execPath, RRX, "run", join(FIX, f.elf), "--record", log, "--hash-interval", "65536", "--serial", "none"], { stderr: "pipe" });
+      expect(rec.exitCode).toBe(f.exitStatus);
+      const rep = Bun.spawnSync([process.execPath, RRX, "replay", log, "--verify", "--serial", "none"], { stderr: "pipe" });
+      expect(rep.stderr.toString()).toMatch(/verified: \d{3,} hash records/);
+      expect(rep.exitCode).toBe(0);
     }, 120_000);
   }
 });

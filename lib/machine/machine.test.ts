@@ -58,13 +58,15 @@ describe("machine run loop", () => {
   });
 
   test("a handler that faults at once, over and over, ends the run as stuck instead of hanging", () => {
-    // IRQ0 unmasked, its vector 8 (also #DF) points at an IRET, but there is no stack: IRET
-    // pops garbage and faults, the fault escalates to #DF, whose IRET faults again...
+    // IRQ0 unmasked, its vector 8 points at a UD2, and so does #UD's (vector 6): the handler
+    // faults at once, its #UD handler faults at once...
     const m = machineWith([...PIT_100HZ, 0xb0, 0xfe, 0xe6, 0x21, 0xfb, 0xf4, 0xeb, 0xfd]);
     const dv = new DataView(m.ram.buffer);
-    m.ram[0x3000] = 0xcf;
-    dv.setUint32(0x2000 + 8 * 8, (0x08 << 16) | 0x3000, true);
-    dv.setUint32(0x2000 + 8 * 8 + 4, 0x8e00, true);
+    m.ram[0x3000] = 0x0f; m.ram[0x3001] = 0x0b;
+    for (const v of [6, 8]) {
+      dv.setUint32(0x2000 + v * 8, (0x08 << 16) | 0x3000, true);
+      dv.setUint32(0x2000 + v * 8 + 4, 0x8e00, true);
+    }
     m.cpu.idtBase = 0x2000; m.cpu.idtLimit = 0x7ff;
     const r = m.runUntil(1e6);
     expect(r).toEqual({ kind: "stuck" });

@@ -476,14 +476,25 @@ async function main(): Promise<number> {
   }
 }
 
-/** The vector whose protected-mode IDT gate (in rrx's IDT) points at `eip`, or null. */
+/**
+ * The vector whose protected-mode IDT gate (in rrx's IDT) points at `eip`, or null. For a task
+ * gate, the EIP saved in the TSS it names (where that task resumes).
+ */
 function handlerVector(m: Machine, eip: number): number | null {
   const c = m.cpu;
   if (!(c.cr0 & 1)) return null;
+  const lin = (a: number, n: number) => Array.from({ length: n }, (_, k) => { const p = c.debugXlate((a + k) >>> 0); return p < 0 ? 0 : physByte(m, p); });
   for (let v = 0; v * 8 + 7 <= c.idtLimit; v++) {
-    const b = [0, 1, 2, 3, 4, 5, 6, 7].map((k) => { const p = c.debugXlate((c.idtBase + v * 8 + k) >>> 0); return p < 0 ? 0 : physByte(m, p); });
+    const b = lin(c.idtBase + v * 8, 8);
     if (!(b[5]! & 0x80)) continue;
-    const off = (b[0]! | (b[1]! << 8) | (b[6]! << 16) | (b[7]! << 24)) >>> 0;
+    let off = (b[0]! | (b[1]! << 8) | (b[6]! << 16) | (b[7]! << 24)) >>> 0;
+    if ((b[5]! & 0x1f) === 0x05) {
+      const sel = b[2]! | (b[3]! << 8);
+      const d = lin(c.gdtBase + (sel & 0xfff8), 8);
+      const base = (d[2]! | (d[3]! << 8) | (d[4]! << 16) | (d[7]! << 24)) >>> 0;
+      const e = (d[5]! & 8) ? lin(base + 0x20, 4) : [...lin(base + 0x0e, 2), 0, 0];
+      off = (e[0]! | (e[1]! << 8) | (e[2]! << 16) | (e[3]! << 24)) >>> 0;
+    }
     if (off === eip >>> 0) return v;
   }
   return null;

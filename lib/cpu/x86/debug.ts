@@ -37,7 +37,7 @@ export class X86Debug implements DebugView {
     value >>>= 0;
     if (n >= 0 && n < 8) cpu.regs[n] = value;
     else if (n === 8) cpu.eip = value;
-    else if (n === 9) cpu.setFlags(value);
+    else if (n === 9) cpu.setFlags((value & ~0x20000) | (cpu.eflags & 0x20000)); // VM: the mode stays
     else return false; // segment registers: loading a selector has side effects; refuse
     return true;
   }

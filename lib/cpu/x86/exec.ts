@@ -134,7 +134,7 @@ export function exec(c: Cpu, i: Insn): void {
       return;
     }
     case 0x63: { // ARPL
-      if (!c.pe()) return ud(c);
+      if (!c.pe() || c.v86()) return ud(c);
       const dst = rmRead(c, i, 1), src = c.getReg(1, i.reg);
       c.materialise();
       if ((dst & 3) < (src & 3)) {
@@ -267,12 +267,14 @@ export function exec(c: Cpu, i: Insn): void {
     case 0x9a: c.farTransfer(i.imm2, i.imm, true, i.o32, next(c, i)); c.modeChanged(); return;
     case 0x9b: c.fwaitCheck(); c.eip = next(c, i); return;
     case 0x9c: { // PUSHF
+      if (c.v86() && (c.eflags & IOPL) !== IOPL) c.gp(0);
       const f = c.getFlags() & ~(RF | 0x20000);
       c.push(i.o32, i.o32 ? f : f & 0xffff);
       c.eip = next(c, i);
       return;
     }
     case 0x9d: { // POPF
+      if (c.v86() && (c.eflags & IOPL) !== IOPL) c.gp(0);
       const v = c.peek(i.o32);
       c.adjSp(i.o32 ? 4 : 2);
       const old = c.getFlags();
@@ -387,10 +389,13 @@ export function exec(c: Cpu, i: Insn): void {
     }
     case 0xca: case 0xcb: c.farReturn(i.o32, op === 0xca ? i.imm : 0); c.modeChanged(); return;
     case 0xcc: softInt(c, i, 3); return;
-    case 0xcd: softInt(c, i, i.imm); return;
+    case 0xcd: // INT n (IOPL-sensitive in virtual-8086 mode; INT3 and INTO are not)
+      if (c.v86() && (c.eflags & IOPL) !== IOPL) c.gp(0);
+      softInt(c, i, i.imm);
+      return;
     case 0xce: if (c.of()) softInt(c, i, 4); else c.eip = next(c, i); return;
     case 0xf1: softInt(c, i, 1); return;
-    case 0xcf: c.iret(i.o32); c.modeChanged(); return;
+    case 0xcf: c.iret(i.o32, next(c, i)); c.modeChanged(); return;
     case 0xd4: case 0xd5: bcd(c, op, i.imm); c.eip = next(c, i); return;
     case 0xd6: c.setReg(0, EAX, c.cf() ? 0xff : 0); c.eip = next(c, i); return;
     case 0xd7: { // XLAT
@@ -476,7 +481,7 @@ export function exec(c: Cpu, i: Insn): void {
     case 0x100: grp6(c, i); return;
     case 0x101: grp7(c, i); return;
     case 0x102: case 0x103: { // LAR, LSL
-      if (!c.pe()) return ud(c);
+      if (!c.pe() || c.v86()) return ud(c);
       const sel = rmRead(c, i, 1);
       const r = descCheck(c, sel, op === 0x103);
       if (r.ok) {

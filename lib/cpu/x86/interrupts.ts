@@ -1,7 +1,8 @@
 /**
  * Interrupt and exception delivery: real-mode IVT and protected-mode IDT gates (with the stack
- * switch to an inner privilege level), the double-fault and triple-fault (shutdown) rules, and
- * external interrupts acknowledged from the bus. An instruction aborts with `fault()`
+ * switch to an inner privilege level; from virtual-8086 mode only to ring 0, saving and zeroing
+ * the data segment registers), task gates (tasks.ts), the double-fault and triple-fault
+ * (shutdown) rules, and external interrupts acknowledged from the bus. An instruction aborts with `fault()`
  * (state.ts); the run loop (cpu.ts) catches FAULT and calls raise().
  *
  * CpuInterrupts is the top of the architectural layers: `CpuCore` is what instruction handlers
@@ -11,9 +12,9 @@ import { Stop } from "../contract.ts";
 import { ESP, FAULT, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase } from "./arch.ts";
 import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { AC, IF, LF_EAGER, NT, RF, TF, VM } from "./flags.ts";
-import { CpuProtection } from "./protection.ts";
+import { CpuTasks, TS_INT } from "./tasks.ts";
 
-export abstract class CpuInterrupts extends CpuProtection {
+export abstract class CpuInterrupts extends CpuTasks {
   /** Ask run() to return after the current instruction (devices: exit, reset). */
   requestStop(): void { this.brk = Stop.REQUEST; }
 
@@ -88,9 +89,16 @@ export abstract class CpuInterrupts extends CpuProtection {
     const lo = this.rs32(ga), hi = this.rs32((ga + 4) >>> 0);
     const type = (hi >>> 8) & 0x1f;
     const dpl = (hi >>> 13) & 3;
-    if (type !== 0x0e && type !== 0x0f && type !== 0x06 && type !== 0x07) this.gp(vec * 8 + 2 + extBit);
+    if (type !== 0x0e && type !== 0x0f && type !== 0x06 && type !== 0x07 && type !== 0x05) this.gp(vec * 8 + 2 + extBit);
     if (soft && dpl < this.cpl) this.gp(vec * 8 + 2);
     if (!(hi & 0x8000)) this.fault(11, vec * 8 + 2 + extBit);
+    if (type === 0x05) {
+      // Task gate: switch to the task, which gets the error code on its stack.
+      const tsel = lo >>> 16;
+      this.switchTask(tsel, this.gateTss(tsel, extBit), TS_INT, this.eip, extBit, hasErr, err);
+      this.halted = false;
+      return;
+    }
     const gate32 = (type & 8) !== 0;
     const sel = lo >>> 16;
     const offset = gate32 ? ((hi & 0xffff0000) | (lo & 0xffff)) >>> 0 : lo & 0xffff;
@@ -103,6 +111,9 @@ export abstract class CpuInterrupts extends CpuProtection {
     const oldFlags = this.getFlags();
     const oldCs = this.sel[CS]!, oldEip = this.eip;
     const conforming = (dar & 0x04) !== 0;
+    const v86 = (oldFlags & VM) !== 0;
+    // From virtual-8086 mode only to a ring-0 non-conforming code segment.
+    if (v86 && (conforming || ddpl !== 0)) this.gp((sel & 0xfffc) + extBit);
     if (!conforming && ddpl < this.cpl) {
       // Inter-privilege: new stack from the TSS.
       const { ss: nss, esp: nesp } = this.tssStack(ddpl, extBit);
@@ -115,6 +126,7 @@ export abstract class CpuInterrupts extends CpuProtection {
         if (gate32) { sp = s32 ? (sp - 4) >>> 0 : (sp - 4) & 0xffff; this.wsys32((sbase + sp) >>> 0, v); }
         else { sp = s32 ? (sp - 2) >>> 0 : (sp - 2) & 0xffff; this.wsys16((sbase + sp) >>> 0, v); }
       };
+      if (v86) { push(this.sel[GS]!); push(this.sel[FS]!); push(this.sel[DS]!); push(this.sel[ES]!); }
       push(oldSs); push(oldEsp); push(oldFlags); push(oldCs); push(oldEip);
       if (hasErr) push(err);
       // Commit.
@@ -122,7 +134,10 @@ export abstract class CpuInterrupts extends CpuProtection {
       this.regs[ESP] = s32 ? sp : (this.regs[ESP]! & 0xffff0000) | sp;
       this.loadSegDesc(CS, (sel & 0xfffc) | ddpl, d.lo, d.hi);
       this.setCpl(ddpl);
-      for (const s of [ES, DS, FS, GS]) this.nullIfInaccessible(s);
+      for (const s of [ES, DS, FS, GS]) {
+        if (v86) { this.sel[s] = 0; this.segBase[s] = 0; this.segLimit[s] = 0; this.segAr[s] = 0; }
+        this.nullIfInaccessible(s);
+      }
     } else {
       const newCpl = this.cpl;
       if (gate32) { this.push32(oldFlags); this.push32(oldCs); this.push32(oldEip); if (hasErr) this.push32(err); }

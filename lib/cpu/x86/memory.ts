@@ -81,7 +81,7 @@ export abstract class CpuMemory extends CpuState {
   protected linSlow(s: number, off: number, size: number, write: boolean): number {
     const ar = this.segAr[s]!;
     const fv = s === SS ? 12 : 13;
-    if (this.pe()) {
+    if (this.pe() && !this.v86()) {
       if ((this.sel[s]! & 0xfffc) === 0 && s !== CS && s !== SS) this.fault(fv, 0);
       if (!(ar & AR_P)) this.fault(fv, 0);
       if (ar & AR_CODE) {

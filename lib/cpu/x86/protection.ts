@@ -1,16 +1,23 @@
 /**
  * Segmentation and protection: the mode bookkeeping derived from CR0 and the segment caches,
  * the stack, descriptor loads with their privilege checks, far JMP/CALL (call gates), far RET
- * and IRET, the TSS stack switch used by interrupts.ts, the I/O permission check, and the
- * control registers. Task switches (task gates, TSS descriptors) are not implemented (#GP).
+ * and IRET, virtual-8086 mode (entered by IRET with VM=1, real-mode style segments at CPL 3),
+ * the TSS stack switch used by interrupts.ts, the I/O permission check, and the control
+ * registers. Task switches (TSS descriptors, task gates, IRET with NT=1) are tasks.ts's: the
+ * layer above, declared here as abstract methods.
  */
 import type { IoSize } from "../../machine/device.ts";
 import { ESP, CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase, descLimit } from "./arch.ts";
 import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
-import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VM, ZF } from "./flags.ts";
+import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "./flags.ts";
 import { CpuMemory } from "./memory.ts";
 
 export abstract class CpuProtection extends CpuMemory {
+  /** JMP/CALL far to a TSS descriptor or a task gate (tasks.ts). */
+  protected abstract taskJump(sel: number, d: { lo: number; hi: number }, call: boolean, nextEip: number): void;
+  /** IRET with NT=1: back to the task in the current TSS's link field (tasks.ts). */
+  protected abstract taskReturn(nextEip: number): void;
+
   // =====================================================================================
   // Mode bookkeeping
   // =====================================================================================
@@ -147,7 +154,7 @@ export abstract class CpuProtection extends CpuMemory {
   /** MOV/POP/LxS to a data or stack segment register, with protected-mode checks. */
   loadSeg(s: number, v: number): void {
     v &= 0xffff;
-    if (!this.pe()) { this.loadSegReal(s, v); return; }
+    if (!this.pe() || this.v86()) { this.loadSegReal(s, v); return; }
     const rpl = v & 3;
     if (s === SS) {
       const d = this.checkStackSeg(v, this.cpl, 0, 13);
@@ -174,7 +181,7 @@ export abstract class CpuProtection extends CpuMemory {
   /** Far JMP/CALL target in protected mode (code segment or call gate). */
   farTransfer(sel: number, off: number, call: boolean, o32: boolean, nextEip: number): void {
     sel &= 0xffff;
-    if (!this.pe()) {
+    if (!this.pe() || this.v86()) {
       if (call) { this.push(o32, this.sel[CS]!); this.push(o32, nextEip); }
       this.loadSegReal(CS, sel);
       this.eip = o32 ? off >>> 0 : off & 0xffff;
@@ -202,8 +209,13 @@ export abstract class CpuProtection extends CpuMemory {
       this.eip = eip;
       return;
     }
-    // System descriptor: call gate (0x4 16-bit, 0xC 32-bit). Task gates/TSS: not supported.
+    // System descriptor: TSS (available 1/9, busy 3/0xB) or task gate (5): a task switch;
+    // call gate (0x4 16-bit, 0xC 32-bit).
     const type = ar & 0x0f;
+    if (type === 0x01 || type === 0x09 || type === 0x03 || type === 0x0b || type === 0x05) {
+      this.taskJump(sel, d, call, nextEip);
+      return;
+    }
     if (type !== 0x04 && type !== 0x0c) this.gp(sel & 0xfffc);
     if (dpl < this.cpl || dpl < rpl) this.gp(sel & 0xfffc);
     if (!(ar & AR_P)) this.fault(11, sel & 0xfffc);
@@ -280,7 +292,7 @@ export abstract class CpuProtection extends CpuMemory {
     const w = o32 ? 4 : 2;
     const eip = this.peek(o32, 0);
     const sel = this.peek(o32, w) & 0xffff;
-    if (!this.pe()) {
+    if (!this.pe() || this.v86()) {
       this.loadSegReal(CS, sel);
       this.eip = eip;
       this.adjSp(2 * w + extra);
@@ -307,8 +319,8 @@ export abstract class CpuProtection extends CpuMemory {
     this.modeChanged();
   }
 
-  /** IRET / IRETD. */
-  iret(o32: boolean): void {
+  /** IRET / IRETD (`nextEip`: the address after it, saved by a task return). */
+  iret(o32: boolean, nextEip = this.eip): void {
     const w = o32 ? 4 : 2;
     if (!this.pe()) {
       const eip = this.peek(o32, 0), cs = this.peek(o32, w), fl = this.peek(o32, 2 * w);
@@ -319,13 +331,25 @@ export abstract class CpuProtection extends CpuMemory {
       this.setFlags((this.getFlags() & keep) | (fl & ~keep));
       return;
     }
-    if (this.eflags & NT) this.gp(0); // nested task return: task switching is not supported
+    if (this.eflags & VM) {
+      // Virtual-8086 mode: IOPL-sensitive (#GP(0) below IOPL 3); a real-mode IRET that leaves
+      // VM, IOPL, VIF and VIP alone.
+      if ((this.eflags & IOPL) !== IOPL) this.gp(0);
+      const eip = this.peek(o32, 0), cs = this.peek(o32, w), fl = this.peek(o32, 2 * w);
+      this.adjSp(3 * w);
+      this.loadSegReal(CS, cs);
+      this.eip = o32 ? eip >>> 0 : eip & 0xffff;
+      const keep = VM | IOPL | VIF | VIP | (o32 ? 0 : 0xffff0000);
+      this.setFlags((this.getFlags() & keep) | (fl & ~keep));
+      return;
+    }
+    if (this.eflags & NT) { this.taskReturn(nextEip); return; }
     const eip = this.peek(o32, 0);
     const sel = this.peek(o32, w) & 0xffff;
     const fl = this.peek(o32, 2 * w);
+    if (fl & VM && this.cpl === 0 && o32) { this.iretToV86(eip, sel, fl); return; }
     const rpl = sel & 3;
     const d = this.checkReturnCs(sel);
-    if (fl & VM && this.cpl === 0 && o32) this.gp(0); // return to virtual-8086 mode: not supported
     const oldCpl = this.cpl;
     let nesp = 0, nss = 0, sd: { lo: number; hi: number } | null = null;
     if (rpl > oldCpl) {
@@ -353,6 +377,33 @@ export abstract class CpuProtection extends CpuMemory {
     }
   }
 
+  /**
+   * IRETD at CPL 0 with VM=1 in the popped EFLAGS: ESP, SS, ES, DS, FS, GS follow EIP, CS and
+   * EFLAGS on the stack (all read before anything changes: #SS(0) if outside the stack).
+   */
+  protected iretToV86(eip: number, cs: number, fl: number): void {
+    const v = [12, 16, 20, 24, 28, 32].map((o) => this.peek(true, o));
+    this.setFlags(fl);
+    this.enterV86(eip & 0xffff, [v[2]!, cs, v[1]!, v[3]!, v[4]!, v[5]!]);
+    this.regs[ESP] = v[0]!;
+  }
+
+  /**
+   * Enter virtual-8086 mode (EFLAGS.VM already set): CPL 3, every segment real-mode style
+   * (base = selector * 16, limit 0xFFFF, a present writable DPL 3 data segment as QEMU and
+   * Bochs cache it). `segs` holds ES, CS, SS, DS, FS, GS.
+   */
+  enterV86(eip: number, segs: number[]): void {
+    for (let s = 0; s < 6; s++) {
+      const v = segs[s]! & 0xffff;
+      this.sel[s] = v; this.segBase[s] = v << 4; this.segLimit[s] = 0xffff; this.segAr[s] = 0xf3;
+    }
+    this.chainEpoch++;
+    this.setCpl(3);
+    this.eip = eip;
+    this.modeChanged();
+  }
+
   // =====================================================================================
   // I/O permission
   // =====================================================================================
@@ -362,11 +413,14 @@ export abstract class CpuProtection extends CpuMemory {
     return this.bus.ioReadStable !== undefined && this.bus.ioReadStable(port, size);
   }
 
-  /** #GP unless CPL <= IOPL or the TSS I/O bitmap allows all `size` ports. */
+  /**
+   * #GP unless CPL <= IOPL or the TSS I/O bitmap allows all `size` ports. In virtual-8086 mode
+   * the bitmap decides at any IOPL.
+   */
   checkIo(port: number, size: number): void {
     if (!this.pe()) return;
     const iopl = (this.eflags & IOPL) >>> 12;
-    if (this.cpl <= iopl) return;
+    if (this.cpl <= iopl && !this.v86()) return;
     const t32 = (this.trAr & 0x0f) === 0x09 || (this.trAr & 0x0f) === 0x0b;
     if (!t32 || this.trLimit < 0x67) this.gp(0);
     const mapBase = this.rs16((this.trBase + 0x66) >>> 0);

@@ -6,6 +6,7 @@
  *
  * The core is a stack of classes, one file per concern, each extending the one below:
  *   state.ts (CpuState) -> memory.ts (CpuMemory) -> protection.ts (CpuProtection) ->
+ *   tasks.ts (CpuTasks) ->
  *   interrupts.ts (CpuInterrupts = CpuCore, what instruction handlers and translated code see)
  *   -> interp.ts (CpuInterp) -> blocks.ts (CpuBlocks) -> cpu.ts (Cpu, the run loop).
  * A lower layer that needs something from a higher one declares it abstract.
@@ -17,7 +18,7 @@
 import type { Watchpoint } from "../contract.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
 import { DEFAULT_MODEL, type X86Model } from "./model.ts";
-import { ARITH, AF, CF, IF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
+import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
 
 export abstract class CpuState {
   /** What this CPU reports in CPUID and implements (set once, by the constructor). */
@@ -197,15 +198,12 @@ export abstract class CpuState {
 
   /** Set EFLAGS wholesale (no privilege checks: callers apply those). */
   setFlags(f: number): void {
-    const oldIF = this.eflags & IF;
     this.eflags = ((f & 0x3f7fd5) | 2) >>> 0;
     this.lop = LF_EAGER;
-    if (this.eflags & VM) {
-      // Virtual-8086 mode is not supported yet: treat as a #GP at the next instruction.
-      this.eflags &= ~VM;
-    }
-    void oldIF;
   }
+
+  /** Virtual-8086 mode (EFLAGS.VM; protection.ts enters and leaves it). */
+  v86(): boolean { return (this.eflags & VM) !== 0; }
 
   /** Evaluate condition code 0-15 (the low nibble of Jcc/SETcc/CMOVcc). */
   cond(c: number): boolean {

@@ -36,7 +36,7 @@ export function setZF(c: Cpu, on: boolean): void {
 }
 
 export function grp6(c: Cpu, i: Insn): void {
-  if (!c.pe()) ud(c);
+  if (!c.pe() || c.v86()) ud(c);
   switch (i.reg) {
     case 0: // SLDT
       if (i.mod === 3) c.setReg(i.o32 ? 2 : 1, i.rm, c.ldtSel); else c.wr16(c.seg(i), c.ea(i), c.ldtSel);
