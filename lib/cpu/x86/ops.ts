@@ -46,11 +46,16 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
   if (cnt === 0) return v;
   let r: number, cf: number, of: boolean;
   switch (op) {
+    // Rotates: OF is defined for a count of 1 only. For other counts Intel CPUs set it as a
+    // rotate by 1 of the operand would (MSB XOR next bit for ROL and RCL, MSB XOR bit 0 for ROR,
+    // MSB XOR CF for RCR), and RCL/RCR whose count is a multiple of the width + 1 change no
+    // flag (measured on an Intel Xeon, the native difftest's oracle). A legacy model keeps the
+    // count-1 rule applied to the result, as rrx did before models.
     case 0: { // ROL
       const n = cnt % bits;
       r = n === 0 ? v : (((v << n) | (v >>> (bits - n))) & m) >>> 0;
       cf = r & 1;
-      of = (((r & sign) !== 0 ? 1 : 0) ^ cf) !== 0;
+      of = c.model.legacy ? (((r & sign) !== 0 ? 1 : 0) ^ cf) !== 0 : ((v & sign) !== 0) !== ((v & (sign >>> 1)) !== 0);
       c.materialise();
       c.eflags = (c.eflags & ~(CF | OF)) | cf | (of ? OF : 0);
       return r;
@@ -59,13 +64,14 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
       const n = cnt % bits;
       r = n === 0 ? v : (((v >>> n) | (v << (bits - n))) & m) >>> 0;
       cf = (r & sign) !== 0 ? 1 : 0;
-      of = (((r & sign) !== 0) !== ((r & (sign >>> 1)) !== 0));
+      of = c.model.legacy ? (((r & sign) !== 0) !== ((r & (sign >>> 1)) !== 0)) : ((v & sign) !== 0) !== ((v & 1) !== 0);
       c.materialise();
       c.eflags = (c.eflags & ~(CF | OF)) | cf | (of ? OF : 0);
       return r;
     }
     case 2: { // RCL
       const n = cnt % (bits + 1);
+      if (n === 0 && !c.model.legacy) return v;
       c.materialise();
       let cfi = c.eflags & CF;
       r = v;
@@ -74,12 +80,13 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
         r = (((r << 1) | cfi) & m) >>> 0;
         cfi = out;
       }
-      of = (((r & sign) !== 0 ? 1 : 0) ^ cfi) !== 0;
+      of = c.model.legacy ? (((r & sign) !== 0 ? 1 : 0) ^ cfi) !== 0 : ((v & sign) !== 0) !== ((v & (sign >>> 1)) !== 0);
       c.eflags = (c.eflags & ~(CF | OF)) | cfi | (of ? OF : 0);
       return r;
     }
     case 3: { // RCR
       const n = cnt % (bits + 1);
+      if (n === 0 && !c.model.legacy) return v;
       c.materialise();
       let cfi = c.eflags & CF;
       r = v;
