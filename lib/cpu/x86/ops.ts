@@ -46,16 +46,18 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
   if (cnt === 0) return v;
   let r: number, cf: number, of: boolean;
   switch (op) {
-    // Rotates: OF is defined for a count of 1 only. For other counts Intel CPUs set it as a
-    // rotate by 1 of the operand would (MSB XOR next bit for ROL and RCL, MSB XOR bit 0 for ROR,
-    // MSB XOR CF for RCR), and RCL/RCR whose count is a multiple of the width + 1 change no
-    // flag (measured on an Intel Xeon, the native difftest's oracle). A legacy model keeps the
-    // count-1 rule applied to the result, as rrx did before models.
+    // Rotates: OF is defined for a count of 1 only. ROL/ROR set it by the count-1 rule applied
+    // to the result. For RCL/RCR by other counts Intel CPUs set OF as a rotate by 1 of the
+    // operand would (MSB XOR next bit for RCL, MSB XOR CF for RCR), and a count that is a
+    // multiple of the width + 1 changes no flag (measured on an Intel Xeon, the native
+    // difftest's oracle, with CL and immediate counts alike; ROL/ROR there keep OF for an
+    // immediate count but not for CL, so they stay as they were). A legacy model keeps rrx's
+    // old RCL/RCR rules.
     case 0: { // ROL
       const n = cnt % bits;
       r = n === 0 ? v : (((v << n) | (v >>> (bits - n))) & m) >>> 0;
       cf = r & 1;
-      of = c.model.legacy ? (((r & sign) !== 0 ? 1 : 0) ^ cf) !== 0 : ((v & sign) !== 0) !== ((v & (sign >>> 1)) !== 0);
+      of = (((r & sign) !== 0 ? 1 : 0) ^ cf) !== 0;
       c.materialise();
       c.eflags = (c.eflags & ~(CF | OF)) | cf | (of ? OF : 0);
       return r;
@@ -64,7 +66,7 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
       const n = cnt % bits;
       r = n === 0 ? v : (((v >>> n) | (v << (bits - n))) & m) >>> 0;
       cf = (r & sign) !== 0 ? 1 : 0;
-      of = c.model.legacy ? (((r & sign) !== 0) !== ((r & (sign >>> 1)) !== 0)) : ((v & sign) !== 0) !== ((v & 1) !== 0);
+      of = (((r & sign) !== 0) !== ((r & (sign >>> 1)) !== 0));
       c.materialise();
       c.eflags = (c.eflags & ~(CF | OF)) | cf | (of ? OF : 0);
       return r;
