@@ -6,8 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import { Stop, EAX, EBX, ECX, EDX, ESP, EBP, EDI } from "./cpu.ts";
 import { CS, DS, SS } from "./decode.ts";
-import { FEAT, MODEL_I586, MODEL_I686, family } from "./model.ts";
-import { TestMachine, CODE, DATA, STACK3, KCODE, KDATA, UDATA, descriptor } from "../../../test/cpu/machine.ts";
+import { MODEL_I586, MODEL_I686, family } from "./model.ts";
+import { TestMachine, CODE, DATA, STACK3, KDATA, UDATA, descriptor } from "../../../test/cpu/machine.ts";
 import type { Insn } from "./encoder.ts";
 import { StateReader } from "../../machine/snapshot.ts";
 
@@ -529,5 +529,3 @@ describe("known defects, fixed", () => {
     expect((l.cpu.getFlags() >> 11) & 1).toBe(1);
   });
 });
-
-void EBP; void KCODE; void FEAT;
