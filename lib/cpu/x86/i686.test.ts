@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { Stop, EAX, EBX, ECX, EDX, ESP, EBP, EDI } from "./cpu.ts";
 import { CS, DS, SS } from "./decode.ts";
 import { MODEL_I586, MODEL_I686, family } from "./model.ts";
-import { TestMachine, CODE, DATA, STACK3, KDATA, UDATA, descriptor } from "../../../test/cpu/machine.ts";
+import { TestMachine, CODE, DATA, STACK3, KDATA, UDATA, descriptor, compareRuns } from "../../../test/cpu/machine.ts";
 import type { Insn } from "./encoder.ts";
 import { StateReader } from "../../machine/snapshot.ts";
 
@@ -182,6 +182,29 @@ describe("SYSENTER/SYSEXIT", () => {
     const c = m.cpu;
     expect([c.sel[CS], c.sel[SS], c.cpl, c.eip, c.regs[ESP]]).toEqual([SYS_CS + 16 + 3, SYS_CS + 24 + 3, 3, 0x31000, 0x9000]);
     expect([c.segLimit[CS], c.segAr[CS], c.segAr[SS]]).toEqual([0xffffffff, 0xc0fb, 0xc0f3]);
+  });
+
+  test("a SYSENTER/SYSEXIT loop runs the same in single-step, interpreted and translated blocks", () => {
+    const mk = (mode: "step" | "interp" | "jit") => {
+      // Ring 3: loop { inc esi; mov edx, back; mov ecx, esp; sysenter; back: dec ebx; jnz loop }; hlt (#GP).
+      const m = setup(3, [
+        { op: "inc", dst: { reg: "esi" } }, { op: "mov", dst: { reg: "edx" }, src: { imm: CODE + 1 + 5 + 2 + 2 } },
+        { op: "mov", dst: { reg: "ecx" }, src: { reg: "esp" } }, SYSENTER,
+        { op: "dec", dst: { reg: "ebx" } }, raw(0x75, 0xf1), HLT,
+      ]);
+      // Ring 0 at SYSENTER_EIP: inc edi; sysexit.
+      m.write(0x30000, [0x47, 0x0f, 0x35]);
+      m.cpu.regs[EBX] = 300;
+      if (mode === "step") m.cpu.singleStep = true;
+      m.cpu.jitThreshold = mode === "jit" ? 1 : 1 << 30;
+      return m;
+    };
+    const step = mk("step");
+    expect(vector(step, 10_000)).toBe(13); // the final HLT at CPL 3
+    expect([step.cpu.regs[6], step.cpu.regs[7], step.cpu.regs[EBX]]).toEqual([300, 300, 0]);
+    for (const mode of ["interp", "jit"] as const) {
+      compareRuns(mk("step"), mk(mode), [1, 7, 13, 100, 1000], 40, () => mode);
+    }
   });
 
   test("#GP(0) with SYSENTER_CS null, SYSEXIT at CPL 3, either in real mode; #UD without SEP", () => {
