@@ -401,7 +401,8 @@ export interface FlagEffect {
  * What an instruction does to the arithmetic flags. Counts of shifts/rotates are taken from
  * the immediate operand (or `clValue` for CL counts), since the rules depend on them.
  * With `intel`, flags the SDM leaves undefined but Intel CPUs set in a fixed way that rrx
- * matches count as defined: OF after RCL/RCR by more than 1 (see shift() in ops.ts).
+ * matches count as defined: OF after RCL/RCR by more than 1 (see shift() in ops.ts), and OF,
+ * AF, CF after AAM and AAD.
  */
 export function flagEffect(i: Insn, clValue?: number, intel = false): FlagEffect {
   const { base: op, cc: cc0 } = splitCc(i.op);
@@ -441,7 +442,9 @@ export function flagEffect(i: Insn, clValue?: number, intel = false): FlagEffect
     case "bsf": case "bsr": return E(0, F_ZF, F_ARITH & ~F_ZF);
     case "daa": case "das": return E(F_AF | F_CF, F_ARITH & ~F_OF, F_OF);
     case "aaa": case "aas": return E(F_AF, F_AF | F_CF, F_OF | SZP);
-    case "aam": case "aad": return E(0, SZP, F_OF | F_AF | F_CF);
+    // Intel CPUs clear OF, AF and CF after AAM and set them after AAD as the byte addition
+    // AL + AH * imm8 does (see bcd() in ops.ts).
+    case "aam": case "aad": return intel ? E(0, F_ARITH) : E(0, SZP, F_OF | F_AF | F_CF);
     case "sahf": return E(0, F_ARITH & ~F_OF);
     case "lahf": return E(F_ARITH & ~F_OF, 0);
     case "pushf": return E(F_ARITH | F_DF, 0);

@@ -390,6 +390,21 @@ describe("undocumented and newer encodings", () => {
     expect(run([0xd5, 0x00], 0x7f05)).toBe(0x0005);
   });
 
+  test("AAD sets OF, AF, CF as the byte addition AL + AH * imm8 (Intel); AAM clears them", () => {
+    const run = (bytes: number[], ax: number, model = MODEL_I686) => {
+      const m = ring(0, [raw(...bytes), HLT], model);
+      m.cpu.regs[EAX] = ax; m.cpu.setFlags(0x2 | 0x8d5);
+      vector(m);
+      return [m.cpu.regs[EAX]! & 0xffff, m.cpu.getFlags() & 0x8d5];
+    };
+    // 0x7f + 0x01 (AH 1 * 1): 0x80, OF (two positives give a negative), AF (0xf + 1), SF; no CF.
+    expect(run([0xd5, 0x01], 0x017f)).toEqual([0x0080, 0x800 | 0x10 | 0x80]);
+    // 0xff + 0x01: 0x00 with CF, AF, ZF, PF; no OF.
+    expect(run([0xd5, 0x01], 0x01ff)).toEqual([0x0000, 0x1 | 0x10 | 0x40 | 0x4]);
+    expect(run([0xd5, 0x01], 0x01ff, MODEL_I586)).toEqual([0x0000, 0x40 | 0x4]);
+    expect(run([0xd4, 0x0a], 0x00ff)).toEqual([0x1905, 0x4]); // AAM: SZP of AL = 5, the rest clear
+  });
+
   test("F3 0F BC/BD (TZCNT/LZCNT on BMI CPUs) run as BSF/BSR here: the F3 prefix is ignored", () => {
     const run = (op: number, src: number) => {
       const m = ring(0, [raw(0xf3, 0x0f, op, 0xc1), HLT]); // eax <- ecx

@@ -37,10 +37,11 @@ export interface X86Model {
   readonly brand: string | null;
   /**
    * rrx's behaviour before models existed, kept where it differs from hardware in ways old
-   * logs may hold in their state hashes: OF after rotates by more than 1, CPUID leaves past
-   * the last one (zeros, not the last basic leaf), CR4 bits accepted whatever CPUID says,
-   * MOV DR4/DR5 aliasing DR6/DR7 even with CR4.DE. Defects that only show in states no old
-   * log plausibly reached (stack wrap-around, faults on odd stacks) are fixed for all models.
+   * logs may hold in their state hashes: OF after RCL/RCR by more than 1 and OF/AF/CF after
+   * AAD (other models give Intel's values), CPUID leaves past the last one (zeros, not the
+   * last basic leaf), CR4 bits accepted whatever CPUID says, MOV DR4/DR5 aliasing DR6/DR7
+   * even with CR4.DE, RDPMC #UD. Defects that only show in states no old log plausibly
+   * reached (stack wrap-around, faults on odd stacks) are fixed for all models.
    */
   readonly legacy: boolean;
 }

@@ -321,6 +321,12 @@ export function bcd(c: Cpu, op: number, imm: number): void {
     }
     default: { // AAD
       const ah = (c.regs[EAX]! >>> 8) & 0xff;
+      if (!c.model.legacy) {
+        // OF, AF and CF are undefined (SDM); Intel CPUs set all six flags as the byte addition
+        // AL + (AH * imm8 mod 256) does (measured on an Intel Xeon). A legacy model clears them.
+        c.setReg(1, EAX, c.alu(0, al, (ah * imm) & 0xff, 0));
+        return;
+      }
       al = (al + ah * imm) & 0xff;
       c.setReg(1, EAX, al);
       c.setSZP(al, 0, 0, false, false);
