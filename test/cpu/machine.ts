@@ -9,6 +9,7 @@ import { PhysMem } from "../../lib/machine/ram.ts";
 import type { CpuBus } from "../../lib/cpu/x86/bus.ts";
 import { assemble, type Insn } from "../../lib/cpu/x86/encoder.ts";
 import { saveToBytes } from "../../lib/machine/snapshot.ts";
+import type { X86Model } from "../../lib/cpu/x86/model.ts";
 
 export const GDT = 0x1000, TSS = 0x2000, IDT = 0x3000, HANDLERS = 0x4000, STACK0 = 0x8000, STACK3 = 0x9000;
 export const CODE = 0x10000, DATA = 0x20000;
@@ -29,8 +30,10 @@ export class TestMachine {
   readonly io: { dir: "in" | "out"; port: number; size: number; value: number }[] = [];
   intVector = 0x20;
   acks = 0;
+  /** What the bus reports as the time-stamp counter (virtual time). */
+  tsc = 0;
 
-  constructor(ramBytes = 8 << 20) {
+  constructor(ramBytes = 8 << 20, model?: X86Model) {
     const mem = (this.mem = new PhysMem(ramBytes));
     this.dv = new DataView(mem.ram.buffer);
     const bus: CpuBus = {
@@ -39,10 +42,10 @@ export class TestMachine {
       physWrite8: () => {},
       ioRead: (port, size) => { this.io.push({ dir: "in", port, size, value: 0 }); return 0x12345678 & (size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff); },
       ioWrite: (port, size, value) => { this.io.push({ dir: "out", port, size, value }); },
-      readTsc: () => 0,
+      readTsc: () => this.tsc,
       ackInterrupt: () => { this.acks++; this.cpu.intrLine = false; return this.intVector; },
     };
-    this.cpu = new Cpu(bus, mem);
+    this.cpu = new Cpu(bus, mem, model);
   }
 
   w8(a: number, v: number) { this.mem.ram[a] = v; this.mem.markDirty(a >>> 12); }

@@ -2,7 +2,7 @@
  * The native oracle: builds harness.c with `gcc -m32` into a temp dir and runs batches of
  * cases on the host CPU.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -32,7 +32,18 @@ export interface Result {
 export interface Harness {
   bin: string;
   dir: string;
+  /** The host CPU's vendor (CPUID leaf 0), e.g. "GenuineIntel"; "" when unknown. */
+  vendor: string;
   dispose(): void;
+}
+
+/** The host CPU's vendor string, from /proc/cpuinfo ("" when it cannot be read). */
+export function hostVendor(): string {
+  try {
+    return /^vendor_id\s*:\s*(\S+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** Compile the harness; returns a reason string when the host cannot build or run 32-bit code. */
@@ -52,7 +63,7 @@ export function buildHarness(): Harness | string {
     rmSync(dir, { recursive: true, force: true });
     return `gcc -m32 cannot build the harness: ${r.stderr.toString().split("\n").slice(0, 3).join(" ")}`;
   }
-  const h: Harness = { bin, dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  const h: Harness = { bin, dir, vendor: hostVendor(), dispose: () => rmSync(dir, { recursive: true, force: true }) };
   // Smoke run: an empty program must come back with its registers.
   try {
     const [res] = runNative(h, [{ code: new Uint8Array(0), regs: [1, 2, 3, 4, 0x108800, 6, 7, 8], eflags: 0x202, dataAddr: 0x108000, data: new Uint8Array(16) }]);

@@ -10,7 +10,8 @@ export const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESP = 4, EBP = 5, ESI = 6, EDI 
 export const FAULT = { fault: true };
 
 const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_WP = 0x10000, CR0_PG = 0x80000000;
-const CR4_PSE = 0x10;
+const CR4_VME = 0x1, CR4_PVI = 0x2, CR4_TSD = 0x4, CR4_DE = 0x8, CR4_PSE = 0x10, CR4_PAE = 0x20, CR4_MCE = 0x40,
+  CR4_PGE = 0x80, CR4_PCE = 0x100, CR4_OSFXSR = 0x200;
 
 /** Segment access-rights word: descriptor byte 5 in bits 0-7, flags nibble (G, D/B) in bits 12-15. */
 const AR_P = 0x80, AR_S = 0x10, AR_CODE = 0x08, AR_DB = 0x4000, AR_G = 0x8000;
@@ -27,4 +28,4 @@ export function descAr(hi: number): number {
   return ((hi >>> 8) & 0xff) | ((hi >>> 8) & 0xf000);
 }
 
-export { CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, CR0_WP, CR4_PSE, AR_P, AR_S, AR_CODE, AR_DB, AR_G };
+export { CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, CR0_WP, CR4_VME, CR4_PVI, CR4_TSD, CR4_DE, CR4_PSE, CR4_PAE, CR4_MCE, CR4_PGE, CR4_PCE, CR4_OSFXSR, AR_P, AR_S, AR_CODE, AR_DB, AR_G };

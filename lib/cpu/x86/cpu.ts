@@ -16,7 +16,7 @@ import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
-import { DEFAULT_MODEL, type X86Model } from "./model.ts";
+import { DEFAULT_MODEL, FEAT, type X86Model } from "./model.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -81,6 +81,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.halted = false;
     this.inhibit = false;
     this.a20Mask = 0xffffffff;
+    this.tscOffset = 0n;
+    this.sysenterCs = this.sysenterEsp = this.sysenterEip = 0;
     this.modeChanged();
   }
 
@@ -274,6 +276,11 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     w.u16(this.ldtSel).u32(this.ldtBase).u32(this.ldtLimit).u16(this.ldtAr);
     w.u16(this.trSel).u32(this.trBase).u32(this.trLimit).u16(this.trAr);
     w.u8(this.cpl).bool(this.halted).bool(this.inhibit).f64(this.icount).u32(this.a20Mask);
+    // Appended per feature, so a model without it saves the bytes it always did.
+    if (this.model.features & FEAT.MSR) {
+      const t = BigInt.asUintN(64, this.tscOffset);
+      w.u32(Number(t & 0xffffffffn)).u32(Number(t >> 32n)).u32(this.sysenterCs).u32(this.sysenterEsp).u32(this.sysenterEip);
+    }
   }
 
   /** Restore; with keepBlocks the caller invalidates the pages whose contents changed. */
@@ -292,6 +299,11 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.trSel = r.u16(); this.trBase = r.u32(); this.trLimit = r.u32(); this.trAr = r.u16();
     this.setCpl(r.u8());
     this.halted = r.bool(); this.inhibit = r.bool(); this.icount = r.f64(); this.a20Mask = r.u32();
+    if (this.model.features & FEAT.MSR) {
+      const lo = r.u32(), hi = r.u32();
+      this.tscOffset = BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+      this.sysenterCs = r.u32(); this.sysenterEsp = r.u32(); this.sysenterEip = r.u32();
+    }
     this.modeChanged();
     this.prevBlock = null;
     this.prevH = -1;

@@ -400,8 +400,11 @@ export interface FlagEffect {
 /**
  * What an instruction does to the arithmetic flags. Counts of shifts/rotates are taken from
  * the immediate operand (or `clValue` for CL counts), since the rules depend on them.
+ * With `intel`, flags the SDM leaves undefined but Intel CPUs set in a fixed way that rrx
+ * matches count as defined: OF after RCL/RCR by more than 1 (see shift() in ops.ts), and OF,
+ * AF, CF after AAM and AAD.
  */
-export function flagEffect(i: Insn, clValue?: number): FlagEffect {
+export function flagEffect(i: Insn, clValue?: number, intel = false): FlagEffect {
   const { base: op, cc: cc0 } = splitCc(i.op);
   const cc = i.cc ?? cc0;
   const E = (reads: number, defines: number, undef = 0): FlagEffect => ({ reads, defines, undef });
@@ -418,6 +421,7 @@ export function flagEffect(i: Insn, clValue?: number): FlagEffect {
       const c = raw & 0x1f;
       if (c === 0) return E(0, 0);
       const ofx = c === 1 ? F_OF : 0;
+      if (intel && (op === "rcl" || op === "rcr")) return c % (size + 1) === 0 ? E(rc, 0) : E(rc, F_CF | F_OF); // by width + 1: the identity, no flag changes
       if (op === "rol" || op === "ror" || op === "rcl" || op === "rcr") return E(rc, F_CF | ofx, F_OF & ~ofx);
       const cfUndef = (op === "shl" || op === "sal" || op === "shr") && c >= size ? F_CF : 0;
       return E(0, SZP | ofx | (F_CF & ~cfUndef), F_AF | (F_OF & ~ofx) | cfUndef);
@@ -438,7 +442,9 @@ export function flagEffect(i: Insn, clValue?: number): FlagEffect {
     case "bsf": case "bsr": return E(0, F_ZF, F_ARITH & ~F_ZF);
     case "daa": case "das": return E(F_AF | F_CF, F_ARITH & ~F_OF, F_OF);
     case "aaa": case "aas": return E(F_AF, F_AF | F_CF, F_OF | SZP);
-    case "aam": case "aad": return E(0, SZP, F_OF | F_AF | F_CF);
+    // Intel CPUs clear OF, AF and CF after AAM and set them after AAD as the byte addition
+    // AL + AH * imm8 does (see bcd() in ops.ts).
+    case "aam": case "aad": return intel ? E(0, F_ARITH) : E(0, SZP, F_OF | F_AF | F_CF);
     case "sahf": return E(0, F_ARITH & ~F_OF);
     case "lahf": return E(F_ARITH & ~F_OF, 0);
     case "pushf": return E(F_ARITH | F_DF, 0);
@@ -477,6 +483,8 @@ export interface ProgramOptions {
   unguardedDiv?: boolean;
   /** Include forward jcc/jmp skips and bounded loops. Default true. */
   branches?: boolean;
+  /** Treat the flags Intel CPUs define beyond the SDM as defined (flagEffect's `intel`). Default false. */
+  intelFlags?: boolean;
 }
 
 export interface Program {
@@ -540,7 +548,7 @@ class Builder {
   merge(sub: Builder): void { this.out.push(...sub.out); this.st.push(...sub.st); }
 
   emit(i: Insn, clValue?: number): void {
-    const e = flagEffect(i, clValue);
+    const e = flagEffect(i, clValue, this.o.intelFlags);
     if (e.reads & this.undef) {
       // Define every arithmetic flag first: never consume an undefined flag.
       this.put({ op: "cmp", dst: { reg: "eax" }, src: { reg: "ecx" } });
@@ -602,7 +610,7 @@ class Builder {
 }
 
 function resolveOptions(o: ProgramOptions): Required<ProgramOptions> {
-  return { minItems: 1, maxItems: 24, selfModify: false, unguardedDiv: false, branches: true, ...o };
+  return { minItems: 1, maxItems: 24, selfModify: false, unguardedDiv: false, branches: true, intelFlags: false, ...o };
 }
 
 function regOf(op: Operand): number {
@@ -777,7 +785,8 @@ function buildItem(b: Builder, it: Item, inLoop: boolean): void {
     case "misc": {
       const ops = ["cbw", "cwde", "cwd", "cdq", "lahf", "sahf", "clc", "stc", "cmc", "daa", "das", "aaa", "aas", "aam", "aad", "nop", "cld"];
       const op = ops[it.op % ops.length]!;
-      if (op === "aam" || op === "aad") b.emit({ op, src: { imm: (it.imm & 0xff) || 10 } });
+      // AAM 0 raises #DE: only where faulting division is allowed.
+      if (op === "aam" || op === "aad") b.emit({ op, src: { imm: op === "aam" && !b.o.unguardedDiv ? (it.imm & 0xff) || 10 : it.imm & 0xff } });
       else b.emit({ op });
       return;
     }

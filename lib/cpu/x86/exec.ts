@@ -6,12 +6,12 @@
  * changes nothing and does not retire.
  */
 import type { CpuCore as Cpu } from "./interrupts.ts";
-import { EAX, ECX, EDX, EBX, ESP, EBP, descLimit } from "./arch.ts";
+import { EAX, ECX, EDX, EBX, ESP, EBP, CR4_DE, descLimit } from "./arch.ts";
 import { CS, DS, ES, FS, GS, SS, type Insn } from "./decode.ts";
 import { AC, AF, CF, DF, ID, IF, IOPL, MASK, NT, OF, PF, RF, SF, TF, ZF } from "./flags.ts";
 import { next, opsz, rmRead, rmWrite, jumpTo, ud, shift, shiftDouble, imul32, sext, grp3, bcd, bitOp, incdec, grp5 } from "./ops.ts";
 import { stringOp } from "./strings.ts";
-import { descCheck, setZF, grp6, grp7, softInt, cpuid } from "./system.ts";
+import { descCheck, setZF, grp6, grp7, softInt, cpuid, rdtsc, msr, rdpmc, sysenter, sysexit } from "./system.ts";
 
 const SEG_OF_OP: Record<number, number> = { 0x06: ES, 0x07: ES, 0x0e: CS, 0x16: SS, 0x17: SS, 0x1e: DS, 0x1f: DS, 0x1a0: FS, 0x1a1: FS, 0x1a8: GS, 0x1a9: GS };
 
@@ -66,8 +66,12 @@ export function exec(c: Cpu, i: Insn): void {
     case 0x07: case 0x17: case 0x1f: case 0x1a1: case 0x1a9: {
       const s = SEG_OF_OP[op]!;
       const v = c.peek(i.o32);
+      // The stack pointer moves by the size of the stack popped from, even when the new SS
+      // changes it (POP SS from a 16-bit stack into a 32-bit one), and only once the load is done.
+      const w = i.o32 ? 4 : 2, sp = c.regs[ESP]!;
+      const nsp = c.stack32 ? (sp + w) >>> 0 : ((sp & 0xffff0000) | ((sp + w) & 0xffff)) >>> 0;
       c.loadSeg(s, v);
-      c.adjSp(i.o32 ? 4 : 2);
+      c.regs[ESP] = nsp;
       if (s === SS) c.inhibit = true;
       c.eip = next(c, i);
       return;
@@ -104,12 +108,18 @@ export function exec(c: Cpu, i: Insn): void {
     case 0x60: { // PUSHA
       const sz = i.o32 ? 2 : 1, w = i.o32 ? 4 : 2;
       const sp = c.regs[ESP]!;
-      const base = c.stack32 ? (sp - 8 * w) >>> 0 : (sp - 8 * w) & 0xffff;
-      c.lin(SS, base, 8 * w, true);
+      // Each push wraps within a 16-bit stack, as separate pushes would; every slot is checked
+      // before any is written. A slot straddling offset 0xFFFF is #GP in real mode (SDM PUSHA:
+      // SP = 7, 9, 11, 13 or 15), else the segment limit's #SS.
+      const at = (r: number) => c.stack32 ? (sp - (r + 1) * w) >>> 0 : (sp - (r + 1) * w) & 0xffff;
+      for (let r = 0; r < 8; r++) {
+        const a = at(r);
+        if (!c.stack32 && !c.pe() && a + w > 0x10000) c.gp(0);
+        c.lin(SS, a, w, true);
+      }
       for (let r = 0; r < 8; r++) {
         const v = r === ESP ? (sz === 2 ? sp : sp & 0xffff) : c.getReg(sz, r);
-        const a = c.stack32 ? (sp - (r + 1) * w) >>> 0 : (sp - (r + 1) * w) & 0xffff;
-        c.wr(sz, SS, a, v);
+        c.wr(sz, SS, at(r), v);
       }
       c.adjSp(-8 * w);
       c.eip = next(c, i);
@@ -127,7 +137,9 @@ export function exec(c: Cpu, i: Insn): void {
     case 0x62: { // BOUND
       if (i.mod === 3) return ud(c);
       const sz = i.o32 ? 2 : 1, s = c.seg(i), o = c.ea(i);
-      const lo = sext(c.rd(sz, s, o), sz), hi = sext(c.rd(sz, s, (o + (1 << sz)) >>> 0), sz);
+      // The upper bound follows the lower one within the address size (16-bit: wraps at 64 KiB).
+      const o2 = i.a32 ? (o + (1 << sz)) >>> 0 : (o + (1 << sz)) & 0xffff;
+      const lo = sext(c.rd(sz, s, o), sz), hi = sext(c.rd(sz, s, o2), sz);
       const v = sext(c.getReg(sz, i.reg), sz);
       if (v < lo || v > hi) c.fault(5);
       c.eip = next(c, i);
@@ -359,22 +371,29 @@ export function exec(c: Cpu, i: Insn): void {
       c.eip = next(c, i);
       return;
     }
-    case 0xc8: { // ENTER
+    case 0xc8: { // ENTER (SDM: the frame pointer is as wide as the operand, the stack pointer as the stack)
       const sz = i.o32 ? 2 : 1, w = 1 << sz;
       const level = i.imm2 & 0x1f;
-      const ebp = c.regs[EBP]!;
-      c.push(i.o32, sz === 2 ? ebp : ebp & 0xffff);
-      const frame = c.stack32 ? c.regs[ESP]! : c.regs[ESP]! & 0xffff;
-      let bp = ebp;
-      for (let k = 1; k < level; k++) {
-        bp = c.stack32 ? (bp - w) >>> 0 : (bp - w) & 0xffff;
-        c.push(i.o32, c.rd(sz, SS, bp));
+      const esp0 = c.regs[ESP]!, ebp0 = c.regs[EBP]!;
+      try {
+        c.push(i.o32, sz === 2 ? ebp0 : ebp0 & 0xffff);
+        const frame = sz === 2 ? c.regs[ESP]! : c.regs[ESP]! & 0xffff; // FrameTemp
+        let bp = ebp0;
+        for (let k = 1; k < level; k++) {
+          bp = c.stack32 ? (bp - w) >>> 0 : (bp - w) & 0xffff;
+          c.push(i.o32, c.rd(sz, SS, bp));
+        }
+        if (level > 0) c.push(i.o32, frame);
+        c.adjSp(-i.imm);
+        // "A page fault whenever a write using the final value of the stack pointer (within the
+        // current stack segment) would do so" (SDM ENTER): the segment, then paging.
+        const top = c.stack32 ? c.regs[ESP]! : c.regs[ESP]! & 0xffff;
+        c.probeWrite(c.lin(SS, top, w, true));
+        c.setReg(sz, EBP, frame);
+      } catch (e) {
+        c.regs[ESP] = esp0;
+        throw e;
       }
-      if (level > 0) c.push(i.o32, frame);
-      c.setReg(c.stack32 ? 2 : 1, EBP, frame);
-      c.adjSp(-i.imm);
-      // Probe the new stack top as hardware does.
-      c.lin(SS, c.stack32 ? c.regs[ESP]! : c.regs[ESP]! & 0xffff, 1, true);
       c.eip = next(c, i);
       return;
     }
@@ -509,23 +528,23 @@ export function exec(c: Cpu, i: Insn): void {
       if (op === 0x120) c.regs[i.rm] = c.readCr(n);
       else if (op === 0x122) c.writeCr(n, c.regs[i.rm]!);
       else if (op === 0x121) {
+        if ((n === 4 || n === 5) && (c.cr4 & CR4_DE) && !c.model.legacy) return ud(c); // DR4/DR5 with CR4.DE
         const d = n === 4 ? 6 : n === 5 ? 7 : n;
         c.regs[i.rm] = c.dr[d]!;
       } else {
+        if ((n === 4 || n === 5) && (c.cr4 & CR4_DE) && !c.model.legacy) return ud(c);
         const d = n === 4 ? 6 : n === 5 ? 7 : n;
         c.dr[d] = c.regs[i.rm]!;
       }
       c.eip = next(c, i);
       return;
     }
-    case 0x131: { // RDTSC
-      if ((c.cr4 & 4) && c.pe() && c.cpl !== 0) c.gp(0);
-      const t = c.bus.readTsc();
-      c.regs[EAX] = t % 4294967296;
-      c.regs[EDX] = Math.floor(t / 4294967296);
-      c.eip = next(c, i);
-      return;
-    }
+    case 0x130: msr(c, i, true); return; // WRMSR
+    case 0x131: rdtsc(c, i); return;
+    case 0x132: msr(c, i, false); return; // RDMSR
+    case 0x133: rdpmc(c); return;
+    case 0x134: sysenter(c); return;
+    case 0x135: sysexit(c); return;
     case 0x140: case 0x141: case 0x142: case 0x143: case 0x144: case 0x145: case 0x146: case 0x147:
     case 0x148: case 0x149: case 0x14a: case 0x14b: case 0x14c: case 0x14d: case 0x14e: case 0x14f: {
       const sz = i.o32 ? 2 : 1;
@@ -623,14 +642,18 @@ export function exec(c: Cpu, i: Insn): void {
     }
     case 0x1c7: { // CMPXCHG8B
       if (i.reg !== 1 || i.mod === 3) return ud(c);
-      const s = c.seg(i), o = c.ea(i);
-      const lo = c.rd32(s, o), hi = c.rd32(s, (o + 4) >>> 0);
+      const s = c.seg(i), o = c.ea(i), o2 = i.a32 ? (o + 4) >>> 0 : (o + 4) & 0xffff;
+      const lo = c.rd32(s, o), hi = c.rd32(s, o2);
+      // Both halves are written, the old value back on failure (a locked read-modify-write):
+      // both must be writable before either is written, so a fault changes nothing.
+      const l1 = c.lin(s, o, 4, true), l2 = c.lin(s, o2, 4, true);
+      c.checkWritable(l1); c.checkWritable((l1 + 3) >>> 0); c.checkWritable(l2); c.checkWritable((l2 + 3) >>> 0);
       c.materialise();
       if (lo === c.regs[EAX] && hi === c.regs[EDX]) {
-        c.wr32(s, o, c.regs[EBX]!); c.wr32(s, (o + 4) >>> 0, c.regs[ECX]!);
+        c.wr32(s, o, c.regs[EBX]!); c.wr32(s, o2, c.regs[ECX]!);
         c.eflags |= ZF;
       } else {
-        c.wr32(s, o, lo); c.wr32(s, (o + 4) >>> 0, hi);
+        c.wr32(s, o, lo); c.wr32(s, o2, hi);
         c.regs[EAX] = lo; c.regs[EDX] = hi;
         c.eflags &= ~ZF;
       }

@@ -11,7 +11,7 @@
 import type { CpuBus } from "./bus.ts";
 import type { PhysMem } from "../../machine/ram.ts";
 import { Stop, type Watchpoint } from "../contract.ts";
-import { CR0_WP, CR4_PSE, AR_P, AR_CODE, AR_DB } from "./arch.ts";
+import { CR0_WP, CR4_PSE, CR4_PGE, AR_P, AR_CODE, AR_DB } from "./arch.ts";
 import { CS, SS, type Insn } from "./decode.ts";
 import { CpuState } from "./state.ts";
 
@@ -28,6 +28,8 @@ export abstract class CpuMemory extends CpuState {
   /** The TLBs for the current privilege level (read by translated code). */
   tlbR: Uint32Array;
   tlbW: Uint32Array;
+  /** 1 where the last walk that filled a linear page's entries found a global page (PTE/PDE.G with CR4.PGE). */
+  protected readonly tlbG = new Uint8Array(TLB_ENTRIES);
   protected readonly tlbUsed = new Int32Array(4096);
   protected tlbUsedN = 0;
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
@@ -184,7 +186,8 @@ export abstract class CpuMemory extends CpuState {
     if (o > 0xffc) this.checkWritable(((l + 3) & ~0xfff) >>> 0);
     this.wl8(l, v); this.wl8((l + 1) >>> 0, v >>> 8); this.wl8((l + 2) >>> 0, v >>> 16); this.wl8((l + 3) >>> 0, v >>> 24);
   }
-  protected checkWritable(l: number): void {
+  /** Raise the #PF (or take the walk) a write at linear `l` by the current privilege needs. */
+  checkWritable(l: number): void {
     this.xlate(l, true, this.cpl === 3);
   }
 
@@ -251,7 +254,7 @@ export abstract class CpuMemory extends CpuState {
    */
   xlate(l: number, write: boolean, user: boolean): number {
     l >>>= 0;
-    let phys: number;
+    let phys: number, global = 0;
     if (!this.paging()) {
       phys = (l & this.a20Mask) >>> 0;
     } else {
@@ -266,6 +269,7 @@ export abstract class CpuMemory extends CpuState {
         const npde = pde | 0x20 | (write ? 0x40 : 0);
         if (npde !== pde) this.pw32(pdeA, npde);
         phys = ((pde & 0xffc00000) | (l & 0x3fffff)) >>> 0;
+        global = (pde >>> 8) & 1;
       } else {
         const pteA = ((pde & 0xfffff000) + (((l >>> 12) & 0x3ff) << 2)) >>> 0;
         const pte = this.pr32(pteA);
@@ -277,7 +281,9 @@ export abstract class CpuMemory extends CpuState {
         const npte = pte | 0x20 | (write ? 0x40 : 0);
         if (npte !== pte) this.pw32(pteA, npte);
         phys = ((pte & 0xfffff000) | (l & 0xfff)) >>> 0;
+        global = (pte >>> 8) & 1;
       }
+      if (!(this.cr4 & CR4_PGE)) global = 0;
       phys = (phys & this.a20Mask) >>> 0;
     }
     if (phys < this.ramLen && this.watchpoints.length === 0) {
@@ -289,6 +295,7 @@ export abstract class CpuMemory extends CpuState {
           const t = user ? this.tlbUW : this.tlbSW;
           if (t[lp] === 0) this.tlbNote(lp);
           t[lp] = pg + 1;
+          this.tlbG[lp] = global;
         }
       } else {
         // Block links (chainEpoch) assume a linear page's read entry changes only through a
@@ -298,9 +305,31 @@ export abstract class CpuMemory extends CpuState {
           if (o === 0) this.tlbNote(lp); else this.chainEpoch++;
           t[lp] = pg + 1;
         }
+        this.tlbG[lp] = global;
       }
     }
     return phys;
+  }
+
+  /**
+   * Raise the #PF a write at linear `l` by the current privilege would raise, without writing,
+   * filling the TLB or setting accessed/dirty bits (ENTER's check of its final stack pointer).
+   */
+  probeWrite(l: number): void {
+    l >>>= 0;
+    if (this.tlbW[l >>> 12] !== 0 || !this.paging()) return;
+    const user = this.cpl === 3, err = 2 | (user ? 4 : 0);
+    const wp = (this.cr0 & CR0_WP) !== 0;
+    const pde = this.pr32(((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0);
+    if (!(pde & 1)) this.pageFault(l, err);
+    let perm = pde;
+    if (!((pde & 0x80) && (this.cr4 & CR4_PSE))) {
+      const pte = this.pr32(((pde & 0xfffff000) + (((l >>> 12) & 0x3ff) << 2)) >>> 0);
+      if (!(pte & 1)) this.pageFault(l, err);
+      perm &= pte;
+    }
+    if (user && !(perm & 4)) this.pageFault(l, err | 1);
+    if (!(perm & 2) && (user || wp)) this.pageFault(l, err | 1);
   }
 
   protected pageFault(l: number, err: number): never {
@@ -313,17 +342,25 @@ export abstract class CpuMemory extends CpuState {
     else this.tlbUsedN = this.tlbUsed.length + 1; // overflowed: flush clears everything
   }
 
-  flushTlb(): void {
+  /**
+   * Drop TLB entries: all of them, or (`keepGlobal`: a CR3 write with CR4.PGE) all but those of
+   * global pages. Past the list's capacity every entry goes, global or not (a TLB may always
+   * drop entries; the SDM guarantees only that non-global ones go).
+   */
+  flushTlb(keepGlobal = false): void {
     this.chainEpoch++;
+    let kept = 0;
     if (this.tlbUsedN > this.tlbUsed.length) {
       this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
     } else {
+      const used = this.tlbUsed, g = this.tlbG;
       for (let i = 0; i < this.tlbUsedN; i++) {
-        const lp = this.tlbUsed[i]!;
+        const lp = used[i]!;
+        if (keepGlobal && g[lp] === 1) { used[kept++] = lp; continue; }
         this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
       }
     }
-    this.tlbUsedN = 0;
+    this.tlbUsedN = kept;
     this.tlbR = this.cpl === 3 ? this.tlbUR : this.tlbSR;
     this.tlbW = this.cpl === 3 ? this.tlbUW : this.tlbSW;
   }

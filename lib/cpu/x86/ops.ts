@@ -46,6 +46,13 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
   if (cnt === 0) return v;
   let r: number, cf: number, of: boolean;
   switch (op) {
+    // Rotates: OF is defined for a count of 1 only. ROL/ROR set it by the count-1 rule applied
+    // to the result. For RCL/RCR by other counts Intel CPUs set OF as a rotate by 1 of the
+    // operand would (MSB XOR next bit for RCL, MSB XOR CF for RCR), and a count that is a
+    // multiple of the width + 1 changes no flag (measured on an Intel Xeon, the native
+    // difftest's oracle, with CL and immediate counts alike; ROL/ROR there keep OF for an
+    // immediate count but not for CL, so they stay as they were). A legacy model keeps rrx's
+    // old RCL/RCR rules.
     case 0: { // ROL
       const n = cnt % bits;
       r = n === 0 ? v : (((v << n) | (v >>> (bits - n))) & m) >>> 0;
@@ -66,6 +73,7 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
     }
     case 2: { // RCL
       const n = cnt % (bits + 1);
+      if (n === 0 && !c.model.legacy) return v;
       c.materialise();
       let cfi = c.eflags & CF;
       r = v;
@@ -74,12 +82,13 @@ export function shift(c: Cpu, op: number, v: number, cnt: number, sz: number): n
         r = (((r << 1) | cfi) & m) >>> 0;
         cfi = out;
       }
-      of = (((r & sign) !== 0 ? 1 : 0) ^ cfi) !== 0;
+      of = c.model.legacy ? (((r & sign) !== 0 ? 1 : 0) ^ cfi) !== 0 : ((v & sign) !== 0) !== ((v & (sign >>> 1)) !== 0);
       c.eflags = (c.eflags & ~(CF | OF)) | cfi | (of ? OF : 0);
       return r;
     }
     case 3: { // RCR
       const n = cnt % (bits + 1);
+      if (n === 0 && !c.model.legacy) return v;
       c.materialise();
       let cfi = c.eflags & CF;
       r = v;
@@ -312,6 +321,12 @@ export function bcd(c: Cpu, op: number, imm: number): void {
     }
     default: { // AAD
       const ah = (c.regs[EAX]! >>> 8) & 0xff;
+      if (!c.model.legacy) {
+        // OF, AF and CF are undefined (SDM); Intel CPUs set all six flags as the byte addition
+        // AL + (AH * imm8 mod 256) does (measured on an Intel Xeon). A legacy model clears them.
+        c.setReg(1, EAX, c.alu(0, al, (ah * imm) & 0xff, 0));
+        return;
+      }
       al = (al + ah * imm) & 0xff;
       c.setReg(1, EAX, al);
       c.setSZP(al, 0, 0, false, false);

@@ -7,10 +7,11 @@
  * layer above, declared here as abstract methods.
  */
 import type { IoSize } from "../../machine/device.ts";
-import { ESP, CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase, descLimit } from "./arch.ts";
+import { ESP, CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, CR4_PGE, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase, descLimit } from "./arch.ts";
 import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "./flags.ts";
 import { CpuMemory } from "./memory.ts";
+import { cr4Writable } from "./model.ts";
 
 export abstract class CpuProtection extends CpuMemory {
   /** JMP/CALL far to a TSS descriptor or a task gate (tasks.ts). */
@@ -445,9 +446,10 @@ export abstract class CpuProtection extends CpuMemory {
         break;
       }
       case 2: this.cr2 = v; break;
-      case 3: this.cr3 = v; this.flushTlb(); break;
+      // With CR4.PGE, translations of global pages survive a CR3 write (memory.ts).
+      case 3: this.cr3 = v; this.flushTlb(!this.model.legacy && (this.cr4 & CR4_PGE) !== 0); break;
       case 4:
-        if (v & ~0x0000001f & ~0x80 & ~0x200) this.gp(0);
+        if (v & ~cr4Writable(this.model)) this.gp(0);
         this.cr4 = v; this.flushTlb();
         break;
       default: this.fault(6);

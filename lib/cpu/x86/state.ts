@@ -69,6 +69,13 @@ export abstract class CpuState {
   /** Retired instructions. */
   icount = 0;
   a20Mask = 0xffffffff;
+  // ---- MSRs (models with FEAT.MSR; only those save them) ----
+  /** TSC = bus TSC (virtual time) + tscOffset, mod 2^64; a WRMSR to the TSC sets the offset. */
+  tscOffset = 0n;
+  /** IA32_SYSENTER_CS/ESP/EIP (32 bits each on a CPU without Intel 64). */
+  sysenterCs = 0;
+  sysenterEsp = 0;
+  sysenterEip = 0;
 
   // ---- derived / transient (not saved: recomputed on restore) ----
   code32 = false;

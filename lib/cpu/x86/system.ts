@@ -1,12 +1,13 @@
 /**
  * System instructions: descriptor checks (LAR, LSL, VERR, VERW), group 6 (SLDT, STR, LLDT, LTR,
- * VERR, VERW), group 7 (SGDT, SIDT, LGDT, LIDT, SMSW, LMSW, INVLPG), software interrupts and
- * CPUID.
+ * VERR, VERW), group 7 (SGDT, SIDT, LGDT, LIDT, SMSW, LMSW, INVLPG), software interrupts,
+ * CPUID, the time-stamp counter, RDMSR/WRMSR, RDPMC and SYSENTER/SYSEXIT.
  */
 import type { CpuCore as Cpu } from "./interrupts.ts";
-import { EAX, ECX, EDX, EBX, descAr, descBase, descLimit, AR_P, AR_S, AR_CODE } from "./arch.ts";
-import { type Insn } from "./decode.ts";
-import { ZF } from "./flags.ts";
+import { EAX, ECX, EDX, EBX, ESP, descAr, descBase, descLimit, AR_P, AR_S, AR_CODE } from "./arch.ts";
+import { CS, SS, type Insn } from "./decode.ts";
+import { IF, RF, VM, ZF } from "./flags.ts";
+import { FEAT, family } from "./model.ts";
 import { next, rmRead, ud } from "./ops.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -147,15 +148,116 @@ export function softInt(c: Cpu, i: Insn, vec: number): void {
 
 /** CPUID from the CPU's model (lib/cpu/x86/model.ts). */
 export function cpuid(c: Cpu): void {
-  const leaf = c.regs[EAX]!, m = c.model;
+  const m = c.model;
+  let leaf = c.regs[EAX]!;
   const str = (s: string, at: number) => s.charCodeAt(at) | (s.charCodeAt(at + 1) << 8) | (s.charCodeAt(at + 2) << 16) | (s.charCodeAt(at + 3) << 24);
   const set = (a: number, b: number, cx: number, d: number) => { c.regs[EAX] = a; c.regs[EBX] = b; c.regs[ECX] = cx; c.regs[EDX] = d; };
+  const extMax = m.brand !== null ? 0x80000004 : -1;
+  // Past the last basic or extended leaf, Intel CPUs return the last basic leaf (SDM, CPUID).
+  if (!m.legacy && (leaf >= 0x80000000 ? leaf > extMax : leaf > m.maxLeaf)) leaf = m.maxLeaf;
   if (leaf === 0) return set(m.maxLeaf, str(m.vendor, 0), str(m.vendor, 8), str(m.vendor, 4));
   if (leaf === 1) return set(m.signature, 0, 0, m.features);
+  // Leaf 2: one round (AL = 1) of null cache and TLB descriptors: rrx models no caches.
+  if (leaf === 2 && m.maxLeaf >= 2) return set(1, 0, 0, 0);
   if (m.brand !== null && leaf >= 0x80000000 && leaf <= 0x80000004) {
     if (leaf === 0x80000000) return set(0x80000004, 0, 0, 0);
+    if (leaf === 0x80000001) return set(0, 0, 0, 0);
     const b = m.brand.padEnd(48, "\0"), o = (leaf - 0x80000002) * 16;
     return set(str(b, o), str(b, o + 4), str(b, o + 8), str(b, o + 12));
   }
   set(0, 0, 0, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Time-stamp counter and MSRs
+// ---------------------------------------------------------------------------------------
+
+/** MSR numbers the MSR-capable models implement (SDM Vol. 4). */
+export const MSR_TSC = 0x10, MSR_BIOS_SIGN_ID = 0x8b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176;
+/** The microcode update revision IA32_BIOS_SIGN_ID reports (EDX): none loaded. */
+export const MICROCODE_REVISION = 0;
+
+/** The 64-bit time-stamp counter as [low, high]: virtual time (the bus's) plus the WRMSR offset. */
+export function readTsc(c: Cpu): [number, number] {
+  const t = c.bus.readTsc();
+  if (c.tscOffset === 0n) return [t % 4294967296, Math.floor(t / 4294967296)];
+  const v = BigInt.asUintN(64, BigInt(Math.floor(t)) + c.tscOffset);
+  return [Number(v & 0xffffffffn), Number(v >> 32n)];
+}
+
+/** RDTSC: #GP(0) at CPL > 0 with CR4.TSD. */
+export function rdtsc(c: Cpu, i: Insn): void {
+  if ((c.cr4 & 4) && c.pe() && c.cpl !== 0) c.gp(0);
+  const [lo, hi] = readTsc(c);
+  c.regs[EAX] = lo;
+  c.regs[EDX] = hi;
+  c.eip = next(c, i);
+}
+
+/** RDMSR (0F 32) and WRMSR (0F 30): #UD without FEAT.MSR, #GP(0) at CPL > 0 or for an MSR that does not exist. */
+export function msr(c: Cpu, i: Insn, write: boolean): void {
+  if (!(c.model.features & FEAT.MSR)) ud(c);
+  if (c.pe() && c.cpl !== 0) c.gp(0);
+  const n = c.regs[ECX]!, lo = c.regs[EAX]!; // EDX: the high halves, all cleared or unused here
+  let rlo = 0, rhi = 0;
+  switch (n) {
+    case MSR_TSC:
+      if (write) {
+        // P6 family: only the low 32 bits are written, the high 32 bits are cleared (SDM Vol. 3,
+        // "Time-Stamp Counter"). The counter goes on from there with virtual time.
+        const t = c.bus.readTsc();
+        c.tscOffset = BigInt.asIntN(64, BigInt(lo >>> 0) - BigInt(Math.floor(t)));
+      } else [rlo, rhi] = readTsc(c);
+      break;
+    case MSR_BIOS_SIGN_ID:
+      // Software writes 0 and runs CPUID before reading the revision; nothing is loaded here.
+      rhi = MICROCODE_REVISION;
+      break;
+    case MSR_SYSENTER_CS: if (write) c.sysenterCs = lo; else rlo = c.sysenterCs; break;
+    case MSR_SYSENTER_ESP: if (write) c.sysenterEsp = lo; else rlo = c.sysenterEsp; break;
+    case MSR_SYSENTER_EIP: if (write) c.sysenterEip = lo; else rlo = c.sysenterEip; break;
+    default: c.gp(0);
+  }
+  if (!write) { c.regs[EAX] = rlo; c.regs[EDX] = rhi; }
+  c.eip = next(c, i);
+}
+
+/**
+ * RDPMC (0F 33): #UD before the P6 family. Allowed at CPL 0, in real mode, or with CR4.PCE; then
+ * ECX must name a counter, and rrx models none, so it is #GP(0) in every case (SDM: "#GP(0) if
+ * ... ECX does not specify a valid counter").
+ */
+export function rdpmc(c: Cpu): never {
+  if (c.model.legacy || family(c.model) < 6) ud(c);
+  return c.gp(0);
+}
+
+// Flat segment caches SYSENTER/SYSEXIT load (base 0, limit 4 GiB, 32-bit; SDM SYSENTER): the
+// descriptor words they correspond to. No descriptor is read and no accessed bit set.
+const FLAT_LO = 0x0000ffff;
+const FLAT_CODE0 = 0x00cf9b00, FLAT_DATA0 = 0x00cf9300, FLAT_CODE3 = 0x00cffb00, FLAT_DATA3 = 0x00cff300;
+
+/** SYSENTER (0F 34): to CPL 0 at SYSENTER_CS:SYSENTER_EIP with SS:ESP = SYSENTER_CS+8:SYSENTER_ESP. */
+export function sysenter(c: Cpu): void {
+  if (!(c.model.features & FEAT.SEP)) ud(c);
+  if (!c.pe() || (c.sysenterCs & 0xfffc) === 0) c.gp(0);
+  const cs = c.sysenterCs & 0xfffc;
+  c.eflags &= ~(VM | IF | RF);
+  c.loadSegDesc(CS, cs, FLAT_LO, FLAT_CODE0);
+  c.setCpl(0);
+  c.loadSegDesc(SS, (cs + 8) & 0xfffc, FLAT_LO, FLAT_DATA0);
+  c.regs[ESP] = c.sysenterEsp;
+  c.eip = c.sysenterEip;
+}
+
+/** SYSEXIT (0F 35): from CPL 0 to CPL 3 at SYSENTER_CS+16:EDX with SS:ESP = SYSENTER_CS+24:ECX. */
+export function sysexit(c: Cpu): void {
+  if (!(c.model.features & FEAT.SEP)) ud(c);
+  if (!c.pe() || (c.sysenterCs & 0xfffc) === 0 || c.cpl !== 0) c.gp(0);
+  const cs = c.sysenterCs;
+  c.loadSegDesc(CS, ((cs + 16) & 0xfffc) | 3, FLAT_LO, FLAT_CODE3);
+  c.setCpl(3);
+  c.loadSegDesc(SS, ((cs + 24) & 0xfffc) | 3, FLAT_LO, FLAT_DATA3);
+  c.regs[ESP] = c.regs[ECX]!;
+  c.eip = c.regs[EDX]!;
 }
