@@ -35,7 +35,7 @@ describe("fixtures", () => {
 describe("record and replay --verify", () => {
   const RRX = join(import.meta.dir, "..", "cmd", "rrx.ts");
   const dir = mkdtempSync(join(tmpdir(), "rrx-fix-"));
-  for (const name of ["tasks", "vm86"]) {
+  for (const name of ["tasks", "vm86", "x87", "fpu"]) {
     test(`${name}: every state hash of the recording verifies`, () => {
       const f = manifest.fixtures.find((x) => x.name === name)!;
       const log = join(dir, `${name}.rrx`);

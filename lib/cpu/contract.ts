@@ -122,6 +122,11 @@ export interface DebugView {
   readonly layout: RegisterLayout;
   /** The general registers, gdb numbering, each as an unsigned 32-bit value. */
   readRegisters(): number[];
+  /**
+   * Optional: the registers after the general ones (layout order, raw little-endian bytes),
+   * e.g. the x87 on i386; absent or null: the stub sends zeros.
+   */
+  readExtraRegisters?(): Uint8Array | null;
   /** Write register n (gdb numbering); false when the register cannot be written. */
   writeRegister(n: number, value: number): boolean;
   /** Physical address of a debugger (linear/virtual) address, or -1 if unmapped. No faults, no A/D bits. */

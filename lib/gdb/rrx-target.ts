@@ -79,6 +79,11 @@ export class RrxTarget implements DebugTarget {
     return this.cpu.debug.readRegisters();
   }
 
+  /** The registers after the general ones (the x87 on i386), or zeros when the CPU has none. */
+  readFpuRegisters(): Uint8Array {
+    return this.cpu.debug.readExtraRegisters?.() ?? new Uint8Array(0);
+  }
+
   writeRegister(n: number, value: number): boolean {
     if (!this.writable || n < 0 || n >= this.layout.general) return false;
     return this.cpu.debug.writeRegister(n, value);

@@ -23,6 +23,11 @@ export interface DeviceContext {
   /** A20 gate control (port 0x92, i8042 output port). */
   setA20(enabled: boolean): void;
   getA20(): boolean;
+  /**
+   * A write to port F0h: the PC's x87 error latch is cleared (IRQ 13 drops) and, while the
+   * CPU's FERR# is active, IGNNE# is asserted. Optional: a machine without an x87 omits it.
+   */
+  fpuErrorAck?(): void;
 }
 
 /**

@@ -140,6 +140,7 @@ export class Machine implements CpuBus {
       output: (channel, bytes) => this.onOutput(channel, bytes),
       setA20: (on) => { this.a20 = on; this.cpu.setA20(on); },
       getA20: () => this.a20,
+      fpuErrorAck: () => { this.pic.setIrq(13, false); this.cpu.fpuErrorAck(); },
     };
   }
 
@@ -221,6 +222,8 @@ export class Machine implements CpuBus {
     this.deadlineDirty = true;
     return v;
   }
+  /** The CPU's FERR# (x87 error with CR0.NE clear): IRQ 13, as on the PC/AT. */
+  fpuError(): void { this.pic.setIrq(13, true); }
   ioReadStable(port: number, size: IoSize): boolean {
     const d = this.portMap[port];
     if (!d) return true; // unmapped: all ones, always

@@ -17,6 +17,7 @@ import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
 import { DEFAULT_MODEL, FEAT, type X86Model } from "./model.ts";
+import { Fpu, ES as FSW_ES } from "./fpu/fpu.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -39,11 +40,17 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
     this.model = model;
+    this.fpu = model.features & FEAT.FPU ? new Fpu() : null;
     this.reset();
   }
 
   /** Whether an interrupt on INTR would be taken now (EFLAGS.IF; the shadow is run()'s business). */
   interruptsEnabled(): boolean { return (this.eflags & IF) !== 0; }
+
+  /** Port F0h written (the board's x87 error latch): IGNNE# while an x87 error is pending. */
+  fpuErrorAck(): void {
+    if (this.fpu !== null && (this.fpu.sw & FSW_ES)) this.ignne = true;
+  }
 
   /** The debugger's view (gdb i386 registers, translation, disassembler). */
   get debug(): X86Debug { return new X86Debug(this); }
@@ -83,6 +90,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.a20Mask = 0xffffffff;
     this.tscOffset = 0n;
     this.sysenterCs = this.sysenterEsp = this.sysenterEip = 0;
+    this.fpu?.reset();
+    this.ignne = false;
     this.modeChanged();
   }
 
@@ -281,6 +290,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       const t = BigInt.asUintN(64, this.tscOffset);
       w.u32(Number(t & 0xffffffffn)).u32(Number(t >> 32n)).u32(this.sysenterCs).u32(this.sysenterEsp).u32(this.sysenterEip);
     }
+    if (this.fpu !== null) { this.fpu.save(w); w.bool(this.ignne); }
   }
 
   /** Restore; with keepBlocks the caller invalidates the pages whose contents changed. */
@@ -304,6 +314,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       this.tscOffset = BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
       this.sysenterCs = r.u32(); this.sysenterEsp = r.u32(); this.sysenterEip = r.u32();
     }
+    if (this.fpu !== null) { this.fpu.restore(r); this.ignne = r.bool(); }
     this.modeChanged();
     this.prevBlock = null;
     this.prevH = -1;

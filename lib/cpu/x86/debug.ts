@@ -32,6 +32,26 @@ export class X86Debug implements DebugView {
     return r;
   }
 
+  /**
+   * gdb registers 16..31: st0..st7 (10 bytes each, in stack order) then fctrl, fstat, ftag
+   * (the full tag word), fiseg, fioff, foseg, fooff, fop (4 bytes each). Null without an FPU.
+   */
+  readExtraRegisters(): Uint8Array | null {
+    const f = this.cpu.fpu;
+    if (f === null) return null;
+    const out = new Uint8Array(112);
+    const dv = new DataView(out.buffer);
+    for (let i = 0; i < 8; i++) {
+      const p = (f.top + i) & 7;
+      dv.setUint32(10 * i, f.rlo[p]!, true);
+      dv.setUint32(10 * i + 4, f.rhi[p]!, true);
+      dv.setUint16(10 * i + 8, f.rse[p]!, true);
+    }
+    const words = [f.cw, f.fsw, f.ftw, f.fcs, f.fip, f.fds, f.fdp, f.fop];
+    for (let k = 0; k < 8; k++) dv.setUint32(80 + 4 * k, words[k]! >>> 0, true);
+    return out;
+  }
+
   writeRegister(n: number, value: number): boolean {
     const cpu = this.cpu;
     value >>>= 0;

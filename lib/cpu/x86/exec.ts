@@ -11,6 +11,7 @@ import { CS, DS, ES, FS, GS, SS, type Insn } from "./decode.ts";
 import { AC, AF, CF, DF, ID, IF, IOPL, MASK, NT, OF, PF, RF, SF, TF, ZF } from "./flags.ts";
 import { next, opsz, rmRead, rmWrite, jumpTo, ud, shift, shiftDouble, imul32, sext, grp3, bcd, bitOp, incdec, grp5 } from "./ops.ts";
 import { stringOp } from "./strings.ts";
+import { esc, fwait } from "./x87.ts";
 import { descCheck, setZF, grp6, grp7, softInt, cpuid, rdtsc, msr, rdpmc, sysenter, sysexit } from "./system.ts";
 
 const SEG_OF_OP: Record<number, number> = { 0x06: ES, 0x07: ES, 0x0e: CS, 0x16: SS, 0x17: SS, 0x1e: DS, 0x1f: DS, 0x1a0: FS, 0x1a1: FS, 0x1a8: GS, 0x1a9: GS };
@@ -277,7 +278,7 @@ export function exec(c: Cpu, i: Insn): void {
       c.eip = next(c, i);
       return;
     case 0x9a: c.farTransfer(i.imm2, i.imm, true, i.o32, next(c, i)); c.modeChanged(); return;
-    case 0x9b: c.fwaitCheck(); c.eip = next(c, i); return;
+    case 0x9b: fwait(c, i); return;
     case 0x9c: { // PUSHF
       if (c.v86() && (c.eflags & IOPL) !== IOPL) c.gp(0);
       const f = c.getFlags() & ~(RF | 0x20000);
@@ -424,7 +425,7 @@ export function exec(c: Cpu, i: Insn): void {
       return;
     }
     case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-      c.fpuCheck(); return;
+      esc(c, i); return;
     case 0xe0: case 0xe1: case 0xe2: { // LOOPNE/LOOPE/LOOP
       const nx = next(c, i);
       let cx: number;

@@ -6,6 +6,7 @@ import type { CpuCore as Cpu } from "./interrupts.ts";
 import { REP_NONE, type Insn } from "./decode.ts";
 import { jumpTo } from "./ops.ts";
 import { exec } from "./exec.ts";
+import { esc } from "./x87.ts";
 
 // ---------------------------------------------------------------------------------------
 // Specialised handlers for the commonest 32-bit forms. Each is exactly exec()'s generic case
@@ -95,6 +96,7 @@ const testRmR: Handler = (c, i) => {
 
 /** The handler for one decoded instruction: a specialised one when its form allows, else exec. */
 export function handlerFor(i: Insn): Handler {
+  if (i.op >= 0xd8 && i.op <= 0xdf) return esc;
   if (!i.o32 || !i.a32 || i.rep !== REP_NONE || i.lock) return exec;
   const op = i.op;
   if (op < 0x40 && (op & 7) < 6) {

@@ -9,7 +9,7 @@
  * (exec.ts) and translated code (jit.ts) see of the CPU.
  */
 import { Stop } from "../contract.ts";
-import { ESP, FAULT, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase } from "./arch.ts";
+import { ESP, FAULT, FERR_WAIT, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase } from "./arch.ts";
 import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { AC, IF, LF_EAGER, NT, RF, TF, VM } from "./flags.ts";
 import { CpuTasks, TS_INT } from "./tasks.ts";
@@ -32,6 +32,7 @@ export abstract class CpuInterrupts extends CpuTasks {
    * faults. `soft` marks INT n/INT3/INTO (gate DPL checked); `ext` marks hardware interrupts.
    */
   raise(vec: number, hasErr: boolean, err: number, soft = false, ext = false): void {
+    if (vec === FERR_WAIT) { this.halted = true; return; } // not a delivery: wait at the x87 instruction
     if (this.onDeliver !== null) this.onDeliver(vec, soft);
     this.deliveries++;
     if (soft) {

@@ -80,8 +80,8 @@ export const MODEL_I586: X86Model = {
 };
 
 /**
- * A P6-family CPU, reporting only what rrx implements: DE, PSE, TSC, MSR, CX8, SEP, PGE, CMOV
- * (and FPU once the x87 is wired in). No APIC, PAE, MTRR, MCE/MCA, PAT, MMX or FXSR.
+ * A P6-family CPU, reporting only what rrx implements: FPU (the x87, x87.ts), DE, PSE, TSC,
+ * MSR, CX8, SEP, PGE, CMOV. No APIC, PAE, MTRR, MCE/MCA, PAT, MMX or FXSR.
  *
  * The signature is family 6 model 1 stepping 9: a Pentium Pro (the only P6 model without MMX,
  * which rrx does not implement), at a stepping past its errata that system software checks
@@ -100,7 +100,7 @@ export const MODEL_I686: X86Model = {
   name: "i686",
   vendor: "GenuineIntel",
   signature: 0x619, // family 6, model 1, stepping 9
-  features: FEAT.DE | FEAT.PSE | FEAT.TSC | FEAT.MSR | FEAT.CX8 | FEAT.SEP | FEAT.PGE | FEAT.CMOV,
+  features: FEAT.FPU | FEAT.DE | FEAT.PSE | FEAT.TSC | FEAT.MSR | FEAT.CX8 | FEAT.SEP | FEAT.PGE | FEAT.CMOV,
   maxLeaf: 2,
   brand: "rrx virtual i686 CPU",
   legacy: false,

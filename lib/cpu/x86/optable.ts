@@ -110,7 +110,7 @@ def(0xd0, "grp2", M | B); def(0xd1, "grp2", M); def(0xd2, "grp2", M | B); def(0x
 def(0xd4, "aam", I8); def(0xd5, "aad", I8);
 def(0xd6, "salc", 0);
 def(0xd7, "xlat", 0);
-for (let i = 0xd8; i <= 0xdf; i++) def(i, "esc", M | OpF.FPU | T);
+for (let i = 0xd8; i <= 0xdf; i++) def(i, "esc", M | OpF.FPU);
 def(0xe0, "loopne", OpF.REL8 | T); def(0xe1, "loope", OpF.REL8 | T); def(0xe2, "loop", OpF.REL8 | T);
 def(0xe3, "jcxz", OpF.REL8 | T);
 def(0xe4, "in", I8 | B | T); def(0xe5, "in", I8 | T); def(0xe6, "out", I8 | B | T); def(0xe7, "out", I8 | T);

@@ -7,7 +7,7 @@
  * layer above, declared here as abstract methods.
  */
 import type { IoSize } from "../../machine/device.ts";
-import { ESP, CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR0_MP, CR4_PGE, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase, descLimit } from "./arch.ts";
+import { ESP, CR0_PE, CR0_PG, CR0_EM, CR0_TS, CR4_PGE, AR_P, AR_S, AR_CODE, AR_DB, descAr, descBase, descLimit } from "./arch.ts";
 import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF } from "./flags.ts";
 import { CpuMemory } from "./memory.ts";
@@ -466,11 +466,9 @@ export abstract class CpuProtection extends CpuMemory {
     }
   }
 
+  /** An x87 instruction on a model without an FPU: #NM with CR0.EM or TS, else #UD. */
   fpuCheck(): void {
     if (this.cr0 & (CR0_EM | CR0_TS)) this.fault(7);
     this.fault(6);
-  }
-  fwaitCheck(): void {
-    if ((this.cr0 & (CR0_MP | CR0_TS)) === (CR0_MP | CR0_TS)) this.fault(7);
   }
 }

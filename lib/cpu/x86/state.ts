@@ -18,6 +18,7 @@
 import type { Watchpoint } from "../contract.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
 import { DEFAULT_MODEL, type X86Model } from "./model.ts";
+import type { Fpu } from "./fpu/fpu.ts";
 import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
 
 export abstract class CpuState {
@@ -76,6 +77,11 @@ export abstract class CpuState {
   sysenterCs = 0;
   sysenterEsp = 0;
   sysenterEip = 0;
+  // ---- x87 (models with FEAT.FPU; only those save it) ----
+  /** The x87 (null on a model without one: every ESC raises #NM or #UD). Set by the Cpu. */
+  fpu: Fpu | null = null;
+  /** IGNNE# asserted: waiting x87 instructions go on past a pending error (x87.ts). */
+  ignne = false;
 
   // ---- derived / transient (not saved: recomputed on restore) ----
   code32 = false;

@@ -1,0 +1,119 @@
+/**
+ * The x87 as the CPU runs it: the glue between the decoder and the FPU unit (fpu/fpu.ts).
+ *
+ * For every ESC instruction (D8..DF) and WAIT/FWAIT (9B) this file applies what belongs to the
+ * CPU rather than to the FPU (Intel SDM vol. 1 ch. 8 and vol. 3 ch. 2.5, 6.15):
+ *  - CR0.EM or CR0.TS: #NM (device not available) before anything else; WAIT only with MP and TS;
+ *  - a pending unmasked exception (FSW.ES) reported at the next *waiting* instruction: with
+ *    CR0.NE as #MF (vector 16, a fault on that instruction); without NE the PC way (FERR# to
+ *    the board, which raises IRQ 13; the CPU waits at the instruction until an interrupt comes,
+ *    and goes on past the error once IGNNE# is asserted: the board asserts it when the guest
+ *    writes port F0h while FERR# is active, and it drops when ES is cleared);
+ *  - the memory operand: read into a buffer before the FPU runs, or probed for write faults
+ *    before it (so a faulting instruction changes nothing) and written back after;
+ *  - FIP/FCS/FOP and FDP/FDS, kept for every non-control instruction;
+ *  - FCOMI/FUCOMI(P) results into EFLAGS, FCMOVcc reading them, FNSTSW AX.
+ * A model without an FPU (the legacy rrx-i586) raises #NM or #UD as CR0 says.
+ */
+import type { CpuCore as Cpu } from "./interrupts.ts";
+import { CS, type Insn } from "./decode.ts";
+import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, EAX, FAULT, FERR_WAIT } from "./arch.ts";
+import { next } from "./ops.ts";
+import { ES, FPU_UD, memAccess } from "./fpu/fpu.ts";
+
+/** The memory operand of the running x87 instruction (FNSAVE/FRSTOR images are the largest). */
+const buf = new Uint8Array(108);
+
+/**
+ * Instructions that do not wait for a pending exception: FNINIT, FNCLEX, FNSTSW, FNSTCW,
+ * FNSTENV, FNSAVE (and the 8087's FNENI/FNDISI and the 287's FNSETPM, no-ops here).
+ * `e`: the escape 0..7 (D8..DF).
+ */
+function nonWaiting(e: number, modrm: number): boolean {
+  if (modrm < 0xc0) {
+    const reg = (modrm >> 3) & 7;
+    return (e === 1 && reg >= 6) || (e === 5 && reg >= 6);
+  }
+  return (e === 3 && (modrm === 0xe0 || modrm === 0xe1 || modrm === 0xe2 || modrm === 0xe3 || modrm === 0xe4)) ||
+    (e === 7 && modrm === 0xe0);
+}
+
+/**
+ * Control instructions, which leave FIP/FDP/FOP as the last non-control instruction set them:
+ * the non-waiting ones and FLDCW, FLDENV, FRSTOR.
+ */
+function isControl(e: number, modrm: number): boolean {
+  if (nonWaiting(e, modrm)) return true;
+  if (modrm >= 0xc0) return false;
+  const reg = (modrm >> 3) & 7;
+  return (e === 1 && (reg === 4 || reg === 5)) || (e === 5 && reg === 4);
+}
+
+/**
+ * A waiting instruction found FSW.ES set: #MF with CR0.NE; else FERR# (IRQ 13 through the
+ * board) and wait at the instruction, unless IGNNE# lets it go on.
+ */
+function reportPending(c: Cpu): void {
+  if (c.cr0 & CR0_NE) c.fault(16);
+  if (c.ignne) return;
+  c.bus.fpuError?.();
+  c.excVec = FERR_WAIT;
+  throw FAULT;
+}
+
+/** D8..DF. */
+export function esc(c: Cpu, i: Insn): void {
+  const fpu = c.fpu;
+  if (fpu === null) { c.fpuCheck(); return; }
+  if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(7);
+  const e = i.op - 0xd8;
+  const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
+  if (fpu.sw & ES) { if (!nonWaiting(e, modrm)) reportPending(c); } else c.ignne = false;
+  const pm = c.pe() && !c.v86();
+  let lin = 0, seg = 0, off = 0;
+  if (i.mod !== 3) {
+    const acc = memAccess(e, i.reg, i.o32);
+    const size = acc.size;
+    seg = c.seg(i); off = c.ea(i);
+    if (acc.read) {
+      lin = c.lin(seg, off, size, false);
+      let k = 0;
+      for (; k + 4 <= size; k += 4) {
+        const v = c.rl32((lin + k) >>> 0);
+        buf[k] = v; buf[k + 1] = v >>> 8; buf[k + 2] = v >>> 16; buf[k + 3] = v >>> 24;
+      }
+      for (; k < size; k++) buf[k] = c.rl8((lin + k) >>> 0);
+    } else if (acc.write) {
+      lin = c.lin(seg, off, size, true);
+      c.probeWrite(lin);
+      c.probeWrite((lin + size - 1) >>> 0);
+    }
+  }
+  // FCMOVcc reads EFLAGS; FCOMI/FUCOMI(P) write it (DA/DB/DF register forms).
+  const flagsOp = modrm >= 0xc0 && (e === 2 || e === 3 || e === 7);
+  const fl = flagsOp ? c.getFlags() : 0;
+  if (fpu.exec(e, modrm, buf, fl, i.o32, pm) === FPU_UD) c.fault(6);
+  const n = fpu.wrote;
+  if (n > 0) {
+    let k = 0;
+    for (; k + 4 <= n; k += 4) c.wl32((lin + k) >>> 0, buf[k]! | (buf[k + 1]! << 8) | (buf[k + 2]! << 16) | (buf[k + 3]! << 24));
+    for (; k < n; k++) c.wl8((lin + k) >>> 0, buf[k]!);
+  }
+  if (flagsOp && fpu.eflags !== fl) c.setFlags(fpu.eflags);
+  if (fpu.ax >= 0) c.regs[EAX] = ((c.regs[EAX]! & 0xffff0000) | fpu.ax) >>> 0;
+  if (!isControl(e, modrm)) {
+    if (i.mod !== 3) fpu.noteInsn(c.sel[CS]!, c.eip, (e << 8) | modrm, c.sel[seg]!, off);
+    else fpu.noteInsn(c.sel[CS]!, c.eip, (e << 8) | modrm, fpu.fds, fpu.fdp);
+  }
+  c.eip = next(c, i);
+}
+
+/** WAIT/FWAIT (9B). */
+export function fwait(c: Cpu, i: Insn): void {
+  if ((c.cr0 & (CR0_MP | CR0_TS)) === (CR0_MP | CR0_TS)) c.fault(7);
+  const fpu = c.fpu;
+  if (fpu !== null) {
+    if (fpu.sw & ES) reportPending(c); else c.ignne = false;
+  }
+  c.eip = next(c, i);
+}
