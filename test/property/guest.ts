@@ -58,7 +58,8 @@ export type IoSeg =
   | { k: "rdtsc"; slot: number }
   | { k: "spin"; n: number }
   | { k: "wait" }
-  | { k: "clispin"; n: number };
+  | { k: "clispin"; n: number }
+  | { k: "x87"; cw: number; ops: { f: number; a: number }[] };
 export type Segment = IoSeg | { k: "code"; items: Item[] };
 export type Ending = { k: "exit"; status: number } | { k: "clihlt" } | { k: "hltloop" };
 
@@ -273,8 +274,48 @@ function ioInsns(s: IoSeg, idx: number): AsmItem[] {
     case "spin": return [I("mov", r("ecx"), imm(s.n + 1)), { label: L("spin") }, I("add", r("eax"), r("ecx")), { jmpTo: L("spin"), op: "loop" }];
     case "wait": return [I("sti"), I("hlt")];
     case "clispin": return [I("cli"), I("mov", r("ecx"), imm(s.n + 1)), { label: L("spin") }, { jmpTo: L("spin"), op: "loop" }, I("sti")];
+    case "x87": {
+      // Exceptions stay masked (an unmasked one would wait on FERR#/IRQ 13, which the guest does
+      // not handle); precision and rounding control are random. Memory operands are in the data
+      // sandbox, whose random contents make good special operands.
+      const cwAt = slot(idx);
+      const out: AsmItem[] = [I("mov", mem(cwAt), imm((s.cw | 0x3f) & 0x1f7f), { size: 16 }), raw(0xd9, 0x2d, ...le32(cwAt))];
+      for (const o of s.ops) {
+        const bytes = X87_FORMS[o.f % X87_FORMS.length]!(DATA + (o.a % (DATA_SIZE - 108)));
+        out.push(raw(...bytes));
+        if (bytes[0] === 0xdf && bytes[1] === 0xe0) out.push(I("mov", mem(slot(idx + 1)), r("ax"), { size: 16 }));
+        if (bytes[0] === 0xdb && bytes[1] === 0xe3) out.push(raw(0xd9, 0x2d, ...le32(cwAt))); // FNINIT: masks again anyway; reload RC/PC
+      }
+      return out;
+    }
   }
 }
+
+const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
+/** x87 instruction forms for the x87 segments: each gives its bytes for a memory operand address. */
+const X87_FORMS: ((a: number) => number[])[] = (() => {
+  const f: ((a: number) => number[])[] = [];
+  const m = (op: number, reg: number) => f.push((a) => [op, 0x05 | (reg << 3), ...le32(a)]);
+  const rr = (op: number, modrm: number) => f.push(() => [op, modrm]);
+  // loads and stores of every format
+  for (const [op, reg] of [[0xd9, 0], [0xdd, 0], [0xdb, 5], [0xdb, 0], [0xdf, 0], [0xdf, 5], [0xdf, 4],
+    [0xd9, 3], [0xdd, 3], [0xdb, 7], [0xdb, 3], [0xdf, 3], [0xdf, 7], [0xdf, 6], [0xdd, 2], [0xd9, 2], [0xdb, 2]] as const) m(op, reg);
+  // arithmetic and compares with memory operands: m32real, m64real, m32int, m16int
+  for (const op of [0xd8, 0xdc, 0xda, 0xde]) for (let reg = 0; reg < 8; reg++) m(op, reg);
+  // register arithmetic (D8, DC, DE), FLD/FXCH/FSTP/FFREE ST(i), FCOMI/FUCOMI, FCMOVcc
+  for (const op of [0xd8, 0xdc, 0xde]) for (let mr = 0xc0; mr <= 0xff; mr += 3) if (!(op === 0xde && mr >= 0xd8 && mr <= 0xdf && mr !== 0xd9)) rr(op, mr);
+  for (let i = 0; i < 8; i += 3) { rr(0xd9, 0xc0 + i); rr(0xd9, 0xc8 + i); rr(0xdd, 0xd8 + i); rr(0xdd, 0xc0 + i); rr(0xdb, 0xe8 + i); rr(0xdb, 0xf0 + i); rr(0xdf, 0xe8 + i); }
+  for (let mr = 0xc1; mr <= 0xdf; mr += 4) { rr(0xda, mr); rr(0xdb, mr); }
+  // D9 E0..FF: FCHS FABS FTST FXAM, the constants, and the transcendental/other group
+  for (const mr of [0xe0, 0xe1, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5,
+    0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff]) rr(0xd9, mr);
+  rr(0xdf, 0xe0); rr(0xdb, 0xe2); rr(0xdb, 0xe3); rr(0x9b, 0x90); // FNSTSW AX, FNCLEX, FNINIT, FWAIT; NOP
+  // FNSTENV, and FNSAVE followed by FRSTOR of the same image
+  m(0xd9, 6);
+  f.push((a) => [0xdd, 0x35, ...le32(a), 0xdd, 0x25, ...le32(a)]);
+  return f;
+})();
 
 function sandbox(codeBase: number, spec: GuestSpec): ProgramOptions {
   return { codeBase, dataBase: DATA, dataSize: DATA_SIZE, stackTop: STACK_TOP, selfModify: true, unguardedDiv: spec.unguardedDiv };
@@ -373,6 +414,7 @@ export function estimateDuration(spec: GuestSpec): number {
       case "code": t += 6 * s.items.length; break;
       case "spin": t += 2 * s.n + 2; break;
       case "clispin": t += s.n + 4; break;
+      case "x87": t += 2 * s.ops.length + 4; break;
       case "thr": t += charTime / 8 + 8; break;
       case "wait": t += pitPeriod / 2; break;
       default: t += 8;
@@ -428,6 +470,8 @@ export const ioSegArb: fc.Arbitrary<IoSeg> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ k: fc.constant("spin" as const), n: fc.nat({ max: 5000 }) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("wait" as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("clispin" as const), n: fc.nat({ max: 500 }) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("x87" as const), cw: fc.nat({ max: 0xffff }),
+    ops: fc.array(fc.record({ f: fc.nat({ max: 1000 }), a: fc.nat({ max: DATA_SIZE }) }), { minLength: 1, maxLength: 24 }) }) },
 );
 
 const codeSegArb: fc.Arbitrary<Segment> = fc.record({
