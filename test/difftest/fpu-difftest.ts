@@ -16,18 +16,27 @@ export function buildFpuHarness(): FpuHarness | string {
   if (process.arch !== "x64" && process.arch !== "ia32") return `host is ${process.arch}, not x86`;
   const dir = mkdtempSync(join(tmpdir(), "rrx-fpu-"));
   const bin = join(dir, "fpu-harness");
-  let r;
-  try {
-    r = Bun.spawnSync({ cmd: ["gcc", "-m32", "-O1", "-no-pie", "-fno-pie", "-o", bin, join(import.meta.dir, "fpu-harness.c")], stdout: "pipe", stderr: "pipe" });
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    return `gcc not available (${(e as Error).message})`;
+  const fail = (why: string) => { rmSync(dir, { recursive: true, force: true }); return why; };
+  // A 32-bit build first; a 64-bit one where the host cannot run 32-bit programs (the x87 is
+  // the same in 64-bit mode).
+  let why = "";
+  for (const m of [["-m32"], []]) {
+    let r;
+    try {
+      r = Bun.spawnSync({ cmd: ["gcc", ...m, "-O1", "-no-pie", "-fno-pie", "-o", bin, join(import.meta.dir, "fpu-harness.c")], stdout: "pipe", stderr: "pipe" });
+    } catch (e) {
+      return fail(`gcc not available (${(e as Error).message})`);
+    }
+    if (r.exitCode !== 0) { why += `gcc ${m.join(" ")} cannot build the FPU harness: ${r.stderr.toString().split("\n").slice(0, 2).join(" ")}; `; continue; }
+    try {
+      const p = Bun.spawnSync({ cmd: [bin], stdin: new Uint8Array(0), stdout: "pipe", stderr: "pipe" });
+      if (p.exitCode === 0) return { bin, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+      why += `the ${m.length ? "32" : "64"}-bit harness exits ${p.exitCode}; `;
+    } catch (e) {
+      why += `the ${m.length ? "32" : "64"}-bit harness cannot run (${(e as Error).message}); `;
+    }
   }
-  if (r.exitCode !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    return `gcc -m32 cannot build the FPU harness: ${r.stderr.toString().split("\n").slice(0, 3).join(" ")}`;
-  }
-  return { bin, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  return fail(why.replace(/; $/, ""));
 }
 
 // --- random generation -----------------------------------------------------------------------

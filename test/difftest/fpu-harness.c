@@ -1,5 +1,8 @@
 /*
- * The x87 oracle: runs x87 instruction sequences on the host CPU (gcc -m32).
+ * The x87 oracle: runs x87 instruction sequences on the host CPU. Built with gcc -m32, or as a
+ * 64-bit program where the host cannot run 32-bit ones (a kernel without IA32 emulation): the
+ * x87 behaves the same in 64-bit mode (the stubs address memory through [rbx], and FNSAVE/FRSTOR
+ * without REX.W use the 32-bit protected-mode image).
  *
  * stdin, per case (little-endian): u32 ninsn, u32 eflags, 108-byte FRSTOR image (32-bit
  * protected-mode layout), 112 bytes of memory (EBX points at it during each instruction), then
@@ -19,7 +22,12 @@
 
 uint8_t fpu_mem[112] __attribute__((aligned(16)));
 uint8_t fpu_img[108] __attribute__((aligned(16)));
-uint32_t fl_in, fl_out, ax_out;
+#ifdef __x86_64__
+uint64_t fl_in, fl_out; /* PUSH/POP of a qword */
+#else
+uint32_t fl_in, fl_out;
+#endif
+uint32_t ax_out;
 
 static int readn(void *p, size_t n) {
   uint8_t *b = p;
@@ -63,12 +71,22 @@ int main(void) {
       *p++ = 0x53;                                  /* push ebx */
       *p++ = 0xbb; put32(&p, (uint32_t)(uintptr_t)fpu_mem);   /* mov ebx, fpu_mem */
       *p++ = 0xb8; put32(&p, 0x5a5a5a5a);           /* mov eax, imm */
+#ifdef __x86_64__
+      /* absolute addressing through a SIB byte (mod 00, rm 100, base 101): no RIP-relative */
+      *p++ = 0xff; *p++ = 0x34; *p++ = 0x25; put32(&p, (uint32_t)(uintptr_t)&fl_in); /* push qword [fl_in] */
+      *p++ = 0x9d;                                  /* popfq */
+      memcpy(p, insns[i] + 1, insns[i][0]); p += insns[i][0];
+      *p++ = 0x9c;                                  /* pushfq */
+      *p++ = 0x8f; *p++ = 0x04; *p++ = 0x25; put32(&p, (uint32_t)(uintptr_t)&fl_out); /* pop qword [fl_out] */
+      *p++ = 0x89; *p++ = 0x04; *p++ = 0x25; put32(&p, (uint32_t)(uintptr_t)&ax_out); /* mov [ax_out], eax */
+#else
       *p++ = 0xff; *p++ = 0x35; put32(&p, (uint32_t)(uintptr_t)&fl_in); /* push [fl_in] */
       *p++ = 0x9d;                                  /* popfd */
       memcpy(p, insns[i] + 1, insns[i][0]); p += insns[i][0];
       *p++ = 0x9c;                                  /* pushfd */
       *p++ = 0x8f; *p++ = 0x05; put32(&p, (uint32_t)(uintptr_t)&fl_out); /* pop [fl_out] */
       *p++ = 0xa3; put32(&p, (uint32_t)(uintptr_t)&ax_out);  /* mov [ax_out], eax */
+#endif
       *p++ = 0x5b;                                  /* pop ebx */
       *p++ = 0xc3;                                  /* ret */
       ((void (*)(void))code)();
@@ -76,7 +94,7 @@ int main(void) {
       uint8_t *r = res[nexec++];
       memcpy(r, fpu_img, 108);
       memcpy(r + 108, fpu_mem, 112);
-      memcpy(r + 220, &fl_out, 4);
+      { uint32_t f32 = (uint32_t)fl_out; memcpy(r + 220, &f32, 4); }
       memcpy(r + 224, &ax_out, 4);
       fl_in = fl_out;
       if (fpu_img[4] & 0x80) break;                 /* ES: unmasked exception pending */
