@@ -22,8 +22,7 @@ const NONE: MemAccess = { size: 0, read: false, write: false };
 const r = (size: number): MemAccess => ({ size, read: true, write: false });
 const w = (size: number): MemAccess => ({ size, read: false, write: true });
 
-/** The memory operand of ESC `esc` (0..7 for D8..DF) with ModRM reg field `reg` (mod != 3). */
-export function memAccess(esc: number, reg: number, o32: boolean): MemAccess {
+function memAccessOf(esc: number, reg: number, o32: boolean): MemAccess {
   const env = o32 ? 28 : 14, save = o32 ? 108 : 94;
   switch (esc) {
     case 0: return r(4);
@@ -35,6 +34,13 @@ export function memAccess(esc: number, reg: number, o32: boolean): MemAccess {
     case 6: return r(2);
     default: return [r(2), NONE, w(2), w(2), r(10), r(8), w(10), w(8)][reg]!;
   }
+}
+/** memAccess() for every (o32, esc, reg), built once: the CPU asks on every x87 instruction. */
+const MEM_ACCESS: readonly MemAccess[] = Array.from({ length: 128 }, (_, k) => memAccessOf((k >> 3) & 7, k & 7, k >= 64));
+
+/** The memory operand of ESC `esc` (0..7 for D8..DF) with ModRM reg field `reg` (mod != 3). */
+export function memAccess(esc: number, reg: number, o32: boolean): MemAccess {
+  return MEM_ACCESS[(o32 ? 64 : 0) | ((esc & 7) << 3) | (reg & 7)]!;
 }
 
 const CONST_NAMES = ["1", "l2t", "l2e", "pi", "lg2", "ln2", "z"];
