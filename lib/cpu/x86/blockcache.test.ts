@@ -185,3 +185,33 @@ describe("interpreter record store", () => {
 });
 
 function le32(v: number): number[] { return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]; }
+
+describe("code above 2 GiB (a kernel at 0xC0000000, user code at 0xB7...)", () => {
+  // The linear page of 0xC0010000 maps CODE (the PDE for 0xC0000000 shares the identity page
+  // table), so the block's page end is 0xC0011000: a block of three instructions that ends
+  // well before it neither looks at the next page nor stops after its first instruction.
+  function high(nextPresent: boolean): TestMachine {
+    const m = new TestMachine();
+    m.flat(0, 0xc0010000);
+    m.paging();
+    m.w32(0x100000 + (0xc0000000 >>> 22) * 4, m.r32(0x100000) | 7);
+    if (!nextPresent) m.w32(m.pte(CODE + 0x1000), 0);
+    m.cpu.flushTlb();
+    m.code(CODE, [{ op: "nop" }, { op: "nop" }, { op: "hlt" }]);
+    return m;
+  }
+
+  test("a block that ends before the page end does not touch the next, absent page", () => {
+    const m = high(false);
+    expect(m.cpu.run(10)).toBe(Stop.HALT);
+    expect(m.exception()).toBe(null);
+    expect(m.cpu.eip).toBe(0xc0010003);
+  });
+
+  test("its instructions form one block", () => {
+    const m = high(true);
+    const before = m.cpu.blocksBuilt;
+    expect(m.cpu.run(10)).toBe(Stop.HALT);
+    expect(m.cpu.blocksBuilt - before).toBe(1);
+  });
+});

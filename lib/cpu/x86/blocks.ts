@@ -186,7 +186,7 @@ export abstract class CpuBlocks extends CpuInterp {
     this.decodeUser = this.cpl === 3;
     this.fetchLinPage = -1;
     const max = this.singleStep ? 1 : MAX_BLOCK;
-    const pageEnd = ((linEip & ~0xfff) + 0x1000);
+    const pageEnd = ((linEip & ~0xfff) >>> 0) + 0x1000; // unsigned: code above 2 GiB (a kernel at 0xC0000000)
     for (;;) {
       const insEip = this.code32 ? (startEip + off) >>> 0 : (startEip + off) & 0xffff;
       const insLin = (this.segBase[CS]! + insEip) >>> 0;
