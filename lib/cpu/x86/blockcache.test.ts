@@ -215,3 +215,24 @@ describe("code above 2 GiB (a kernel at 0xC0000000, user code at 0xB7...)", () =
     expect(m.cpu.blocksBuilt - before).toBe(1);
   });
 });
+
+describe("interrupt shadow", () => {
+  test("after STI with an interrupt pending, it is taken after one instruction even when the block is linked onward", () => {
+    // L0: cli; sti | L1: mov eax,1; mov ebx,2; mov ecx,3; jmp L0. The first passes (no
+    // interrupt) run L1 in the shadow one instruction at a time, which links L1 to a block at
+    // L1+5; with IRQ pending the shadow must still end after `mov eax, 1`.
+    const m = new TestMachine();
+    m.flat(0);
+    const L1 = CODE + 2;
+    m.code(CODE, [{ op: "cli" }, { op: "sti" }, { op: "mov", dst: { reg: "eax" }, src: { imm: 1 } }, { op: "mov", dst: { reg: "ebx" }, src: { imm: 2 } },
+      { op: "mov", dst: { reg: "ecx" }, src: { imm: 3 } }, { op: "raw", bytes: [0xeb, 0x100 - (2 + 15 + 2)] }]);
+    for (let pass = 0; pass < 3; pass++) expect(m.cpu.run(6)).toBe(Stop.BUDGET);
+    expect(m.cpu.eip).toBe(CODE);
+    m.cpu.run(1); // cli
+    m.cpu.intrLine = true;
+    expect(m.cpu.run(100)).toBe(Stop.HALT); // the handler's HLT
+    const e = m.exception()!;
+    expect(e.vector).toBe(0x20);
+    expect(e.eip).toBe(L1 + 5);
+  });
+});

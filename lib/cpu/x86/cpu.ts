@@ -161,7 +161,10 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       let count = n;
       const left = target - base;
       if (count > left) count = left;
-      if (this.inhibit || tf) count = 1;
+      // In an interrupt shadow (after STI, MOV SS, POP SS) one instruction runs, and then the
+      // loop looks for an interrupt: the interpreter must not chain on into linked blocks.
+      const shadow = this.inhibit;
+      if (shadow || tf) count = 1;
       this.inhibit = false;
       this.curH = h;
       this.prevH = h;
@@ -193,7 +196,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       // The interpreter (it may go on to the following blocks); on a fault it has set EIP and
       // icount for the delivery.
       try {
-        this.interp(h, count, base, target, !tf && !bps, jitOk ? thr : -1);
+        this.interp(h, count, base, target, !tf && !bps && !shadow, jitOk ? thr : -1);
       } catch (e) {
         this.curH = -1;
         if (e !== FAULT) throw e;
