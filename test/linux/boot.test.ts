@@ -10,12 +10,25 @@
  * the 8250 driver's 10000-poll wait (port reads cost rrx about 1 ns of virtual time, an ISA bus
  * about 1 us), and the driver drops characters of the first lines.
  *
- * Skipped, saying so, when the guest has not been fetched.
+ * A stock gdb then debugs that recording backwards (the symbol addresses come from the session's
+ * own `grep /proc/kallsyms`, so no System.map is needed): a breakpoint on the uname system call,
+ * reverse-stepi back across the user/kernel boundary, a watchpoint on jiffies (the low word of jiffies_64, found through do_timer) with
+ * reverse-continue to its last write, and reverse-continue to an earlier hit of a breakpoint
+ * in the timer interrupt. At every stop the state hash (`monitor hash`) equals that of a fresh
+ * replay to the same instruction count.
+ *
+ * Skipped, saying so, when the guest has not been fetched (and the gdb part without gdb).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { openLog, machineFromLog, startMachine, replayToEnd } from "../../lib/replay/replayer.ts";
+import { MachineHasher } from "../../lib/replay/session.ts";
+import { hashBytes } from "../../lib/replay/hash.ts";
+import { engineFromLog } from "../../lib/replay/engine.ts";
+import { RrxTarget } from "../../lib/gdb/rrx-target.ts";
+import { GdbServer } from "../../lib/gdb/server.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -30,7 +43,9 @@ if (!HAVE) console.warn(`test/linux/boot.test.ts: SKIPPED: no Linux guest in ${L
 export const APPEND = "console=ttyS0,115200 cryptomgr.notests noisapnp";
 export const SHELL_SCRIPT = join(ROOT, "fixtures/linux/shell.txt");
 
+const GDB = Bun.which("gdb");
 const dir = mkdtempSync(join(tmpdir(), "rrx-linux-boot-"));
+const REC = join(dir, "linux.rrx");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function rrx(args: string[]) {
@@ -57,7 +72,7 @@ export function expectInOrder(lines: string[], expectedFile: string): void {
 
 describe.skipIf(!HAVE)("Debian's i386 kernel", () => {
   test("boots to the busybox shell, runs the scripted commands, powers off; replay --verify and a second replay match", () => {
-    const rec = join(dir, "linux.rrx");
+    const rec = REC;
     const run = rrx(["run", KERNEL, "--initrd", INITRD, "-m", "64", "--append", APPEND, "--rtc", "2026-01-01T00:00:00Z",
       "--no-realtime", "--input", SHELL_SCRIPT, "--serial", "file:run.txt", "--record", rec]);
     // The kernel halts with interrupts off after "reboot: System halted": the run ends there.
@@ -81,5 +96,68 @@ describe.skipIf(!HAVE)("Debian's i386 kernel", () => {
     const again = rrx(["replay", rec, "--serial", "file:again.txt"]);
     expect(again.code).toBe(0);
     expect(readFileSync(join(dir, "again.txt"), "latin1")).toBe(out);
+  }, 900_000);
+
+  test.skipIf(!GDB)("gdb debugs the recorded kernel backwards; every stop equals a fresh replay to its icount", async () => {
+    expect(existsSync(REC)).toBe(true);
+    const out = readFileSync(join(dir, "run.txt"), "latin1");
+    const sym = (name: string): number => {
+      const m = new RegExp(`^([0-9a-f]{8}) [TtDdBb] ${name}\\r?$`, "m").exec(out);
+      if (!m) throw new Error(`no ${name} in the session's kallsyms output`);
+      return parseInt(m[1]!, 16);
+    };
+    const newuname = sym("__ia32_sys_newuname"), doTimer = sym("do_timer"), timer = sym("timer_interrupt");
+    const hex = (n: number) => `0x${n.toString(16)}`;
+    const opened = openLog(REC, { searchDirs: [LINUX_DIR] });
+    const server = new GdbServer(new RrxTarget(engineFromLog(opened)), { port: 0 });
+    const { port } = await server.start();
+    const script = join(dir, "cmds.gdb");
+    await Bun.write(script, [
+      `target remote 127.0.0.1:${port}`,
+      `break *${hex(newuname)}`, "continue", "echo STOP uname\\n", "monitor hash",
+      // back across the system call entry into user mode
+      "delete", "set $n = 0", `while $pc >= 0xc0000000 && $n < 5000`, "reverse-stepi", "set $n = $n + 1", "end",
+      "echo STOP user\\n", "p/x $pc", "p/x $cs", "p $n", "monitor hash",
+      // jiffies: Debian's kallsyms has no data symbols, so take jiffies_64's address from
+      // do_timer's "add [jiffies_64], eax" (01 05 disp32); its low word is jiffies.
+      `set $p = ${hex(doTimer)}`, `while *(unsigned short *)$p != 0x0501 && $p < ${hex(doTimer + 32)}`, "set $p = $p + 1", "end",
+      'eval "watch *(unsigned int *)0x%x", *(unsigned int *)($p + 2)', "reverse-continue", "echo STOP jiffies\\n", "p/x $pc", "monitor hash",
+      "delete", `break *${hex(timer)}`, "reverse-continue", "reverse-continue", "echo STOP timer\\n", "p/x $pc", "monitor hash",
+      "kill",
+    ].join("\n") + "\n");
+    const proc = Bun.spawn(["sh", "-c", 'exec "$0" "$@" 2>&1', GDB!, "-nx", "-batch", "-x", script], { stdout: "pipe", stdin: "ignore" });
+    const killer = setTimeout(() => proc.kill(), 600_000);
+    const gdbOut = await new Response(proc.stdout).text();
+    await proc.exited;
+    clearTimeout(killer);
+    await server.stop();
+
+    const stops = [...gdbOut.matchAll(/STOP (\w+)\n[^]*?state ([0-9a-f]+) at instruction (\d+)/g)].map((m) => ({ what: m[1]!, hash: m[2]!, icount: Number(m[3]) }));
+    if (stops.map((x) => x.what).join(" ") !== "uname user jiffies timer") throw new Error(`gdb session:\n${gdbOut}`);
+    // The uname stop is the kernel function; the reverse steps end in user mode (CPL 3).
+    const user = /STOP user\n\$\d+ = (0x[0-9a-f]+)\n\$\d+ = (0x[0-9a-f]+)\n\$\d+ = (\d+)\n/.exec(gdbOut);
+    if (!user) throw new Error(`gdb session:\n${gdbOut}`);
+    expect(Number(user[1]!)).toBeLessThan(0xc0000000);
+    expect(Number(user[2]!) & 3).toBe(3); // CS of ring 3
+    expect(Number(user[3]!)).toBeGreaterThan(10); // the entry path, stepped back one instruction at a time
+    // The watchpoint stops at the tick's increment: the two values differ by one.
+    const w = /Hardware watchpoint \d+: \*\(unsigned int \*\)0x[0-9a-f]+\n\nOld value = (\d+)\nNew value = (\d+)/.exec(gdbOut);
+    if (!w) throw new Error(`gdb session:\n${gdbOut}`);
+    expect(Math.abs(Number(w[1]) - Number(w[2]))).toBe(1);
+    expect(stops[1]!.icount).toBeLessThan(stops[0]!.icount);
+    expect(stops[2]!.icount).toBeLessThan(stops[1]!.icount);
+    expect(stops[3]!.icount).toBeLessThan(stops[2]!.icount);
+    expect(gdbOut).toMatch(new RegExp(`STOP timer\\n\\$\\d+ = ${hex(timer)}\\n`));
+
+    // A fresh replay to each stop's icount reaches the same state.
+    const fresh = openLog(REC, { searchDirs: [LINUX_DIR] });
+    const m = machineFromLog(fresh);
+    startMachine(m, fresh);
+    for (const st of [...stops].sort((a, b) => a.icount - b.icount)) {
+      replayToEnd(m, fresh, st.icount);
+      expect(m.cpu.icount).toBe(st.icount);
+      const h = new MachineHasher(m).record();
+      expect({ what: st.what, hash: hashBytes(new TextEncoder().encode(JSON.stringify(h))) }).toEqual({ what: st.what, hash: st.hash });
+    }
   }, 900_000);
 });
