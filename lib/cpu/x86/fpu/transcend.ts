@@ -161,6 +161,16 @@ function atan(t: BF): BF {
   return { ...sum, e: sum.e + k };
 }
 
+/**
+ * The series stopped at a term far below the working precision but not zero: keep its sign as
+ * a sticky bit in the last places of `sum`, so that rounding (directed modes, PE) sees that the
+ * exact value lies just beside `sum` (e.g. sin(x) of a tiny x is just below x).
+ */
+function sticky(sum: BF, term: BF): BF {
+  if (isZero(term) || isZero(sum)) return sum;
+  return add(sum, { s: term.s, m: 1n, e: expOf(sum) - P + 4 });
+}
+
 /** sin and cos of |r| <= pi/4 (Taylor). */
 function sinTaylor(r: BF): BF {
   if (isZero(r)) return ZERO;
@@ -168,7 +178,7 @@ function sinTaylor(r: BF): BF {
   let term = r, sum = r;
   for (let n = 2; n < 200; n += 2) {
     term = neg(div(mul(term, r2), fromInt(n * (n + 1))));
-    if (isZero(term) || expOf(term) < expOf(sum) - P - 8) break;
+    if (isZero(term) || expOf(term) < expOf(sum) - P - 8) return sticky(sum, term);
     sum = add(sum, term);
   }
   return sum;
@@ -178,7 +188,7 @@ function cosTaylor(r: BF): BF {
   let term = fromInt(1), sum = term;
   for (let n = 1; n < 200; n += 2) {
     term = neg(div(mul(term, r2), fromInt(n * (n + 1))));
-    if (isZero(term) || expOf(term) < -P - 8) break;
+    if (isZero(term) || expOf(term) < -P - 8) return sticky(sum, term);
     sum = add(sum, term);
   }
   return sum;
