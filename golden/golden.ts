@@ -6,6 +6,12 @@ export interface GoldenSpec {
   script?: string;
   bootDate: number;
   hashInterval: number;
+  /**
+   * A Linux guest (fixtures/linux/fetch.sh): the log is not packed (Debian's binaries stay out of
+   * the tree); it names the kernel and initrd by hash, found in the guest cache. `elf` and
+   * `cmdline` are unused; `args` are the `rrx run` arguments after the kernel.
+   */
+  linux?: { args: string[] };
 }
 
 const DATE = Math.floor(Date.parse("2024-02-29T12:34:56Z") / 1000);
@@ -15,4 +21,14 @@ export const GOLDEN: GoldenSpec[] = [
   { name: "interrupts-v1", elf: "interrupts.elf", cmdline: "interrupts.elf", script: "input/interrupts.txt", bootDate: DATE, hashInterval: 1 << 20 },
   { name: "smc-v1", elf: "smc.elf", cmdline: "smc.elf", bootDate: DATE, hashInterval: 1 << 16 },
   { name: "paging-v1", elf: "paging.elf", cmdline: "paging.elf", bootDate: DATE, hashInterval: 1 << 20 },
+  {
+    name: "linux-shell-v3", elf: "", cmdline: "", script: "linux/shell.txt", bootDate: Math.floor(Date.parse("2026-01-01T00:00:00Z") / 1000), hashInterval: 1 << 24,
+    linux: { args: ["-m", "64", "--append", "console=ttyS0,115200 cryptomgr.notests noisapnp"] },
+  },
 ];
+
+/** Where fixtures/linux/fetch.sh puts the Linux guest. */
+export function linuxGuestDir(): string {
+  const home = process.env.HOME ?? "/root";
+  return process.env.RRX_LINUX_DIR ?? `${process.env.XDG_CACHE_HOME || `${home}/.cache`}/rrx/linux`;
+}
