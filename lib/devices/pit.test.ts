@@ -189,6 +189,27 @@ describe("8254 PIT", () => {
     expect(ctx.rises(0)).toBe(10);
   });
 
+  test("a count read in the same clock as its write reads as loaded (Linux's quick TSC calibration)", () => {
+    // Linux: gate on, mode 0 with 0xffff on channel 2, then it reads LSB/MSB at once and needs
+    // MSB 0xff (an ISA read takes longer than a CLK, so hardware never shows the old CE).
+    const { ctx, pit } = mk();
+    at(ctx, pit, 100);
+    ctx.t += 10; // mid-clock: the load happens at the next CLK (tick 101)
+    pit.ioWrite(0x61, 1, 0x01);
+    pit.ioWrite(0x43, 1, 0xb0);
+    pit.ioWrite(0x42, 1, 0xff); pit.ioWrite(0x42, 1, 0xff);
+    expect(pit.ioRead(0x42, 1)).toBe(0xff);
+    expect(pit.ioRead(0x42, 1)).toBe(0xff);
+    expect(pit.ioRead(0x61, 1) & 0x20).toBe(0); // OUT still low: N+1 clocks to go
+    at(ctx, pit, 101 + 256);
+    expect(pit.ioRead(0x42, 1) | (pit.ioRead(0x42, 1) << 8)).toBe(0xffff - 256);
+    // mode 2 from idle on channel 0: the first read before the load is the count too
+    ctx.t += 5;
+    pit.ioWrite(0x43, 1, 0x34);
+    pit.ioWrite(0x40, 1, 0x00); pit.ioWrite(0x40, 1, 0x10);
+    expect(latch0(pit)).toBe(0x1000);
+  });
+
   test("channel 2 via port 0x61: gate, OUT2 on bit 5, mode 0 calibration loop, speaker", () => {
     const { ctx, pit } = mk();
     pit.ioWrite(0x61, 1, 0x00);

@@ -130,8 +130,18 @@ export class PitChannel {
   /** CE value (numeric, 0..modulus-1) and OUT at tick t. Pure. */
   eval(t: number): { ce: number; out: boolean } {
     const [start, n, p0] = this.seg(t);
-    if (start === Infinity || t < start) return { ce: this.ceIdle, out: this.outIdle };
-    const d = t - start + p0;
+    if (start === Infinity) return { ce: this.ceIdle, out: this.outIdle };
+    // Between a count's write (or a GATE trigger) and the next CLK, when the CE takes the count,
+    // a read returns the value the CE is about to hold: on a PC an I/O read takes about 1 us,
+    // longer than a CLK (838 ns), so software never sees the CE before the load (Linux's quick
+    // TSC calibration reads the MSB of a fresh count right after writing it). rrx retires an
+    // I/O instruction in one instruction's time, so it models that. OUT is not affected.
+    if (t < start) return { ce: this.atPosition(p0, n).ce, out: this.outIdle };
+    return this.atPosition(t - start + p0, n);
+  }
+
+  /** CE value and OUT at position d of a counting segment of count n. Pure. */
+  private atPosition(d: number, n: number): { ce: number; out: boolean } {
     const M = this.modulus;
     switch (this.mode) {
       case 0: case 1:
