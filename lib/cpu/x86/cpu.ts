@@ -16,7 +16,7 @@ import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
-import { DEFAULT_MODEL, FEAT, type X86Model } from "./model.ts";
+import { DEFAULT_MODEL, FEAT, hasP6Pmu, type X86Model } from "./model.ts";
 import { Fpu, ES as FSW_ES } from "./fpu/fpu.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
@@ -90,6 +90,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.a20Mask = 0xffffffff;
     this.tscOffset = 0n;
     this.sysenterCs = this.sysenterEsp = this.sysenterEip = 0;
+    this.pmcSel[0] = this.pmcSel[1] = this.pmcBase[0] = this.pmcBase[1] = 0;
+    this.pmcFrom[0] = this.pmcFrom[1] = -1;
     this.fpu?.reset();
     this.ignne = false;
     this.modeChanged();
@@ -293,6 +295,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       const t = BigInt.asUintN(64, this.tscOffset);
       w.u32(Number(t & 0xffffffffn)).u32(Number(t >> 32n)).u32(this.sysenterCs).u32(this.sysenterEsp).u32(this.sysenterEip);
     }
+    if (hasP6Pmu(this.model)) for (let i = 0; i < 2; i++) w.u32(this.pmcSel[i]!).f64(this.pmcBase[i]!).f64(this.pmcFrom[i]!);
     if (this.fpu !== null) { this.fpu.save(w); w.bool(this.ignne); }
   }
 
@@ -317,6 +320,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       this.tscOffset = BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
       this.sysenterCs = r.u32(); this.sysenterEsp = r.u32(); this.sysenterEip = r.u32();
     }
+    if (hasP6Pmu(this.model)) for (let i = 0; i < 2; i++) { this.pmcSel[i] = r.u32(); this.pmcBase[i] = r.f64(); this.pmcFrom[i] = r.f64(); }
     if (this.fpu !== null) { this.fpu.restore(r); this.ignne = r.bool(); }
     this.modeChanged();
     this.prevBlock = null;

@@ -543,7 +543,7 @@ export function exec(c: Cpu, i: Insn): void {
     case 0x130: msr(c, i, true); return; // WRMSR
     case 0x131: rdtsc(c, i); return;
     case 0x132: msr(c, i, false); return; // RDMSR
-    case 0x133: rdpmc(c); return;
+    case 0x133: rdpmc(c, i); return;
     case 0x134: sysenter(c); return;
     case 0x135: sysexit(c); return;
     case 0x140: case 0x141: case 0x142: case 0x143: case 0x144: case 0x145: case 0x146: case 0x147:

@@ -9,7 +9,7 @@ import { CS, DS, SS } from "./decode.ts";
 import { MODEL_I586, MODEL_I686, family } from "./model.ts";
 import { TestMachine, CODE, DATA, STACK3, KDATA, UDATA, descriptor, compareRuns } from "../../../test/cpu/machine.ts";
 import type { Insn } from "./encoder.ts";
-import { StateReader } from "../../machine/snapshot.ts";
+import { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 const HLT: Insn = { op: "hlt" };
@@ -144,7 +144,7 @@ describe("RDMSR/WRMSR", () => {
 
   test("the MSRs are in the snapshot of MSR models only: rrx-i586's bytes are unchanged", () => {
     const a = ring(0, [HLT]), b = ring(0, [HLT], MODEL_I586);
-    expect(a.state().length).toBe(b.state().length + 20 + 101); // MSRs; then the x87 (x87.test.ts)
+    expect(a.state().length).toBe(b.state().length + 20 + 40 + 101); // MSRs, P6 counters; then the x87 (x87.test.ts)
     a.cpu.sysenterCs = 0x60; a.cpu.sysenterEsp = 0x1234; a.cpu.sysenterEip = 0x5678; a.cpu.tscOffset = -5n;
     const bytes = a.state();
     const c = new TestMachine(8 << 20, MODEL_I686);
@@ -253,15 +253,79 @@ describe("CR4, RDTSC, RDPMC, WBINVD/INVD, MOV DR4/DR5", () => {
     expect(u.cpu.regs[EAX]).toBe(5);
   });
 
-  test("RDPMC: #GP(0) at CPL 3 without CR4.PCE; with it, or at CPL 0, ECX names no counter rrx models: #GP(0); #UD on rrx-i586", () => {
-    for (const [cpl, cr4] of [[3, 0], [3, 0x100], [0, 0]] as const) {
+  test("RDPMC: #GP(0) at CPL 3 without CR4.PCE, for ECX > 1; reads PerfCtr0/1 at CPL 0 or with PCE; #UD on rrx-i586", () => {
+    for (const [cpl, cr4, ecx, v] of [[3, 0, 0, 13], [3, 0x100, 0, null], [0, 0, 1, null], [0, 0, 2, 13], [3, 0x100, 0x40000000, 13]] as const) {
       const m = ring(cpl, [RDPMC, HLT]);
-      m.cpu.cr4 = cr4;
-      expect(vector(m)).toBe(13);
-      expect(m.exception()!.err).toBe(0);
-      expect(m.exception()!.eip).toBe(CODE);
+      m.cpu.cr4 = cr4; m.cpu.regs[ECX] = ecx; m.cpu.regs[EAX] = 0x55; m.cpu.regs[EDX] = 0x66;
+      if (v === null) {
+        expect(vector(m)).toBe(cpl === 3 ? 13 : null); // the HLT at CPL 3
+        expect([m.cpu.regs[EAX], m.cpu.regs[EDX]]).toEqual([0, 0]); // an unused counter reads 0
+      } else {
+        expect(vector(m)).toBe(13);
+        expect(m.exception()!.err).toBe(0);
+        expect(m.exception()!.eip).toBe(CODE);
+      }
     }
     expect(vector(ring(0, [RDPMC], MODEL_I586))).toBe(6);
+  });
+
+  const NOP: Insn = { op: "raw", bytes: [0x90] };
+  const setEcx = (v: number): Insn => ({ op: "mov", dst: { reg: "ecx" }, src: { imm: v } });
+  const setEax = (v: number): Insn => ({ op: "mov", dst: { reg: "eax" }, src: { imm: v } });
+  /** PerfEvtSel0 <- sel, n NOPs, RDMSR PerfCtr0 (value in ESI) and RDPMC 1 (value in EDI). */
+  const pmuProg = (sel: number, sel1: number, n: number): Insn[] => [
+    setEcx(0x187), setEax(sel1), WRMSR, setEcx(0x186), setEax(sel), WRMSR,
+    ...Array<Insn>(n).fill(NOP),
+    setEcx(0xc1), RDMSR, { op: "mov", dst: { reg: "esi" }, src: { reg: "eax" } },
+    setEcx(1), RDPMC, { op: "mov", dst: { reg: "edi" }, src: { reg: "eax" } }, HLT];
+
+  test("P6 counters: event C0h in both rings counts the instructions retired, in every execution mode", () => {
+    const EN = 1 << 22, USR_OS = 3 << 16;
+    for (const mode of ["step", "interp", "jit"] as const) {
+      for (const n of [0, 1, 7, 100]) {
+        const m = ring(0, pmuProg(EN | USR_OS | 0xc0, USR_OS | 0xc0, n));
+        m.cpu.regs[EDX] = 0;
+        if (mode === "step") m.cpu.singleStep = true;
+        m.cpu.jitThreshold = mode === "jit" ? 1 : 1 << 30;
+        expect(vector(m, 1000)).toBeNull();
+        // counter 0: the n NOPs and `mov ecx` after the enabling WRMSR; counter 1 (enabled by
+        // PerfEvtSel0's EN) also the three instructions up to its RDPMC.
+        expect([m.cpu.regs[6], m.cpu.regs[7]]).toEqual([n + 1, n + 4]);
+      }
+    }
+  });
+
+  test("P6 counters: no count without EN, with one ring only, or for other events; writes sign-extend bit 31 to 40 bits", () => {
+    const EN = 1 << 22, USR_OS = 3 << 16;
+    for (const sel of [USR_OS | 0xc0, EN | (1 << 16) | 0xc0, EN | (1 << 17) | 0xc0, EN | USR_OS | 0x79, EN | USR_OS | (1 << 23) | 0xc0]) {
+      const m = ring(0, pmuProg(sel, 0, 5));
+      m.cpu.regs[EDX] = 0;
+      expect(vector(m, 1000)).toBeNull();
+      expect([m.cpu.regs[6], m.cpu.regs[7]]).toEqual([0, 0]);
+    }
+    // Linux's check: read PerfCtr0, flip the low 16 bits, write, read back the same.
+    const w = ring(0, [setEcx(0xc1), setEax(0x8000ffff), WRMSR, RDMSR, { op: "mov", dst: { reg: "esi" }, src: { reg: "edx" } },
+      setEax(0x1234), WRMSR, RDMSR, HLT]);
+    w.cpu.regs[EDX] = 0x5;
+    expect(vector(w)).toBeNull();
+    expect([w.cpu.regs[6], w.cpu.regs[EAX], w.cpu.regs[EDX]]).toEqual([0xff, 0x1234, 0]);
+    // rrx-i586 has no counters: #GP(0).
+    const r = ring(0, [RDMSR, HLT], MODEL_I586);
+    r.cpu.regs[ECX] = 0xc1;
+    expect(vector(r)).toBe(6); // no MSRs at all on rrx-i586: #UD
+  });
+
+  test("P6 counters survive save/restore mid-count", () => {
+    const EN = 1 << 22, USR_OS = 3 << 16;
+    const prog = pmuProg(EN | USR_OS | 0xc0, 0, 50);
+    const a = ring(0, prog);
+    a.cpu.regs[EDX] = 0;
+    a.cpu.run(30); // mid-NOPs
+    const w = new StateWriter(); a.cpu.save(w);
+    const b = ring(0, prog);
+    b.cpu.restore(new StateReader(w.finish()));
+    expect(vector(b, 1000)).toBeNull();
+    expect(b.cpu.regs[6]).toBe(51);
   });
 
   test("WBINVD and INVD: no-ops at CPL 0, #GP(0) at CPL 3", () => {

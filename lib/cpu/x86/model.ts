@@ -49,6 +49,9 @@ export interface X86Model {
 /** CPUID leaf 1 EAX family (bits 8-11). */
 export function family(m: X86Model): number { return (m.signature >>> 8) & 0xf; }
 
+/** Whether the model has the P6 family's performance counters (system.ts: MSRs 186h/187h, C1h/C2h, RDPMC). */
+export function hasP6Pmu(m: X86Model): boolean { return !m.legacy && family(m) === 6; }
+
 /**
  * The CR4 bits a MOV to CR4 may set (others: #GP(0)): those of the features the model reports
  * (PCE from the P6 family on). A legacy model accepts what rrx always did.
@@ -81,7 +84,8 @@ export const MODEL_I586: X86Model = {
 
 /**
  * A P6-family CPU, reporting only what rrx implements: FPU (the x87, x87.ts), DE, PSE, TSC,
- * MSR, CX8, SEP, PGE, CMOV. No APIC, PAE, MTRR, MCE/MCA, PAT, MMX or FXSR.
+ * MSR, CX8, SEP, PGE, CMOV, and the P6 performance counters (system.ts; instructions retired
+ * count exactly). No APIC, PAE, MTRR, MCE/MCA, PAT, MMX or FXSR.
  *
  * The signature is family 6 model 1 stepping 9: a Pentium Pro (the only P6 model without MMX,
  * which rrx does not implement), at a stepping past its errata that system software checks

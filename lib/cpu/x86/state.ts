@@ -77,6 +77,13 @@ export abstract class CpuState {
   sysenterCs = 0;
   sysenterEsp = 0;
   sysenterEip = 0;
+  // ---- P6 performance counters (models with a P6 PMU; only those save them; system.ts) ----
+  /** PerfEvtSel0/1 (MSRs 186h/187h). */
+  readonly pmcSel: [number, number] = [0, 0];
+  /** PerfCtr0/1 (MSRs C1h/C2h): the 40-bit value at icount pmcFrom[i] (when counting). */
+  readonly pmcBase: [number, number] = [0, 0];
+  /** The icount since which counter i counts retired instructions, or -1 when it does not count. */
+  readonly pmcFrom: [number, number] = [-1, -1];
   // ---- x87 (models with FEAT.FPU; only those save it) ----
   /** The x87 (null on a model without one: every ESC raises #NM or #UD). Set by the Cpu. */
   fpu: Fpu | null = null;

@@ -7,7 +7,7 @@ import type { CpuCore as Cpu } from "./interrupts.ts";
 import { EAX, ECX, EDX, EBX, ESP, descAr, descBase, descLimit, AR_P, AR_S, AR_CODE } from "./arch.ts";
 import { CS, SS, type Insn } from "./decode.ts";
 import { IF, RF, VM, ZF } from "./flags.ts";
-import { FEAT, family } from "./model.ts";
+import { FEAT, family, hasP6Pmu } from "./model.ts";
 import { next, rmRead, ud } from "./ops.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -174,6 +174,8 @@ export function cpuid(c: Cpu): void {
 
 /** MSR numbers the MSR-capable models implement (SDM Vol. 4). */
 export const MSR_TSC = 0x10, MSR_BIOS_SIGN_ID = 0x8b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176;
+/** The P6 family's performance counters: PerfEvtSel0/1 and PerfCtr0/1 (SDM Vol. 4, "MSRs in the P6 Family"). */
+export const MSR_PERFEVTSEL0 = 0x186, MSR_PERFCTR0 = 0xc1;
 /** The microcode update revision IA32_BIOS_SIGN_ID reports (EDX): none loaded. */
 export const MICROCODE_REVISION = 0;
 
@@ -216,20 +218,70 @@ export function msr(c: Cpu, i: Insn, write: boolean): void {
     case MSR_SYSENTER_CS: if (write) c.sysenterCs = lo; else rlo = c.sysenterCs; break;
     case MSR_SYSENTER_ESP: if (write) c.sysenterEsp = lo; else rlo = c.sysenterEsp; break;
     case MSR_SYSENTER_EIP: if (write) c.sysenterEip = lo; else rlo = c.sysenterEip; break;
+    case MSR_PERFEVTSEL0: case MSR_PERFEVTSEL0 + 1: {
+      if (!hasP6Pmu(c.model)) c.gp(0);
+      const k = n - MSR_PERFEVTSEL0;
+      if (write) { pmcFold(c); c.pmcSel[k] = lo >>> 0; pmcStart(c); } else rlo = c.pmcSel[k]!;
+      break;
+    }
+    case MSR_PERFCTR0: case MSR_PERFCTR0 + 1: {
+      if (!hasP6Pmu(c.model)) c.gp(0);
+      const k = n - MSR_PERFCTR0;
+      if (write) {
+        // Only the low 32 bits are written; bits 32-39 take bit 31 (SDM Vol. 3, P6 family counters).
+        pmcFold(c);
+        c.pmcBase[k] = (lo >>> 0) + (lo & 0x80000000 ? 0xff * 4294967296 : 0);
+        pmcStart(c);
+      } else [rlo, rhi] = pmcRead(c, k);
+      break;
+    }
     default: c.gp(0);
   }
   if (!write) { c.regs[EAX] = rlo; c.regs[EDX] = rhi; }
   c.eip = next(c, i);
 }
 
+// The P6 performance counters count one event exactly: instructions retired (event C0h) in
+// both rings (USR and OS set, no CMASK, no INV), while PerfEvtSel0's EN bit enables the pair.
+// Every other event counts nothing (rrx models no caches, buses or pipelines), and a counter
+// that overflows raises no interrupt (the P6 signals that through a local APIC, which rrx
+// lacks). A counter is its value at pmcFrom plus the instructions retired since.
+const PMC_EN = 1 << 22, PMC_USR_OS = 3 << 16, PMC_INV = 1 << 23, PMC_MODULUS = 2 ** 40;
+
+function pmcCounts(c: Cpu, k: number): boolean {
+  const sel = c.pmcSel[k]!;
+  return (c.pmcSel[0]! & PMC_EN) !== 0 && (sel & 0xff) === 0xc0 && (sel & PMC_USR_OS) === PMC_USR_OS &&
+    (sel & PMC_INV) === 0 && (sel >>> 24) === 0;
+}
+function pmcValue(c: Cpu, k: number): number {
+  const from = c.pmcFrom[k]!;
+  return (c.pmcBase[k]! + (from >= 0 ? c.icount - from : 0)) % PMC_MODULUS;
+}
+/** Before a PMU MSR write: each counter's value so far becomes its base. */
+function pmcFold(c: Cpu): void {
+  for (let k = 0; k < 2; k++) { c.pmcBase[k] = pmcValue(c, k); c.pmcFrom[k] = -1; }
+}
+/** After a PMU MSR write: the counters that count now start from here. */
+function pmcStart(c: Cpu): void {
+  for (let k = 0; k < 2; k++) c.pmcFrom[k] = pmcCounts(c, k) ? c.icount + 1 : -1; // from the next instruction
+}
+function pmcRead(c: Cpu, k: number): [number, number] {
+  const v = pmcValue(c, k);
+  return [v % 4294967296, Math.floor(v / 4294967296)];
+}
+
 /**
- * RDPMC (0F 33): #UD before the P6 family. Allowed at CPL 0, in real mode, or with CR4.PCE; then
- * ECX must name a counter, and rrx models none, so it is #GP(0) in every case (SDM: "#GP(0) if
- * ... ECX does not specify a valid counter").
+ * RDPMC (0F 33): #UD before the P6 family. Allowed at CPL 0, in real mode, or with CR4.PCE
+ * (else #GP(0)); ECX 0 or 1 reads PerfCtr0/1 (40 bits in EDX:EAX), any other ECX is #GP(0)
+ * (SDM: "#GP(0) if ... ECX does not specify a valid counter").
  */
-export function rdpmc(c: Cpu): never {
+export function rdpmc(c: Cpu, i: Insn): void {
   if (c.model.legacy || family(c.model) < 6) ud(c);
-  return c.gp(0);
+  if (c.pe() && c.cpl !== 0 && !(c.cr4 & 0x100)) c.gp(0);
+  const k = c.regs[ECX]!;
+  if (!hasP6Pmu(c.model) || k > 1) c.gp(0);
+  [c.regs[EAX], c.regs[EDX]] = pmcRead(c, k);
+  c.eip = next(c, i);
 }
 
 // Flat segment caches SYSENTER/SYSEXIT load (base 0, limit 4 GiB, 32-bit; SDM SYSENTER): the
