@@ -92,6 +92,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.sysenterCs = this.sysenterEsp = this.sysenterEip = 0;
     this.pmcSel[0] = this.pmcSel[1] = this.pmcBase[0] = this.pmcBase[1] = 0;
     this.pmcFrom[0] = this.pmcFrom[1] = -1;
+    this.mcCtl.fill(0);
     this.fpu?.reset();
     this.ignne = false;
     this.modeChanged();
@@ -296,6 +297,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       w.u32(Number(t & 0xffffffffn)).u32(Number(t >> 32n)).u32(this.sysenterCs).u32(this.sysenterEsp).u32(this.sysenterEip);
     }
     if (hasP6Pmu(this.model)) for (let i = 0; i < 2; i++) w.u32(this.pmcSel[i]!).f64(this.pmcBase[i]!).f64(this.pmcFrom[i]!);
+    if (this.model.features & FEAT.MCA) for (let i = 0; i < 12; i++) w.u32(this.mcCtl[i]!);
     if (this.fpu !== null) { this.fpu.save(w); w.bool(this.ignne); }
   }
 
@@ -321,6 +323,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       this.sysenterCs = r.u32(); this.sysenterEsp = r.u32(); this.sysenterEip = r.u32();
     }
     if (hasP6Pmu(this.model)) for (let i = 0; i < 2; i++) { this.pmcSel[i] = r.u32(); this.pmcBase[i] = r.f64(); this.pmcFrom[i] = r.f64(); }
+    if (this.model.features & FEAT.MCA) for (let i = 0; i < 12; i++) this.mcCtl[i] = r.u32();
     if (this.fpu !== null) { this.fpu.restore(r); this.ignne = r.bool(); }
     this.modeChanged();
     this.prevBlock = null;

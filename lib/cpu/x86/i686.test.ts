@@ -45,10 +45,10 @@ describe("CPUID", () => {
     const [a, b, c, d] = cpuid(MODEL_I686, 1);
     expect([(a! >> 8) & 0xf, (a! >> 4) & 0xf, a! & 0xf]).toEqual([6, 1, 9]);
     expect([b, c]).toEqual([0, 0]);
-    // DE PSE TSC MSR CX8 SEP PGE CMOV: bits 2 3 4 5 8 11 13 15.
-    expect(d! & ~1).toBe((1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15));
-    // Nothing rrx does not implement: VME PAE MCE APIC MTRR MCA PAT PSE36 MMX FXSR.
-    for (const bit of [1, 6, 7, 9, 12, 14, 16, 17, 23, 24]) expect((d! >>> bit) & 1).toBe(0);
+    // DE PSE TSC MSR MCE CX8 SEP PGE MCA CMOV: bits 2 3 4 5 7 8 11 13 14 15.
+    expect(d! & ~1).toBe((1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 14) | (1 << 15));
+    // Nothing rrx does not implement: VME PAE APIC MTRR PAT PSE36 MMX FXSR.
+    for (const bit of [1, 6, 9, 12, 16, 17, 23, 24]) expect((d! >>> bit) & 1).toBe(0);
     // SDM (CPUID, SEP): SEP is not supported when family 6, model < 3 and stepping < 3.
     expect(!((a! >> 8 & 0xf) === 6 && ((a! >> 4) & 0xf) < 3 && (a! & 0xf) < 3)).toBe(true);
     expect(family(MODEL_I686)).toBe(6);
@@ -118,6 +118,37 @@ describe("RDMSR/WRMSR", () => {
     expect([r.lo, r.hi]).toEqual([0, 0]);
   });
 
+  test("machine check: MCG_CAP reports 5 banks and MCG_CTL; CTLs read back; STATUS reads 0 and takes only 0; ADDR/MISC #GP", () => {
+    const acc = (n: number, write: boolean, eax = 0, edx = 0) => {
+      const m = ring(0, [write ? WRMSR : RDMSR, HLT]);
+      m.cpu.regs[ECX] = n; m.cpu.regs[EAX] = eax; m.cpu.regs[EDX] = edx;
+      return { v: vector(m), lo: m.cpu.regs[EAX]!, hi: m.cpu.regs[EDX]!, m };
+    };
+    const cap = acc(0x179, false);
+    expect([cap.v, cap.lo, cap.hi]).toEqual([null, 0x105, 0]);
+    expect(acc(0x179, true).v).toBe(13);
+    for (const n of [0x17a, 0x401, 0x405, 0x411]) {
+      const r = acc(n, false, 0x55, 0x66);
+      expect([r.v, r.lo, r.hi]).toEqual([null, 0, 0]);
+      expect(acc(n, true).v).toBeNull();
+      expect(acc(n, true, 1).v).toBe(13);
+      expect(acc(n, true, 0, 0x80000000).v).toBe(13);
+    }
+    for (const n of [0x402, 0x403, 0x412, 0x413, 0x414 /* no bank 5 */]) expect(acc(n, false).v).toBe(13);
+    // MCG_CTL and MC0..4_CTL keep 64 bits each, in the snapshot.
+    const m = ring(0, [WRMSR, { op: "mov", dst: { reg: "ecx" }, src: { imm: 0x410 } }, WRMSR, HLT]);
+    m.cpu.regs[ECX] = 0x17b; m.cpu.regs[EAX] = 0xffffffff; m.cpu.regs[EDX] = 0x12345678;
+    expect(vector(m)).toBeNull();
+    const st = m.state();
+    const r = ring(0, [RDMSR, { op: "mov", dst: { reg: "esi" }, src: { reg: "edx" } }, { op: "mov", dst: { reg: "ecx" }, src: { imm: 0x410 } }, RDMSR, HLT]);
+    r.cpu.restore(new StateReader(st));
+    r.cpu.eip = CODE; r.cpu.halted = false; r.cpu.regs[ECX] = 0x17b;
+    expect(vector(r)).toBeNull();
+    expect([r.cpu.regs[6], r.cpu.regs[EAX], r.cpu.regs[EDX]]).toEqual([0x12345678, 0xffffffff, 0x12345678]);
+    // rrx-i586: no MSRs at all.
+    expect(rd(0x179, 0, MODEL_I586).v).toBe(6);
+  });
+
   test("TSC: RDMSR reads what RDTSC does; WRMSR writes the low 32 bits and clears the high ones (P6)", () => {
     const m = ring(0, [RDMSR, { op: "mov", dst: { reg: "esi" }, src: { reg: "eax" } }, { op: "mov", dst: { reg: "edi" }, src: { reg: "edx" } }, HLT]);
     m.tsc = 0x123456789a;
@@ -144,7 +175,7 @@ describe("RDMSR/WRMSR", () => {
 
   test("the MSRs are in the snapshot of MSR models only: rrx-i586's bytes are unchanged", () => {
     const a = ring(0, [HLT]), b = ring(0, [HLT], MODEL_I586);
-    expect(a.state().length).toBe(b.state().length + 20 + 40 + 101); // MSRs, P6 counters; then the x87 (x87.test.ts)
+    expect(a.state().length).toBe(b.state().length + 20 + 40 + 48 + 101); // MSRs, P6 counters, MCA; then the x87 (x87.test.ts)
     a.cpu.sysenterCs = 0x60; a.cpu.sysenterEsp = 0x1234; a.cpu.sysenterEip = 0x5678; a.cpu.tscOffset = -5n;
     const bytes = a.state();
     const c = new TestMachine(8 << 20, MODEL_I686);
@@ -231,9 +262,9 @@ describe("CR4, RDTSC, RDPMC, WBINVD/INVD, MOV DR4/DR5", () => {
     const m = ring(0, [{ op: "mov", dst: { reg: "eax" }, src: { imm: v } }, raw(0x0f, 0x22, 0xe0), HLT], model);
     return vector(m);
   };
-  test("CR4 takes the bits of reported features only (#GP(0) for PAE, MCE, VME, OSFXSR on i686)", () => {
-    for (const b of [0x4, 0x8, 0x10, 0x80, 0x100]) expect(movCr4(b)).toBeNull();
-    for (const b of [0x1, 0x2, 0x20, 0x40, 0x200, 0x400, 0x800]) expect(movCr4(b)).toBe(13);
+  test("CR4 takes the bits of reported features only (#GP(0) for PAE, VME, OSFXSR on i686)", () => {
+    for (const b of [0x4, 0x8, 0x10, 0x40, 0x80, 0x100]) expect(movCr4(b)).toBeNull();
+    for (const b of [0x1, 0x2, 0x20, 0x200, 0x400, 0x800]) expect(movCr4(b)).toBe(13);
     // rrx-i586 accepts what it always did.
     for (const b of [0x1, 0x80, 0x200]) expect(movCr4(b, MODEL_I586)).toBeNull();
     expect(movCr4(0x100, MODEL_I586)).toBe(13);

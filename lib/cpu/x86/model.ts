@@ -84,8 +84,9 @@ export const MODEL_I586: X86Model = {
 
 /**
  * A P6-family CPU, reporting only what rrx implements: FPU (the x87, x87.ts), DE, PSE, TSC,
- * MSR, CX8, SEP, PGE, CMOV, and the P6 performance counters (system.ts; instructions retired
- * count exactly). No APIC, PAE, MTRR, MCE/MCA, PAT, MMX or FXSR.
+ * MSR, MCE, CX8, SEP, PGE, MCA (five banks that never log an error), CMOV, and the P6
+ * performance counters (system.ts; instructions retired count exactly). No APIC, PAE, MTRR,
+ * PAT, MMX or FXSR.
  *
  * The signature is family 6 model 1 stepping 9: a Pentium Pro (the only P6 model without MMX,
  * which rrx does not implement), at a stepping past its errata that system software checks
@@ -104,7 +105,7 @@ export const MODEL_I686: X86Model = {
   name: "i686",
   vendor: "GenuineIntel",
   signature: 0x619, // family 6, model 1, stepping 9
-  features: FEAT.FPU | FEAT.DE | FEAT.PSE | FEAT.TSC | FEAT.MSR | FEAT.CX8 | FEAT.SEP | FEAT.PGE | FEAT.CMOV,
+  features: FEAT.FPU | FEAT.DE | FEAT.PSE | FEAT.TSC | FEAT.MSR | FEAT.MCE | FEAT.CX8 | FEAT.SEP | FEAT.PGE | FEAT.MCA | FEAT.CMOV,
   maxLeaf: 2,
   brand: "rrx virtual i686 CPU",
   legacy: false,

@@ -84,6 +84,9 @@ export abstract class CpuState {
   readonly pmcBase: [number, number] = [0, 0];
   /** The icount since which counter i counts retired instructions, or -1 when it does not count. */
   readonly pmcFrom: [number, number] = [-1, -1];
+  // ---- machine-check architecture (models with FEAT.MCA; only those save it; system.ts) ----
+  /** MCG_CTL then MC0_CTL .. MC4_CTL, each as [low, high]. */
+  readonly mcCtl = new Uint32Array(12);
   // ---- x87 (models with FEAT.FPU; only those save it) ----
   /** The x87 (null on a model without one: every ESC raises #NM or #UD). Set by the Cpu. */
   fpu: Fpu | null = null;

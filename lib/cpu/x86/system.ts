@@ -235,10 +235,50 @@ export function msr(c: Cpu, i: Insn, write: boolean): void {
       } else [rlo, rhi] = pmcRead(c, k);
       break;
     }
-    default: c.gp(0);
+    default:
+      if (!(c.model.features & FEAT.MCA) || !machineCheckMsr(c, n, write)) c.gp(0);
+      if (!write) { rlo = c.regs[EAX]!; rhi = c.regs[EDX]!; }
   }
   if (!write) { c.regs[EAX] = rlo; c.regs[EDX] = rhi; }
   c.eip = next(c, i);
+}
+
+/** Machine-check MSRs (SDM Vol. 3, "Machine-Check Architecture"; Vol. 4, P6 family). */
+export const MSR_MCG_CAP = 0x179, MSR_MCG_STATUS = 0x17a, MSR_MCG_CTL = 0x17b, MSR_MC0_CTL = 0x400;
+/** Error-reporting banks, as on the P6 family; MCG_CAP also reports MCG_CTL (bit 8). */
+export const MC_BANKS = 5;
+
+/**
+ * The machine-check architecture of a CPU that never detects an error: MCG_CAP (read-only),
+ * MCG_CTL and the banks' MCi_CTL read back what was written, MCG_STATUS and every MCi_STATUS
+ * read 0 and take only 0 (writing 1s is #GP(0), SDM), and MCi_ADDR/MCi_MISC, which hold nothing
+ * without a logged error, are #GP(0). Reads leave the value in EDX:EAX. False: no such MSR.
+ */
+function machineCheckMsr(c: Cpu, n: number, write: boolean): boolean {
+  const lo = c.regs[EAX]!, hi = c.regs[EDX]!;
+  let slot = -1;
+  if (n === MSR_MCG_CAP) {
+    if (write) c.gp(0);
+    c.regs[EAX] = MC_BANKS | 0x100; c.regs[EDX] = 0;
+    return true;
+  }
+  if (n === MSR_MCG_CTL) slot = 0;
+  else if (n >= MSR_MC0_CTL && n < MSR_MC0_CTL + 4 * MC_BANKS) {
+    const reg = (n - MSR_MC0_CTL) & 3;
+    if (reg === 0) slot = 1 + ((n - MSR_MC0_CTL) >> 2);
+    else if (reg === 1) { // MCi_STATUS
+      if (write ? (lo | hi) !== 0 : false) c.gp(0);
+      if (!write) { c.regs[EAX] = 0; c.regs[EDX] = 0; }
+      return true;
+    } else c.gp(0); // MCi_ADDR, MCi_MISC: no error logged
+  } else if (n === MSR_MCG_STATUS) {
+    if (write && (lo | hi) !== 0) c.gp(0);
+    if (!write) { c.regs[EAX] = 0; c.regs[EDX] = 0; }
+    return true;
+  } else return false;
+  if (write) { c.mcCtl[2 * slot] = lo; c.mcCtl[2 * slot + 1] = hi; }
+  else { c.regs[EAX] = c.mcCtl[2 * slot]!; c.regs[EDX] = c.mcCtl[2 * slot + 1]!; }
+  return true;
 }
 
 // The P6 performance counters count one event exactly: instructions retired (event C0h) in

@@ -233,8 +233,8 @@ describe("state", () => {
     expect(m2.state()).toEqual(s1);
     expect(m2.cpu.fpu!.stSe(0)).toBe(0x3fff);
     const legacy = machine([HLT], MODEL_I586).state().length;
-    // i686 adds the MSR block (20 bytes), the P6 counters (40) and the x87 (100 bytes + IGNNE#).
-    expect(s1.length).toBe(legacy + 20 + 40 + 101);
+    // i686 adds the MSR block (20 bytes), the P6 counters (40), the MCA (48) and the x87 (100 bytes + IGNNE#).
+    expect(s1.length).toBe(legacy + 20 + 40 + 48 + 101);
   });
 
   test("the debugger sees st0..st7 and the control words (gdb i386 registers 16..31)", () => {
