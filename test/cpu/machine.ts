@@ -7,7 +7,7 @@ import { Cpu, Stop, ESP } from "../../lib/cpu/x86/cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "../../lib/cpu/x86/decode.ts";
 import { PhysMem } from "../../lib/machine/ram.ts";
 import type { CpuBus } from "../../lib/cpu/x86/bus.ts";
-import { assemble, type Insn } from "../../lib/cpu/x86/encoder.ts";
+import { assemble, type Insn } from "../support/x86-encoder.ts";
 import { saveToBytes } from "../../lib/machine/snapshot.ts";
 import type { X86Model } from "../../lib/cpu/x86/model.ts";
 

@@ -1,11 +1,11 @@
 /**
  * Differential testing of rrx's CPU against the host CPU: random user-level programs from
  * the encoder, the same bytes run natively (harness.c) and in rrx, registers, flags (with the
- * architecturally undefined ones masked, see FLAG_EFFECTS in encoder.ts) and sandbox memory
+ * architecturally undefined ones masked, see FLAG_EFFECTS in test/support/x86-encoder.ts) and sandbox memory
  * compared.
  */
 import fc from "fast-check";
-import { arbProgram, F_ARITH, F_DF, type Program } from "../../lib/cpu/x86/encoder.ts";
+import { arbProgram, F_ARITH, F_DF, type Program } from "../support/x86-encoder.ts";
 import { disasm } from "../../lib/cpu/x86/disasm.ts";
 import { runNative, type Case, type Harness, type Result } from "./native.ts";
 import { Emu } from "./emu.ts";

@@ -5,7 +5,7 @@
  * loads its own GDT and IDT (written into RAM here), reloads every segment register, remaps
  * the PIC to 0x20/0x28, programs the PIT to a random rate, enables UART RX interrupts (COM1,
  * optionally with FIFOs), keyboard interrupts and the PS/2 mouse, then executes STI and a
- * main program: random segments that are either random valid i386 code (encoder.ts items:
+ * main program: random segments that are either random valid i386 code (test/support/x86-encoder.ts items:
  * arithmetic, memory traffic, loops, calls, self-modifying writes) confined to a sandbox, or
  * port I/O to the devices (THR writes, PIT latches, PIC OCW3 reads, RTC reads, VGA text and
  * CRTC cursor writes, i8042 status reads, RDTSC, tight spin loops, STI;HLT waits, CLI'd
@@ -24,7 +24,7 @@
  * deterministic; describeGuest() prints the disassembly for a failure report.
  */
 import fc from "fast-check";
-import { assemble, arbItem, buildProgram, encode, type Insn, type Item, type ProgramOptions } from "../../lib/cpu/x86/encoder.ts";
+import { assemble, arbItem, buildProgram, encode, type Insn, type Item, type ProgramOptions } from "../support/x86-encoder.ts";
 import { disasm } from "../../lib/cpu/x86/disasm.ts";
 import { Machine, type InputEvent } from "../../lib/machine/machine.ts";
 import { setMultibootEntryState } from "../../lib/machine/boot.ts";

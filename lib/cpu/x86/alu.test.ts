@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { EAX, ECX, EDX, EBX } from "./cpu.ts";
 import { TestMachine, CODE } from "../../../test/cpu/machine.ts";
-import { encode, type Insn } from "./encoder.ts";
+import { encode, type Insn } from "../../../test/support/x86-encoder.ts";
 import { disasm } from "./disasm.ts";
 
 const CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, OF = 0x800;

@@ -9,7 +9,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { arbProgram } from "./encoder.ts";
+import { arbProgram } from "../../../test/support/x86-encoder.ts";
 import { Stop } from "./cpu.ts";
 import { EAX, ECX, EDX, EBX, EBP, ESI, EDI } from "./cpu.ts";
 import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { Stop, EAX, EBX, ECX, ESP } from "./cpu.ts";
 import { CS, DS, SS } from "./decode.ts";
 import { TestMachine, CODE, DATA, STACK0, STACK3, HANDLERS, KCODE, KDATA, UCODE, UDATA, GDT, TSS, descriptor } from "../../../test/cpu/machine.ts";
-import type { Insn } from "./encoder.ts";
+import type { Insn } from "../../../test/support/x86-encoder.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 

@@ -8,7 +8,7 @@ import { Stop, EAX, EBX, ECX, EDX, ESP, EBP, EDI } from "./cpu.ts";
 import { CS, DS, SS } from "./decode.ts";
 import { MODEL_I586, MODEL_I686, family } from "./model.ts";
 import { TestMachine, CODE, DATA, STACK3, KDATA, UDATA, descriptor, compareRuns } from "../../../test/cpu/machine.ts";
-import type { Insn } from "./encoder.ts";
+import type { Insn } from "../../../test/support/x86-encoder.ts";
 import { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });

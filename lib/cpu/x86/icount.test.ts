@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { Stop, EAX, ECX, ESP } from "./cpu.ts";
 import { TestMachine, CODE, DATA, HANDLERS, STACK0, KDATA } from "../../../test/cpu/machine.ts";
-import type { Insn } from "./encoder.ts";
+import type { Insn } from "../../../test/support/x86-encoder.ts";
 
 const nop: Insn = { op: "nop" };
 function ring0(insns: Insn[]): TestMachine {

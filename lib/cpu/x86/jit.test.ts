@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { encode, CONDS, type Insn as EncInsn, type Reg32 } from "./encoder.ts";
+import { encode, CONDS, type Insn as EncInsn, type Reg32 } from "../../../test/support/x86-encoder.ts";
 import { Stop, EAX } from "./cpu.ts";
 import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
 import { disasm } from "./disasm.ts";

@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { Stop, EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI } from "./cpu.ts";
 import { CS, DS, SS } from "./decode.ts";
 import { TestMachine, CODE, DATA, HANDLERS, KCODE, KDATA, GDT, IDT, TSS, TSS_SEL, descriptor } from "../../../test/cpu/machine.ts";
-import type { Insn } from "./encoder.ts";
+import type { Insn } from "../../../test/support/x86-encoder.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 const jmpFar = (sel: number) => raw(0xea, 0, 0, 0, 0, sel & 0xff, sel >> 8);

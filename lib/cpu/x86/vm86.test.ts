@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { Stop, EAX, EBX, ESP } from "./cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { TestMachine, CODE, HANDLERS, KCODE, KDATA, STACK0, TSS, TSS_SEL, descriptor } from "../../../test/cpu/machine.ts";
-import type { Insn } from "./encoder.ts";
+import type { Insn } from "../../../test/support/x86-encoder.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 const SEG = 0x3000, BASE = SEG << 4, VM = 0x20000, IOPL3 = 0x3000;

@@ -9,7 +9,7 @@ import { Stop, EAX } from "./cpu.ts";
 import { CS, DS } from "./decode.ts";
 import { MODEL_I586, MODEL_I686 } from "./model.ts";
 import { TestMachine, CODE, DATA, KCODE, KDATA } from "../../../test/cpu/machine.ts";
-import type { Insn } from "./encoder.ts";
+import type { Insn } from "../../../test/support/x86-encoder.ts";
 import { CF, PF, ZF } from "./flags.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
