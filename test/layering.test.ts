@@ -4,7 +4,8 @@
  *  - lib/machine, lib/replay and lib/gdb import nothing from lib/cpu/x86: the board
  *    (lib/boards/) wires the x86 CPU, and is the only code outside the core that imports it;
  *  - the x86 core imports nothing above the CPU but the machine's plain types (device, RAM,
- *    snapshot), and its files import each other without cycles.
+ *    snapshot), and its files import each other without cycles;
+ *  - no product file in lib/ is longer than 800 lines.
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -91,6 +92,12 @@ describe("layering", () => {
   test("the CPU imports nothing above it but the machine's plain types", () => {
     const allowed = new Set(["lib/machine/device.ts", "lib/machine/ram.ts", "lib/machine/snapshot.ts"]);
     expect(violations((f) => under(f, "lib/cpu"), (i) => !under(i, "lib/cpu") && !allowed.has(i))).toEqual([]);
+  });
+
+  test("no product file in lib/ is longer than 800 lines (split it by concern)", () => {
+    const long = LIB.map((x) => ({ file: x.file, lines: readFileSync(join(ROOT, x.file), "utf8").split("\n").length }))
+      .filter((x) => x.lines > 800).map((x) => `${x.file}: ${x.lines}`);
+    expect(long).toEqual([]);
   });
 
   test("no import cycles in lib/cpu", () => {

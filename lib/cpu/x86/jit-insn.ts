@@ -1,0 +1,481 @@
+/**
+ * The translator's instruction level (the block level is jit.ts): one decoded instruction as
+ * JavaScript source on int32 register locals r0..r7 (`translate`), or null when the
+ * interpreter must run it; which flags each instruction reads and writes (`flagUse`, for the
+ * block's flag liveness); and the condition of a flag reader taken straight from the operands
+ * of the instruction that produced the flags (`Prod`), so that CMP/TEST + Jcc need no lazy-flag
+ * state. Nothing here depends on the block cache: jit.ts assembles these pieces into a block or
+ * region function.
+ */
+import type { Insn } from "./decode.ts";
+import { SS } from "./decode.ts";
+import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
+
+// How an instruction uses the arithmetic flags: W = writes all six, R = reads some, RW = a
+// writer that also depends on old flags (ADC/SBB read CF, INC/DEC keep it), N = neither.
+export const N = 0, W = 1, R = 2, RW = 3;
+
+export function flagUse(i: Insn): number {
+  const op = i.op;
+  if (op < 0x40 && (op & 7) < 6) return ((op >> 3) === 2 || (op >> 3) === 3) ? RW : W; // ADC/SBB read CF
+  if (op >= 0x40 && op <= 0x4f) return RW; // INC/DEC keep CF
+  if (op >= 0x70 && op <= 0x7f) return R;
+  if (op >= 0x180 && op <= 0x19f) return R;
+  if (op >= 0x140 && op <= 0x14f) return R;
+  if (op >= 0x80 && op <= 0x83) return (i.reg === 2 || i.reg === 3) ? RW : W;
+  if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return W;
+  // IMUL: CF/OF defined, the rest undefined (whatever the interpreter leaves): a full writer.
+  if (op === 0x1af || op === 0x69 || op === 0x6b) return W;
+  // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
+  if (op === 0xff || op === 0xfe) return i.reg < 2 ? RW : N;
+  if (op === 0xf7 || op === 0xf6) return i.reg === 2 ? N : i.reg === 3 || i.reg < 2 ? W : RW; // TEST, NEG: W; MUL/DIV: RW (conservative)
+  // (Rotates change only CF and OF: they are partial writers.)
+  if (op === 0xd1 || op === 0xd0 || ((op === 0xc1 || op === 0xc0) && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
+  switch (op) {
+    case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+    case 0x88: case 0x89: case 0x8a: case 0x8b: case 0x8d: case 0x90: case 0xc7: case 0xc6:
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0xe8: case 0xe9: case 0xeb: case 0xc3:
+    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+    case 0x68: case 0x6a: case 0xc9: case 0x87: case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
+    case 0xe4: case 0xe5: case 0xec: case 0xed:
+    case 0x99: case 0x98: case 0xa0: case 0xa1: case 0xa2: case 0xa3: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
+      return N;
+  }
+  return RW; // anything else: assume it reads and writes flags
+}
+
+export type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8";
+export type Prod = { kind: ProdKind; k: number } | null;
+
+export interface Out {
+  src: string;
+  /** Writes memory: the block must stop if the write hit code or a watchpoint. */
+  store?: boolean;
+  /** Sets c.eip itself (call, ret, indirect jump). */
+  ends?: boolean;
+  prod?: ProdKind;
+  /** A relative branch: condition ("true" for JMP) and the taken target's offset in the block. */
+  branch?: { cond: string; takenOff: number };
+  /** Port input: the run loop must look at requests and interrupts right after it. */
+  io?: boolean;
+}
+
+function ea(i: Insn): string {
+  let s = String(i.disp | 0);
+  if (i.base >= 0) s += ` + r${i.base}`;
+  if (i.index >= 0) s += i.scale ? ` + (r${i.index} << ${i.scale})` : ` + r${i.index}`;
+  return `((${s}) >>> 0)`;
+}
+function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
+/** An 8-bit register as an expression. */
+function r8(n: number): string { return n < 4 ? `(r${n} & 255)` : `((r${n - 4} >> 8) & 255)`; }
+/** Assign an 8-bit value (expression in 0..255) to an 8-bit register. */
+function setR8(n: number, v: string): string {
+  return n < 4 ? `r${n} = (r${n} & -256) | ${v};` : `r${n - 4} = (r${n - 4} & -65281) | (${v} << 8);`;
+}
+
+/**
+ * Inline 32-bit read of seg:o into `dst` (an int32 local; a statement): the TLB fast path for
+ * flat segments and plain-RAM pages, the CPU's accessor otherwise (which checks limits, walks
+ * page tables, faults).
+ */
+function rd32(s: number, off: string, dst: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8) | (m[p + 2] << 16) | (m[p + 3] << 24); } else ${dst} = c.rd32(${s}, o) | 0;`;
+}
+/** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
+function wr32(s: number, off: string, val: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; m[p + 2] = t >> 16; m[p + 3] = t >> 24; } else c.wr32(${s}, o, (${val}) >>> 0);`;
+}
+function rd16(s: number, off: string, dst: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else ${dst} = c.rd16(${s}, o);`;
+}
+function rd8(s: number, off: string, dst: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
+}
+function wr8(s: number, off: string, val: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else c.wr8(${s}, o, ${val});`;
+}
+
+/** int32 result expressions of the 32-bit ALU ops on locals (ADC/SBB: not translated). */
+const ALU_EXPR = [
+  (x: string, y: string) => `(${x} + ${y}) | 0`,
+  (x: string, y: string) => `${x} | ${y}`,
+  null, null,
+  (x: string, y: string) => `${x} & ${y}`,
+  (x: string, y: string) => `(${x} - ${y}) | 0`,
+  (x: string, y: string) => `${x} ^ ${y}`,
+  (x: string, y: string) => `(${x} - ${y}) | 0`,
+];
+
+/** Flag bookkeeping for an ALU op on locals a (dst) and b2 (src) with result t, size sz (0 or 2). */
+function aluFlags(kind: number, sz = 2): string {
+  // Pending flags live in locals (fk, fa, fb, fr, fz, fc): the engine drops the dead stores,
+  // and $MAT writes them to the CPU where anything can observe them.
+  if (kind === 0) return `fk = ${LF_ADD}; fa = a; fb = b2; fr = t; fz = ${sz}; fc = 0;`;
+  if (kind === 5 || kind === 7) return `fk = ${LF_SUB}; fa = a; fb = b2; fr = t; fz = ${sz}; fc = 0;`;
+  return `fk = ${LF_LOGIC}; fr = t; fz = ${sz};`;
+}
+
+/**
+ * A condition from a known producer (the last flag writer in this block: its operands and
+ * result are kept in block-local consts, int32 for 32-bit producers), or via c.cond().
+ */
+function condExpr(cc: number, prod: Prod): string {
+  if (prod && (prod.kind === "sub8" || prod.kind === "logic8")) {
+    // 8-bit producer: operands and result are 0..255.
+    const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
+    const sA = `((${A} << 24) >> 24)`, sB = `((${B} << 24) >> 24)`;
+    if (prod.kind === "sub8") {
+      switch (cc) {
+        case 2: return `(${A} < ${B})`;
+        case 3: return `(${A} >= ${B})`;
+        case 4: return `(${A} === ${B})`;
+        case 5: return `(${A} !== ${B})`;
+        case 6: return `(${A} <= ${B})`;
+        case 7: return `(${A} > ${B})`;
+        case 8: return `((${T} & 128) !== 0)`;
+        case 9: return `((${T} & 128) === 0)`;
+        case 12: return `(${sA} < ${sB})`;
+        case 13: return `(${sA} >= ${sB})`;
+        case 14: return `(${sA} <= ${sB})`;
+        case 15: return `(${sA} > ${sB})`;
+      }
+    } else {
+      switch (cc) {
+        case 2: return "false";
+        case 3: return "true";
+        case 4: case 6: return `(${T} === 0)`;
+        case 5: case 7: return `(${T} !== 0)`;
+        case 8: case 12: return `((${T} & 128) !== 0)`;
+        case 9: case 13: return `((${T} & 128) === 0)`;
+        case 14: return `(${T} === 0 || (${T} & 128) !== 0)`;
+        case 15: return `(${T} !== 0 && (${T} & 128) === 0)`;
+      }
+    }
+    return `c.cond(${cc})`;
+  }
+  if (prod && prod.kind !== "add") {
+    const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
+    if (prod.kind === "sub") {
+      switch (cc) {
+        case 2: return `((${A} >>> 0) < (${B} >>> 0))`;
+        case 3: return `((${A} >>> 0) >= (${B} >>> 0))`;
+        case 4: return `(${A} === ${B})`;
+        case 5: return `(${A} !== ${B})`;
+        case 6: return `((${A} >>> 0) <= (${B} >>> 0))`;
+        case 7: return `((${A} >>> 0) > (${B} >>> 0))`;
+        case 8: return `(${T} < 0)`;
+        case 9: return `(${T} >= 0)`;
+        case 12: return `(${A} < ${B})`;
+        case 13: return `(${A} >= ${B})`;
+        case 14: return `(${A} <= ${B})`;
+        case 15: return `(${A} > ${B})`;
+      }
+    } else {
+      switch (cc) {
+        case 4: return `(${T} === 0)`;
+        case 5: return `(${T} !== 0)`;
+        case 8: case 12: return `(${T} < 0)`;
+        case 9: case 13: return `(${T} >= 0)`;
+        case 14: return `(${T} <= 0)`;
+        case 15: return `(${T} > 0)`;
+        case 2: return "false";
+        case 3: return "true";
+        case 6: return `(${T} === 0)`;
+        case 7: return `(${T} !== 0)`;
+      }
+    }
+  }
+  return `c.cond(${cc})`;
+}
+
+
+/**
+ * One instruction as JavaScript on int32 register locals r0..r7, or null (interpreter
+ * fallback). `k` numbers the instruction in the function (c.ci, producer consts).
+ */
+export function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
+  const out = translate1(i, k, kl, nextOff, needFlags, prod);
+  // Anything that reads the CPU's flag state sees the pending (local) flags first.
+  if (out && (out.src.includes("c.cond(") || out.branch?.cond.includes("c.cond(")) && !out.src.includes("$MAT")) out.src = "$MAT " + out.src;
+  return out;
+}
+
+function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
+  const op = i.op;
+  if (i.rep !== 0 || !i.a32 || i.lock) return null;
+  const o32 = i.o32;
+  const nx = `((e0 + ${nextOff}) >>> 0)`;
+  // Keep producer operands in block-local consts for later condition evaluation (32-bit producers).
+  const keep = (kind: ProdKind) => kind !== "logic" ? `const fa${k} = a, fb${k} = b2, ft${k} = t;` : `const ft${k} = t;`;
+
+  // ---- ALU 00-3F, 32-bit forms ----
+  if (op < 0x40 && (op & 7) < 6 && o32) {
+    const kind = op >> 3, form = op & 7;
+    const f = ALU_EXPR[kind];
+    if (form === 0 || form === 2 || form === 4) {
+      if (kind === 2 || kind === 3) return null;
+      return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
+    }
+    if (!f) return null;
+    const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
+    const fl = aluFlags(kind);
+    const res = `t = ${f("a", "b2")};`;
+    const kp = keep(pk);
+    if (form === 5) {
+      return { src: `a = r0; b2 = ${i.imm | 0}; ${res} ${kind !== 7 ? "r0 = t;" : ""} ${fl} ${kp}`, prod: pk };
+    }
+    if (form === 1) {
+      if (i.mod === 3) {
+        // xor r, r / sub r, r: the result is 0 whatever the register held.
+        return { src: `a = r${i.rm}; b2 = r${i.reg}; ${res} ${kind !== 7 ? `r${i.rm} = t;` : ""} ${fl} ${kp}`, prod: pk };
+      }
+      const s = segOf(i);
+      return {
+        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = r${i.reg}; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${kp}`,
+        store: kind !== 7, prod: pk,
+      };
+    }
+    // form 3: reg, r/m
+    const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} a = r${i.reg}; ${res} ${kind !== 7 ? `r${i.reg} = t;` : ""} ${fl} ${kp}`, prod: pk };
+  }
+  // ---- ALU 00-3F, 8-bit forms (r/m8, r8 / r8, r/m8 / AL, imm8) ----
+  if (op < 0x40 && (op & 7) < 6 && ((op & 7) === 0 || (op & 7) === 2 || (op & 7) === 4)) {
+    const kind = op >> 3, form = op & 7;
+    if (kind === 2 || kind === 3) return null;
+    return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
+  }
+  switch (op) {
+    case 0x81: case 0x83: {
+      if (!o32) return null;
+      const kind = i.reg;
+      const f = ALU_EXPR[kind];
+      if (!f) return null;
+      const imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm | 0;
+      const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
+      const fl = aluFlags(kind);
+      const res = `t = ${f("a", "b2")};`;
+      const kp = keep(pk);
+      if (i.mod === 3) {
+        return { src: `a = r${i.rm}; b2 = ${imm}; ${res} ${kind !== 7 ? `r${i.rm} = t;` : ""} ${fl} ${kp}`, prod: pk };
+      }
+      const s = segOf(i);
+      return {
+        src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} b2 = ${imm}; ${res} ${kind !== 7 ? wr32(s, "o", "t") : ""} ${fl} ${kp}`,
+        store: kind !== 7, prod: pk,
+      };
+    }
+    case 0x80: {
+      if (i.reg === 2 || i.reg === 3) return null;
+      return alu8(i, k, i.reg, "rm,imm", needFlags);
+    }
+    case 0x85: {
+      if (!o32) return null;
+      const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
+      return { src: `${load} t = a & r${i.reg}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
+    }
+    case 0xa9:
+      if (!o32) return null;
+      return { src: `t = r0 & ${i.imm | 0}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
+    case 0x84: {
+      const load = i.mod === 3 ? `a = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "a")}`;
+      return { src: `${load} t = a & ${r8(i.reg)}; fk = ${LF_LOGIC}; fr = t; fz = 0; const ft${k} = t;`, prod: "logic8" };
+    }
+    case 0xa8:
+      return { src: `t = r0 & ${i.imm & 255}; fk = ${LF_LOGIC}; fr = t; fz = 0; const ft${k} = t;`, prod: "logic8" };
+    case 0xa1:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), String(i.disp >>> 0), "r0")}` };
+    case 0xa3:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), String(i.disp >>> 0), "r0")}`, store: true };
+    case 0xa0:
+      return { src: `c.ci = ${k}; ${rd8(segOf(i), String(i.disp >>> 0), "t")} ${setR8(0, "t")}` };
+    case 0xa2:
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), String(i.disp >>> 0), r8(0))}`, store: true };
+    case 0x89:
+      if (!o32) return null;
+      if (i.mod === 3) return { src: `r${i.rm} = r${i.reg};` };
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), `r${i.reg}`)}`, store: true };
+    case 0x8b:
+      if (!o32) return null;
+      if (i.mod === 3) return { src: `r${i.reg} = r${i.rm};` };
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r${i.reg} = t;` };
+    case 0x88:
+      if (i.mod === 3) return { src: `t = ${r8(i.reg)}; ${setR8(i.rm, "t")}` };
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), r8(i.reg))}`, store: true };
+    case 0x8a:
+      if (i.mod === 3) return { src: `t = ${r8(i.rm)}; ${setR8(i.reg, "t")}` };
+      return { src: `c.ci = ${k}; ${rd8(segOf(i), ea(i), "t")} ${setR8(i.reg, "t")}` };
+    case 0xc6:
+      if (i.reg !== 0) return null;
+      if (i.mod === 3) return { src: setR8(i.rm, String(i.imm & 255)) };
+      return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), String(i.imm & 255))}`, store: true };
+    case 0xc7:
+      if (!o32 || i.reg !== 0) return null;
+      if (i.mod === 3) return { src: `r${i.rm} = ${i.imm | 0};` };
+      return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm | 0))}`, store: true };
+    case 0x8d:
+      if (!o32 || i.mod === 3) return null;
+      return { src: `r${i.reg} = ${ea(i)} | 0;` };
+    case 0x90: return { src: "" };
+    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+      return { src: setR8(op & 7, String(i.imm & 255)) };
+    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+      if (!o32) return null;
+      return { src: `r${op & 7} = ${i.imm | 0};` };
+    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
+      if (!o32) return null;
+      const rr = op & 7, dec = op >= 0x48;
+      if (!needFlags) return { src: `r${rr} = (r${rr} ${dec ? "-" : "+"} 1) | 0;` };
+      return {
+        src: `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r${rr}; t = (a ${dec ? "-" : "+"} 1) | 0; r${rr} = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;`,
+      };
+    }
+    case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", `r${op & 7}`)} r4 = (r4 - 4) | 0;`, store: true };
+    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5d: case 0x5e: case 0x5f:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; r${op & 7} = t;` };
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {
+      if (!o32) return null;
+      const w = op & 1;
+      let src: string;
+      let pre = "";
+      if (i.mod === 3) src = w ? `(r${i.rm} & 0xffff)` : r8(i.rm);
+      else {
+        pre = `c.ci = ${k}; ${w ? rd16(segOf(i), ea(i), "t") : rd8(segOf(i), ea(i), "t")}`;
+        src = "t";
+      }
+      if (op >= 0x1be) src = w ? `((${src} << 16) >> 16)` : `((${src} << 24) >> 24)`;
+      return { src: `${pre} r${i.reg} = ${src};` };
+    }
+    case 0x1af: case 0x69: case 0x6b: {
+      if (!o32 || needFlags) return null;
+      const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+      if (op === 0x1af) return { src: `${load} r${i.reg} = Math.imul(r${i.reg}, b2);` };
+      const imm = op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0;
+      return { src: `${load} r${i.reg} = Math.imul(b2, ${imm});` };
+    }
+    case 0xc1: case 0xd1: case 0xd3: {
+      if (!o32 || i.mod !== 3 || i.reg < 4) return null;
+      const rm = i.rm, kind = i.reg === 6 ? 4 : i.reg;
+      const body = (cnt: string) => {
+        // CF/OF are derived from (a, count, t) by Cpu.jitFlags when the flags are materialised.
+        const res = kind === 4 ? `a << ${cnt}` : kind === 5 ? `(a >>> ${cnt}) | 0` : `a >> ${cnt}`;
+        const flags = ` fk = ${kind === 4 ? SH_SHL : kind === 5 ? SH_SHR : SH_SAR}; fa = a; fb = ${cnt}; fr = t; fz = 2;`;
+        return `a = r${rm}; t = ${res}; r${rm} = t;${flags}`;
+      };
+      if (op === 0xd3) return { src: `b2 = r1 & 31; if (b2 !== 0) { ${body("b2")} }` };
+      const n = op === 0xd1 ? 1 : i.imm & 31;
+      if (n === 0) return { src: "" };
+      return { src: body(String(n)) };
+    }
+    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+    case 0x180: case 0x181: case 0x182: case 0x183: case 0x184: case 0x185: case 0x186: case 0x187:
+    case 0x188: case 0x189: case 0x18a: case 0x18b: case 0x18c: case 0x18d: case 0x18e: case 0x18f: {
+      if (!o32) return null;
+      return { src: "", branch: { cond: condExpr(op & 15, prod), takenOff: nextOff + i.imm } };
+    }
+    case 0xeb: case 0xe9:
+      if (!o32) return null;
+      return { src: "", branch: { cond: "true", takenOff: nextOff + i.imm } };
+    case 0xe8:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", nx)} r4 = (r4 - 4) | 0; c.eip = (e0 + ${nextOff + i.imm}) >>> 0;`, ends: true, store: true };
+    case 0x68: case 0x6a: {
+      if (!o32) return null;
+      const v = op === 0x6a ? (i.imm << 24) >> 24 : i.imm | 0;
+      return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", String(v))} r4 = (r4 - 4) | 0;`, store: true };
+    }
+    case 0xc9:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(SS, "(r5 >>> 0)", "t")} r4 = (r5 + 4) | 0; r5 = t;` };
+    case 0xff: {
+      if (!o32 || i.reg < 2 || i.reg === 3 || i.reg === 5 || i.reg === 7) return null;
+      const load = i.mod === 3 ? `b2 = r${i.rm};` : `${rd32(segOf(i), ea(i), "b2")}`;
+      if (i.reg === 4) return { src: `c.ci = ${k}; ${load} c.eip = b2 >>> 0;`, ends: true };
+      const push = wr32(SS, "((r4 - 4) >>> 0)", i.reg === 2 ? nx : "b2");
+      if (i.reg === 2) return { src: `c.ci = ${k}; ${load} ${push} r4 = (r4 - 4) | 0; c.eip = b2 >>> 0;`, ends: true, store: true };
+      return { src: `c.ci = ${k}; ${load} ${push} r4 = (r4 - 4) | 0;`, store: true };
+    }
+    case 0x140: case 0x141: case 0x142: case 0x143: case 0x144: case 0x145: case 0x146: case 0x147:
+    case 0x148: case 0x149: case 0x14a: case 0x14b: case 0x14c: case 0x14d: case 0x14e: case 0x14f: {
+      if (!o32) return null;
+      const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+      return { src: `${load} if (${condExpr(op & 15, prod)}) r${i.reg} = b2;` };
+    }
+    case 0x190: case 0x191: case 0x192: case 0x193: case 0x194: case 0x195: case 0x196: case 0x197:
+    case 0x198: case 0x199: case 0x19a: case 0x19b: case 0x19c: case 0x19d: case 0x19e: case 0x19f: {
+      const v = `(${condExpr(op & 15, prod)} ? 1 : 0)`;
+      if (i.mod !== 3) return { src: `c.ci = ${k}; t = ${v}; ${wr8(segOf(i), ea(i), "t")}`, store: true };
+      return { src: `t = ${v}; ${setR8(i.rm, "t")}` };
+    }
+    case 0xf7: {
+      if (o32 && i.reg === 0) { // TEST r/m32, imm32
+        const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
+        return { src: `${load} t = a & ${i.imm | 0}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
+      }
+      if (!o32 || i.mod !== 3 || (i.reg !== 2 && i.reg !== 3)) return null;
+      if (i.reg === 2) return { src: `r${i.rm} = ~r${i.rm};` };
+      return { src: `a = 0; b2 = r${i.rm}; t = (0 - b2) | 0; r${i.rm} = t; ${aluFlags(5)}` };
+    }
+    case 0x99:
+      if (!o32) return null;
+      return { src: "r2 = r0 >> 31;" };
+    case 0x87:
+      if (!o32 || i.mod !== 3) return null;
+      return { src: `t = r${i.rm}; r${i.rm} = r${i.reg}; r${i.reg} = t;` };
+    case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
+      if (!o32) return null;
+      return { src: `t = r0; r0 = r${op & 7}; r${op & 7} = t;` };
+    case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf: {
+      if (!o32) return null;
+      const n = op & 7;
+      return { src: `t = r${n}; r${n} = (t >>> 24) | ((t >> 8) & 0xff00) | ((t << 8) & 0xff0000) | (t << 24);` };
+    }
+    case 0xe4: case 0xe5: case 0xec: case 0xed: { // IN: icount exact for the device, as in the interpreter
+      const w = (op & 1) === 0 ? 1 : o32 ? 4 : 2;
+      const port = op <= 0xe5 ? String(i.imm & 0xff) : "(r2 & 0xffff)";
+      const set = w === 1 ? setR8(0, "t") : w === 2 ? "r0 = (r0 & -65536) | (t & 0xffff);" : "r0 = t | 0;";
+      return { src: `c.ci = ${k}; o = ${port}; c.checkIo(o, ${w}); c.icount = c.jitBase + done + ${kl}; $STABLE(o, ${w}) t = c.bus.ioRead(o, ${w}); c.icount = c.jitBase; ${set}`, io: true };
+    }
+    case 0xc3:
+      if (!o32) return null;
+      return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; c.eip = t >>> 0;`, ends: true };
+  }
+  return null;
+}
+
+/**
+ * 8-bit ALU (ADD/OR/AND/SUB/XOR/CMP; ADC/SBB excluded by the caller) in one of its forms.
+ * Flags are stored for size 0 when needed; no fused producer (conditions use c.cond()).
+ */
+function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | "rm,imm", needFlags: boolean): Out | null {
+  const ops = ["+", "|", "", "", "&", "-", "^", "-"];
+  const opx = ops[kind]!;
+  const res = `t = (a ${opx} b2) & 255;`;
+  const pk: ProdKind | undefined = kind === 5 || kind === 7 ? "sub8" : kind === 0 ? undefined : "logic8";
+  const fl = aluFlags(kind, 0) + (pk === "sub8" ? ` const fa${k} = a, fb${k} = b2, ft${k} = t;` : pk ? ` const ft${k} = t;` : "");
+  const write = kind !== 7;
+  if (form === "imm") {
+    return { src: `a = r0 & 255; b2 = ${i.imm & 255}; ${res} ${write ? setR8(0, "t") : ""} ${fl}`, prod: pk };
+  }
+  if (form === "r,rm") {
+    const load = i.mod === 3 ? `b2 = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} a = ${r8(i.reg)}; ${res} ${write ? setR8(i.reg, "t") : ""} ${fl}`, prod: pk };
+  }
+  const src = form === "rm,r" ? r8(i.reg) : String(i.imm & 255);
+  if (i.mod === 3) return { src: `a = ${r8(i.rm)}; b2 = ${src}; ${res} ${write ? setR8(i.rm, "t") : ""} ${fl}`, prod: pk };
+  const s = segOf(i);
+  return {
+    src: `c.ci = ${k}; ${rd8(s, ea(i), "a")} b2 = ${src}; ${res} ${write ? wr8(s, "o", "t") : ""} ${fl}`,
+    store: write, prod: pk,
+  };
+}
