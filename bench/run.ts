@@ -137,7 +137,7 @@ async function runInProcess(file: string, c: BenchCase, preset: Preset, prior: R
   }
 }
 
-async function runChild(file: string, name: string, preset: Preset, prior: Record<string, CaseResult>, scratch: string): Promise<CaseResult> {
+async function runChild(file: string, name: string, preset: Preset, prior: Record<string, CaseResult>, scratch: string, minTimeoutS = 0): Promise<CaseResult> {
   const priorPath = join(scratch, `${name}.prior.json`);
   const outPath = join(scratch, `${name}.out.json`);
   writeFileSync(priorPath, JSON.stringify(prior));
@@ -147,7 +147,7 @@ async function runChild(file: string, name: string, preset: Preset, prior: Recor
   });
   // A case that hangs (a guest that never exits under some revision of the core) must not hang
   // the suite: kill its process group (the case and its subs) after the preset's limit.
-  const limitS = CASE_TIMEOUT_S[preset];
+  const limitS = Math.max(CASE_TIMEOUT_S[preset], minTimeoutS);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -218,7 +218,7 @@ async function main(): Promise<void> {
     for (const { file, c } of selected) {
       titles[c.name] = c.title;
       process.stderr.write(`- ${c.name}: ${c.title}\n`);
-      const r = args.inproc ? await runInProcess(file, c, args.preset, results) : await runChild(file, c.name, args.preset, results, scratch);
+      const r = args.inproc ? await runInProcess(file, c, args.preset, results) : await runChild(file, c.name, args.preset, results, scratch, c.timeoutS);
       results[c.name] = r;
       process.stderr.write(`  ${r.status} in ${r.seconds!.toFixed(1)} s\n`);
     }

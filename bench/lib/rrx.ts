@@ -92,9 +92,12 @@ export interface RecordResult extends Timed {
 export async function runRecord(cfg: MachineConfig, opts: {
   path?: string; sink?: LogSink; maxInsns?: number; script?: ScriptEvent[]; realtime?: boolean;
   hashInterval?: number; makeRecorder?: (m: Machine, w: LogWriter, hi: number) => Recorder;
+  /** Called with the machine before it runs (e.g. to watch its output). */
+  onMachine?: (m: Machine) => void;
 } = {}): Promise<RecordResult> {
   const t0 = performance.now();
   const m = buildMachine(cfg);
+  opts.onMachine?.(m);
   const hashInterval = opts.hashInterval ?? DEFAULT_HASH_INTERVAL;
   const sink = opts.sink ?? (opts.path ? new FileSink(opts.path) : new MemorySink());
   const writer = new LogWriter(sink, {

@@ -63,6 +63,8 @@ export interface BenchCase {
   /** Run order (lower first; cases that use earlier results come later). */
   order: number;
   run(ctx: BenchContext): Promise<CaseResult> | CaseResult;
+  /** Wall-time limit of the case's process, when it needs more than the preset's (bench/run.ts). */
+  timeoutS?: number;
   /** Pieces run in their own processes through ctx.sub(). Arguments and results are JSON. */
   subs?: Record<string, (args: any, ctx: BenchContext) => unknown>;
 }

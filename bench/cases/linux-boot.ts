@@ -1,0 +1,165 @@
+/**
+ * Debian's i386 Linux (fixtures/linux/fetch.sh) booting to the busybox shell, with the shell
+ * session of test/linux (fixtures/linux/shell.txt, ending in `poweroff -f`):
+ * - rrx record (in its own process): instructions to the prompt and to the end, MIPS, the
+ *   log's size per virtual second;
+ * - rrx replay of that log (its own process): MIPS;
+ * - the peak memory (max RSS) of `rrx gdb` on the log with a stock gdb that runs to the end,
+ *   steps back one instruction and reverse-continues to the start;
+ * - QEMU (when installed), the same kernel, initrd and command line on an ISA PC
+ *   (`-M isapc -cpu pentium2,-apic,-mmx`) with `-icount shift=0,rr=record` and `rr=replay`, to
+ *   the prompt: its own instruction count (`info replay`) over its wall time, start-up included.
+ * Skipped when the guest has not been fetched.
+ */
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { homedir } from "node:os";
+import type { BenchCase, Metric } from "../lib/types.ts";
+import { BOOT_DATE, loadScript, runRecord, warmup, type Timed } from "../lib/rrx.ts";
+import { buildMachine, type MachineConfig } from "../../lib/replay/session.ts";
+import { openLog, replayToEnd } from "../../lib/replay/replayer.ts";
+
+const DIR = process.env.RRX_LINUX_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "rrx/linux");
+const KERNEL = join(DIR, "vmlinuz"), INITRD = join(DIR, "initramfs.cpio.gz");
+const APPEND = "console=ttyS0,115200 cryptomgr.notests noisapnp";
+const PROMPT = "/ # ";
+
+function linuxConfig(): MachineConfig {
+  return {
+    kernel: { name: KERNEL, data: new Uint8Array(readFileSync(KERNEL)) },
+    initrd: { name: INITRD, data: new Uint8Array(readFileSync(INITRD)) },
+    bios: null, modules: [], cmdline: APPEND, memBytes: 64 << 20, ips: 1e9, bootDate: BOOT_DATE,
+  };
+}
+
+interface RecordOut extends Timed { promptIcount: number; promptSeconds: number; bytes: number }
+
+/**
+ * QEMU to the shell prompt: wall seconds and its instruction count there. The serial port
+ * writes to a file: a pipe that the reader drains late makes QEMU's writes partial, which it
+ * records, and the replay then stops with "Missing character write event".
+ */
+async function qemuToPrompt(bin: string, mode: "record" | "replay", rr: string, sock: string, serialOut: string): Promise<{ seconds: number; icount: number }> {
+  const t0 = performance.now();
+  writeFileSync(serialOut, "");
+  const p = Bun.spawn([bin, "-M", "isapc", "-cpu", "pentium2,-apic,-mmx", "-m", "64", "-display", "none", "-serial", `file:${serialOut}`,
+    "-no-reboot", "-kernel", KERNEL, "-initrd", INITRD, "-append", APPEND, "-rtc", "base=2026-01-01T00:00:00",
+    "-icount", `shift=0,rr=${mode},rrfile=${rr}`, "-monitor", `unix:${sock},server,nowait`], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const killer = setTimeout(() => p.kill("SIGKILL"), 300_000);
+  let seconds = -1, exited = false;
+  void p.exited.then(() => { exited = true; });
+  while (!exited && (performance.now() - t0) < 300_000) {
+    if (readFileSync(serialOut, "latin1").includes(PROMPT)) { seconds = (performance.now() - t0) / 1000; break; }
+    await Bun.sleep(20);
+  }
+  if (seconds < 0) {
+    p.kill("SIGKILL");
+    await p.exited;
+    clearTimeout(killer);
+    throw new Error(`QEMU ${mode}: no prompt: ${(await new Response(p.stderr).text()).trim()} ${readFileSync(serialOut, "latin1").slice(-300)}`);
+  }
+  // The monitor: the instruction count now, then quit (QEMU finishes the rr file on quit).
+  const icount = await new Promise<number>((resolve, reject) => {
+    let text = "";
+    const s = connect(sock);
+    s.on("data", (d) => {
+      text += d.toString("latin1");
+      const m = /instruction count = (\d+)/.exec(text);
+      if (m) { s.write("quit\n"); s.end(); resolve(Number(m[1])); }
+    });
+    s.on("connect", () => s.write("info replay\n"));
+    s.on("error", reject);
+  });
+  await p.exited;
+  clearTimeout(killer);
+  return { seconds, icount };
+}
+
+export default {
+  name: "linux-boot",
+  title: "Debian i386 Linux to the busybox shell and a session: rrx record / replay, QEMU record / replay",
+  order: 60,
+  timeoutS: 900,
+  subs: {
+    async record(a: { path: string }): Promise<RecordOut> {
+      await warmup("cpu-bound", 3_000_000);
+      let promptIcount = -1, promptSeconds = -1, text = "";
+      const t0 = performance.now();
+      const r = await runRecord(linuxConfig(), {
+        path: a.path, script: loadScript("fixtures/linux/shell.txt"),
+        onMachine: (m) => {
+          m.onOutput = (ch, bytes) => {
+            if (promptIcount >= 0 || ch !== "com1") return;
+            text = (text + Buffer.from(bytes).toString("latin1")).slice(-8);
+            if (text.includes(PROMPT)) { promptIcount = m.cpu.icount; promptSeconds = (performance.now() - t0) / 1000; }
+          };
+        },
+      });
+      const { m: _m, recorder: _r, ...rest } = r;
+      return { ...rest, promptIcount, promptSeconds };
+    },
+    async replay(a: { path: string }): Promise<Timed> {
+      await warmup("cpu-bound", 3_000_000);
+      const t0 = performance.now();
+      const opened = openLog(a.path, { searchDirs: [DIR] });
+      const m = buildMachine(opened.cfg);
+      const end = replayToEnd(m, opened);
+      const seconds = (performance.now() - t0) / 1000;
+      if (end.kind === "diverged") throw new Error(`replay diverged: ${end.detail}`);
+      return { seconds, icount: m.cpu.icount, mips: m.cpu.icount / seconds / 1e6, end: end.kind };
+    },
+  },
+  async run(ctx) {
+    if (!existsSync(KERNEL) || !existsSync(INITRD)) {
+      return { status: "skipped", metrics: [], notes: [`no Linux guest in ${DIR} (run fixtures/linux/fetch.sh)`] };
+    }
+    const path = join(ctx.tmp, "linux.rrx");
+    const rec = await ctx.sub<RecordOut>("record", { path });
+    if (rec.promptIcount < 0) throw new Error("the guest printed no shell prompt");
+    ctx.log(`rrx record: prompt at ${rec.promptIcount} insns (${rec.promptSeconds.toFixed(1)} s), end ${rec.icount} (${rec.mips.toFixed(1)} MIPS), log ${rec.bytes} B`);
+    const rep = await ctx.sub<Timed>("replay", { path });
+    if (rep.icount !== rec.icount) throw new Error(`replay ran ${rep.icount} instructions, record ${rec.icount}`);
+    ctx.log(`rrx replay: ${rep.mips.toFixed(1)} MIPS`);
+    const virtS = rec.icount / 1e9;
+    const metrics: Metric[] = [
+      { key: "promptInsns", label: "instructions to the shell prompt", value: rec.promptIcount, unit: "" },
+      { key: "insns", label: "instructions, boot and session to power-off", value: rec.icount, unit: "" },
+      { key: "record.mips", label: "rrx record (whole run)", value: rec.mips, unit: "MIPS", note: `${rec.seconds.toFixed(1)} s; prompt after ${rec.promptSeconds.toFixed(1)} s` },
+      { key: "replay.mips", label: "rrx replay (whole run)", value: rep.mips, unit: "MIPS", note: `${rep.seconds.toFixed(1)} s` },
+      { key: "logBytesPerS", label: "log size per second of virtual time", value: rec.bytes / virtS, unit: "B", digits: 0, note: `${rec.bytes} B over ${virtS.toFixed(2)} s` },
+    ];
+
+    // rrx gdb's peak memory: run to the end, one step back, reverse-continue to the start.
+    const gdb = Bun.which("gdb");
+    if (gdb) {
+      const p = Bun.spawn([process.execPath, "cmd/rrx.ts", "gdb", path, "--gdb", gdb, "--", "-batch",
+        "-ex", "continue", "-ex", "reverse-stepi", "-ex", "reverse-continue"], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+      const killer = setTimeout(() => p.kill("SIGKILL"), 600_000);
+      await p.exited;
+      clearTimeout(killer);
+      const rss = p.resourceUsage()?.maxRSS;
+      if (p.exitCode === 0 && rss) {
+        metrics.push({ key: "gdb.maxRss", label: "rrx gdb peak memory (to the end and back)", value: rss / 1048576, unit: "MiB", digits: 0 }); // maxRSS is in bytes
+      } else ctx.log(`rrx gdb exited ${p.exitCode}: ${(await new Response(p.stderr).text()).slice(-300)}`);
+    }
+
+    const bin = Bun.which("qemu-system-i386");
+    if (!bin) return { status: "ok", metrics, notes: ["qemu-system-i386 not found on PATH: no QEMU figures"] };
+    const ver = Bun.spawnSync([bin, "--version"], { stdout: "pipe" }).stdout.toString().split("\n")[0];
+    const rr = join(ctx.tmp, "linux.rr");
+    const qrec = await qemuToPrompt(bin, "record", rr, join(ctx.tmp, "qmon-record.sock"), join(ctx.tmp, "qemu-record.txt"));
+    const qrep = await qemuToPrompt(bin, "replay", rr, join(ctx.tmp, "qmon-replay.sock"), join(ctx.tmp, "qemu-replay.txt"));
+    ctx.log(`QEMU record: prompt at ${qrec.icount} insns after ${qrec.seconds.toFixed(1)} s; replay ${qrep.seconds.toFixed(1)} s (${statSync(rr).size} B)`);
+    const qm = (x: { seconds: number; icount: number }) => x.icount / x.seconds / 1e6;
+    metrics.push(
+      { key: "qemu.promptInsns", label: "QEMU instructions to the prompt (SeaBIOS and real-mode setup included)", value: qrec.icount, unit: "" },
+      { key: "qemu.record.mips", label: "QEMU record to the prompt", value: qm(qrec), unit: "MIPS", note: `${qrec.seconds.toFixed(1)} s` },
+      { key: "qemu.replay.mips", label: "QEMU replay to the prompt", value: qm(qrep), unit: "MIPS", note: `${qrep.seconds.toFixed(1)} s` },
+      { key: "rrx_over_qemu.record", label: "rrx / QEMU, record MIPS (goal >= 0.5)", value: rec.mips / qm(qrec), unit: "x", ratio: true },
+      { key: "rrx_over_qemu.replay", label: "rrx / QEMU, replay MIPS", value: rep.mips / qm(qrep), unit: "x", ratio: true },
+      { key: "rrx_over_qemu.promptTime", label: "QEMU / rrx, wall time to the prompt recording", value: qrec.seconds / rec.promptSeconds, unit: "x", ratio: true },
+    );
+    return { status: "ok", metrics, notes: [`${ver}; rrx counts the UART's character time (polling skipped), QEMU sends at once`] };
+  },
+} satisfies BenchCase;
