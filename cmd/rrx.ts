@@ -539,7 +539,7 @@ export function main(argv: string[]): void {
     process.exit(0);
   }
   const cli = cac("rrx");
-  cli.command("run [kernel]", "Boot a Multiboot kernel (or a ROM) and run it live")
+  cli.command("run [kernel]", "Boot a Multiboot kernel, a Linux bzImage (or a ROM) and run it live")
     .option("-m <MiB>", "Guest RAM in MiB (default 32)")
     .option("--serial <spec>", "COM1 back end: stdio, file:PATH or none (default stdio)")
     .option("--serial2 <spec>", "COM2 back end: stdio, file:PATH or none (default none)")
