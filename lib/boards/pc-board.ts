@@ -18,7 +18,7 @@ import { I8042 } from "../devices/i8042.ts";
 import { Vga } from "../devices/vga.ts";
 import { DebugPorts } from "../devices/debug.ts";
 import { SysCtl } from "../devices/sysctl.ts";
-import { bootLinux, bootMultiboot } from "../machine/boot.ts";
+import { bootLinux, bootMultiboot } from "./pc-boot.ts";
 import { isBzImage, parseBzImage } from "../boot/linux.ts";
 import { BootError, parseElf32, isElf } from "../boot/elf.ts";
 import { findMultibootHeader } from "../boot/multiboot.ts";

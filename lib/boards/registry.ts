@@ -31,3 +31,9 @@ export function boardFor(name: string, isa?: string): Board<GuestCpu> {
   const what = isa === undefined ? `a ${JSON.stringify(name)} board` : `a ${JSON.stringify(name)} board with a ${JSON.stringify(isa)} CPU`;
   throw new BootError(`the log needs ${what}; this rrx has: ${boards.map((x) => `${x.name} (${x.isa})`).join(", ")}`);
 }
+
+/** Remove a board added with registerBoard (tests clean up after themselves). The PC stays. */
+export function unregisterBoard(name: string): void {
+  const i = boards.findIndex((x) => x.name === name);
+  if (i >= 0 && name !== DEFAULT_BOARD) boards.splice(i, 1);
+}

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Machine, MAX_IDLE_NS } from "./machine.ts";
-import { setMultibootEntryState } from "./boot.ts";
+import { setMultibootEntryState } from "../boards/pc-boot.ts";
 import { Stop } from "../cpu/contract.ts";
 
 function machineWith(code: number[]): Machine {

@@ -8,7 +8,6 @@ import { hashBytes, hashComponents, RamHasher } from "./hash.ts";
 import { StateWriter } from "../machine/snapshot.ts";
 import type { Board } from "../boards/board.ts";
 import { boardFor, DEFAULT_BOARD } from "../boards/registry.ts";
-import { pcBoard } from "../boards/pc-board.ts";
 
 export interface NamedImage {
   name: string;
@@ -38,7 +37,7 @@ export function boardOf(cfg: MachineConfig): Board {
 }
 
 /** The PC's devices, in order (the log header's `devices` of a PC recording). */
-export const DEVICE_LIST = [...pcBoard.devices];
+export const DEVICE_LIST = [...boardFor(DEFAULT_BOARD).devices];
 
 /** Check images before booting: one-line errors for anything the board cannot boot. */
 export function validateConfig(cfg: MachineConfig): void {
@@ -82,7 +81,7 @@ export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSec
 /** Rebuild the configuration a log was recorded with, given the image bytes by role/name. */
 export function configFromCompared(c: ComparedSection, find: (info: ImageInfo) => Uint8Array): MachineConfig {
   // A log made before the header named its machine is a PC log.
-  const board = boardFor(c.board ?? pcBoard.name, c.isa ?? pcBoard.isa);
+  const board = boardFor(c.board ?? DEFAULT_BOARD, c.isa ?? boardFor(DEFAULT_BOARD).isa);
   const cfg: MachineConfig = {
     kernel: null, bios: null, modules: [],
     cmdline: typeof c.cmdline === "string" ? c.cmdline : "",

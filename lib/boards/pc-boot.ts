@@ -1,0 +1,56 @@
+/**
+ * The PC board's boot loaders: putting a Multiboot kernel or a Linux bzImage into the machine
+ * and setting the CPU's entry state, again on every reset. The image formats (ELF, Multiboot
+ * structures, the bzImage) live in lib/boot/.
+ */
+import { loadMultiboot, type MultibootModule } from "../boot/multiboot.ts";
+import { loadLinux } from "../boot/linux.ts";
+import { setMultibootEntryState, setLinuxEntryState, type PcCpu } from "./pc.ts";
+import type { BootTarget } from "./board.ts";
+
+/** The entry states (Multiboot: flat segments, EAX = magic, EBX = info; Linux: boot GDT, ESI = zero page) live with the PC board. */
+export { setMultibootEntryState, setLinuxEntryState };
+
+export interface MultibootBoot {
+  kernel: Uint8Array;
+  cmdline: string;
+  modules: MultibootModule[];
+}
+
+/** Load a Multiboot kernel and set the CPU to its entry state; also on every reset. */
+export function bootMultiboot(m: BootTarget<PcCpu>, boot: MultibootBoot): void {
+  const load = () => {
+    m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
+    m.ram.fill(0, 0x100000);
+    const r = loadMultiboot(m.ram, boot.kernel, { cmdline: boot.cmdline, modules: boot.modules, memBytes: m.ram.length });
+    m.mem.markAllDirty();
+    m.cpu.flushBlocks();
+    const icount = m.cpu.icount;
+    setMultibootEntryState(m.cpu, r.entry, r.infoAddr);
+    m.cpu.icount = icount;
+  };
+  load();
+  m.onReset = load;
+}
+
+export interface LinuxBoot {
+  kernel: Uint8Array;
+  initrd: Uint8Array | null;
+  cmdline: string;
+}
+
+/** Load a bzImage (and initrd) and set the CPU to the Linux 32-bit entry state; also on every reset. */
+export function bootLinux(m: BootTarget<PcCpu>, boot: LinuxBoot): void {
+  const load = () => {
+    m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
+    m.ram.fill(0, 0x100000);
+    const r = loadLinux(m.ram, boot.kernel, { cmdline: boot.cmdline, initrd: boot.initrd, memBytes: m.ram.length });
+    m.mem.markAllDirty();
+    m.cpu.flushBlocks();
+    const icount = m.cpu.icount;
+    setLinuxEntryState(m.cpu, r.entry, r.zeroPage, r.gdtAddr, r.gdtLimit);
+    m.cpu.icount = icount;
+  };
+  load();
+  m.onReset = load;
+}
