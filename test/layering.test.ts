@@ -101,6 +101,11 @@ describe("layering", () => {
     expect(LIB.some((x) => under(x.file, "lib/boards") && x.imports.some((i) => under(i, "lib/cpu/x86")))).toBe(true);
   });
 
+  test("a board imports nothing of the machine but its plain types", () => {
+    const allowed = new Set(["lib/machine/device.ts", "lib/machine/ram.ts", "lib/machine/snapshot.ts"]);
+    expect(violations((f) => under(f, "lib/boards"), (i) => (under(i, "lib/machine") || under(i, "lib/replay") || under(i, "lib/gdb")) && !allowed.has(i))).toEqual([]);
+  });
+
   test("the CPU imports nothing above it but the machine's plain types", () => {
     const allowed = new Set(["lib/machine/device.ts", "lib/machine/ram.ts", "lib/machine/snapshot.ts"]);
     expect(violations((f) => under(f, "lib/cpu"), (i) => !under(i, "lib/cpu") && !allowed.has(i))).toEqual([]);

@@ -71,7 +71,7 @@ const cfg: MachineConfig = {
 
 let dir = "";
 let logPath = "";
-let logBytes = new Uint8Array();
+let logBytes: Uint8Array = new Uint8Array();
 let serial = "";
 let recordedEnd: { kind: string; status?: number } = { kind: "" };
 let opened: OpenedLog;

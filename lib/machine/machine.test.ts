@@ -45,7 +45,7 @@ describe("machine run loop", () => {
     m.cpu.idtBase = idt; m.cpu.idtLimit = 0x7ff;
     m.cpu.regs[4] = 0x80000; // a stack
     const seen: number[] = [];
-    m.cpu.onDeliver = (vec) => { seen.push(vec, m.cpu.icount); };
+    m.cpu.onDeliver = (vec: number) => { seen.push(vec, m.cpu.icount); };
     const r = m.runUntil(60);
     expect(r).toEqual({ kind: "limit" });
     expect(seen.filter((_, i) => i % 2 === 0).every((v) => v === 8)).toBe(true);
