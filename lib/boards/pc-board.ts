@@ -7,7 +7,7 @@
  */
 import type { CpuBus } from "../cpu/contract.ts";
 import type { PhysMem } from "../machine/ram.ts";
-import type { DeviceContext } from "../machine/device.ts";
+import type { Device, DeviceContext } from "../machine/device.ts";
 import type { Board, BoardHost, BoardOptions, BoardWiring, BootImages, BootTarget } from "./board.ts";
 import { createPcCpu, pcCpuModel, PC_BOARD, PC_DEFAULT_CPU, PC_LEGACY_CPU, type PcCpu } from "./pc.ts";
 import { Pic } from "../devices/pic.ts";
@@ -34,7 +34,7 @@ export class PcWiring implements BoardWiring {
   readonly vga: Vga;
   readonly debug: DebugPorts;
   readonly sysctl: SysCtl;
-  readonly devices;
+  readonly devices: Device[];
   readonly display: Vga;
   private a20 = true;
 
