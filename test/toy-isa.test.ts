@@ -23,6 +23,7 @@ import { engineFromLog } from "../lib/replay/engine.ts";
 import { diffHashes, type HashRecord } from "../lib/replay/hash.ts";
 import { RrxTarget } from "../lib/gdb/rrx-target.ts";
 import { GdbSession } from "../lib/gdb/session.ts";
+import { archOf, gdbArgs } from "../lib/gdb/launch.ts";
 import { RspParser, encodePacket, u32leHex } from "../lib/gdb/rsp.ts";
 import { fixCrcs } from "./support/log-testutil.ts";
 import { toyBoard } from "./support/toy/board.ts";
@@ -230,6 +231,7 @@ describe("toy32 on the toy board", () => {
 
   describe("gdb stub", () => {
     let session: GdbSession;
+    let target: RrxTarget;
     const replies: string[] = [];
     const parser = new RspParser();
     async function cmd(p: string): Promise<string> {
@@ -241,7 +243,8 @@ describe("toy32 on the toy board", () => {
     const regs = (g: string) => Array.from({ length: g.length / 8 }, (_, i) => Buffer.from(g.slice(8 * i, 8 * i + 8), "hex").readUInt32LE(0));
 
     beforeAll(async () => {
-      session = new GdbSession(new RrxTarget(engineFromLog(opened)), (bytes) => {
+      target = new RrxTarget(engineFromLog(opened));
+      session = new GdbSession(target, (bytes) => {
         for (const ev of parser.feed(bytes)) if (ev.type === "packet") { replies.push(ev.data); session.receive("+"); }
       });
       expect(await cmd("QStartNoAckMode")).toBe("OK");
@@ -254,6 +257,7 @@ describe("toy32 on the toy board", () => {
       expect(xml).toContain('<reg name="epc"');
       const g = regs(await cmd("g"));
       expect(g).toEqual(Array(11).fill(0)); // r0..r7, pc, epc, ie at reset
+      expect(gdbArgs({ arch: archOf(target), port: 1 })).toContain("set architecture toy32");
     });
 
     test("stepping follows the program; a breakpoint and memory reads see its state", async () => {
