@@ -121,6 +121,25 @@ describe("toy32 on the toy board", () => {
     expect(L("handler")).toBe(HANDLER);
   });
 
+  test("run(n) retires exactly n; the first timer interrupt arrives at its icount (stopOnDelivery)", () => {
+    const m = buildMachine(cfg);
+    const cpu = m.cpu as ToyCpu;
+    cpu.run(5); // li r7, bz (taken), then main's li, out, li
+    expect(cpu.icount).toBe(5);
+    expect(cpu.pc).toBe(L("main") + 12);
+    // The timer is started by the 10th instruction, at icount 9: due at 9 + 300 ns = icount 309
+    // (1 instruction = 1 ns). Main's 9th instruction enables interrupts; the loop starts at
+    // icount 13 and runs 4 instructions a pass, so 74 passes are done when the interrupt comes.
+    cpu.stopOnDelivery = true;
+    expect(m.runUntil(10_000)).toEqual({ kind: "delivered" });
+    expect(cpu.icount).toBe(309);
+    expect(cpu.pc).toBe(HANDLER);
+    expect(cpu.epc).toBe(L("loop"));
+    expect(cpu.r[3]).toBe(100 - 74);
+    expect(cpu.r[2]).toBe(5050 - (26 * 27) / 2); // 100 + 99 + ... + 27
+    expect(cpu.ie).toBe(false);
+  });
+
   test("recording: timer interrupts, a logged serial byte, the program's output and exit", () => {
     expect(recordedEnd).toEqual({ kind: "exit", status: EXIT });
     expect(serial).toBe("Hi\n" + String.fromCharCode(RX_BYTE));
