@@ -180,7 +180,7 @@ function makeDisplay(opts: Record<string, unknown>, pane?: SerialPane): { onSlic
       const now = performance.now();
       if (now - last < 40) return;
       last = now;
-      let frame = "\x1b[H" + m.vga.renderAnsi(colour);
+      let frame = "\x1b[H" + (m.display?.renderAnsi(colour) ?? "");
       if (pane) {
         frame += "\r\n\x1b[K" + kleur.dim("-- serial " + "-".repeat(70));
         for (const l of pane.lastLines(PANE_LINES, 80)) frame += "\r\n\x1b[K" + l;
@@ -383,7 +383,7 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
     const where = recorder ? `; recording saved to ${String(opts.record)}` : "";
     process.stderr.write(`rrx: ${msg.text} at icount ${m.cpu.icount}${where}\n`);
   } else if (opts.verbose || recorder) process.stderr.write(kleur.dim(`rrx: ${msg.text} after ${m.cpu.icount} instructions\n`));
-  if (opts.screen) process.stdout.write(m.vga.screenText() + "\n");
+  if (opts.screen) process.stdout.write((m.display?.screenText() ?? "") + "\n");
   return msg.code;
 }
 
@@ -449,7 +449,7 @@ function cmdReplay(path: string, opts: Record<string, unknown>): number {
   const end = replayToEnd(m, opened, until, progress?.tick);
   progress?.done();
   m.flushOutput();
-  if (opts.display === "text" || opts.screen) process.stdout.write(m.vga.screenText() + "\n");
+  if (opts.display === "text" || opts.screen) process.stdout.write((m.display?.screenText() ?? "") + "\n");
   const dt = (performance.now() - t0) / 1000;
   if (opts.verbose) process.stderr.write(kleur.dim(`rrx: replayed ${m.cpu.icount} instructions in ${dt.toFixed(2)} s (${end.kind}); screen ${screenHash(m)}\n`));
   if (end.kind === "diverged") { process.stderr.write(kleur.red(`rrx: ${end.detail}\n`)); return 3; }

@@ -27,7 +27,7 @@ describe("fixtures", () => {
         else expect(got[i]).toBe(expected[i]);
       }
       const screenFile = join(FIX, `${f.name}.screen.txt`);
-      if (existsSync(screenFile)) expect(m.vga.screenText()).toBe(readFileSync(screenFile, "utf8"));
+      if (existsSync(screenFile)) expect(m.display!.screenText()).toBe(readFileSync(screenFile, "utf8"));
     }, 120_000);
   }
 });

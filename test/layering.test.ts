@@ -3,6 +3,8 @@
  *  - lib/ (besides its *.test.ts files) imports nothing from test/;
  *  - lib/machine, lib/replay and lib/gdb import nothing from lib/cpu/x86: the board
  *    (lib/boards/) wires the x86 CPU, and is the only code outside the core that imports it;
+ *  - they know no particular board either: from lib/boards only the Board interface and the
+ *    registry, and no device (lib/devices/) or image format (lib/boot/);
  *  - the x86 core imports nothing above the CPU but the machine's plain types (device, RAM,
  *    snapshot), and its files import each other without cycles;
  *  - no product file in lib/ is longer than 800 lines.
@@ -84,9 +86,22 @@ describe("layering", () => {
     expect(violations(above, (i) => under(i, "lib/cpu/x86"))).toEqual([]);
   });
 
+  test("lib/machine, lib/replay and lib/gdb know no particular board, device or image format", () => {
+    const above = (f: string) => (under(f, "lib/machine") || under(f, "lib/replay") || under(f, "lib/gdb"));
+    const generic = new Set(["lib/boards/board.ts", "lib/boards/registry.ts"]);
+    expect(violations(above, (i) => (under(i, "lib/boards") && !generic.has(i)) || under(i, "lib/devices"))).toEqual([]);
+    // Image formats: only the one-line BootError type.
+    expect(violations(above, (i) => under(i, "lib/boot") && i !== "lib/boot/elf.ts")).toEqual([]);
+  });
+
   test("outside the core, only the board imports lib/cpu/x86", () => {
     expect(violations((f) => !under(f, "lib/cpu/x86") && !under(f, "lib/boards"), (i) => under(i, "lib/cpu/x86"))).toEqual([]);
     expect(LIB.some((x) => under(x.file, "lib/boards") && x.imports.some((i) => under(i, "lib/cpu/x86")))).toBe(true);
+  });
+
+  test("a board imports nothing of the machine but its plain types", () => {
+    const allowed = new Set(["lib/machine/device.ts", "lib/machine/ram.ts", "lib/machine/snapshot.ts"]);
+    expect(violations((f) => under(f, "lib/boards"), (i) => (under(i, "lib/machine") || under(i, "lib/replay") || under(i, "lib/gdb")) && !allowed.has(i))).toEqual([]);
   });
 
   test("the CPU imports nothing above it but the machine's plain types", () => {

@@ -38,7 +38,7 @@ async function record(cfg: MachineConfig, scriptFile: string | null, host: Recor
   const end = await runLive(m, { script, observer: rec, maxInsns: 5e8 });
   m.flushOutput();
   rec.finish(end.kind, end.kind === "exit" ? end.status : 0);
-  return { bytes: sink.bytes(), serial, screen: m.vga.screenText(), end, icount: m.cpu.icount };
+  return { bytes: sink.bytes(), serial, screen: m.display!.screenText(), end, icount: m.cpu.icount };
 }
 
 describe("record and replay", () => {
@@ -70,7 +70,7 @@ describe("record and replay", () => {
     expect(m.cpu.icount).toBe(r.icount);
     expect(hasher.record()).toEqual(log.trailer!.hashes!);
     expect(serial).toBe(r.serial);
-    expect(m.vga.screenText()).toBe(r.screen);
+    expect(m.display!.screenText()).toBe(r.screen);
   }, 120_000);
 
   test("two recordings with the same script are byte-identical after the header", async () => {

@@ -4,7 +4,7 @@
  * paging off, interrupts off) at the code's first byte.
  */
 import { Machine } from "../../lib/machine/machine.ts";
-import { setMultibootEntryState } from "../../lib/machine/boot.ts";
+import { setMultibootEntryState } from "../../lib/boards/pc.ts";
 import { BOOT_DATE } from "./rrx.ts";
 
 const CODE = 0x100000;

@@ -1,10 +1,10 @@
 /**
- * The PC board's CPU: the one place above the CPU that knows the PC runs an x86. The machine
- * (lib/machine/machine.ts: RAM, the PC devices, IRQ routing, virtual time) creates its CPU
- * here, and the Multiboot and Linux loaders set their entry states through here; everything else above the
- * CPU uses the ISA-neutral contract (lib/cpu/contract.ts). A layering test
+ * The PC board's CPU: the one place above the CPU that knows the PC runs an x86. The PC board
+ * (pc-board.ts: its devices and wiring) creates its CPU here, and the Multiboot and Linux
+ * loaders (pc-boot.ts) set their entry states through here; everything else above the CPU
+ * uses the ISA-neutral contract (lib/cpu/contract.ts). A layering test
  * (test/layering.test.ts) keeps lib/machine, lib/replay and lib/gdb from importing
- * lib/cpu/x86 any other way.
+ * lib/cpu/x86 or any particular board.
  */
 import type { CpuBus } from "../cpu/contract.ts";
 import type { PhysMem } from "../machine/ram.ts";

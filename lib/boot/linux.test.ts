@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { BootError } from "./elf.ts";
 import { isBzImage, loadLinux, parseBzImage } from "./linux.ts";
 import { Machine } from "../machine/machine.ts";
-import { bootLinux } from "../machine/boot.ts";
+import { bootLinux } from "../boards/pc-boot.ts";
 import { CS, DS, ES, SS } from "../cpu/x86/decode.ts";
 
 const MiB = 1 << 20;

@@ -7,7 +7,7 @@
  *
  * The caller enters the kernel in flat protected mode with paging off, interrupts off,
  * CS = __BOOT_CS (0x10), DS/ES/SS = __BOOT_DS (0x18) from the GDT written here, ESI = the zero
- * page and EBP = EDI = EBX = 0 (see setLinuxEntryState in lib/machine/boot.ts).
+ * page and EBP = EDI = EBX = 0 (see setLinuxEntryState in lib/boards/pc.ts).
  */
 
 import { BootError } from "./elf.ts";

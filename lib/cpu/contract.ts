@@ -127,6 +127,8 @@ export interface DebugView {
    * e.g. the x87 on i386; absent or null: the stub sends zeros.
    */
   readExtraRegisters?(): Uint8Array | null;
+  /** The address of the next instruction as breakpoints name it (i386: CS base + EIP). */
+  pcAddress(): number;
   /** Write register n (gdb numbering); false when the register cannot be written. */
   writeRegister(n: number, value: number): boolean;
   /** Physical address of a debugger (linear/virtual) address, or -1 if unmapped. No faults, no A/D bits. */

@@ -18,8 +18,10 @@ import type { DebugTarget } from "./target.ts";
 export interface GdbLaunchOptions {
   /** gdb executable. Default "gdb". */
   gdb?: string;
-  /** Guest ELF with symbols (the kernel); omitted → `set architecture i386`. */
+  /** Guest ELF with symbols (the kernel); omitted → `set architecture <arch>`. */
   elf?: string;
+  /** gdb's name of the target's architecture (DebugView.arch); default i386. */
+  arch?: string;
   host?: string;
   port: number;
   /** Extra gdb commands run after connecting (each one -ex). */
@@ -30,6 +32,11 @@ export interface GdbLaunchOptions {
   noInit?: boolean;
 }
 
+/** The architecture a target's description names (`<architecture>`), if any. */
+export function archOf(target: DebugTarget): string | undefined {
+  return /<architecture>([^<]+)<\/architecture>/.exec(target.layout.targetXml)?.[1];
+}
+
 /** The argv for gdb (argv[0] included). */
 export function gdbArgs(o: GdbLaunchOptions): string[] {
   const args = [o.gdb ?? "gdb"];
@@ -37,7 +44,7 @@ export function gdbArgs(o: GdbLaunchOptions): string[] {
   if (o.batch) args.push("-batch");
   else args.push("-q");
   if (o.elf) args.push(o.elf);
-  else args.push("-ex", "set architecture i386");
+  else args.push("-ex", `set architecture ${o.arch ?? "i386"}`);
   if (o.batch) args.push("-ex", "set confirm off");
   args.push("-ex", `target remote ${o.host ?? "127.0.0.1"}:${o.port}`);
   for (const c of o.commands ?? []) args.push("-ex", c);
@@ -71,7 +78,7 @@ export async function debugWithGdb(target: DebugTarget, opts: DebugWithGdbOption
       log(`rrx: gdb stub listening on ${host}:${port}; in gdb: target remote ${host}:${port}`);
       return await server.nextSessionEnd();
     }
-    const argv = gdbArgs({ gdb: opts.gdb, elf: opts.elf, host, port, commands: opts.commands, batch: opts.batch });
+    const argv = gdbArgs({ gdb: opts.gdb, elf: opts.elf, arch: archOf(target), host, port, commands: opts.commands, batch: opts.batch });
     const stdio = opts.stdio ?? "inherit";
     const ignore = () => {};
     process.on("SIGINT", ignore); // ^C is gdb's business

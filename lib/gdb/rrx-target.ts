@@ -241,7 +241,7 @@ export class RrxTarget implements DebugTarget {
         const devs = Object.entries(h.devices).map(([k, v]) => `${k}=${v}`).join(" ");
         return `state ${all} at instruction ${e.icount}\ncpu=${h.cpu} ram=${h.ram} screen=${h.screen}\n${devs}\n`;
       }
-      case "screen": return this.m.vga.screenText() + "\n";
+      case "screen": return (this.m.display?.screenText() ?? "(this board has no screen)") + "\n";
       case "live": {
         if (e.live) return "Already live.\n";
         e.goLive(this.makeLiveInput);

@@ -78,10 +78,6 @@
 import type { RegisterLayout } from "../cpu/contract.ts";
 
 
-export const REG_NAMES = [
-  "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
-  "eip", "eflags", "cs", "ss", "ds", "es", "fs", "gs",
-] as const;
 
 /** SIGTRAP: single step done / generic trap. */
 export const SIGTRAP = 5;

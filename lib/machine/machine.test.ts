@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Machine, MAX_IDLE_NS } from "./machine.ts";
-import { setMultibootEntryState } from "./boot.ts";
+import { setMultibootEntryState } from "../boards/pc-boot.ts";
 import { Stop } from "../cpu/contract.ts";
 
 function machineWith(code: number[]): Machine {
@@ -45,7 +45,7 @@ describe("machine run loop", () => {
     m.cpu.idtBase = idt; m.cpu.idtLimit = 0x7ff;
     m.cpu.regs[4] = 0x80000; // a stack
     const seen: number[] = [];
-    m.cpu.onDeliver = (vec) => { seen.push(vec, m.cpu.icount); };
+    m.cpu.onDeliver = (vec: number) => { seen.push(vec, m.cpu.icount); };
     const r = m.runUntil(60);
     expect(r).toEqual({ kind: "limit" });
     expect(seen.filter((_, i) => i % 2 === 0).every((v) => v === 8)).toBe(true);

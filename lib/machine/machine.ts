@@ -1,5 +1,6 @@
 /**
- * The i386 PC: RAM, the CPU, the devices, the port bus, IRQ routing and virtual time.
+ * The machine: RAM, the CPU and devices a board (lib/boards/) wires, the port bus, virtual
+ * time and the run loop. Nothing here knows the ISA or the board's devices.
  *
  * Virtual time (ns) = floor(icount * 1e9 / ips) + idleNs. It moves only when instructions
  * retire, or when a halted CPU is advanced to a deadline (idleNs). Device deadlines are
@@ -10,19 +11,12 @@
  * the driver (lib/machine/driver.ts) which is the single host-input boundary that live runs,
  * recording and replay share.
  */
-import { Stop, type CpuBus } from "../cpu/contract.ts";
-import { createPcCpu, type PcCpu } from "../boards/pc.ts";
+import { Stop, type CpuBus, type GuestCpu } from "../cpu/contract.ts";
+import type { Board, BoardInput, BoardWiring, Display } from "../boards/board.ts";
+import { boardFor, DEFAULT_BOARD } from "../boards/registry.ts";
 import { PhysMem } from "./ram.ts";
-import type { Device, DeviceContext, IoSize } from "./device.ts";
+import type { Device, IoSize } from "./device.ts";
 import { StateReader, StateWriter } from "./snapshot.ts";
-import { Pic } from "../devices/pic.ts";
-import { Pit } from "../devices/pit.ts";
-import { Cmos } from "../devices/cmos.ts";
-import { Uart } from "../devices/uart.ts";
-import { I8042 } from "../devices/i8042.ts";
-import { Vga } from "../devices/vga.ts";
-import { DebugPorts } from "../devices/debug.ts";
-import { SysCtl } from "../devices/sysctl.ts";
 
 export interface MachineOptions {
   /** Guest RAM in bytes (multiple of 4 KiB). */
@@ -33,16 +27,14 @@ export interface MachineOptions {
   bootEpochSeconds: number;
   /** A BIOS-style ROM mapped below 1 MiB and at the top of the 4 GiB space. */
   rom?: Uint8Array;
-  /** The CPU model (lib/cpu/x86/model.ts); default: the model of new recordings. */
+  /** The CPU model (the board's; for the PC lib/cpu/x86/model.ts); default: the model of new recordings. */
   cpuModel?: string;
+  /** The board (lib/boards/); default: the PC. */
+  board?: Board<any>;
 }
 
-/** Events from the host, applied at the current icount. */
-export type InputEvent =
-  | { kind: "serial"; port: number; byte: number }
-  | { kind: "key"; bytes: number[] }
-  | { kind: "mouse"; dx: number; dy: number; buttons: number }
-  | { kind: "idle"; ns: number };
+/** Events from the host, applied at the current icount: the board's inputs, and idle skips. */
+export type InputEvent = BoardInput | { kind: "idle"; ns: number };
 
 export type RunStop =
   | { kind: "limit" }
@@ -62,31 +54,30 @@ export type RunStop =
 /** The longest a halted CPU is carried forward through device deadlines at one icount (60 s). */
 export const MAX_IDLE_NS = 60e9;
 
-export class Machine implements CpuBus {
+/**
+ * `C` is the board's CPU type (the PC: `Machine<PcCpu>`). The default is unchecked so that
+ * the PC's tests and benchmarks reach x86 fields through `m.cpu`; product code in lib/ uses
+ * only the GuestCpu contract (it typechecks with the default set to GuestCpu).
+ */
+export class Machine<C extends GuestCpu = any> implements CpuBus {
   readonly mem: PhysMem;
   readonly ram: Uint8Array;
-  readonly cpu: PcCpu;
-  readonly pic: Pic;
-  readonly pit: Pit;
-  readonly cmos: Cmos;
-  readonly com1: Uart;
-  readonly com2: Uart;
-  readonly kbc: I8042;
-  readonly vga: Vga;
-  readonly debug: DebugPorts;
-  readonly sysctl: SysCtl;
+  readonly board: Board<C>;
+  readonly cpu: C;
+  /** The board's devices as wired to the CPU (interrupt routing, ROM, inputs). */
+  readonly wiring: BoardWiring;
   /** Every device, in a fixed order (deadline firing, snapshots and hashes use this order). */
   readonly devices: Device[];
+  /** The board's screen, or null. */
+  readonly display: Display | null;
   readonly ips: number;
   readonly bootEpochSeconds: number;
   private readonly portMap: (Device | null)[] = new Array(0x10000).fill(null);
-  private readonly rom: Uint8Array | null;
 
   /** Virtual ns spent halted (advanced to deadlines or by logged idle skips). */
   idleNs = 0;
   /** idleNs when the CPU arrived at its current icount (idle events are relative to this). */
   idleAtArrival = 0;
-  a20 = true;
   /** Set by a debug-exit write; the run loop stops with it. */
   exitStatus: number | null = null;
   resetPending = false;
@@ -111,47 +102,22 @@ export class Machine implements CpuBus {
     this.ips = opts.ips ?? 1e9;
     this.nsPerInsn = 1e9 / this.ips;
     this.bootEpochSeconds = opts.bootEpochSeconds;
-    this.rom = opts.rom ?? null;
-    this.cpu = createPcCpu(this, this.mem, opts.cpuModel);
-    const ctx = this.makeContext();
-    this.pic = new Pic(ctx, { onIntrChange: (level) => { this.cpu.intrLine = level; } });
-    this.pit = new Pit(ctx);
-    this.cmos = new Cmos(ctx, { bootEpochSeconds: opts.bootEpochSeconds, memBytes: opts.memBytes });
-    this.com1 = new Uart(ctx, { name: "com1", base: 0x3f8, irq: 4 });
-    this.com2 = new Uart(ctx, { name: "com2", base: 0x2f8, irq: 3 });
-    this.kbc = new I8042(ctx);
-    this.vga = new Vga(ctx, this.ram);
-    this.debug = new DebugPorts(ctx);
-    this.sysctl = new SysCtl(ctx);
-    this.devices = [this.pic, this.pit, this.cmos, this.com1, this.com2, this.kbc, this.vga, this.debug, this.sysctl];
-    for (const d of this.devices) {
-      for (const [a, b] of d.ports) for (let p = a; p <= b; p++) this.portMap[p] = d;
-    }
-    this.mapRom();
-  }
-
-  private makeContext(): DeviceContext {
-    return {
+    this.board = opts.board ?? (boardFor(DEFAULT_BOARD) as Board<C>);
+    this.cpu = this.board.createCpu(this, this.mem, opts.cpuModel);
+    this.wiring = this.board.wire(this.cpu, {
+      mem: this.mem,
+      ram: this.ram,
       now: () => this.now(),
-      setIrq: (irq, level) => this.pic.setIrq(irq, level),
       deadlinesChanged: () => { this.deadlineDirty = true; this.cpu.requestStop(); },
       requestReset: () => { this.resetPending = true; this.cpu.requestStop(); },
       requestExit: (status) => { this.exitStatus = status; this.cpu.requestStop(); },
       output: (channel, bytes) => this.onOutput(channel, bytes),
-      setA20: (on) => { this.a20 = on; this.cpu.setA20(on); },
-      getA20: () => this.a20,
-      fpuErrorAck: () => { this.pic.setIrq(13, false); this.cpu.fpuErrorAck(); },
-    };
-  }
-
-  private mapRom(): void {
-    const rom = this.rom;
-    if (!rom) return;
-    // The last min(size, 128 KiB) bytes are visible below 1 MiB; the whole ROM at 4 GiB - size.
-    const low = Math.min(rom.length, 0x20000);
-    const start = 0x100000 - low;
-    this.ram.set(rom.subarray(rom.length - low), start);
-    for (let p = start >>> 12; p < 0x100; p++) this.mem.readonly[p] = 1;
+    }, { memBytes: opts.memBytes, bootEpochSeconds: opts.bootEpochSeconds, rom: opts.rom ?? null });
+    this.devices = this.wiring.devices;
+    this.display = this.wiring.display;
+    for (const d of this.devices) {
+      for (const [a, b] of d.ports) for (let p = a; p <= b; p++) this.portMap[p] = d;
+    }
   }
 
   // ---- virtual time ----
@@ -210,9 +176,7 @@ export class Machine implements CpuBus {
   // ---- CpuBus ----
 
   physRead8(addr: number): number {
-    const rom = this.rom;
-    if (rom && addr >= 0x100000000 - rom.length) return rom[addr - (0x100000000 - rom.length)]!;
-    return 0xff;
+    return this.wiring.physRead8(addr);
   }
   physWrite8(_addr: number, _value: number): void {}
   ioRead(port: number, size: IoSize): number {
@@ -222,8 +186,8 @@ export class Machine implements CpuBus {
     this.deadlineDirty = true;
     return v;
   }
-  /** The CPU's FERR# (x87 error with CR0.NE clear): IRQ 13, as on the PC/AT. */
-  fpuError(): void { this.pic.setIrq(13, true); }
+  /** The CPU's error line (the PC: x87 FERR#), routed by the board. */
+  fpuError(): void { this.wiring.fpuError?.(); }
   ioReadStable(port: number, size: IoSize): boolean {
     const d = this.portMap[port];
     if (!d) return true; // unmapped: all ones, always
@@ -239,32 +203,27 @@ export class Machine implements CpuBus {
     return this.now();
   }
   ackInterrupt(): number {
-    return this.pic.acknowledge();
+    return this.wiring.ackInterrupt();
   }
 
   // ---- host input ----
 
   /** Apply one host event at the current icount (callers: the driver, replay). */
   inject(ev: InputEvent): void {
-    switch (ev.kind) {
-      case "serial": (ev.port === 1 ? this.com2 : this.com1).receive(ev.byte); break;
-      case "key": this.kbc.keyScancode(ev.bytes); break;
-      case "mouse": this.kbc.mouseMove(ev.dx, ev.dy, ev.buttons); break;
-      case "idle": this.advanceIdleTo(this.arrivalNs() + ev.ns); break;
-    }
+    if (ev.kind === "idle") this.advanceIdleTo(this.arrivalNs() + ev.ns);
+    else this.wiring.input(ev);
     this.deadlineDirty = true;
   }
 
   /** Whether a serial port can take another byte now (the driver holds input otherwise). */
   serialReady(port: number): boolean {
-    return (port === 1 ? this.com2 : this.com1).canReceive();
+    return this.wiring.serialReady(port);
   }
 
   /** Hand the host the serial bytes still in the UARTs' transmitters (at the end of a run). */
   flushOutput(): void {
-    for (const u of [this.com1, this.com2]) {
-      const b = u.pendingTx();
-      if (b.length) this.onOutput(u.name, Uint8Array.from(b));
+    for (const { channel, bytes } of this.wiring.pendingOutput()) {
+      if (bytes.length) this.onOutput(channel, Uint8Array.from(bytes));
     }
   }
 
@@ -321,7 +280,7 @@ export class Machine implements CpuBus {
     }
   }
 
-  /** A PC reset: CPU and devices to power-on state, then the boot hook (reloads the kernel). */
+  /** A system reset: CPU, devices and board to power-on state, then the boot hook (reloads the kernel). */
   systemReset(): void {
     this.resetPending = false;
     this.resets++;
@@ -329,9 +288,7 @@ export class Machine implements CpuBus {
     this.cpu.reset();
     this.cpu.icount = icount;
     for (const d of this.devices) d.reset();
-    this.a20 = true;
-    this.cpu.setA20(true);
-    this.mapRom();
+    this.wiring.reset();
     this.deadlineDirty = true;
     this.onReset?.();
   }
@@ -340,7 +297,7 @@ export class Machine implements CpuBus {
 
   /** Everything the guest can observe, except RAM (saved separately, page by page). */
   saveState(w: StateWriter): void {
-    w.f64(this.idleNs).f64(this.idleAtArrival).bool(this.a20).bool(this.resetPending).u32(this.resets);
+    w.f64(this.idleNs).f64(this.idleAtArrival).bool(this.wiring.flag).bool(this.resetPending).u32(this.resets);
     w.f64(this.exitStatus ?? -1);
     const cw = new StateWriter();
     this.cpu.save(cw);
@@ -353,17 +310,17 @@ export class Machine implements CpuBus {
   }
 
   restoreState(r: StateReader, keepBlocks = false): void {
-    this.idleNs = r.f64(); this.idleAtArrival = r.f64(); this.a20 = r.bool(); this.resetPending = r.bool(); this.resets = r.u32();
+    this.idleNs = r.f64(); this.idleAtArrival = r.f64(); const flag = r.bool(); this.resetPending = r.bool(); this.resets = r.u32();
     const ex = r.f64();
     this.exitStatus = ex < 0 ? null : ex;
     this.cpu.restore(new StateReader(r.bytes()), keepBlocks);
-    this.cpu.setA20(this.a20);
+    this.wiring.flag = flag;
     for (const d of this.devices) {
       const name = r.str();
       if (name !== d.name) throw new Error(`snapshot device order mismatch: ${name} vs ${d.name}`);
       d.restore(new StateReader(r.bytes()));
     }
-    this.cpu.intrLine = this.pic.hasInterrupt();
+    this.wiring.syncInterrupt();
     this.deadlineDirty = true;
   }
 
@@ -374,7 +331,7 @@ export class Machine implements CpuBus {
     this.cpu.save(cw);
     out.push({ name: "cpu", bytes: cw.finish() });
     const mw = new StateWriter();
-    mw.f64(this.idleNs).f64(this.idleAtArrival).bool(this.a20).u32(this.resets);
+    mw.f64(this.idleNs).f64(this.idleAtArrival).bool(this.wiring.flag).u32(this.resets);
     out.push({ name: "machine", bytes: mw.finish() });
     for (const d of this.devices) {
       const dw = new StateWriter();

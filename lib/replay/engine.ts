@@ -459,8 +459,7 @@ export class ReplayEngine {
 
   /** Linear address of the next instruction. */
   linearPc(): number {
-    const cpu = this.m.cpu;
-    return (cpu.segBase[1]! + cpu.eip) >>> 0;
+    return this.m.cpu.debug.pcAddress();
   }
 }
 

@@ -3,14 +3,11 @@
  * images and options, describing it in a log header, and rebuilding it from a header.
  */
 import { Machine } from "../machine/machine.ts";
-import { bootLinux, bootMultiboot } from "../machine/boot.ts";
-import { isBzImage, parseBzImage } from "../boot/linux.ts";
-import { BootError, parseElf32, isElf } from "../boot/elf.ts";
-import { findMultibootHeader } from "../boot/multiboot.ts";
 import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from "./log/format.ts";
 import { hashBytes, hashComponents, RamHasher } from "./hash.ts";
 import { StateWriter } from "../machine/snapshot.ts";
-import { PC_BOARD, PC_DEFAULT_CPU, PC_LEGACY_CPU, pcCpuModel } from "../boards/pc.ts";
+import type { Board } from "../boards/board.ts";
+import { boardFor, DEFAULT_BOARD } from "../boards/registry.ts";
 
 export interface NamedImage {
   name: string;
@@ -28,53 +25,30 @@ export interface MachineConfig {
   memBytes: number;
   ips: number;
   bootDate: number;
-  /** The CPU model (a log header's `cpu`); default: the model of new recordings. */
+  /** The CPU model (a log header's `cpu`); default: the board's model of new recordings. */
   cpuModel?: string;
+  /** The board (lib/boards/registry.ts; a log header's `board`); default: the PC. */
+  board?: string;
 }
 
-export const DEVICE_LIST = ["pic", "pit", "cmos", "com1", "com2", "i8042", "vga", "debug", "sysctl"];
+/** The board a configuration names. */
+export function boardOf(cfg: MachineConfig): Board {
+  return boardFor(cfg.board ?? DEFAULT_BOARD);
+}
 
-/** Check images before booting: one-line errors for anything that is not a kernel. */
+/** The PC's devices, in order (the log header's `devices` of a PC recording). */
+export const DEVICE_LIST = [...boardFor(DEFAULT_BOARD).devices];
+
+/** Check images before booting: one-line errors for anything the board cannot boot. */
 export function validateConfig(cfg: MachineConfig): void {
-  if (!cfg.kernel && !cfg.bios) throw new BootError("nothing to boot: give a Multiboot kernel ELF or --bios ROM");
-  if (cfg.kernel) {
-    const k = cfg.kernel.data;
-    if (isBzImage(k)) {
-      try {
-        parseBzImage(k);
-      } catch (e) {
-        if (e instanceof BootError) throw new BootError(`${cfg.kernel.name}: ${e.message}`);
-        throw e;
-      }
-      if (cfg.modules.length) throw new BootError("--module is for Multiboot kernels; a Linux kernel takes --initrd");
-      return validateMem(cfg);
-    }
-    if (cfg.initrd) throw new BootError(`--initrd is for Linux kernels (bzImage); ${cfg.kernel.name} is not one`);
-    if (isElf(k)) parseElf32(k);
-    if (!findMultibootHeader(k)) throw new BootError(`${cfg.kernel.name}: not a Multiboot kernel: no Multiboot header in the first 8 KiB`);
-  }
-  if (cfg.bios && (cfg.bios.data.length === 0 || cfg.bios.data.length > 0x100000 || cfg.bios.data.length % 0x1000 !== 0)) {
-    throw new BootError(`${cfg.bios.name}: a ROM image must be a multiple of 4 KiB and at most 1 MiB`);
-  }
-  validateMem(cfg);
-}
-
-function validateMem(cfg: MachineConfig): void {
-  if (cfg.memBytes < 2 << 20) throw new BootError("-m: at least 2 MiB of RAM are needed");
+  boardOf(cfg).validate(cfg);
 }
 
 export function buildMachine(cfg: MachineConfig): Machine {
-  validateConfig(cfg);
-  const m = new Machine({ memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data, cpuModel: cfg.cpuModel });
-  if (cfg.kernel && isBzImage(cfg.kernel.data)) {
-    bootLinux(m, { kernel: cfg.kernel.data, initrd: cfg.initrd?.data ?? null, cmdline: cfg.cmdline });
-  } else if (cfg.kernel) {
-    bootMultiboot(m, {
-      kernel: cfg.kernel.data,
-      cmdline: cfg.cmdline,
-      modules: cfg.modules.map((x) => ({ data: x.data, cmdline: x.cmdline, name: x.name })),
-    });
-  }
+  const board = boardOf(cfg);
+  board.validate(cfg);
+  const m = new Machine({ memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data, cpuModel: cfg.cpuModel, board });
+  board.boot(m, cfg);
   return m;
 }
 
@@ -88,12 +62,13 @@ export function imagesOf(cfg: MachineConfig): { info: ImageInfo; data: Uint8Arra
 }
 
 export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSection {
+  const board = boardOf(cfg);
   return {
-    board: PC_BOARD.board,
-    isa: PC_BOARD.isa,
-    cpu: cfg.cpuModel ?? PC_DEFAULT_CPU,
+    board: board.name,
+    isa: board.isa,
+    cpu: cfg.cpuModel ?? board.defaultCpu,
     memoryBytes: cfg.memBytes,
-    devices: DEVICE_LIST,
+    devices: [...board.devices],
     ips: cfg.ips,
     args,
     images: imagesOf(cfg).map((x) => x.info),
@@ -106,18 +81,16 @@ export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSec
 /** Rebuild the configuration a log was recorded with, given the image bytes by role/name. */
 export function configFromCompared(c: ComparedSection, find: (info: ImageInfo) => Uint8Array): MachineConfig {
   // A log made before the header named its machine is a PC log.
-  const board = c.board ?? PC_BOARD.board, isa = c.isa ?? PC_BOARD.isa;
-  if (board !== PC_BOARD.board || isa !== PC_BOARD.isa) {
-    throw new BootError(`the log needs a ${JSON.stringify(board)} board with a ${JSON.stringify(isa)} CPU; this rrx has: ${PC_BOARD.board} (${PC_BOARD.isa})`);
-  }
+  const board = boardFor(c.board ?? DEFAULT_BOARD, c.isa ?? boardFor(DEFAULT_BOARD).isa);
   const cfg: MachineConfig = {
     kernel: null, bios: null, modules: [],
     cmdline: typeof c.cmdline === "string" ? c.cmdline : "",
     memBytes: c.memoryBytes, ips: c.ips, bootDate: c.bootDate,
     // A log made before the header named its CPU model was recorded with the legacy model.
-    cpuModel: c.cpu ?? PC_LEGACY_CPU,
+    cpuModel: c.cpu ?? board.legacyCpu,
   };
-  pcCpuModel(cfg.cpuModel); // an unknown model: one line, before anything is built
+  if (board.name !== DEFAULT_BOARD) cfg.board = board.name;
+  board.checkCpu(cfg.cpuModel!); // an unknown model: one line, before anything is built
   const mc = Array.isArray(c.moduleCmdlines) ? (c.moduleCmdlines as string[]) : [];
   let mi = 0;
   for (const info of c.images) {
@@ -157,10 +130,11 @@ export class MachineHasher {
   }
 }
 
-/** The screen as the guest shows it: text, attributes and cursor. */
+/** The screen as the guest shows it: text, attributes and cursor (empty for a board without one). */
 export function screenBytes(m: Machine): Uint8Array {
-  const s = m.vga.screen();
   const w = new StateWriter();
+  if (!m.display) return w.finish();
+  const s = m.display.screen();
   w.str(s.rows.join("\n")).bytes(s.attrs).u8(s.cursor.row).u8(s.cursor.col).bool(s.cursor.visible);
   return w.finish();
 }

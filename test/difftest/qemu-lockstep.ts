@@ -320,7 +320,7 @@ async function main(): Promise<number> {
     cpu.stopOnDelivery = true;
     const deliveries: { step: number; vec: number; soft: boolean }[] = [];
     let lastVec = -1;
-    cpu.onDeliver = (vec, soft) => { lastVec = vec; deliveries.push({ step: 0, vec, soft }); };
+    cpu.onDeliver = (vec: number, soft: boolean) => { lastVec = vec; deliveries.push({ step: 0, vec, soft }); };
 
     let x = rrxRegs(m);
     const d0 = diffRegs(q, x, RF);

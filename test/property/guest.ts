@@ -27,7 +27,7 @@ import fc from "fast-check";
 import { assemble, arbItem, buildProgram, encode, type Insn, type Item, type ProgramOptions } from "../support/x86-encoder.ts";
 import { disasm } from "../../lib/cpu/x86/disasm.ts";
 import { Machine, type InputEvent } from "../../lib/machine/machine.ts";
-import { setMultibootEntryState } from "../../lib/machine/boot.ts";
+import { setMultibootEntryState } from "../../lib/boards/pc-boot.ts";
 import type { ScriptEvent } from "../../lib/machine/script.ts";
 import { descriptor } from "../cpu/machine.ts";
 

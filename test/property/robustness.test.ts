@@ -20,7 +20,7 @@ import fc from "fast-check";
 import { Stop } from "../../lib/cpu/x86/cpu.ts";
 import { disasm } from "../../lib/cpu/x86/disasm.ts";
 import { Machine } from "../../lib/machine/machine.ts";
-import { setMultibootEntryState } from "../../lib/machine/boot.ts";
+import { setMultibootEntryState } from "../../lib/boards/pc-boot.ts";
 import { Snapshot } from "../../lib/replay/checkpoint.ts";
 import { TestMachine, CODE, descriptor } from "../cpu/machine.ts";
 import { fullState } from "./harness.ts";

@@ -11,7 +11,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Machine } from "../../lib/machine/machine.ts";
-import { setMultibootEntryState } from "../../lib/machine/boot.ts";
+import { setMultibootEntryState } from "../../lib/boards/pc-boot.ts";
 import { fullState } from "./harness.ts";
 import { runs } from "./guest.ts";
 

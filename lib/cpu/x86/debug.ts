@@ -52,6 +52,10 @@ export class X86Debug implements DebugView {
     return out;
   }
 
+  pcAddress(): number {
+    return (this.cpu.segBase[CS]! + this.cpu.eip) >>> 0;
+  }
+
   writeRegister(n: number, value: number): boolean {
     const cpu = this.cpu;
     value >>>= 0;

@@ -1,11 +1,12 @@
 /**
- * Putting a loaded image into the machine: the Multiboot and Linux (bzImage) entry states and
- * the raw-ROM reset path. The loaders themselves (ELF, Multiboot structures) live in lib/boot/.
+ * The PC board's boot loaders: putting a Multiboot kernel or a Linux bzImage into the machine
+ * and setting the CPU's entry state, again on every reset. The image formats (ELF, Multiboot
+ * structures, the bzImage) live in lib/boot/.
  */
 import { loadMultiboot, type MultibootModule } from "../boot/multiboot.ts";
 import { loadLinux } from "../boot/linux.ts";
-import { setMultibootEntryState, setLinuxEntryState } from "../boards/pc.ts";
-import type { Machine } from "./machine.ts";
+import { setMultibootEntryState, setLinuxEntryState, type PcCpu } from "./pc.ts";
+import type { BootTarget } from "./board.ts";
 
 /** The entry states (Multiboot: flat segments, EAX = magic, EBX = info; Linux: boot GDT, ESI = zero page) live with the PC board. */
 export { setMultibootEntryState, setLinuxEntryState };
@@ -17,7 +18,7 @@ export interface MultibootBoot {
 }
 
 /** Load a Multiboot kernel and set the CPU to its entry state; also on every reset. */
-export function bootMultiboot(m: Machine, boot: MultibootBoot): void {
+export function bootMultiboot(m: BootTarget<PcCpu>, boot: MultibootBoot): void {
   const load = () => {
     m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
     m.ram.fill(0, 0x100000);
@@ -39,7 +40,7 @@ export interface LinuxBoot {
 }
 
 /** Load a bzImage (and initrd) and set the CPU to the Linux 32-bit entry state; also on every reset. */
-export function bootLinux(m: Machine, boot: LinuxBoot): void {
+export function bootLinux(m: BootTarget<PcCpu>, boot: LinuxBoot): void {
   const load = () => {
     m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
     m.ram.fill(0, 0x100000);
