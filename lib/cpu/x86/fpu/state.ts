@@ -1,6 +1,6 @@
 /**
- * The x87's state and the operations on it that are not arithmetic (fpu.ts builds the
- * instructions on top): the eight registers as a stack with TOP and the abridged tag, the
+ * The x87's state and the operations on it that are not arithmetic (arith.ts, formats.ts and
+ * fpu.ts build the instructions on top): the eight registers as a stack with TOP and the abridged tag, the
  * control and status words with their exception flags and ES, the last-instruction pointers,
  * stack overflow and underflow, the FNSTENV/FLDENV and FNSAVE/FRSTOR images, and the snapshot.
  */
