@@ -20,7 +20,6 @@ import { readLog } from "../lib/replay/log/reader.ts";
 import { EventKind } from "../lib/replay/log/format.ts";
 import { openLog, verifyLog, type OpenedLog } from "../lib/replay/replayer.ts";
 import { engineFromLog } from "../lib/replay/engine.ts";
-import { diffHashes, type HashRecord } from "../lib/replay/hash.ts";
 import { RrxTarget } from "../lib/gdb/rrx-target.ts";
 import { GdbSession } from "../lib/gdb/session.ts";
 import { archOf, gdbArgs } from "../lib/gdb/launch.ts";
@@ -29,6 +28,7 @@ import { fixCrcs } from "./support/log-testutil.ts";
 import { toyBoard } from "./support/toy/board.ts";
 import { HANDLER, type ToyCpu } from "./support/toy/cpu.ts";
 import { assemble, I, type Item } from "./support/toy/asm.ts";
+import { freshHash, sameHash } from "./support/replay-check.ts";
 
 const SUM = 0x400, TICKS = 0x404, LASTRX = 0x408;
 const RX_BYTE = 0xa7;
@@ -104,16 +104,8 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function fresh(n: number): HashRecord {
-  const m = buildMachine(opened.cfg);
-  runReplay(m, opened.events, { until: n });
-  return new MachineHasher(m).record();
-}
-function same(a: HashRecord, b: HashRecord): boolean {
-  const d = diffHashes(a, b);
-  if (!d.equal) console.error("differs:", d.components);
-  return d.equal;
-}
+const fresh = (n: number) => freshHash(opened, n);
+const same = sameHash;
 const word = (ram: Uint8Array, a: number) => new DataView(ram.buffer, ram.byteOffset).getUint32(a, true);
 
 describe("toy32 on the toy board", () => {

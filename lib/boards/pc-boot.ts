@@ -19,18 +19,10 @@ export interface MultibootBoot {
 
 /** Load a Multiboot kernel and set the CPU to its entry state; also on every reset. */
 export function bootMultiboot(m: BootTarget<PcCpu>, boot: MultibootBoot): void {
-  const load = () => {
-    m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
-    m.ram.fill(0, 0x100000);
+  loadOnEveryReset(m, () => {
     const r = loadMultiboot(m.ram, boot.kernel, { cmdline: boot.cmdline, modules: boot.modules, memBytes: m.ram.length });
-    m.mem.markAllDirty();
-    m.cpu.flushBlocks();
-    const icount = m.cpu.icount;
-    setMultibootEntryState(m.cpu, r.entry, r.infoAddr);
-    m.cpu.icount = icount;
-  };
-  load();
-  m.onReset = load;
+    return () => setMultibootEntryState(m.cpu, r.entry, r.infoAddr);
+  });
 }
 
 export interface LinuxBoot {
@@ -41,14 +33,25 @@ export interface LinuxBoot {
 
 /** Load a bzImage (and initrd) and set the CPU to the Linux 32-bit entry state; also on every reset. */
 export function bootLinux(m: BootTarget<PcCpu>, boot: LinuxBoot): void {
+  loadOnEveryReset(m, () => {
+    const r = loadLinux(m.ram, boot.kernel, { cmdline: boot.cmdline, initrd: boot.initrd, memBytes: m.ram.length });
+    return () => setLinuxEntryState(m.cpu, r.entry, r.zeroPage, r.gdtAddr, r.gdtLimit);
+  });
+}
+
+/**
+ * Clear low RAM and RAM from 1 MiB, let `place` put the images in, then enter the state it
+ * returns (icount carries over); again on every reset.
+ */
+function loadOnEveryReset(m: BootTarget<PcCpu>, place: () => () => void): void {
   const load = () => {
     m.ram.fill(0, 0, Math.min(m.ram.length, 0xa0000));
     m.ram.fill(0, 0x100000);
-    const r = loadLinux(m.ram, boot.kernel, { cmdline: boot.cmdline, initrd: boot.initrd, memBytes: m.ram.length });
+    const enter = place();
     m.mem.markAllDirty();
     m.cpu.flushBlocks();
     const icount = m.cpu.icount;
-    setLinuxEntryState(m.cpu, r.entry, r.zeroPage, r.gdtAddr, r.gdtLimit);
+    enter();
     m.cpu.icount = icount;
   };
   load();

@@ -11,9 +11,10 @@ import { openLog, type OpenedLog } from "./replayer.ts";
 import { engineFromLog, type ReplayEngine } from "./engine.ts";
 import { buildMachine, MachineHasher } from "./session.ts";
 import { runReplay } from "../machine/driver.ts";
-import { diffHashes, type HashRecord } from "./hash.ts";
+import type { HashRecord } from "./hash.ts";
 import { CheckpointStore } from "./checkpoints.ts";
 import { DBG_ELF, elfSymbols, recordDbg, RUNS } from "../../test/gdb/record.ts";
+import { freshHash, sameHash } from "../../test/support/replay-check.ts";
 
 let dir = "";
 let opened: OpenedLog;
@@ -28,17 +29,8 @@ beforeAll(() => {
 });
 afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
-function fresh(n: number): HashRecord {
-  const m = buildMachine(opened.cfg);
-  runReplay(m, opened.events, { until: n });
-  return new MachineHasher(m).record();
-}
-
-function same(a: HashRecord, b: HashRecord): boolean {
-  const d = diffHashes(a, b);
-  if (!d.equal) console.error("differs:", d.components);
-  return d.equal;
-}
+const fresh = (n: number) => freshHash(opened, n);
+const same = sameHash;
 
 /** Property: seeks to random icounts in the span land exactly there, in the state a fresh replay to that icount has. */
 async function seeksMatchFresh(e: ReplayEngine, h: MachineHasher, numRuns: number): Promise<void> {
