@@ -10,11 +10,9 @@
  * hash is in the suite's revocation_list.txt are skipped. Exit status 1 if any non-excluded test
  * fails.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
-import { parseMoo, type MooTest } from "./moo.ts";
+import { type MooFile } from "./moo.ts";
 import { SstRunner, describe, newStats, tally, type FormStats } from "./runner.ts";
+import { DEFAULT_MIRROR, openSuite, parseRevocations, type Suite } from "./source.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -29,62 +27,39 @@ const forms = opt("--forms")?.split(",");
 const samples = Number(opt("--samples") ?? 3);
 const markdown = flag("--markdown");
 const dumpFile = opt("--dump");
-const dump: string[] = [];
-const src = args[0] ?? "/work/.mirror/SingleStepTests+80286/repo";
-
-interface Source { name: string; read(): Uint8Array }
-const sources: Source[] = [];
-let revoked = new Set<string>();
-const git = (...a: string[]): Uint8Array => {
-  const r = Bun.spawnSync(["git", "-C", src, ...a], { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`git ${a.join(" ")}: ${r.stderr.toString().trim()}`);
-  return r.stdout;
-};
-const formOf = (file: string): string => file.replace(/^.*\//, "").replace(/\.MOO(\.gz)?$/i, "");
-if (!existsSync(src)) { console.error(`soak: ${src}: no such file or directory`); process.exit(2); }
-if (statSync(src).isDirectory() && existsSync(join(src, "HEAD")) && !existsSync(join(src, "v1_real_mode"))) {
-  const names = new TextDecoder().decode(git("ls-tree", "-r", "--name-only", "HEAD", "v1_real_mode")).split("\n").filter((n) => /\.MOO\.gz$/.test(n));
-  for (const n of names) sources.push({ name: formOf(n), read: () => git("show", `HEAD:${n}`) });
-  revoked = parseRevocations(new TextDecoder().decode(git("show", "HEAD:revocation_list.txt")));
-} else if (statSync(src).isDirectory()) {
-  const dir = existsSync(join(src, "v1_real_mode")) ? join(src, "v1_real_mode") : src;
-  for (const n of readdirSync(dir).filter((n) => /\.MOO(\.gz)?$/i.test(n)).sort()) {
-    sources.push({ name: formOf(n), read: () => new Uint8Array(require("node:fs").readFileSync(join(dir, n))) });
-  }
-  const rl = join(dir, "..", "revocation_list.txt");
-  if (existsSync(rl)) revoked = parseRevocations(require("node:fs").readFileSync(rl, "utf8"));
-} else {
-  sources.push({ name: "", read: () => new Uint8Array(require("node:fs").readFileSync(src)) });
-}
 const revokedFile = opt("--revoked");
-if (revokedFile) revoked = parseRevocations(require("node:fs").readFileSync(revokedFile, "utf8"));
-
-function parseRevocations(text: string): Set<string> {
-  return new Set(text.split("\n").map((l) => l.trim().toLowerCase()).filter((l) => /^[0-9a-f]{40}$/.test(l)));
+const dump: string[] = [];
+const src = args[0] ?? DEFAULT_MIRROR;
+let suite: Suite;
+try {
+  suite = openSuite(src);
+  if (revokedFile) suite.revoked = parseRevocations(require("node:fs").readFileSync(revokedFile, "utf8"));
+} catch (e) {
+  console.error(`soak: ${(e as Error).message}`);
+  process.exit(2);
 }
+const revoked = suite.revoked;
 
 const runner = new SstRunner();
 const stats = new Map<string, FormStats>();
 const t0 = Date.now();
 let skipped = 0;
 const unreadable: string[] = [];
-for (const s of sources) {
+for (const s of suite.files) {
   if (forms && s.name && !forms.includes(s.name)) continue;
-  let b: Uint8Array;
-  try { b = s.read(); } catch (e) {
+  let f: MooFile;
+  try { f = s.load(); } catch (e) {
     unreadable.push(s.name);
-    process.stderr.write(`${s.name}: not readable, skipped (${(e as Error).message.split("\n")[0]})\n`);
+    process.stderr.write(`${s.name}: not readable, skipped (${(e as Error).message})\n`);
     continue;
   }
-  if (b[0] === 0x1f && b[1] === 0x8b) b = new Uint8Array(gunzipSync(b));
-  const f = parseMoo(b, s.name || src);
   for (const t of f.tests) {
     const form = t.form ?? s.name;
     if (forms && !forms.includes(form)) continue;
     if (revoked.has(t.hash)) { skipped++; continue; }
     let st = stats.get(form);
     if (!st) stats.set(form, (st = newStats()));
-    const o = runner.run(t as MooTest, form);
+    const o = runner.run(t, form);
     tally(st, t, o, samples);
     if (dumpFile && o.status === "fail") dump.push(`${form}\t${describe(t, o).replace(/\n\s*/g, "\t")}`);
   }
