@@ -2,7 +2,7 @@
  * Run the whole SingleStepTests 80286 real-mode suite (or some forms of it) on rrx and print a
  * per-form pass-rate table.
  *
- *   bun test/sst/soak.ts [SOURCE] [--forms F6.6,D3.4] [--samples N] [--markdown] [--revoked FILE]
+ *   bun test/sst/soak.ts [SOURCE] [--blocks] [--forms F6.6,D3.4] [--samples N] [--markdown] [--revoked FILE]
  *
  * SOURCE is a bare git mirror of github.com/SingleStepTests/80286 (read with `git show`, default
  * /work/.mirror/SingleStepTests+80286/repo), a directory of *.MOO.gz files (v1_real_mode or a
@@ -26,6 +26,7 @@ const flag = (name: string): boolean => { const k = args.indexOf(name); if (k >=
 const forms = opt("--forms")?.split(",");
 const samples = Number(opt("--samples") ?? 3);
 const markdown = flag("--markdown");
+const jit = flag("--blocks");
 const dumpFile = opt("--dump");
 const revokedFile = opt("--revoked");
 const dump: string[] = [];
@@ -40,7 +41,7 @@ try {
 }
 const revoked = suite.revoked;
 
-const runner = new SstRunner();
+const runner = new SstRunner(jit);
 const stats = new Map<string, FormStats>();
 const t0 = Date.now();
 let skipped = 0;
@@ -71,13 +72,14 @@ function sum(m: Map<string, number>): number { let n = 0; for (const v of m.valu
 const pct = (a: number, b: number): string => (b === 0 ? "-" : ((100 * a) / b).toFixed(2));
 
 let total = 0, pass = 0, fail = 0;
-const excl = new Map<string, number>(), masked = new Map<string, number>();
+const excl = new Map<string, number>(), masked = new Map<string, number>(), maskedDiffer = new Map<string, number>();
 const rows: string[] = [];
 for (const [form, st] of [...stats].sort((a, b) => a[0].localeCompare(b[0]))) {
   const ex = sum(st.excluded);
   total += st.total; pass += st.pass; fail += st.fail;
   for (const [k, v] of st.excluded) excl.set(k, (excl.get(k) ?? 0) + v);
   for (const [k, v] of st.masked) masked.set(k, (masked.get(k) ?? 0) + v);
+  for (const [k, v] of st.maskedDiffer) maskedDiffer.set(k, (maskedDiffer.get(k) ?? 0) + v);
   const exs = [...st.excluded].map(([k, v]) => `${v} ${k}`).join("; ");
   const ms = [...st.masked].map(([k, v]) => `${v} ${k}`).join("; ");
   rows.push(markdown
@@ -89,7 +91,7 @@ console.log(rows.join("\n"));
 console.log(`\n${stats.size} forms, ${total} tests (${skipped} revoked skipped), ${total - pass - fail} excluded, ${pass} pass, ${fail} fail: ${pct(pass, pass + fail)}% of compared tests pass (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 if (unreadable.length) console.log(`  not readable (skipped): ${unreadable.join(" ")}`);
 for (const [k, v] of excl) console.log(`  excluded, ${k}: ${v}`);
-for (const [k, v] of masked) console.log(`  masked, ${k}: ${v} tests`);
+for (const [k, v] of masked) console.log(`  masked, ${k}: ${v} tests, ${maskedDiffer.get(k) ?? 0} of them differing there`);
 if (fail && samples > 0) {
   console.log("\nfailures (first per form):");
   for (const [form, st] of stats) for (const s of st.samples) console.log(`${form} ${s}`);
