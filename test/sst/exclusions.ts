@@ -35,7 +35,7 @@ export interface Verdict {
 /** Exclusion reasons (the keys of the tallies and of the README table). */
 export const EXCLUDE = {
   lock: "LOCK on a non-lockable instruction (#UD on 386+)",
-  length: "instruction longer than 10 bytes (#UD on a 286, up to 15 on 386+)",
+  length: "instruction longer than 10 bytes (interrupt 13 on a 286, up to 15 bytes on 386+)",
   fsgs: "MOV to/from segment register 4/5 (FS/GS on 386+, #UD on a 286)",
   ssWrap: "word access through SS crossing offset FFFFh (interrupt 13 on a 286, #SS on 386+)",
   escWrap: "ESC (x87) doubleword operand at offset FFFEh (no fault on the 286 without an 80287, #GP/#SS on 386+)",
@@ -316,7 +316,7 @@ export function classify(form: string, t: MooTest): Verdict {
   const v: Verdict = { excluded: null, flagMask: 0, pushedFlagMask: 0, masked: [], regMask: [], expectVector: null };
   if (form !== "F4" && d.len > 10) { v.excluded = EXCLUDE.length; return v; }
   if (d.lock && !lockable(d)) { v.excluded = EXCLUDE.lock; v.expectVector = 6; return v; }
-  // FS and GS came with the 386 (SDM 17.1.2): MOV r/m16,Sreg and MOV Sreg,r/m16 with reg 4 or 5
+  // FS and GS came with the 386 (SDM Vol. 3, 8086 emulation, "Registers supported in real-address mode"): MOV r/m16,Sreg and MOV Sreg,r/m16 with reg 4 or 5
   // name them there, and are undefined opcodes on a 286 (80286 PRM, MOV: reg 4-7 reserved).
   if ((d.op === 0x8c || d.op === 0x8e) && (d.reg === 4 || d.reg === 5)) { v.excluded = EXCLUDE.fsgs; return v; }
   if (SUSPECT.has(t.hash)) { v.excluded = EXCLUDE.suspect; return v; }
@@ -325,7 +325,8 @@ export function classify(form: string, t: MooTest): Verdict {
   // (80286 PRM Table 5-2: "segment overrun exception", any memory reference to a word at
   // offset 0FFFFH; vectors 10-12 are reserved in real mode; POP/POPA/POPF: "Interrupt 13 for
   // a word operand at offset 0FFFFH"), #SS
-  // (interrupt 12) on 386+ when the segment is SS (SDM 20.1.1/"Segment wraparound": #GP for
+  // (interrupt 12) on 386+ when the segment is SS (SDM Vol. 3, architecture compatibility, "Segment
+  // wraparound": #GP for
   // CS DS ES FS GS, #SS for SS).
   // PUSHA is the exception: 386+ check SP first and raise #GP for SP = 7, 9, 11, 13 or 15
   // (SDM PUSHA, real-address mode), as the 286 does.
@@ -342,13 +343,13 @@ export function classify(form: string, t: MooTest): Verdict {
   if (d.op === 0xd8 && mem && mem.off === 0xfffe) { v.excluded = EXCLUDE.escWrap; v.expectVector = mem.seg === R_SS ? 12 : 13; return v; }
   // POP m16 pops first and stores second; when the store takes interrupt 13 a 286 has already
   // incremented SP, and the interrupt frame is 2 bytes higher. 386+ report a fault with the
-  // state from before the instruction (SDM Vol. 3A 6.5, "Faults").
+  // state from before the instruction (SDM Vol. 3, "Exception classifications": faults).
   if (d.op === 0x8f && t.exception?.vector === 13) { v.excluded = EXCLUDE.popStore; v.expectVector = 13; return v; }
   // IDIV: the SDM raises #DE for a quotient out of range; the 286 misses some of them.
   if ((form === "F6.7" || form === "F7.7") && !t.exception && idivOverflows(d, t)) { v.excluded = EXCLUDE.idiv; v.expectVector = 0; return v; }
   // A word string instruction whose access takes interrupt 13 (a segment overrun): a 286 has
   // advanced SI/DI (and decremented CX under REP) for the iteration; 386+ report the fault
-  // with them unchanged (SDM 6.5). The rest (the interrupt frame, CS:IP, flags) is compared.
+  // with them unchanged (SDM Vol. 3, "Exception classifications"). The rest (the interrupt frame, CS:IP, flags) is compared.
   if (WORD_STRING.has(d.op) && t.exception?.vector === 13) { v.regMask.push(R_SI, R_DI, R_CX); v.masked.push(MASK.stringWrap); }
   // AAM 0 raises #DE; a 286 has updated the flags by then, 386+ fault with them unchanged.
   if (d.op === 0xd4 && d.imm8 === 0) { v.flagMask |= ARITH; v.pushedFlagMask |= ARITH; v.masked.push(MASK.aam0); }
