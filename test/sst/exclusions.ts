@@ -314,11 +314,17 @@ const SUSPECT = new Set([
 export function classify(form: string, t: MooTest): Verdict {
   const d = decode(t.bytes);
   const v: Verdict = { excluded: null, flagMask: 0, pushedFlagMask: 0, masked: [], regMask: [], expectVector: null };
-  if (form !== "F4" && d.len > 10) { v.excluded = EXCLUDE.length; return v; }
   if (d.lock && !lockable(d)) { v.excluded = EXCLUDE.lock; v.expectVector = 6; return v; }
+  // Too long for a 286 (interrupt 13 in every such vector), not for 386+ (up to 15 bytes): the
+  // i686 runs it, or raises #UD for an undefined C6/C7/8F form.
+  if (form !== "F4" && d.len > 10) {
+    v.excluded = EXCLUDE.length;
+    v.expectVector = (d.op === 0xc6 || d.op === 0xc7 || d.op === 0x8f) && d.reg !== 0 ? 6 : -1;
+    return v;
+  }
   // FS and GS came with the 386 (SDM Vol. 3, 8086 emulation, "Registers supported in real-address mode"): MOV r/m16,Sreg and MOV Sreg,r/m16 with reg 4 or 5
   // name them there, and are undefined opcodes on a 286 (80286 PRM, MOV: reg 4-7 reserved).
-  if ((d.op === 0x8c || d.op === 0x8e) && (d.reg === 4 || d.reg === 5)) { v.excluded = EXCLUDE.fsgs; return v; }
+  if ((d.op === 0x8c || d.op === 0x8e) && (d.reg === 4 || d.reg === 5)) { v.excluded = EXCLUDE.fsgs; v.expectVector = -1; return v; }
   if (SUSPECT.has(t.hash)) { v.excluded = EXCLUDE.suspect; return v; }
   const acc = accesses(d, t);
   // A word access past the end of a segment: interrupt 13 on a 286 whatever the segment

@@ -24,8 +24,8 @@ describe("SingleStepTests 80286 sample", () => {
     expect(file.count).toBe(file.tests.length);
   });
 
-  test("every compared test ends in the 286's state", () => {
-    const runner = new SstRunner();
+  for (const blocks of [false, true]) test(`every compared test ends in the 286's state (${blocks ? "block cache" : "single step"})`, () => {
+    const runner = new SstRunner(blocks);
     const stats = new Map<string, FormStats>();
     const failures: string[] = [];
     let excluded = 0;
