@@ -322,19 +322,18 @@ export function classify(form: string, t: MooTest): Verdict {
     v.expectVector = (d.op === 0xc6 || d.op === 0xc7 || d.op === 0x8f) && d.reg !== 0 ? 6 : -1;
     return v;
   }
-  // FS and GS came with the 386 (SDM Vol. 3, 8086 emulation, "Registers supported in real-address mode"): MOV r/m16,Sreg and MOV Sreg,r/m16 with reg 4 or 5
-  // name them there, and are undefined opcodes on a 286 (80286 PRM, MOV: reg 4-7 reserved).
+  // FS and GS came with the 386 (SDM Vol. 3, 8086 emulation, "Registers supported in
+  // real-address mode"): MOV r/m16,Sreg and MOV Sreg,r/m16 with reg 4 or 5 name them there;
+  // the 286 raises #UD (interrupt 6 in its vectors).
   if ((d.op === 0x8c || d.op === 0x8e) && (d.reg === 4 || d.reg === 5)) { v.excluded = EXCLUDE.fsgs; v.expectVector = -1; return v; }
   if (SUSPECT.has(t.hash)) { v.excluded = EXCLUDE.suspect; return v; }
   const acc = accesses(d, t);
   // A word access past the end of a segment: interrupt 13 on a 286 whatever the segment
   // (80286 PRM Table 5-2: "segment overrun exception", any memory reference to a word at
   // offset 0FFFFH; vectors 10-12 are reserved in real mode; POP/POPA/POPF: "Interrupt 13 for
-  // a word operand at offset 0FFFFH"), #SS
-  // (interrupt 12) on 386+ when the segment is SS (SDM Vol. 3, architecture compatibility, "Segment
-  // wraparound": #GP for
-  // CS DS ES FS GS, #SS for SS).
-  // PUSHA is the exception: 386+ check SP first and raise #GP for SP = 7, 9, 11, 13 or 15
+  // a word operand at offset 0FFFFH"), #SS (interrupt 12) on 386+ when the segment is SS (SDM
+  // Vol. 3, architecture compatibility, "Segment wraparound": #GP for CS DS ES FS GS, #SS for
+  // SS). PUSHA is the exception: 386+ check SP first and raise #GP for SP = 7, 9, 11, 13 or 15
   // (SDM PUSHA, real-address mode), as the 286 does.
   if (t.exception?.vector === 13 && d.op !== 0x60 && acc.some((a) => a.seg === R_SS && overruns286(a))) { v.excluded = EXCLUDE.ssWrap; v.expectVector = 12; return v; }
   // An x87 operand (the ESC D8 /r m32 forms) at offset FFFEh: 386+ read it as one doubleword
@@ -342,9 +341,10 @@ export function classify(form: string, t: MooTest): Verdict {
   // On a 286 an ESC operand running past FFFFh is interrupt 9, "processor extension segment
   // overrun", which needs an 80287 (80286 PRM Table 5-2); the suite's 286 has none, and its
   // vectors show interrupt 13 only for a word at FFFFh (Table 5-2's segment overrun) and no
-  // fault at FFFEh. Two-word operands of integer
-  // instructions (LES, LDS, BOUND, far CALL/JMP) are two word accesses on every x86, the
-  // second one at (offset + 2) mod 64 KiB: those are compared.
+  // fault at FFFEh. Two-word operands of integer instructions (LES, LDS, BOUND, far CALL/JMP)
+  // are two word accesses, the second at (offset + 2) mod 64 KiB, on the 286 (80286 PRM
+  // LDS/LES: interrupt 13 only "for operand at offset 0FFFFH or 0FFFDH") and on current CPUs
+  // (`les ax,[fffe]` takes ES from offset 0: dosemu2 pull request 2651): those are compared.
   const mem = modrmAccess(d, t);
   if (d.op === 0xd8 && mem && mem.off === 0xfffe) { v.excluded = EXCLUDE.escWrap; v.expectVector = mem.seg === R_SS ? 12 : 13; return v; }
   // POP m16 pops first and stores second; when the store takes interrupt 13 a 286 has already
@@ -355,7 +355,8 @@ export function classify(form: string, t: MooTest): Verdict {
   if ((form === "F6.7" || form === "F7.7") && !t.exception && idivOverflows(d, t)) { v.excluded = EXCLUDE.idiv; v.expectVector = 0; return v; }
   // A word string instruction whose access takes interrupt 13 (a segment overrun): a 286 has
   // advanced SI/DI (and decremented CX under REP) for the iteration; 386+ report the fault
-  // with them unchanged (SDM Vol. 3, "Exception classifications"). The rest (the interrupt frame, CS:IP, flags) is compared.
+  // with them unchanged (SDM Vol. 3, "Exception classifications"). The rest (the interrupt
+  // frame, CS:IP, flags) is compared.
   if (WORD_STRING.has(d.op) && t.exception?.vector === 13) { v.regMask.push(R_SI, R_DI, R_CX); v.masked.push(MASK.stringWrap); }
   // AAM 0 raises #DE; a 286 has updated the flags by then, 386+ fault with them unchanged.
   if (d.op === 0xd4 && d.imm8 === 0) { v.flagMask |= ARITH; v.pushedFlagMask |= ARITH; v.masked.push(MASK.aam0); }
