@@ -32,6 +32,8 @@ export class TestMachine {
   acks = 0;
   /** What the bus reports as the time-stamp counter (virtual time). */
   tsc = 0;
+  /** TSC ticks per instruction retired (0: the TSC stays at `tsc`). */
+  tscPerInsn = 0;
 
   constructor(ramBytes = 8 << 20, model?: X86Model) {
     const mem = (this.mem = new PhysMem(ramBytes));
@@ -42,7 +44,7 @@ export class TestMachine {
       physWrite8: () => {},
       ioRead: (port, size) => { this.io.push({ dir: "in", port, size, value: 0 }); return 0x12345678 & (size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff); },
       ioWrite: (port, size, value) => { this.io.push({ dir: "out", port, size, value }); },
-      readTsc: () => this.tsc,
+      readTsc: () => this.tsc + this.cpu.icount * this.tscPerInsn,
       ackInterrupt: () => { this.acks++; this.cpu.intrLine = false; return this.intVector; },
     };
     this.cpu = new Cpu(bus, mem, model);

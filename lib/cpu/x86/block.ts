@@ -22,6 +22,17 @@ export interface Block {
   jitIdx: Int32Array | null;
   /** `fn` is a region (runs other blocks of this page too). */
   region: boolean;
+  /**
+   * Offset of this block's start from the start of the function `fn` runs: 0, or the block's
+   * offset in another block's region that `fn` enters at this block (`jitOff` is then that
+   * region's).
+   */
+  jitEntry: number;
+  /** The region this block was last made a member of, and its offset there. */
+  rHead: Block | null;
+  rDelta: number;
+  /** For a region's head: its members (itself excluded) as translated. */
+  rMembers: Block[] | null;
   /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */
   s1: Block | null;
   s1Eip: number;
@@ -34,3 +45,5 @@ export interface Block {
 
 /** Runs the block; `lim` is the instruction budget (loops and regions iterate within it). */
 export type BlockFn = (c: CpuCore, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;
+/** A region function: entered at the member `d0` bytes after its head (BlockFn with the entry). */
+export type RegionFn = (c: CpuCore, r: Uint32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number;

@@ -11,6 +11,8 @@ import type { Block } from "./block.ts";
 import { CpuInterp, UHDR, UREC, encodeRec, markDeadFlags } from "./interp.ts";
 
 const MAX_BLOCK = 64;
+/** A block joins a region when it ran at least 1/REGION_HOT of the translation threshold. */
+const REGION_HOT = 8;
 const L1_BITS = 14;
 
 export abstract class CpuBlocks extends CpuInterp {
@@ -26,6 +28,8 @@ export abstract class CpuBlocks extends CpuInterp {
   protected fetchLinPage = -1;
   protected fetchPhysPage = 0;
   protected decodeUser = false;
+  /** Executions of a block before it is translated (cpu.ts). */
+  abstract jitThreshold: number;
   /** Statistics (not state). */
   blocksBuilt = 0;
   /** Translated blocks created since the block cache was last flushed. */
@@ -99,6 +103,11 @@ export abstract class CpuBlocks extends CpuInterp {
     cpu: this as CpuBlocks,
     blockAt(phys: number): Block | undefined { return this.cpu.blocks.get(phys * 2 + 1); },
     hasBreakpoint(lin: number): boolean { return this.cpu.breakpoints.has(lin); },
+    hot(b: Block): boolean {
+      // Executions counted in the header (up to the threshold; -1 once left interpreted for good).
+      const v = this.cpu.uc[b.u! + 1]!, thr = this.cpu.jitThreshold;
+      return this.cpu.ublk[b.u! >> 2] === b && (v < 0 || v * REGION_HOT >= thr);
+    },
   };
 
   protected fetcher = {
@@ -229,7 +238,7 @@ export abstract class CpuBlocks extends CpuInterp {
     markDeadFlags(uc, u + UHDR, insns.length);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
+      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.ublk[u >> 2] = b;

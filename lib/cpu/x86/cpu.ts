@@ -12,6 +12,8 @@ import { EDX, FAULT } from "./arch.ts";
 import { CS } from "./decode.ts";
 import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
+import { mul32, imul32 } from "./ops.ts";
+import { readTsc } from "./system.ts";
 import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
@@ -50,6 +52,35 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   /** Port F0h written (the board's x87 error latch): IGNNE# while an x87 error is pending. */
   fpuErrorAck(): void {
     if (this.fpu !== null && (this.fpu.sw & FSW_ES)) this.ignne = true;
+  }
+
+  // =====================================================================================
+  // Helpers that translated code calls (jit-insn.ts): the interpreter's semantics, on values
+  // the function holds in locals
+  // =====================================================================================
+
+  /** The high half of the last jitRdtsc or jitMul result. */
+  jitHi = 0;
+
+  /** RDTSC at the icount the caller has set: the low half (the high half in jitHi). */
+  jitRdtsc(): number {
+    if ((this.cr4 & 4) && this.pe() && this.cpl !== 0) this.gp(0);
+    const [lo, hi] = readTsc(this);
+    this.jitHi = hi;
+    return lo;
+  }
+
+  /**
+   * The 64-bit product of two 32-bit values (MUL, or IMUL when signed): the low half (the high
+   * half in jitHi), with the flags set as the interpreter sets them (CF = OF = the high half is
+   * significant).
+   */
+  jitMul(a: number, b: number, signed: boolean): number {
+    const [lo, hi] = signed ? imul32(a >>> 0, b >>> 0) : mul32(a >>> 0, b >>> 0);
+    this.jitHi = hi;
+    const over = signed ? hi !== ((lo & 0x80000000) ? 0xffffffff : 0) : hi !== 0;
+    this.setSZP(lo, 2, over ? 1 : 0, over);
+    return lo;
   }
 
   /** The debugger's view (gdb i386 registers, translation, disassembler). */
@@ -248,7 +279,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         this.curBlock = null;
         if (e !== FAULT) throw e;
         const ci = this.ci;
-        this.eip = (e0 + blk.jitOff![ci]!) >>> 0;
+        this.eip = (e0 - blk.jitEntry + blk.jitOff![ci]!) >>> 0;
         this.icount = Math.max(this.icount, base + this.jitDone + blk.jitIdx![ci]!);
         this.raise(this.excVec, this.excHasErr, this.excErr);
         return this.brk === Stop.SHUTDOWN ? Stop.SHUTDOWN : RT_CONTINUE;

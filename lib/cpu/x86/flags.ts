@@ -9,7 +9,7 @@ export const ARITH = CF | PF | AF | ZF | SF | OF;
 export const LF_EAGER = 0, LF_ADD = 1, LF_SUB = 2, LF_LOGIC = 3, LF_INC = 4, LF_DEC = 5;
 /**
  * Flag kinds past the lazy kinds, used by translated code's pending flags (jit.ts, the CPU's
- * jitFlags): 32-bit shifts (a = value, b = count, r = result).
+ * jitFlags): 32-bit and 16-bit shifts (a = value, b = count, r = result; the size says which).
  */
 export const SH_SHL = 10, SH_SHR = 11, SH_SAR = 12;
 

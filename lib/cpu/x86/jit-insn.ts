@@ -28,7 +28,7 @@ export function flagUse(i: Insn): number {
   if (op === 0x1af || op === 0x69 || op === 0x6b) return W;
   // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
   if (op === 0xff || op === 0xfe) return i.reg < 2 ? RW : N;
-  if (op === 0xf7 || op === 0xf6) return i.reg === 2 ? N : i.reg === 3 || i.reg < 2 ? W : RW; // TEST, NEG: W; MUL/DIV: RW (conservative)
+  if (op === 0xf7 || op === 0xf6) return i.reg === 2 ? N : i.reg < 6 ? W : RW; // TEST, NEG, MUL, IMUL: W; DIV: RW (conservative)
   // (Rotates change only CF and OF: they are partial writers.)
   if (op === 0xd1 || op === 0xd0 || ((op === 0xc1 || op === 0xc0) && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
   switch (op) {
@@ -39,7 +39,7 @@ export function flagUse(i: Insn): number {
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
     case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
     case 0x68: case 0x6a: case 0xc9: case 0x87: case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
-    case 0xe4: case 0xe5: case 0xec: case 0xed:
+    case 0xe4: case 0xe5: case 0xec: case 0xed: case 0x131:
     case 0x99: case 0x98: case 0xa0: case 0xa1: case 0xa2: case 0xa3: case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
       return N;
   }
@@ -78,19 +78,26 @@ function setR8(n: number, v: string): string {
 
 /**
  * Inline 32-bit read of seg:o into `dst` (an int32 local; a statement): the TLB fast path for
- * flat segments and plain-RAM pages, the CPU's accessor otherwise (which checks limits, walks
- * page tables, faults).
+ * aligned accesses through flat segments to plain-RAM pages (a word of the RAM's Int32Array
+ * view: the host is little-endian, as the interpreter assumes), the CPU's accessor otherwise
+ * (which checks limits, walks page tables, faults, and handles unaligned accesses).
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8) | (m[p + 2] << 16) | (m[p + 3] << 24); } else ${dst} = c.rd32(${s}, o) | 0;`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else ${dst} = c.rd32(${s}, o) | 0;`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4092) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; m[p + 2] = t >> 16; m[p + 3] = t >> 24; } else c.wr32(${s}, o, (${val}) >>> 0);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else c.wr32(${s}, o, (${val}) >>> 0);`;
 }
 function rd16(s: number, off: string, dst: string): string {
   return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else ${dst} = c.rd16(${s}, o);`;
 }
+/** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o. */
+function wr16(s: number, off: string, val: string): string {
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else c.wr16(${s}, o, (${val}) & 65535);`;
+}
+/** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
+function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }
 function rd8(s: number, off: string, dst: string): string {
   return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
 }
@@ -205,12 +212,19 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 
 function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
   const op = i.op;
+  if (op === 0x90 && !i.lock) return { src: "" }; // NOP, and PAUSE (F3 90)
   if (i.rep !== 0 || !i.a32 || i.lock) return null;
   const o32 = i.o32;
   const nx = `((e0 + ${nextOff}) >>> 0)`;
   // Keep producer operands in block-local consts for later condition evaluation (32-bit producers).
   const keep = (kind: ProdKind) => kind !== "logic" ? `const fa${k} = a, fb${k} = b2, ft${k} = t;` : `const ft${k} = t;`;
 
+  // ---- ALU 00-3F, 16-bit forms ----
+  if (op < 0x40 && ((op & 7) === 1 || (op & 7) === 3 || (op & 7) === 5) && !o32) {
+    const kind = op >> 3, form = op & 7;
+    if (kind === 2 || kind === 3) return null;
+    return alu16(i, k, kind, form === 5 ? "imm" : form === 1 ? "rm,r" : "r,rm", i.imm & 65535);
+  }
   // ---- ALU 00-3F, 32-bit forms ----
   if (op < 0x40 && (op & 7) < 6 && o32) {
     const kind = op >> 3, form = op & 7;
@@ -219,7 +233,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (kind === 2 || kind === 3) return null;
       return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
     }
-    if (!f) return null;
+    if (!f) return adcSbb32(i, k, kind === 3, form === 5 ? "eax,imm" : form === 1 ? "rm,r" : "r,rm", i.imm | 0);
     const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
     const fl = aluFlags(kind);
     const res = `t = ${f("a", "b2")};`;
@@ -250,11 +264,14 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
   }
   switch (op) {
     case 0x81: case 0x83: {
-      if (!o32) return null;
+      if (!o32) {
+        if (i.reg === 2 || i.reg === 3) return null;
+        return alu16(i, k, i.reg, "rm,imm", (op === 0x83 ? (i.imm << 24) >> 24 : i.imm) & 65535);
+      }
       const kind = i.reg;
       const f = ALU_EXPR[kind];
-      if (!f) return null;
       const imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm | 0;
+      if (!f) return adcSbb32(i, k, kind === 3, "rm,imm", imm);
       const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
       const fl = aluFlags(kind);
       const res = `t = ${f("a", "b2")};`;
@@ -273,7 +290,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       return alu8(i, k, i.reg, "rm,imm", needFlags);
     }
     case 0x85: {
-      if (!o32) return null;
+      if (!o32) return alu16(i, k, 4, "test", 0);
       const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
       return { src: `${load} t = a & r${i.reg}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
     }
@@ -297,11 +314,17 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     case 0xa2:
       return { src: `c.ci = ${k}; ${wr8(segOf(i), String(i.disp >>> 0), r8(0))}`, store: true };
     case 0x89:
-      if (!o32) return null;
+      if (!o32) {
+        if (i.mod === 3) return { src: setR16(i.rm, `r${i.reg}`) };
+        return { src: `c.ci = ${k}; ${wr16(segOf(i), ea(i), `r${i.reg}`)}`, store: true };
+      }
       if (i.mod === 3) return { src: `r${i.rm} = r${i.reg};` };
       return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), `r${i.reg}`)}`, store: true };
     case 0x8b:
-      if (!o32) return null;
+      if (!o32) {
+        if (i.mod === 3) return { src: setR16(i.reg, `r${i.rm}`) };
+        return { src: `c.ci = ${k}; ${rd16(segOf(i), ea(i), "t")} ${setR16(i.reg, "t")}` };
+      }
       if (i.mod === 3) return { src: `r${i.reg} = r${i.rm};` };
       return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r${i.reg} = t;` };
     case 0x88:
@@ -315,7 +338,11 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (i.mod === 3) return { src: setR8(i.rm, String(i.imm & 255)) };
       return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), String(i.imm & 255))}`, store: true };
     case 0xc7:
-      if (!o32 || i.reg !== 0) return null;
+      if (i.reg !== 0) return null;
+      if (!o32) {
+        if (i.mod === 3) return { src: setR16(i.rm, String(i.imm & 65535)) };
+        return { src: `c.ci = ${k}; ${wr16(segOf(i), ea(i), String(i.imm & 65535))}`, store: true };
+      }
       if (i.mod === 3) return { src: `r${i.rm} = ${i.imm | 0};` };
       return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm | 0))}`, store: true };
     case 0x8d:
@@ -328,14 +355,9 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!o32) return null;
       return { src: `r${op & 7} = ${i.imm | 0};` };
     case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
-    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
+    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
       if (!o32) return null;
-      const rr = op & 7, dec = op >= 0x48;
-      if (!needFlags) return { src: `r${rr} = (r${rr} ${dec ? "-" : "+"} 1) | 0;` };
-      return {
-        src: `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } a = r${rr}; t = (a ${dec ? "-" : "+"} 1) | 0; r${rr} = t; c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;`,
-      };
-    }
+      return incDec32(i, k, op >= 0x48, needFlags, op & 7);
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", `r${op & 7}`)} r4 = (r4 - 4) | 0;`, store: true };
@@ -356,15 +378,45 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       return { src: `${pre} r${i.reg} = ${src};` };
     }
     case 0x1af: case 0x69: case 0x6b: {
-      if (!o32 || needFlags) return null;
+      if (!o32) return null;
       const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
-      if (op === 0x1af) return { src: `${load} r${i.reg} = Math.imul(r${i.reg}, b2);` };
-      const imm = op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0;
-      return { src: `${load} r${i.reg} = Math.imul(b2, ${imm});` };
+      const other = op === 0x1af ? `r${i.reg}` : String(op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0);
+      // With the flags needed: the CPU computes them as the interpreter does (pending flags dropped: all are written).
+      if (needFlags) return { src: `${load} fk = 0; r${i.reg} = c.jitMul(${other}, b2, true) | 0;` };
+      return { src: `${load} r${i.reg} = Math.imul(${other}, b2);` };
+    }
+    case 0x131: // RDTSC: at its exact icount, as the interpreter (where it ends a block)
+      return { src: `c.ci = ${k}; c.icount = c.jitBase + done + ${kl}; r0 = c.jitRdtsc() | 0; c.icount = c.jitBase; r2 = c.jitHi | 0;` };
+    case 0xf6: {
+      if (i.reg > 1) return null; // TEST r/m8, imm8 (/1 is an alias)
+      const load = i.mod === 3 ? `a = ${r8(i.rm)};` : `c.ci = ${k}; ${rd8(segOf(i), ea(i), "a")}`;
+      return { src: `${load} t = a & ${i.imm & 255}; fk = ${LF_LOGIC}; fr = t; fz = 0; const ft${k} = t;`, prod: "logic8" };
     }
     case 0xc1: case 0xd1: case 0xd3: {
-      if (!o32 || i.mod !== 3 || i.reg < 4) return null;
+      if (i.mod === 3 && o32 && i.reg < 2 && op !== 0xd3) {
+        // ROL/ROR r32 by a constant: CF and OF only (as shift() sets them), the rest kept.
+        const n = op === 0xd1 ? 1 : i.imm & 31;
+        if (n === 0) return { src: "" };
+        const rm = i.rm, rol = i.reg === 0;
+        const res = rol ? `(a << ${n}) | (a >>> ${32 - n})` : `(a >>> ${n}) | (a << ${32 - n})`;
+        const fl = !needFlags ? "" : rol
+          ? "$MAT c.materialise(); c.eflags = (c.eflags & ~2049) | (t & 1) | ((((t >>> 31) ^ t) & 1) << 11);"
+          : "$MAT c.materialise(); c.eflags = (c.eflags & ~2049) | (t >>> 31) | ((((t >>> 31) ^ (t >>> 30)) & 1) << 11);";
+        return { src: `a = r${rm}; t = ${res}; r${rm} = t; ${fl}` };
+      }
+      if (i.mod !== 3 || i.reg < 4) return null;
       const rm = i.rm, kind = i.reg === 6 ? 4 : i.reg;
+      if (!o32) {
+        // 16-bit: a = the operand (0..65535), t = the result; jitFlags evaluates the flags for size 1.
+        const body16 = (cnt: string) => {
+          const res = kind === 4 ? `(a << ${cnt}) & 65535` : kind === 5 ? `a >>> ${cnt}` : `(((a << 16) >> 16) >> (${cnt} > 15 ? 15 : ${cnt})) & 65535`;
+          return `a = r${rm} & 65535; t = ${res}; ${setR16(rm, "t")} fk = ${kind === 4 ? SH_SHL : kind === 5 ? SH_SHR : SH_SAR}; fa = a; fb = ${cnt}; fr = t; fz = 1;`;
+        };
+        if (op === 0xd3) return { src: `b2 = r1 & 31; if (b2 !== 0) { ${body16("b2")} }` };
+        const n = op === 0xd1 ? 1 : i.imm & 31;
+        if (n === 0) return { src: "" };
+        return { src: body16(String(n)) };
+      }
       const body = (cnt: string) => {
         // CF/OF are derived from (a, count, t) by Cpu.jitFlags when the flags are materialised.
         const res = kind === 4 ? `a << ${cnt}` : kind === 5 ? `(a >>> ${cnt}) | 0` : `a >> ${cnt}`;
@@ -398,6 +450,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${rd32(SS, "(r5 >>> 0)", "t")} r4 = (r5 + 4) | 0; r5 = t;` };
     case 0xff: {
+      if (o32 && i.reg < 2) return incDec32(i, k, i.reg === 1, needFlags, i.mod === 3 ? i.rm : -1);
       if (!o32 || i.reg < 2 || i.reg === 3 || i.reg === 5 || i.reg === 7) return null;
       const load = i.mod === 3 ? `b2 = r${i.rm};` : `${rd32(segOf(i), ea(i), "b2")}`;
       if (i.reg === 4) return { src: `c.ci = ${k}; ${load} c.eip = b2 >>> 0;`, ends: true };
@@ -421,6 +474,10 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (o32 && i.reg === 0) { // TEST r/m32, imm32
         const load = i.mod === 3 ? `a = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "a")}`;
         return { src: `${load} t = a & ${i.imm | 0}; ${aluFlags(4)} ${keep("logic")}`, prod: "logic" };
+      }
+      if (o32 && (i.reg === 4 || i.reg === 5)) { // MUL/IMUL EDX:EAX = EAX * r/m32
+        const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+        return { src: `${load} fk = 0; r0 = c.jitMul(r0, b2, ${i.reg === 5}) | 0; r2 = c.jitHi | 0;` };
       }
       if (!o32 || i.mod !== 3 || (i.reg !== 2 && i.reg !== 3)) return null;
       if (i.reg === 2) return { src: `r${i.rm} = ~r${i.rm};` };
@@ -477,5 +534,60 @@ function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | 
   return {
     src: `c.ci = ${k}; ${rd8(s, ea(i), "a")} b2 = ${src}; ${res} ${write ? wr8(s, "o", "t") : ""} ${fl}`,
     store: write, prod: pk,
+  };
+}
+
+/**
+ * INC/DEC of a 32-bit register (`reg`) or memory operand (`reg` -1). They keep CF: with their flags
+ * needed, the CPU's lazy state takes them directly (CF materialised into EFLAGS first, as
+ * CpuState.inc/dec do), after the memory write, so a fault leaves the flags untouched.
+ */
+function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: number): Out {
+  const res = `t = (a ${dec ? "-" : "+"} 1) | 0;`;
+  const flags = needFlags ? `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;` : "";
+  if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags}` };
+  const s = segOf(i);
+  return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${res} ${wr32(s, "o", "t")} ${flags}`, store: true };
+}
+
+/**
+ * ADC/SBB on 32-bit operands: the carry in from the materialised flags; the result's flags
+ * are pending with it (fc), as CpuState.alu leaves them.
+ */
+function adcSbb32(i: Insn, k: number, sbb: boolean, form: "eax,imm" | "rm,r" | "r,rm" | "rm,imm", imm: number): Out {
+  const res = sbb ? "t = (a - b2 - cy) | 0;" : "t = (a + b2 + cy) | 0;";
+  const fl = `fk = ${sbb ? LF_SUB : LF_ADD}; fa = a; fb = b2; fr = t; fz = 2; fc = cy;`;
+  const cin = "$MAT cy = c.cf();";
+  if (form === "eax,imm") return { src: `${cin} a = r0; b2 = ${imm}; ${res} r0 = t; ${fl}` };
+  if (form === "r,rm") {
+    const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} ${cin} a = r${i.reg}; ${res} r${i.reg} = t; ${fl}` };
+  }
+  const src = form === "rm,r" ? `r${i.reg}` : String(imm);
+  if (i.mod === 3) return { src: `${cin} a = r${i.rm}; b2 = ${src}; ${res} r${i.rm} = t; ${fl}` };
+  const s = segOf(i);
+  return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${cin} b2 = ${src}; ${res} ${wr32(s, "o", "t")} ${fl}`, store: true };
+}
+
+/**
+ * 16-bit ALU (ADD/OR/AND/SUB/XOR/CMP, and TEST r/m16, r16; ADC/SBB excluded by the caller):
+ * operands and result 0..65535 in the pending flags (size 1), no fused producer.
+ */
+function alu16(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | "rm,imm" | "test", imm: number): Out {
+  const ops = ["+", "|", "", "", "&", "-", "^", "-"];
+  const res = `t = (a ${ops[kind]} b2) & 65535;`;
+  const fl = aluFlags(kind, 1);
+  const write = kind !== 7 && form !== "test";
+  if (form === "imm") return { src: `a = r0 & 65535; b2 = ${imm}; ${res} ${write ? setR16(0, "t") : ""} ${fl}` };
+  if (form === "r,rm") {
+    const load = i.mod === 3 ? `b2 = r${i.rm} & 65535;` : `c.ci = ${k}; ${rd16(segOf(i), ea(i), "b2")}`;
+    return { src: `${load} a = r${i.reg} & 65535; ${res} ${write ? setR16(i.reg, "t") : ""} ${fl}` };
+  }
+  const src = form === "rm,imm" ? String(imm) : `r${i.reg} & 65535`;
+  if (i.mod === 3) return { src: `a = r${i.rm} & 65535; b2 = ${src}; ${res} ${write ? setR16(i.rm, "t") : ""} ${fl}` };
+  const s = segOf(i);
+  return {
+    src: `c.ci = ${k}; ${rd16(s, ea(i), "a")} b2 = ${src}; ${res} ${write ? wr16(s, "o", "t") : ""} ${fl}`,
+    store: write,
   };
 }

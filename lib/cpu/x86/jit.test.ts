@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { encode, CONDS, type Insn as EncInsn, type Reg32 } from "../../../test/support/x86-encoder.ts";
+import { encode, CONDS, type Insn as EncInsn, type Reg32, type Reg16 } from "../../../test/support/x86-encoder.ts";
 import { Stop, EAX } from "./cpu.ts";
 import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
 import { disasm } from "./disasm.ts";
@@ -16,8 +16,11 @@ import { compileBlock } from "./jit.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 
-const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "single") =>
-  programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
+const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "single") => {
+  const m = programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
+  m.tscPerInsn = 7; // RDTSC then reads its own icount
+  return m;
+};
 
 // A generator aimed at the translator: the instruction forms it translates, compare + branch
 // pairs inside blocks, memory operands in the data region, inside a loop so blocks run often.
@@ -25,12 +28,30 @@ const REGS: Reg32[] = ["eax", "edx", "ebx", "esi", "edi", "ebp"];
 const reg = fc.constantFrom(...REGS);
 const mem = fc.integer({ min: 0, max: 0x3f0 }).map((d) => ({ mem: { disp: DATA + d } }));
 const alu = fc.constantFrom("add", "or", "adc", "sbb", "and", "sub", "xor", "cmp");
+const reg16 = fc.constantFrom<Reg16[]>("ax", "dx", "bx", "si", "di", "bp");
+const imm16 = fc.oneof(fc.constantFrom(0, 1, 0x7fff, 0x8000, 0xffff), fc.integer({ min: 0, max: 0xffff }));
 const imm = fc.oneof(fc.integer({ min: -128, max: 127 }), fc.integer({ min: 0, max: 0xffffffff }));
 const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(alu, reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })), mem)).map(([op, d, src]) => [{ op, dst: { reg: d }, src } as EncInsn]),
   fc.tuple(alu, mem, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })))).map(([op, d, src]) => [{ op, dst: d, src, size: 32 } as EncInsn]),
   fc.tuple(reg, reg).map(([a, b]) => [{ op: "test", dst: { reg: a }, src: { reg: b } }]),
   fc.tuple(fc.constantFrom("inc", "dec"), reg).map(([op, r]) => [{ op, dst: { reg: r } }]),
+  fc.tuple(fc.constantFrom("inc", "dec"), mem).map(([op, m]) => [{ op, dst: m, size: 32 } as EncInsn]),
+  // 16-bit operands: moves to and from memory and registers, shifts by a constant.
+  fc.tuple(reg16, fc.oneof(reg16.map((r) => ({ reg: r })), mem, imm16.map((v) => ({ imm: v })))).map(([r, src]) => [{ op: "mov", dst: { reg: r }, src } as EncInsn]),
+  fc.tuple(mem, fc.oneof(reg16.map((r) => ({ reg: r })), imm16.map((v) => ({ imm: v })))).map(([m, src]) => [{ op: "mov", dst: m, src, size: 16 } as EncInsn]),
+  fc.tuple(fc.constantFrom("shl", "shr", "sar"), reg16, fc.integer({ min: 1, max: 31 })).map(([op, r, c]) => [{ op, dst: { reg: r }, src: { imm: c } }]),
+  fc.tuple(alu, reg16, fc.oneof(reg16.map((r) => ({ reg: r })), imm16.map((v) => ({ imm: v })), mem)).map(([op, d, src]) => [{ op, dst: { reg: d }, src, size: 16 } as EncInsn]),
+  fc.tuple(alu, mem, fc.oneof(reg16.map((r) => ({ reg: r })), imm16.map((v) => ({ imm: v })))).map(([op, d, src]) => [{ op, dst: d, src, size: 16 } as EncInsn]),
+  fc.tuple(reg16, fc.oneof(reg16.map((r) => ({ reg: r })), mem)).map(([r, d]) => [{ op: "test", dst: d, src: { reg: r } } as EncInsn]),
+  // Rotates by a constant, TEST r/m8 with an immediate, one-operand MUL/IMUL, IMUL with an immediate.
+  fc.tuple(fc.constantFrom("rol", "ror"), reg, fc.integer({ min: 0, max: 31 })).map(([op, r, c]) => [{ op, dst: { reg: r }, src: { imm: c } }]),
+  fc.tuple(fc.oneof(mem, fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh").map((r) => ({ reg: r }))), fc.integer({ min: 0, max: 255 })).map(([d, v]) => [{ op: "test", dst: d, src: { imm: v }, size: 8 } as EncInsn]),
+  fc.tuple(fc.constantFrom("mul", "imul"), fc.oneof(fc.constantFrom<Reg32[]>("ebx", "esi", "edi", "ebp").map((r) => ({ reg: r })), mem)).map(([op, src]) => [{ op, dst: src, size: 32 } as EncInsn]),
+  fc.tuple(reg, fc.oneof(reg.map((r) => ({ reg: r })), mem), imm).map(([d, src, v]) => [{ op: "imul", dst: { reg: d }, src, src2: { imm: v } } as EncInsn]),
+  // RDTSC (the test bus's TSC follows icount) and PAUSE.
+  fc.constant([{ op: "raw", bytes: [0x0f, 0x31] } as EncInsn]),
+  fc.constant([{ op: "raw", bytes: [0xf3, 0x90] } as EncInsn]),
   fc.tuple(reg, mem).map(([r, m]) => [{ op: "mov", dst: { reg: r }, src: m }]),
   fc.tuple(mem, reg).map(([m, r]) => [{ op: "mov", dst: m, src: { reg: r } }]),
   fc.tuple(reg, imm).map(([r, v]) => [{ op: "mov", dst: { reg: r }, src: { imm: v } }]),
@@ -105,6 +126,41 @@ describe("block translator equals single step", () => {
     expect(j).toEqual(i);
     expect(j.eax).toBe(500500);
     expect(j.icount).toBe(2 + 3 * 1000 + 1);
+  });
+
+  test("a shift by CL = 0 keeps the flags of the INC before it for the branch after it", () => {
+    // xor ecx, ecx ; mov eax, 0x7fffffff ; inc eax ; sar eax, cl ; jo +1 ; inc ebx ; hlt.
+    // The INC overflows (OF=1) and SAR by 0 changes no flag, so JO is taken: EBX stays 0.
+    const code = [0x31, 0xc9, 0xb8, 0xff, 0xff, 0xff, 0x7f, 0x40, 0xd3, 0xf8, 0x70, 0x01, 0x43];
+    for (const jitThreshold of [1, 1000]) {
+      const m = programMachine(new Uint8Array(code), [0, 0, 0, 0, 0, 0, 0], 0, 0, { jitThreshold });
+      expect(m.cpu.run(100)).toBe(Stop.HALT);
+      expect(m.cpu.regs[3]).toBe(0);
+      expect(m.cpu.getFlags() & 0x800).toBe(0x800);
+    }
+  });
+
+  test("translated rotates, MUL/IMUL and 16-bit shifts leave the interpreter's flags", () => {
+    // For each form: set the flags from a CMP, run it, then PUSHF; POP ECX. The single-step
+    // interpreter (whose flags the native difftest checks against the host) is the reference.
+    const forms: number[][] = [];
+    for (const n of [1, 2, 7, 16, 30, 31]) {
+      forms.push([0xc1, 0xc0, n], [0xc1, 0xc8, n]); // rol eax, n ; ror eax, n
+      forms.push([0x66, 0xc1, 0xe0, n], [0x66, 0xc1, 0xe8, n], [0x66, 0xc1, 0xf8, n]); // shl/shr/sar ax, n
+    }
+    forms.push([0xd1, 0xc0], [0xd1, 0xc8], [0xf7, 0xe3], [0xf7, 0xeb], [0x6b, 0xc3, 0x7f], [0x0f, 0xaf, 0xc3]); // rol/ror eax,1; mul/imul ebx; imul eax,ebx,127; imul eax,ebx
+    for (const f of forms) {
+      for (const [v, w] of [[0x80000001, 3], [0x7fffffff, 0x7fffffff], [0xc0000000, 0xffffffff], [1, 0], [0x8001, 0x10000]]) {
+        // cmp edx, esi (edx = 1, esi = 2: CF SF AF set) ; form ; pushf ; pop ecx
+        const code = [0x39, 0xf2, ...f, 0x9c, 0x59];
+        const run = (single: boolean) => {
+          const m = programMachine(new Uint8Array(code), [v!, 0, 1, w!, 2, 0, 0], 0, 0, single ? { singleStep: true } : { jitThreshold: 1 });
+          expect(m.cpu.run(100)).toBe(Stop.HALT);
+          return [m.cpu.regs[0], m.cpu.regs[1], m.cpu.regs[2]];
+        };
+        expect({ f, v, r: run(false) }).toEqual({ f, v, r: run(true) });
+      }
+    }
   });
 
   test("a polling loop's passes are skipped only while the bus calls its port reads stable", () => {
@@ -184,7 +240,7 @@ describe("block translator equals single step", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
     m.cpu.code32 = false;
-    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1 };
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1 };
     expect(compileBlock(m.cpu, blk)).toBeNull();
   });
 });

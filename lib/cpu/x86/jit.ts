@@ -31,8 +31,9 @@
  * Lazy flags are stored only for a flag writer whose result can be observed (by a later
  * reader, a fault, or the block's end).
  */
+import { noFTL } from "bun:jsc";
 import type { CpuCore as Cpu } from "./interrupts.ts";
-import type { Block, BlockFn } from "./block.ts";
+import type { Block, BlockFn, RegionFn } from "./block.ts";
 import type { Insn } from "./decode.ts";
 import { CS } from "./decode.ts";
 import { OPFLAGS, OpF } from "./optable.ts";
@@ -50,9 +51,16 @@ export const JIT_MAX_BLOCKS = 2048;
 const SPIN_SAMPLE = 16;
 /** "No state saved" (header offsets lie within ±4096). */
 const SPIN_NONE = 1 << 30;
+/**
+ * Functions with more source than this stay in JavaScriptCore's DFG tier (bun:jsc noFTL): the
+ * FTL tier's compile time grows much faster than the function, and a large region seldom runs
+ * long enough to repay it (the boot of a Linux kernel runs each of its hot regions for seconds
+ * at most), while small hot loops do gain from it.
+ */
+export const FTL_MAX_SOURCE = 8000;
 /** Region limits: member blocks and instructions. */
 const REGION_MAX_BLOCKS = 32;
-const REGION_MAX_INSNS = 400;
+const REGION_MAX_INSNS = 100;
 
 /** What the translator needs from the CPU to grow a region. */
 export interface RegionHost {
@@ -60,6 +68,8 @@ export interface RegionHost {
   blockAt(phys: number): Block | undefined;
   /** Whether a breakpoint is set at this linear address. */
   hasBreakpoint(lin: number): boolean;
+  /** Whether the block ran often enough to be worth translating into a region. */
+  hot(b: Block): boolean;
 }
 
 /** Whether an instruction can raise an exception or stop the block (memory and stack accesses). */
@@ -67,9 +77,11 @@ function mayFault(i: Insn): boolean {
   const op = i.op;
   if (op >= 0x50 && op <= 0x5f) return true;
   if (op === 0xe8 || op === 0xc3 || op === 0xc2 || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xff) return true;
-  if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed) return true;
+  if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed || op === 0x131) return true;
   if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3) return op !== 0x8d; // LEA touches no memory
   if ((OPFLAGS[op]! & OpF.MOFFS)) return true;
+  // Register forms of ALU ops (ADC/SBB included), group 1 and the shifts cannot fault.
+  if ((op < 0x40 && (op & 7) < 6) || (op >= 0x80 && op <= 0x83) || op === 0xc0 || op === 0xc1 || (op >= 0xd0 && op <= 0xd3)) return false;
   return flagUse(i) === RW && !(op >= 0x40 && op <= 0x4f); // unknown instructions: assume so
 }
 
@@ -131,7 +143,8 @@ function liveness(ins: Insn[], fused: Set<number>): { need: boolean[] } {
   for (let k = n - 1; k >= 0; k--) {
     let u = flagUse(ins[k]!);
     if (fused.has(k)) u &= ~R;
-    if (u & W) need[k] = live || u === RW;
+    // (A writer that also reads, ADC/SBB or INC/DEC, needs its result flags only if they are live.)
+    if (u & W) need[k] = live;
     if (u === W) live = false;
     if (u & R) live = true;
     // An instruction that can fault (or end the block early after a store) exposes EFLAGS:
@@ -165,7 +178,8 @@ function translateBlock(b: Block, ciBase: number, delta: number): Tr {
   const fused = new Set<number>();
   for (let k = 0; k < n; k++) {
     const o = outs[k];
-    if (o && (flagUse(ins[k]!) & R) && !(o.src.includes("c.cond(") || (o.branch && o.branch.cond.includes("c.cond(")))) {
+    // Pure readers only: a writer that may keep the old flags (a shift by CL = 0) is no fused reader.
+    if (o && flagUse(ins[k]!) === R && !(o.src.includes("c.cond(") || (o.branch && o.branch.cond.includes("c.cond(")))) {
       // Only readers with no other use of the lazy state (INC/DEC read CF through c.cf()).
       if (!o.src.includes("$MAT")) fused.add(k);
     }
@@ -184,7 +198,7 @@ function successors(b: Block): number[] {
   if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) return [end + last.imm, end];
   if (op === 0xeb || op === 0xe9) return [end + last.imm];
   if (op === 0xe8) return [end + last.imm, end];
-  if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed) return [end]; // IN ends a block but falls through
+  if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed || op === 0x131) return [end]; // IN and RDTSC end a block but fall through
   if (OPFLAGS[op]! & OpF.TERM) return [];
   return [end];
 }
@@ -197,6 +211,14 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   if (!b.code32 || b.n === 0) return null;
   const startLin = (cpu.segBase[CS]! + cpu.eip) >>> 0;
   const canRegion = !!host && b.phys2 < 0 && !cpu.breakpoints.has(startLin);
+  // A member of a region already translated enters that region's function at itself: the
+  // blocks of one loop then share one function, however many of them become hot entries.
+  const h = b.rHead;
+  if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.rMembers !== null && h.rMembers.includes(b)) {
+    const rf = h.fn as unknown as RegionFn, d0 = b.rDelta;
+    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = d0; b.region = true;
+    return (c, r, I, X, lim) => rf(c, r, I, X, lim, d0);
+  }
   const head = translateBlock(b, 0, 0);
   const members: Tr[] = [head];
   if (canRegion && head.pure) {
@@ -214,7 +236,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
         const mb = host.blockAt(b.phys + delta);
         if (!mb || !mb.valid || !mb.code32 || mb.phys2 >= 0 || mb.n === 0) continue;
         if (insns + mb.n > REGION_MAX_INSNS || members.length >= REGION_MAX_BLOCKS) continue;
-        if (host.hasBreakpoint((startLin + delta) >>> 0)) continue;
+        if (host.hasBreakpoint((startLin + delta) >>> 0) || !host.hot(mb)) continue;
         const t = translateBlock(mb, insns, delta);
         if (!t.pure) continue;
         members.push(t);
@@ -235,6 +257,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const L: string[] = [];
   const body: string[] = [];
   if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
+  // A region is entered at its head (d0 undefined) or at a member d0 bytes after it.
+  if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
   const text = body.join("\n").replace(/\$STABLE\(o, \d\)/g, "");
   for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
   const regs = [...used];
@@ -243,12 +267,13 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
   // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
-  L.push("const E = c.eip, m = c.ram, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
+  L.push("const m = c.ram, m4 = c.ram32, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
   L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
   // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
-  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
+  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
+  if (region) L.push("d = d0 | 0;");
   const spin = text.includes("$SPINEQ");
   if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
   // `sy` is 1 while an interpreter fallback runs (the array is then the truth: a fault inside
@@ -266,13 +291,17 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   let fn: BlockFn;
   try {
     // eslint-disable-next-line no-new-func
-    fn = new Function("c", "r", "I", "X", "lim", L.join("\n")) as BlockFn;
+    fn = new Function("c", "r", "I", "X", "lim", "d0", L.join("\n")) as BlockFn;
+    if (text.length > FTL_MAX_SOURCE) noFTL(fn);
   } catch {
     return null;
   }
   b.jitOff = jitOff;
   b.jitIdx = jitIdx;
+  b.jitEntry = 0;
   b.region = members.length > 1;
+  b.rMembers = b.region ? members.slice(1).map((m) => m.b) : null;
+  for (const m of members) if (m.delta !== 0) { m.b.rHead = b; m.b.rDelta = m.delta; }
   return fn;
 }
 
@@ -342,7 +371,8 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
   const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta));
   spin = spin && isHdr.some((x) => x);
   const writesFlags = members.some((tr, j) => safe[j] && tr.b.insns.slice(0, tr.b.n).some((i) => (flagUse(i) & W) !== 0));
-  L.push("for (;;) { switch (d) {");
+  // Every exit but a fault leaves through the end (`break R`, with pc and done set).
+  L.push("R: for (;;) { switch (d) {");
   for (const [j, tr] of members.entries()) {
     const ins = tr.b.insns;
     const n = tr.b.n;
@@ -373,14 +403,14 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
         if (code.ends) L.push("pc = c.eip;");
         else if (br && br.cond !== "true") L.push(`pc = ${br.cond} ? ((e0 + ${br.takenOff}) >>> 0) : ((e0 + ${nextOff}) >>> 0);`);
         else L.push(`pc = (e0 + ${br ? br.takenOff : nextOff}) >>> 0;`);
-        if (stores) L.push("if (c.brk !== 0) { c.eip = pc; $WB return done; }");
-        if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) { c.eip = pc; $WB return done; }");
+        if (stores) L.push("if (c.brk !== 0) break R;");
+        if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) break R;");
         L.push("d = (pc - E) | 0; continue; }");
       } else if (code.store) {
-        L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
+        L.push(`if (c.brk !== 0) { pc = (e0 + ${nextOff}) >>> 0; done += ${k + 1}; break R; }`);
       }
     }
   }
-  L.push("} break; }");
-  L.push("c.eip = (E + d) >>> 0; $WB return done;");
+  L.push("} pc = (E + d) >>> 0; break; }");
+  L.push("c.eip = pc; $WB return done;");
 }

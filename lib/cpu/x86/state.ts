@@ -191,15 +191,27 @@ export abstract class CpuState {
 
   /**
    * Translated code's pending flags (jit.ts): a lazy kind (LF_*) stored as is, or a 32-bit
-   * shift (SH_SHL, SH_SHR, SH_SAR; a = the int32 value shifted, b = count 1-31, r = result)
-   * evaluated as the interpreter does.
+   * or 16-bit shift (SH_SHL, SH_SHR, SH_SAR; a = the value shifted, int32 or 0..65535 by sz,
+   * b = count 1-31, r = result) evaluated as the interpreter does.
    */
   jitFlags(k: number, a: number, b: number, r: number, sz: number, cin: number): void {
     if (k < SH_SHL) {
       this.lop = k; this.la = a | 0; this.lb = b | 0; this.lres = r | 0; this.lsz = sz; this.lcin = cin;
       return;
     }
-    this.shiftFlags32(k, a, b, r);
+    if (sz === 2) this.shiftFlags32(k, a, b, r); else this.shiftFlags16(k, a, b, r);
+  }
+
+  /**
+   * Flags of a 16-bit shift by 1-31 (a: the operand, r: the result, both 0..65535), as
+   * shift() computes them (a count above 16 shifts everything out: CF 0 for SHL and SHR).
+   */
+  protected shiftFlags16(k: number, a: number, cnt: number, r: number): void {
+    let cf: number, of: boolean;
+    if (k === SH_SHL) { cf = cnt > 16 ? 0 : (a >>> (16 - cnt)) & 1; of = (((r >>> 15) & 1) ^ cf) !== 0; }
+    else if (k === SH_SHR) { cf = cnt > 16 ? 0 : (a >>> (cnt - 1)) & 1; of = (a & 0x8000) !== 0; }
+    else { const sv = (a << 16) >> 16; cf = cnt >= 16 ? (sv < 0 ? 1 : 0) : (sv >> (cnt - 1)) & 1; of = false; }
+    this.setSZP(r, 1, cf, of);
   }
 
   /**
