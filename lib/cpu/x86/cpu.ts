@@ -18,6 +18,7 @@ import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
 import { DEFAULT_MODEL, FEAT, hasP6Pmu, type X86Model } from "./model.ts";
 import { Fpu, ES as FSW_ES } from "./fpu/fpu.ts";
+import { escOp } from "./x87.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -50,6 +51,11 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   /** Port F0h written (the board's x87 error latch): IGNNE# while an x87 error is pending. */
   fpuErrorAck(): void {
     if (this.fpu !== null && (this.fpu.sw & FSW_ES)) this.ignne = true;
+  }
+
+  /** An x87 instruction from translated code (jit-insn.ts x87): see x87.ts escOp. */
+  x87(e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): void {
+    escOp(this, e, modrm, o32, seg, off, eip);
   }
 
   /** The debugger's view (gdb i386 registers, translation, disassembler). */

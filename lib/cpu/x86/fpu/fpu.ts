@@ -63,6 +63,43 @@ export class Fpu extends FpuFormats {
     return this.execReg(esc, reg, rm, modrm);
   }
 
+  /** The words of a double FST/FSTP stored by stF64(). */
+  mlo = 0;
+  mhi = 0;
+
+  /**
+   * The double forms without an operand buffer (x87.ts calls these first; on false it runs
+   * exec() with the operand, which decides every other case): FLD m64 of a normal double onto a
+   * stack with room, FADD..FDIVR/FCOM(P) m64 (`reg` as DC's ModRM reg) when fast.ts applies, and
+   * FST(P) m64 of a value that rounds to a normal double (the words in mlo/mhi). A false return
+   * changes no state. `wrote`, `eflags` and `ax` are left as they are.
+   */
+  fldF64(lo: number, hi: number): boolean {
+    if (!(this.empty & (1 << ((this.top - 1) & 7))) || !X.fromF64Fast(lo, hi)) return false;
+    this.pushFast();
+    return true;
+  }
+
+  arithF64(reg: number, lo: number, hi: number): boolean {
+    if (!X.fromF64Fast(lo, hi)) return false;
+    if (reg !== 2 && reg !== 3) return this.arithFastV(reg, 0, X.fse, X.fhi, X.flo, 0);
+    const t = this.top;
+    if (this.empty & (1 << t)) return false;
+    const r = X.cmpFast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, X.fse, X.fhi, X.flo);
+    if (r < 0) return false;
+    this.compareDone(r, false, reg - 2);
+    return true;
+  }
+
+  stF64(pop: boolean): boolean {
+    const t = this.top;
+    if ((this.empty & (1 << t)) || !X.toF64Fast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, (this.cw >> 10) & 3)) return false;
+    if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
+    this.mlo = X.flo; this.mhi = X.fhi;
+    if (pop) this.pop();
+    return true;
+  }
+
   private execMem(esc: number, reg: number, mem: Uint8Array, o32: boolean, pm: boolean): number {
     const dv = this.view(mem);
     switch (esc) {
