@@ -8,7 +8,7 @@ import type { CpuBus } from "./bus.ts";
 import type { PhysMem } from "../../machine/ram.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 import { Stop, type GuestCpu } from "../contract.ts";
-import { EDX, FAULT } from "./arch.ts";
+import { CR0_EM, CR0_TS, EDX, FAULT } from "./arch.ts";
 import { CS } from "./decode.ts";
 import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
@@ -55,6 +55,13 @@ export class Cpu extends CpuBlocks implements GuestCpu {
 
   /** An x87 instruction from translated code (jit-insn.ts x87): see x87.ts escOp. */
   x87(e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): void {
+    // The common register forms with no pending exception, one call less (Fpu.regOp).
+    const f = this.fpu;
+    if (modrm >= 0xc0 && f !== null && (this.cr0 & (CR0_EM | CR0_TS)) === 0 && (f.sw & FSW_ES) === 0 && f.regOp(e, modrm)) {
+      this.ignne = false;
+      f.fcs = this.sel[CS]!; f.fip = eip; f.fop = ((e << 8) | modrm) & 0x7ff;
+      return;
+    }
     escOp(this, e, modrm, o32, seg, off, eip);
   }
 

@@ -452,11 +452,12 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; c.eip = t >>> 0;`, ends: true };
     case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf: {
       // x87 (x87.ts escOp): the operand's address from the locals; it touches no general
-      // register and no arithmetic flag (the forms that do are interpreted).
+      // register and no arithmetic flag (the forms that do are interpreted). Stores: D9, DB,
+      // DD, DF with ModRM reg 2, 3, 6, 7.
       if (!x87Direct(i)) return null;
       const mem = i.mod !== 3;
       const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
-      return { src: `c.ci = ${k}; c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? ea(i) : 0}, (e0 + ${i.off}) >>> 0);`, store: mem };
+      return { src: `c.ci = ${k}; c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? ea(i) : 0}, (e0 + ${i.off}) >>> 0);`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
     }
   }
   return null;

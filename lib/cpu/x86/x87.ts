@@ -84,7 +84,9 @@ export function escOp(c: Cpu, e: number, modrm: number, o32: boolean, seg: numbe
   if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(7);
   if (fpu.sw & ES) { if (!nonWaiting(e, modrm)) reportPending(c); } else c.ignne = false;
   let lin = 0;
-  if (modrm < 0xc0) {
+  if (modrm >= 0xc0) {
+    if (fpu.regOp(e, modrm)) { fpu.fcs = c.sel[CS]!; fpu.fip = eip; fpu.fop = ((e << 8) | modrm) & 0x7ff; return; }
+  } else {
     const reg = (modrm >> 3) & 7;
     // The double forms first, without the operand buffer: FLD m64, FADD..FDIVR m64, FST(P) m64.
     if (e === 4 || (e === 5 && reg === 0)) {

@@ -14,6 +14,8 @@ import * as X from "./fast.ts";
 import { DE } from "./f80.ts";
 import { FpuFormats } from "./formats.ts";
 
+import { C1 } from "./state.ts";
+
 export { C0, C1, C2, C3, ES, B } from "./state.ts";
 
 /** exec() results. */
@@ -89,6 +91,64 @@ export class Fpu extends FpuFormats {
     if (r < 0) return false;
     this.compareDone(r, false, reg - 2);
     return true;
+  }
+
+  /**
+   * The common register forms without exec()'s dispatch (x87.ts calls this first): FADD..FDIVR
+   * with ST0 and ST(i) either way and popping, FLD ST(i), FXCH, FST(P) ST(i), FCHS, FABS and
+   * FSQRT, on non-empty registers and (arithmetic) values fast.ts handles. False: nothing has
+   * changed and exec() decides. Every form here is a non-control instruction.
+   */
+  regOp(esc: number, modrm: number): boolean {
+    const reg = (modrm >> 3) & 7, i = modrm & 7, t = this.top, e = this.empty;
+    switch (esc) {
+      case 0:
+        if (reg === 2 || reg === 3 || (e & (1 << t)) || (e & (1 << ((t + i) & 7)))) return false;
+        return this.arithFast(reg, 0, i, 0);
+      case 4: case 6:
+        if (reg === 2 || reg === 3 || (e & (1 << t)) || (e & (1 << ((t + i) & 7)))) return false;
+        return this.arithFast(reg >= 4 ? reg ^ 1 : reg, i, 0, esc === 6 ? 1 : 0);
+      case 1: {
+        if (reg === 0) {                                              // FLD ST(i)
+          const from = (t + i) & 7, to = (t - 1) & 7;
+          if ((e & (1 << from)) || !(e & (1 << to))) return false;
+          this.sw &= ~C1;
+          this.top = to;
+          this.copy(from, to);
+          return true;
+        }
+        if (reg === 1) {                                              // FXCH
+          const b = (t + i) & 7;
+          if ((e & (1 << t)) || (e & (1 << b))) return false;
+          this.sw &= ~C1;
+          const se = this.rse[t]!, hi = this.rhi[t]!, lo = this.rlo[t]!;
+          this.rse[t] = this.rse[b]!; this.rhi[t] = this.rhi[b]!; this.rlo[t] = this.rlo[b]!;
+          this.rse[b] = se; this.rhi[b] = hi; this.rlo[b] = lo;
+          return true;
+        }
+        if (e & (1 << t)) return false;
+        if (modrm === 0xe0 || modrm === 0xe1) {                       // FCHS, FABS
+          this.sw &= ~C1;
+          this.rse[t] = modrm === 0xe0 ? this.rse[t]! ^ 0x8000 : this.rse[t]! & 0x7fff;
+          return true;
+        }
+        if (modrm !== 0xfa) return false;
+        const se = this.rse[t]!, x = se & 0x7fff, pc = (this.cw >> 8) & 3;
+        if (x === 0 || x === 0x7fff || this.rhi[t]! < 0x80000000 ||
+            !X.sqrtFast(se, this.rhi[t]!, this.rlo[t]!, pc === 0 ? 24 : pc === 2 ? 53 : 64, (this.cw >> 10) & 3)) return false;
+        if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.sw &= ~C1;
+        this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo;
+        return true;
+      }
+      case 5: {                                                       // FST, FSTP ST(i)
+        if ((reg !== 2 && reg !== 3) || (e & (1 << t))) return false;
+        this.sw &= ~C1;
+        this.copy(t, (t + i) & 7);
+        if (reg === 3) this.pop();
+        return true;
+      }
+    }
+    return false;
   }
 
   stF64(pop: boolean): boolean {
