@@ -62,6 +62,7 @@ export class Fpu extends FpuFormats {
     this.wrote = 0; this.eflags = eflags; this.ax = -1;
     const reg = (modrm >> 3) & 7, rm = modrm & 7;
     if (modrm < 0xc0) return this.execMem(esc, reg, mem, o32, pm);
+    if (this.regOp(esc, modrm)) return FPU_OK;
     return this.execReg(esc, reg, rm, modrm);
   }
 
@@ -71,7 +72,8 @@ export class Fpu extends FpuFormats {
 
   /**
    * The double forms without an operand buffer (x87.ts calls these first; on false it runs
-   * exec() with the operand, which decides every other case): FLD m64 of a normal double onto a
+   * exec() with the operand, which decides every other case; exec() tries them first too, so
+   * the host difftest covers them): FLD m64 of a normal double onto a
    * stack with room, FADD..FDIVR/FCOM(P) m64 (`reg` as DC's ModRM reg) when fast.ts applies, and
    * FST(P) m64 of a value that rounds to a normal double (the words in mlo/mhi). A false return
    * changes no state. `wrote`, `eflags` and `ax` are left as they are.
@@ -97,7 +99,8 @@ export class Fpu extends FpuFormats {
    * The common register forms without exec()'s dispatch (x87.ts calls this first): FADD..FDIVR
    * with ST0 and ST(i) either way and popping, FLD ST(i), FXCH, FST(P) ST(i), FCHS, FABS and
    * FSQRT, on non-empty registers and (arithmetic) values fast.ts handles. False: nothing has
-   * changed and exec() decides. Every form here is a non-control instruction.
+   * changed and exec() decides (which calls this first too). Every form here is a non-control
+   * instruction.
    */
   regOp(esc: number, modrm: number): boolean {
     const reg = (modrm >> 3) & 7, i = modrm & 7, t = this.top, e = this.empty;
@@ -165,6 +168,7 @@ export class Fpu extends FpuFormats {
     switch (esc) {
       case 0: case 2: case 4: case 6: {
         // arithmetic / compare with m32real, m32int, m64real, m16int
+        if (esc === 4 && this.arithF64(reg, dv.getUint32(0, true), dv.getUint32(4, true))) return FPU_OK;
         let fast: boolean;
         if (esc === 0) fast = X.fromF32Fast(dv.getUint32(0, true));
         else if (esc === 4) fast = X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true));
@@ -232,11 +236,14 @@ export class Fpu extends FpuFormats {
         switch (reg) {
           case 0: {
             const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
-            if (this.isEmpty(7) && X.fromF64Fast(lo, hi)) { this.pushFast(); return FPU_OK; }
+            if (this.fldF64(lo, hi)) return FPU_OK;
             this.load((cc) => { if (F.fromF64Words(cc, lo, hi)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
-          case 2: case 3: this.storeFloat(mem, 8, reg === 3); return FPU_OK;
+          case 2: case 3:
+            if (this.stF64(reg === 3)) { dv.setUint32(0, this.mlo, true); dv.setUint32(4, this.mhi, true); this.wrote = 8; return FPU_OK; }
+            this.storeFloat(mem, 8, reg === 3);
+            return FPU_OK;
           case 4: this.frstor(mem, o32, pm); return FPU_OK;
           case 6: this.fnsave(mem, o32, pm); this.wrote = o32 ? 108 : 94; return FPU_OK;
           case 7: dv.setUint16(0, this.fsw, true); this.wrote = 2; return FPU_OK;
