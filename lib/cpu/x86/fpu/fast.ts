@@ -16,9 +16,25 @@ export let fse = 0, fhi = 0, flo = 0, finexact = false, fup = false;
 
 /**
  * Round the normalised 96-bit magnitude hi:lo:g (+ sticky below g) with biased exponent e to p
- * bits by rc for sign s; false when the result is not a normal number.
+ * bits by rc for sign s; false when the result is not a normal number. The default control
+ * word's case (PC 64 bits, to nearest) is small enough for the engine to inline; roundAny()
+ * does every case.
  */
 function round(s: number, e: number, hi: number, lo: number, g: number, sticky: boolean, p: number, rc: number): boolean {
+  if (p !== 64 || rc !== 0 || e < 1) return roundAny(s, e, hi, lo, g, sticky, p, rc);
+  const rb = g >>> 31, rest = (g & 0x7fffffff) !== 0 || sticky;
+  finexact = rb !== 0 || rest;
+  fup = rb !== 0 && (rest || (lo & 1) !== 0);
+  if (fup) {
+    lo += 1;
+    if (lo >= TWO32) { lo = 0; hi += 1; if (hi >= TWO32) { hi = 0x80000000; e += 1; } }
+  }
+  if (e > 0x7ffe) return false;
+  fse = (s << 15) | e; fhi = hi; flo = lo;
+  return true;
+}
+
+function roundAny(s: number, e: number, hi: number, lo: number, g: number, sticky: boolean, p: number, rc: number): boolean {
   if (e < 1) return false;
   let round: number, rest: boolean;
   if (p === 64) {
