@@ -88,7 +88,8 @@ export function escOp(c: Cpu, e: number, modrm: number, o32: boolean, seg: numbe
     if (fpu.regOp(e, modrm)) { fpu.fcs = c.sel[CS]!; fpu.fip = eip; fpu.fop = ((e << 8) | modrm) & 0x7ff; return; }
   } else {
     const reg = (modrm >> 3) & 7;
-    // The double forms first, without the operand buffer: FLD m64, FADD..FDIVR m64, FST(P) m64.
+    // The double and extended forms first, without the operand buffer: FLD m64, FADD..FDIVR
+    // m64, FST(P) m64, FLD m80, FSTP m80.
     if (e === 4 || (e === 5 && reg === 0)) {
       lin = c.lin(seg, off, 8, false);
       const lo = c.rl32(lin), hi = c.rl32((lin + 4) >>> 0);
@@ -98,6 +99,21 @@ export function escOp(c: Cpu, e: number, modrm: number, o32: boolean, seg: numbe
       }
       buf[0] = lo; buf[1] = lo >>> 8; buf[2] = lo >>> 16; buf[3] = lo >>> 24;
       buf[4] = hi; buf[5] = hi >>> 8; buf[6] = hi >>> 16; buf[7] = hi >>> 24;
+    } else if (e === 3 && reg === 5) {                                 // FLD m80
+      lin = c.lin(seg, off, 10, false);
+      const lo = c.rl32(lin), hi = c.rl32((lin + 4) >>> 0), se = c.rl16((lin + 8) >>> 0);
+      if (fpu.fldF80(lo, hi, se)) { fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off); return; }
+      buf[0] = lo; buf[1] = lo >>> 8; buf[2] = lo >>> 16; buf[3] = lo >>> 24;
+      buf[4] = hi; buf[5] = hi >>> 8; buf[6] = hi >>> 16; buf[7] = hi >>> 24; buf[8] = se; buf[9] = se >>> 8;
+    } else if (e === 3 && reg === 7) {                                 // FSTP m80
+      lin = c.lin(seg, off, 10, true);
+      c.probeWrite(lin);
+      c.probeWrite((lin + 9) >>> 0);
+      if (fpu.stF80()) {
+        c.wl32(lin, fpu.mlo); c.wl32((lin + 4) >>> 0, fpu.mhi); c.wl16((lin + 8) >>> 0, fpu.mse);
+        fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off);
+        return;
+      }
     } else if (e === 5 && (reg === 2 || reg === 3)) {
       lin = c.lin(seg, off, 8, true);
       c.probeWrite(lin);

@@ -219,6 +219,23 @@ export function fromF32Fast(bits: number): boolean {
 export function toF64Fast(se: number, hi: number, lo: number, rc: number): boolean {
   const e = se & 0x7fff;
   if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
+  if (rc === 0) {
+    // to nearest, inline: 11 bits below the double's last bit
+    const rb = lo & 0x400, rest = (lo & 0x3ff) !== 0;
+    finexact = rb !== 0 || rest;
+    fup = rb !== 0 && (rest || (lo & 0x800) !== 0);
+    let l = lo - (lo & 0x7ff), h = hi, x = e;
+    if (fup) {
+      l += 0x800;
+      if (l >= TWO32) { l = 0; h += 1; if (h >= TWO32) { h = 0x80000000; x += 1; } }
+    }
+    const de = x - 16383 + 1023;
+    if (de > 0x7fe) return false;
+    fhi = ((((se >>> 15) << 31) | (de << 20) | ((h >>> 11) & 0xfffff)) >>> 0);
+    flo = ((h << 21) | (l >>> 11)) >>> 0;
+    fse = se;
+    return true;
+  }
   if (!round(se >>> 15, e, hi, lo, 0, false, 53, rc)) return false;
   const de = (fse & 0x7fff) - 16383 + 1023;
   if (de < 1 || de > 0x7fe) return false;

@@ -66,9 +66,31 @@ export class Fpu extends FpuFormats {
     return this.execReg(esc, reg, rm, modrm);
   }
 
-  /** The words of a double FST/FSTP stored by stF64(). */
+  /** The words of a double FST/FSTP stored by stF64() (and FSTP m80's by stF80()). */
   mlo = 0;
   mhi = 0;
+  mse = 0;
+
+  /** FLD m80 (a copy, whatever it holds) onto a stack with room; false (nothing changed) if full. */
+  fldF80(lo: number, hi: number, se: number): boolean {
+    const t = (this.top - 1) & 7;
+    if (!(this.empty & (1 << t))) return false;
+    this.sw &= ~C1;
+    this.top = t;
+    this.rlo[t] = lo; this.rhi[t] = hi; this.rse[t] = se;
+    this.empty &= ~(1 << t);
+    return true;
+  }
+
+  /** FSTP m80 of a non-empty ST0 (the words in mlo/mhi/mse); false (nothing changed) if empty. */
+  stF80(): boolean {
+    const t = this.top;
+    if (this.empty & (1 << t)) return false;
+    this.mlo = this.rlo[t]!; this.mhi = this.rhi[t]!; this.mse = this.rse[t]!;
+    this.sw &= ~C1;
+    this.pop();
+    return true;
+  }
 
   /**
    * The double forms without an operand buffer (x87.ts calls these first; on false it runs
@@ -210,24 +232,17 @@ export class Fpu extends FpuFormats {
         switch (reg) {
           case 0: { const v = dv.getInt32(0, true); if (!this.fildFast(v)) this.load((cc) => F.fromInt(cc, BigInt(v))); return FPU_OK; }
           case 2: case 3: this.storeInt(mem, 4, reg === 3); return FPU_OK;
-          case 5: {
-            if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
-            this.setC1(0);
-            this.top = (this.top - 1) & 7;
-            const t = this.top;
-            this.rlo[t] = dv.getUint32(0, true); this.rhi[t] = dv.getUint32(4, true); this.rse[t] = dv.getUint16(8, true);
-            this.empty &= ~(1 << t);
+          case 5:
+            if (!this.fldF80(dv.getUint32(0, true), dv.getUint32(4, true), dv.getUint16(8, true)) && this.overflow()) this.push(F.IND_SE, F.IND_M);
             return FPU_OK;
-          }
           case 7:
-            if (this.isEmpty(0)) {
-              if (!this.underflow()) return FPU_OK;
-              dv.setBigUint64(0, F.IND_M, true); dv.setUint16(8, F.IND_SE, true);
-            } else {
-              const t = this.top;
-              dv.setUint32(0, this.rlo[t]!, true); dv.setUint32(4, this.rhi[t]!, true); dv.setUint16(8, this.rse[t]!, true);
-              this.setC1(0);
+            if (this.stF80()) {
+              dv.setUint32(0, this.mlo, true); dv.setUint32(4, this.mhi, true); dv.setUint16(8, this.mse, true);
+              this.wrote = 10;
+              return FPU_OK;
             }
+            if (!this.underflow()) return FPU_OK;
+            dv.setBigUint64(0, F.IND_M, true); dv.setUint16(8, F.IND_SE, true);
             this.wrote = 10; this.pop();
             return FPU_OK;
         }
