@@ -8,7 +8,7 @@ import type { CpuBus } from "./bus.ts";
 import type { PhysMem } from "../../machine/ram.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 import { Stop, type GuestCpu } from "../contract.ts";
-import { EDX, FAULT } from "./arch.ts";
+import { CR0_EM, CR0_TS, EDX, FAULT } from "./arch.ts";
 import { CS } from "./decode.ts";
 import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
@@ -20,6 +20,7 @@ import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
 import { DEFAULT_MODEL, FEAT, hasP6Pmu, type X86Model } from "./model.ts";
 import { Fpu, ES as FSW_ES } from "./fpu/fpu.ts";
+import { escOp } from "./x87.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -81,6 +82,18 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     const over = signed ? hi !== ((lo & 0x80000000) ? 0xffffffff : 0) : hi !== 0;
     this.setSZP(lo, 2, over ? 1 : 0, over);
     return lo;
+  }
+
+  /** An x87 instruction from translated code (jit-insn.ts x87): see x87.ts escOp. */
+  x87(e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): void {
+    // The common register forms with no pending exception, one call less (Fpu.regOp).
+    const f = this.fpu;
+    if (modrm >= 0xc0 && f !== null && (this.cr0 & (CR0_EM | CR0_TS)) === 0 && (f.sw & FSW_ES) === 0 && f.regOp(e, modrm)) {
+      this.ignne = false;
+      f.fcs = this.sel[CS]!; f.fip = eip; f.fop = ((e << 8) | modrm) & 0x7ff;
+      return;
+    }
+    escOp(this, e, modrm, o32, seg, off, eip);
   }
 
   /** The debugger's view (gdb i386 registers, translation, disassembler). */

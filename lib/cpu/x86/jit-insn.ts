@@ -17,6 +17,7 @@ export const N = 0, W = 1, R = 2, RW = 3;
 
 export function flagUse(i: Insn): number {
   const op = i.op;
+  if (op >= 0xd8 && op <= 0xdf && x87Direct(i)) return N;
   if (op < 0x40 && (op & 7) < 6) return ((op >> 3) === 2 || (op >> 3) === 3) ? RW : W; // ADC/SBB read CF
   if (op >= 0x40 && op <= 0x4f) return RW; // INC/DEC keep CF
   if (op >= 0x70 && op <= 0x7f) return R;
@@ -506,8 +507,25 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     case 0xc3:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; c.eip = t >>> 0;`, ends: true };
+    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+      // x87 (x87.ts escOp): the operand's address from the locals; it touches no general
+      // register and no arithmetic flag (the forms that do are interpreted). Stores: D9, DB,
+      // DD, DF with ModRM reg 2, 3, 6, 7.
+      if (!x87Direct(i)) return null;
+      const mem = i.mod !== 3;
+      const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
+      return { src: `c.ci = ${k}; c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? ea(i) : 0}, (e0 + ${i.off}) >>> 0);`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
+    }
   }
   return null;
+}
+
+/**
+ * x87 instructions the translator calls directly: all but FCMOVcc and FCOMI/FUCOMI(P) (EFLAGS)
+ * and FNSTSW AX (DA/DB/DF register forms, which also hold FUCOMPP and FNCLEX/FNINIT: rare).
+ */
+export function x87Direct(i: Insn): boolean {
+  return i.mod !== 3 || (i.op !== 0xda && i.op !== 0xdb && i.op !== 0xdf);
 }
 
 /**

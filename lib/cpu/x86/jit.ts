@@ -76,6 +76,7 @@ export interface RegionHost {
 function mayFault(i: Insn): boolean {
   const op = i.op;
   if (op >= 0x50 && op <= 0x5f) return true;
+  if (op >= 0xd8 && op <= 0xdf) return true; // x87: #NM, #MF, the operand
   if (op === 0xe8 || op === 0xc3 || op === 0xc2 || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xff) return true;
   if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed || op === 0x131) return true;
   if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3) return op !== 0x8d; // LEA touches no memory

@@ -250,3 +250,77 @@ describe("state", () => {
     expect(machine([HLT], MODEL_I586).cpu.debug.readExtraRegisters()).toBe(null);
   });
 });
+
+describe("in translated code (jit-insn.ts calls x87.ts with the address from its locals)", () => {
+  const FLD_M64 = (a: number) => raw(0xdd, 0x05, ...le32(a));
+  const FSTP_M64 = (a: number) => raw(0xdd, 0x1d, ...le32(a));
+  const FMUL_M64 = (a: number) => raw(0xdc, 0x0d, ...le32(a));
+  const FSQRT = raw(0xd9, 0xfa), FXCH_1 = raw(0xd9, 0xc9), FMULP = raw(0xde, 0xc9);
+  /** Run translated (every block compiled on its first execution) or interpreted. */
+  function run(insns: Insn[], jit: boolean, prep: (m: TestMachine) => void, cr0Bits = CR0_MP | CR0_NE) {
+    const m = machine(insns, MODEL_I686, cr0Bits);
+    let direct = 0;
+    if (jit) {
+      m.cpu.jitThreshold = 1;
+      const x87 = m.cpu.x87.bind(m.cpu);
+      m.cpu.x87 = (...a: Parameters<typeof x87>) => { direct++; x87(...a); };
+    } else m.cpu.noJit = true;
+    prep(m);
+    const v = vector(m, 2000);
+    if (jit) expect(direct).toBeGreaterThan(0);        // the translated code's direct calls ran
+    const f = m.cpu.fpu!;
+    return {
+      m, v, eip: m.exception()?.eip ?? m.cpu.eip,
+      fpu: [f.top, f.empty, f.sw, f.cw, f.fip, f.fop, f.fdp, f.fds, f.fcs, Array.from(f.rse), Array.from(f.rhi), Array.from(f.rlo)],
+    };
+  }
+
+  test("a double loop (FLD/FMUL/FSQRT/FXCH/FMULP/FSTP m64) computes and records what the interpreter does", () => {
+    // ECX counts 3 passes of a block with no other exit: x = sqrt(x * 2.25) * x, stored each pass.
+    const body = [FLD_M64(DATA), FMUL_M64(DATA + 8), FSQRT, FLD_M64(DATA), FXCH_1, FMULP, FSTP_M64(DATA), raw(0x49), raw(0x75, 0)];
+    const loopLen = body.reduce((n, x) => n + (x as { bytes: number[] }).bytes.length, 0);
+    (body[body.length - 1] as { bytes: number[] }).bytes[1] = (-loopLen) & 0xff;       // JNZ to the top
+    const insns = [FNINIT, raw(0xb9, ...le32(3)), ...body, HLT];
+    const prep = (m: TestMachine) => {
+      const dv = new DataView(new ArrayBuffer(16));
+      dv.setFloat64(0, 1.75, true); dv.setFloat64(8, 2.25, true);
+      for (let k = 0; k < 16; k += 4) m.w32(DATA + k, dv.getUint32(k, true));
+    };
+    const a = run(insns, true, prep), b = run(insns, false, prep);
+    expect(a.v).toBe(null);
+    expect(a.m.cpu.fpu!.top).toBe(0);                 // balanced: every pass leaves the stack empty
+    expect(a.fpu).toEqual(b.fpu);
+    expect([a.m.r32(DATA), a.m.r32(DATA + 4)]).toEqual([b.m.r32(DATA), b.m.r32(DATA + 4)]);
+    expect(a.m.cpu.icount).toBe(b.m.cpu.icount);
+    // FIP: the last non-control instruction, the FSTP m64 (offset 6 of the body), FDP its operand.
+    expect(a.m.cpu.fpu!.fip).toBe(offsetOf(insns, 8));
+    expect(a.m.cpu.fpu!.fdp).toBe(DATA);
+  });
+
+  test("#MF at the next waiting instruction, and #NM, at the same EIP and icount as interpreted", () => {
+    const insns = [FNINIT, FLDCW(DATA + 0x40), FLD1, FLDZ, FDIVP, FLD_M64(DATA), HLT];
+    const prep = (m: TestMachine) => { m.w16(DATA + 0x40, 0x037b); };
+    const a = run(insns, true, prep), b = run(insns, false, prep);
+    expect(a.v).toBe(16);
+    expect(a.eip).toBe(offsetOf(insns, 5));
+    expect(a.fpu).toEqual(b.fpu);
+    expect(a.m.cpu.icount).toBe(b.m.cpu.icount);
+    const c = run([FLD1, HLT], true, () => {}, CR0_MP | CR0_TS);
+    expect(c.v).toBe(7);
+    expect(c.eip).toBe(CODE);
+  });
+
+  test("a double store that page-faults changes nothing in the FPU", () => {
+    const insns = [FNINIT, FLD1, FSTP_M64(DATA), HLT];
+    const prep = (m: TestMachine) => {
+      m.paging();
+      m.w32(m.pte(DATA), DATA | 5);
+      m.cpu.cr0 |= 0x10000;
+    };
+    const a = run(insns, true, prep), b = run(insns, false, prep);
+    expect(a.v).toBe(14);
+    expect(a.eip).toBe(offsetOf(insns, 2));
+    expect(a.m.cpu.fpu!.top).toBe(7);
+    expect(a.fpu).toEqual(b.fpu);
+  });
+});

@@ -61,38 +61,91 @@ function reportPending(c: Cpu): void {
   throw FAULT;
 }
 
-/** D8..DF. */
+/** isControl() for every (esc, modrm), built once: the CPU asks on every x87 instruction. */
+const CONTROL = Uint8Array.from({ length: 2048 }, (_, k) => (isControl(k >> 8, k & 0xff) ? 1 : 0));
+
+/** D8..DF from the interpreter. */
 export function esc(c: Cpu, i: Insn): void {
+  const mem = i.mod !== 3;
+  escOp(c, i.op - 0xd8, (i.mod << 6) | (i.reg << 3) | i.rm, i.o32, mem ? c.seg(i) : 0, mem ? c.ea(i) : 0, c.eip);
+  c.eip = next(c, i);
+}
+
+/**
+ * One ESC instruction: `e` the escape 0..7 (D8..DF), `modrm` its ModRM byte, the memory
+ * operand at seg:off (mod != 3), `eip` the instruction's address (for FIP). Leaves c.eip alone,
+ * so translated code (jit-insn.ts) calls it as it is, with the address computed from its
+ * register locals: it reads and writes no general register and no arithmetic flag for the
+ * forms the translator hands it (not FCMOVcc, FCOMI/FUCOMI(P), FNSTSW AX).
+ */
+export function escOp(c: Cpu, e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): void {
   const fpu = c.fpu;
   if (fpu === null) { c.fpuCheck(); return; }
   if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(7);
-  const e = i.op - 0xd8;
-  const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
   if (fpu.sw & ES) { if (!nonWaiting(e, modrm)) reportPending(c); } else c.ignne = false;
-  const pm = c.pe() && !c.v86();
-  let lin = 0, seg = 0, off = 0;
-  if (i.mod !== 3) {
-    const acc = memAccess(e, i.reg, i.o32);
-    const size = acc.size;
-    seg = c.seg(i); off = c.ea(i);
-    if (acc.read) {
-      lin = c.lin(seg, off, size, false);
-      let k = 0;
-      for (; k + 4 <= size; k += 4) {
-        const v = c.rl32((lin + k) >>> 0);
-        buf[k] = v; buf[k + 1] = v >>> 8; buf[k + 2] = v >>> 16; buf[k + 3] = v >>> 24;
+  let lin = 0;
+  if (modrm >= 0xc0) {
+    if (fpu.regOp(e, modrm)) { fpu.fcs = c.sel[CS]!; fpu.fip = eip; fpu.fop = ((e << 8) | modrm) & 0x7ff; return; }
+  } else {
+    const reg = (modrm >> 3) & 7;
+    // The double and extended forms first, without the operand buffer: FLD m64, FADD..FDIVR
+    // m64, FST(P) m64, FLD m80, FSTP m80.
+    if (e === 4 || (e === 5 && reg === 0)) {
+      lin = c.lin(seg, off, 8, false);
+      const lo = c.rl32(lin), hi = c.rl32((lin + 4) >>> 0);
+      if (e === 4 ? fpu.arithF64(reg, lo, hi) : fpu.fldF64(lo, hi)) {
+        fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off);
+        return;
       }
-      for (; k < size; k++) buf[k] = c.rl8((lin + k) >>> 0);
-    } else if (acc.write) {
-      lin = c.lin(seg, off, size, true);
+      buf[0] = lo; buf[1] = lo >>> 8; buf[2] = lo >>> 16; buf[3] = lo >>> 24;
+      buf[4] = hi; buf[5] = hi >>> 8; buf[6] = hi >>> 16; buf[7] = hi >>> 24;
+    } else if (e === 3 && reg === 5) {                                 // FLD m80
+      lin = c.lin(seg, off, 10, false);
+      const lo = c.rl32(lin), hi = c.rl32((lin + 4) >>> 0), se = c.rl16((lin + 8) >>> 0);
+      if (fpu.fldF80(lo, hi, se)) { fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off); return; }
+      buf[0] = lo; buf[1] = lo >>> 8; buf[2] = lo >>> 16; buf[3] = lo >>> 24;
+      buf[4] = hi; buf[5] = hi >>> 8; buf[6] = hi >>> 16; buf[7] = hi >>> 24; buf[8] = se; buf[9] = se >>> 8;
+    } else if (e === 3 && reg === 7) {                                 // FSTP m80
+      lin = c.lin(seg, off, 10, true);
       c.probeWrite(lin);
-      c.probeWrite((lin + size - 1) >>> 0);
+      c.probeWrite((lin + 9) >>> 0);
+      if (fpu.stF80()) {
+        c.wl32(lin, fpu.mlo); c.wl32((lin + 4) >>> 0, fpu.mhi); c.wl16((lin + 8) >>> 0, fpu.mse);
+        fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off);
+        return;
+      }
+    } else if (e === 5 && (reg === 2 || reg === 3)) {
+      lin = c.lin(seg, off, 8, true);
+      c.probeWrite(lin);
+      c.probeWrite((lin + 7) >>> 0);
+      if (fpu.stF64(reg === 3)) {
+        c.wl32(lin, fpu.mlo);
+        c.wl32((lin + 4) >>> 0, fpu.mhi);
+        fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off);
+        return;
+      }
+    } else {
+      const acc = memAccess(e, reg, o32);
+      const size = acc.size;
+      if (acc.read) {
+        lin = c.lin(seg, off, size, false);
+        let k = 0;
+        for (; k + 4 <= size; k += 4) {
+          const v = c.rl32((lin + k) >>> 0);
+          buf[k] = v; buf[k + 1] = v >>> 8; buf[k + 2] = v >>> 16; buf[k + 3] = v >>> 24;
+        }
+        for (; k < size; k++) buf[k] = c.rl8((lin + k) >>> 0);
+      } else if (acc.write) {
+        lin = c.lin(seg, off, size, true);
+        c.probeWrite(lin);
+        c.probeWrite((lin + size - 1) >>> 0);
+      }
     }
   }
   // FCMOVcc reads EFLAGS; FCOMI/FUCOMI(P) write it (DA/DB/DF register forms).
   const flagsOp = modrm >= 0xc0 && (e === 2 || e === 3 || e === 7);
   const fl = flagsOp ? c.getFlags() : 0;
-  if (fpu.exec(e, modrm, buf, fl, i.o32, pm) === FPU_UD) c.fault(6);
+  if (fpu.exec(e, modrm, buf, fl, o32, c.pe() && !c.v86()) === FPU_UD) c.fault(6);
   const n = fpu.wrote;
   if (n > 0) {
     let k = 0;
@@ -101,11 +154,10 @@ export function esc(c: Cpu, i: Insn): void {
   }
   if (flagsOp && fpu.eflags !== fl) c.setFlags(fpu.eflags);
   if (fpu.ax >= 0) c.regs[EAX] = ((c.regs[EAX]! & 0xffff0000) | fpu.ax) >>> 0;
-  if (!isControl(e, modrm)) {
-    if (i.mod !== 3) fpu.noteInsn(c.sel[CS]!, c.eip, (e << 8) | modrm, c.sel[seg]!, off);
-    else fpu.noteInsn(c.sel[CS]!, c.eip, (e << 8) | modrm, fpu.fds, fpu.fdp);
+  if (CONTROL[(e << 8) | modrm] === 0) {
+    if (modrm < 0xc0) fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, c.sel[seg]!, off);
+    else fpu.noteInsn(c.sel[CS]!, eip, (e << 8) | modrm, fpu.fds, fpu.fdp);
   }
-  c.eip = next(c, i);
 }
 
 /** WAIT/FWAIT (9B). */

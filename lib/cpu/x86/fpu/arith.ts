@@ -74,7 +74,7 @@ export class FpuArith extends FpuState {
   }
 
   /** FADD/FSUB/FMUL/FDIV (and reversed) of two normal registers with a normal result, without BigInts. */
-  private arithFast(op: number, dst: number, srcIdx: number, pops: number): boolean {
+  protected arithFast(op: number, dst: number, srcIdx: number, pops: number): boolean {
     const ps = this.phys(srcIdx);
     return this.arithFastV(op, dst, this.rse[ps]!, this.rhi[ps]!, this.rlo[ps]!, pops);
   }

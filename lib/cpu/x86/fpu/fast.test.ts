@@ -74,6 +74,34 @@ describe("x87 fast paths agree with the exact BigInt arithmetic", () => {
     expect(taken).toBeGreaterThan(n * 0.6);
   });
 
+  test("div and sqrt with exact and nearly exact results (quotients, squares, their neighbours)", () => {
+    const ctx = new F.Ctx();
+    const words = (m: bigint): [number, number] => [Number(m >> 32n), Number(m & 0xffffffffn)];
+    const norm = (m: bigint): bigint => { while (m < 1n << 63n) m <<= 1n; return m; };
+    let exact = 0;
+    for (let k = 0; k < 60_000; k++) {
+      const pc = [0, 2, 3][u32() % 3]!, rc = u32() % 4, p = pc === 0 ? 24 : pc === 2 ? 53 : 64;
+      ctx.cw = 0x037f & ~0x300 | (pc << 8) | (rc << 10);
+      // x and y of up to 32 significant bits: x*y (a dividend with an exact quotient) and x*x
+      const x = BigInt(((u32() >>> (u32() % 32)) | 1) >>> 0), y = BigInt(((u32() >>> (u32() % 32)) | 1) >>> 0);
+      const nudge = BigInt([0, 0, 1, -1][u32() % 4]!);
+      const xy = norm(x * y) + nudge, xx = norm(x * x) + nudge, ym = norm(y);
+      if (xy < 1n << 63n || xx < 1n << 63n || xy >= 1n << 64n || xx >= 1n << 64n) continue;
+      const ae = 0x3fff - 20 + (u32() % 40), be = 0x3fff - 20 + (u32() % 40);
+      const [ah, al] = words(xy), [bh, bl] = words(ym), [sh, sl] = words(xx);
+      for (const op of [0, 1]) {
+        ctx.reset();
+        const ok = op === 0 ? X.divFast(ae, ah, al, be, bh, bl, p, rc) : X.sqrtFast(ae, sh, sl, p, rc);
+        if (op === 0) F.div(ctx, ae, xy, be, ym, p); else F.sqrt(ctx, ae, xx, p);
+        expect(ok).toBe(true);
+        expect(X.fse.toString(16) + ":" + ((BigInt(X.fhi) << 32n) | BigInt(X.flo)).toString(16)).toBe(ctx.se.toString(16) + ":" + ctx.m.toString(16));
+        expect(X.finexact).toBe((ctx.exc & F.PE) !== 0);
+        if (X.finexact) expect(X.fup ? 1 : 0).toBe(ctx.c1); else exact++;
+      }
+    }
+    expect(exact).toBeGreaterThan(10_000);
+  });
+
   test("float32/float64 loads of normal numbers", () => {
     const ctx = new F.Ctx();
     for (let k = 0; k < 50_000; k++) {

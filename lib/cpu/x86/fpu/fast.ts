@@ -16,9 +16,25 @@ export let fse = 0, fhi = 0, flo = 0, finexact = false, fup = false;
 
 /**
  * Round the normalised 96-bit magnitude hi:lo:g (+ sticky below g) with biased exponent e to p
- * bits by rc for sign s; false when the result is not a normal number.
+ * bits by rc for sign s; false when the result is not a normal number. The default control
+ * word's case (PC 64 bits, to nearest) is small enough for the engine to inline; roundAny()
+ * does every case.
  */
 function round(s: number, e: number, hi: number, lo: number, g: number, sticky: boolean, p: number, rc: number): boolean {
+  if (p !== 64 || rc !== 0 || e < 1) return roundAny(s, e, hi, lo, g, sticky, p, rc);
+  const rb = g >>> 31, rest = (g & 0x7fffffff) !== 0 || sticky;
+  finexact = rb !== 0 || rest;
+  fup = rb !== 0 && (rest || (lo & 1) !== 0);
+  if (fup) {
+    lo += 1;
+    if (lo >= TWO32) { lo = 0; hi += 1; if (hi >= TWO32) { hi = 0x80000000; e += 1; } }
+  }
+  if (e > 0x7ffe) return false;
+  fse = (s << 15) | e; fhi = hi; flo = lo;
+  return true;
+}
+
+function roundAny(s: number, e: number, hi: number, lo: number, g: number, sticky: boolean, p: number, rc: number): boolean {
   if (e < 1) return false;
   let round: number, rest: boolean;
   if (p === 64) {
@@ -125,53 +141,58 @@ export function addFast(ase: number, ahi: number, alo: number, bse: number, bhi:
   return round(sa, e, hi, lo, g, sticky, p, rc);
 }
 
-/** a * b for normal a and b. */
+/** a * b for normal a and b: four 32x32-bit products, each split exactly into two words. */
 export function mulFast(ase: number, ahi: number, alo: number, bse: number, bhi: number, blo: number, p: number, rc: number): boolean {
   const s = (ase ^ bse) >>> 15;
   let e = (ase & 0x7fff) + (bse & 0x7fff) - 16383;
-  const a0 = alo & 0xffff, a1 = alo >>> 16, a2 = ahi & 0xffff, a3 = ahi >>> 16;
-  const b0 = blo & 0xffff, b1 = blo >>> 16, b2 = bhi & 0xffff, b3 = bhi >>> 16;
-  // columns of 16-bit digits; each sum < 2^35, split with & and an exact division (no % or floor)
-  let c = a0 * b0;
-  const w0 = c & 0xffff; c = (c - w0) / 65536;
-  c += a0 * b1 + a1 * b0;
-  const w1 = c & 0xffff; c = (c - w1) / 65536;
-  c += a0 * b2 + a1 * b1 + a2 * b0;
-  const w2 = c & 0xffff; c = (c - w2) / 65536;
-  c += a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0;
-  const w3 = c & 0xffff; c = (c - w3) / 65536;
-  c += a1 * b3 + a2 * b2 + a3 * b1;
-  const w4 = c & 0xffff; c = (c - w4) / 65536;
-  c += a2 * b3 + a3 * b2;
-  const w5 = c & 0xffff; c = (c - w5) / 65536;
-  c += a3 * b3;
-  const w6 = c & 0xffff; c = (c - w6) / 65536;
-  const w7 = c;
-  let hi = w7 * 65536 + w6, lo = w5 * 65536 + w4, g = w3 * 65536 + w2;
-  let sticky = w1 !== 0 || w0 !== 0;
-  if (hi >= 0x80000000) {
-    e += 1;
-  } else {
-    hi = ((hi << 1) | (lo >>> 31)) >>> 0;
-    lo = ((lo << 1) | (g >>> 31)) >>> 0;
-    g = ((g << 1) | (w1 >>> 15)) >>> 0;
-    sticky = (w1 & 0x7fff) !== 0 || w0 !== 0;
-  }
-  return round(s, e, hi, lo, g, sticky, p, rc);
+  // x*y < 2^64 is rounded in a double (error <= 2^11), its low word is exact from Math.imul,
+  // so (x*y - low) / 2^32 is the high word within 2^-20: Math.round makes it exact.
+  const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round((alo * blo - l00) / TWO32);
+  const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round((alo * bhi - l01) / TWO32);
+  const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round((ahi * blo - l10) / TWO32);
+  const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round((ahi * bhi - l11) / TWO32);
+  const m1 = h00 + l01 + l10, w1 = m1 >>> 0;           // sums below 2^34: >>> 0 is mod 2^32
+  const m2 = h01 + h10 + l11 + (m1 - w1) / TWO32, w2 = m2 >>> 0;
+  const w3 = h11 + (m2 - w2) / TWO32;
+  if (w3 >= 0x80000000) return round(s, e + 1, w3, w2, w1, l00 !== 0, p, rc);
+  return round(s, e, ((w3 << 1) | (w2 >>> 31)) >>> 0, ((w2 << 1) | (w1 >>> 31)) >>> 0, ((w1 << 1) | (l00 >>> 31)) >>> 0,
+    (l00 & 0x7fffffff) !== 0, p, rc);
 }
 
-/** a / b for normal a and b: one BigInt division for 66 quotient bits, the remainder as sticky. */
+/**
+ * a / b for normal a and b, by long division in JS numbers: the integer bit, then four 20-bit
+ * quotient chunks, each estimated in floating point (off by at most one) and corrected so the
+ * remainder R (two words) stays in [0, b); 81 or 80 quotient bits, the remainder as sticky.
+ */
 export function divFast(ase: number, ahi: number, alo: number, bse: number, bhi: number, blo: number, p: number, rc: number): boolean {
   const s = (ase ^ bse) >>> 15;
   let e = (ase & 0x7fff) - (bse & 0x7fff) + 16383;
-  let sh = 65n;
-  if (ahi < bhi || (ahi === bhi && alo < blo)) { e -= 1; sh = 66n; }
-  const n = ((BigInt(ahi) << 32n) | BigInt(alo)) << sh;
-  const b = (BigInt(bhi) << 32n) | BigInt(blo);
-  const q = n / b;                                    // in [2^65, 2^66)
-  const sticky = q * b !== n;
-  const lo64 = Number(q & 0xffffffffn);
-  return round(s, e, Number(q >> 34n), ((Number(q >> 2n & 0xffffffffn)) >>> 0), ((lo64 & 3) << 30) >>> 0, sticky, p, rc);
+  let rh = ahi, rl = alo, q0 = 0;
+  if (ahi > bhi || (ahi === bhi && alo >= blo)) {
+    q0 = 1; rl -= blo; rh -= bhi;
+    if (rl < 0) { rl += TWO32; rh -= 1; }
+  } else e -= 1;
+  const inv = 1048576 / (bhi * TWO32 + blo);
+  let top = q0, bot = 0;
+  for (let k = 0; k < 4; k++) {
+    let q = Math.floor((rh * TWO32 + rl) * inv);
+    // R*2^20 - q*b: R*2^20 = Rh*2^32 + Rl (Rh < 2^52), q*b = t1*2^32 + t0l (q <= 2^20: t1 < 2^53)
+    const t0 = q * blo, t0h = Math.floor(t0 / TWO32), t0l = t0 - t0h * TWO32;
+    let lo = ((rl << 20) >>> 0) - t0l, hi = rh * 1048576 + (rl >>> 12) - (q * bhi + t0h);
+    if (lo < 0) { lo += TWO32; hi -= 1; }
+    while (hi < 0) { q -= 1; lo += blo; hi += bhi; if (lo >= TWO32) { lo -= TWO32; hi += 1; } }
+    while (hi > bhi || (hi === bhi && lo >= blo)) { q += 1; lo -= blo; hi -= bhi; if (lo < 0) { lo += TWO32; hi -= 1; } }
+    rh = hi; rl = lo;
+    if (k < 2) top = top * 1048576 + q; else bot = bot * 1048576 + q;
+  }
+  // Q = top * 2^40 + bot, placed in the 96-bit window with its leading bit at the top.
+  const sticky = rh !== 0 || rl !== 0;
+  if (q0) {
+    const hi = Math.floor(top / 512), r1 = top - hi * 512, bh = Math.floor(bot / 131072);
+    return round(s, e, hi, r1 * 8388608 + bh, (bot - bh * 131072) * 32768, sticky, p, rc);
+  }
+  const hi = Math.floor(top / 256), r1 = top - hi * 256, bh = Math.floor(bot / 65536);
+  return round(s, e, hi, r1 * 16777216 + bh, (bot - bh * 65536) * 65536, sticky, p, rc);
 }
 
 /** float64 words of a normal double → extended; false for zero, denormal, inf or NaN. */
@@ -198,6 +219,23 @@ export function fromF32Fast(bits: number): boolean {
 export function toF64Fast(se: number, hi: number, lo: number, rc: number): boolean {
   const e = se & 0x7fff;
   if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
+  if (rc === 0) {
+    // to nearest, inline: 11 bits below the double's last bit
+    const rb = lo & 0x400, rest = (lo & 0x3ff) !== 0;
+    finexact = rb !== 0 || rest;
+    fup = rb !== 0 && (rest || (lo & 0x800) !== 0);
+    let l = lo - (lo & 0x7ff), h = hi, x = e;
+    if (fup) {
+      l += 0x800;
+      if (l >= TWO32) { l = 0; h += 1; if (h >= TWO32) { h = 0x80000000; x += 1; } }
+    }
+    const de = x - 16383 + 1023;
+    if (de > 0x7fe) return false;
+    fhi = ((((se >>> 15) << 31) | (de << 20) | ((h >>> 11) & 0xfffff)) >>> 0);
+    flo = ((h << 21) | (l >>> 11)) >>> 0;
+    fse = se;
+    return true;
+  }
   if (!round(se >>> 15, e, hi, lo, 0, false, 53, rc)) return false;
   const de = (fse & 0x7fff) - 16383 + 1023;
   if (de < 1 || de > 0x7fe) return false;
@@ -207,13 +245,53 @@ export function toF64Fast(se: number, hi: number, lo: number, rc: number): boole
   return true;
 }
 
-/** sqrt of a positive normal value: the integer square root of the 133-bit radicand (67 root bits). */
+const TWO26 = 67108864;
+
+/**
+ * sqrt of a positive normal value: q = floor(sqrt(m * 2^(68+s))) (66 or 67 bits) with sticky
+ * = (q^2 != radicand). A double square root gives Y ~ sqrt(T), T = m' * 2^38 (m' = m * 2^s);
+ * the remainder T - Y^2 is computed exactly in 26-bit limbs, and one Newton step gives
+ * sqrt(T) * 2^15 = Y * 2^15 + D to within 2^-33. Unless D is within 2^-25 of an integer
+ * (then, and only then, the root may be exact: one BigInt square root decides), q is
+ * Y * 2^15 + floor(D) and inexact.
+ */
 export function sqrtFast(se: number, hi: number, lo: number, p: number, rc: number): boolean {
   if (se & 0x8000) return false;
   const E = (se & 0x7fff) - 16383;
-  // radicand R = m << s with an even exponent X: value = R * 2^X
+  // radicand R = m << (68 + s) with an even exponent X: value = R * 2^(X - 68)
   const s = E & 1 ? 0 : 1;
   const X = E - 63 - s;
+  const mh = s ? hi * 2 + (lo >>> 31) : hi, ml = s ? (lo << 1) >>> 0 : lo;       // m' (65 bits at most)
+  const Y = Math.floor(Math.sqrt(mh * TWO32 + ml) * 524288);                     // ~ sqrt(T), < 2^51.5
+  const yh = Math.floor(Y / TWO26), yl = Y - yh * TWO26;
+  // T - Y^2 in limbs of 26 bits: T = m' * 2^38, Y^2 = yh^2 * 2^52 + 2*yh*yl * 2^26 + yl^2
+  let d = -yl * yl;
+  let c = Math.floor(d / TWO26);
+  const r0 = d - c * TWO26;
+  d = (ml & 0x3fff) * 4096 - 2 * yh * yl + c;
+  c = Math.floor(d / TWO26);
+  const r1 = d - c * TWO26;
+  const mhl = mh % 256;
+  d = (ml >>> 14) + mhl * 262144 - yh * yh + c;
+  c = Math.floor(d / TWO26);
+  const r2 = d - c * TWO26;
+  const d3 = (mh - mhl) / 256 + c;
+  const rem = ((d3 * TWO26 + r2) * TWO26 + r1) * TWO26 + r0;                   // small: |rem| < 2^56
+  const D = rem * 16384 / Y;
+  const fl = Math.floor(D), fr = D - fl;
+  if (fr < 3e-8 || fr > 1 - 3e-8) return sqrtExact(hi, lo, s, X, p, rc);
+  const dq = Math.floor(fl / 32768);
+  const yq = Y + dq, r15 = fl - dq * 32768;                                       // q = yq * 2^15 + r15
+  if (yq >= 2251799813685248) {                                                   // q >= 2^66: 67 bits
+    const h = Math.floor(yq / 1048576);
+    return round(0, 66 + (X - 68) / 2 + 16383, h, (yq - h * 1048576) * 4096 + (r15 >>> 3), ((r15 & 7) << 29) >>> 0, true, p, rc);
+  }
+  const h = Math.floor(yq / 524288);
+  return round(0, 65 + (X - 68) / 2 + 16383, h, (yq - h * 524288) * 8192 + (r15 >>> 2), ((r15 & 3) << 30) >>> 0, true, p, rc);
+}
+
+/** The BigInt square root for sqrtFast's near-exact cases. */
+function sqrtExact(hi: number, lo: number, s: number, X: number, p: number, rc: number): boolean {
   const n = ((BigInt(hi) << 32n) | BigInt(lo)) << BigInt(68 + s);
   const q = isqrt(n);                                  // 66 or 67 bits
   const sticky = q * q !== n;

@@ -14,6 +14,8 @@ import * as X from "./fast.ts";
 import { DE } from "./f80.ts";
 import { FpuFormats } from "./formats.ts";
 
+import { C1 } from "./state.ts";
+
 export { C0, C1, C2, C3, ES, B } from "./state.ts";
 
 /** exec() results. */
@@ -60,7 +62,127 @@ export class Fpu extends FpuFormats {
     this.wrote = 0; this.eflags = eflags; this.ax = -1;
     const reg = (modrm >> 3) & 7, rm = modrm & 7;
     if (modrm < 0xc0) return this.execMem(esc, reg, mem, o32, pm);
+    if (this.regOp(esc, modrm)) return FPU_OK;
     return this.execReg(esc, reg, rm, modrm);
+  }
+
+  /** The words of a double FST/FSTP stored by stF64() (and FSTP m80's by stF80()). */
+  mlo = 0;
+  mhi = 0;
+  mse = 0;
+
+  /** FLD m80 (a copy, whatever it holds) onto a stack with room; false (nothing changed) if full. */
+  fldF80(lo: number, hi: number, se: number): boolean {
+    const t = (this.top - 1) & 7;
+    if (!(this.empty & (1 << t))) return false;
+    this.sw &= ~C1;
+    this.top = t;
+    this.rlo[t] = lo; this.rhi[t] = hi; this.rse[t] = se;
+    this.empty &= ~(1 << t);
+    return true;
+  }
+
+  /** FSTP m80 of a non-empty ST0 (the words in mlo/mhi/mse); false (nothing changed) if empty. */
+  stF80(): boolean {
+    const t = this.top;
+    if (this.empty & (1 << t)) return false;
+    this.mlo = this.rlo[t]!; this.mhi = this.rhi[t]!; this.mse = this.rse[t]!;
+    this.sw &= ~C1;
+    this.pop();
+    return true;
+  }
+
+  /**
+   * The double forms without an operand buffer (x87.ts calls these first; on false it runs
+   * exec() with the operand, which decides every other case; exec() tries them first too, so
+   * the host difftest covers them): FLD m64 of a normal double onto a
+   * stack with room, FADD..FDIVR/FCOM(P) m64 (`reg` as DC's ModRM reg) when fast.ts applies, and
+   * FST(P) m64 of a value that rounds to a normal double (the words in mlo/mhi). A false return
+   * changes no state. `wrote`, `eflags` and `ax` are left as they are.
+   */
+  fldF64(lo: number, hi: number): boolean {
+    if (!(this.empty & (1 << ((this.top - 1) & 7))) || !X.fromF64Fast(lo, hi)) return false;
+    this.pushFast();
+    return true;
+  }
+
+  arithF64(reg: number, lo: number, hi: number): boolean {
+    if (!X.fromF64Fast(lo, hi)) return false;
+    if (reg !== 2 && reg !== 3) return this.arithFastV(reg, 0, X.fse, X.fhi, X.flo, 0);
+    const t = this.top;
+    if (this.empty & (1 << t)) return false;
+    const r = X.cmpFast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, X.fse, X.fhi, X.flo);
+    if (r < 0) return false;
+    this.compareDone(r, false, reg - 2);
+    return true;
+  }
+
+  /**
+   * The common register forms without exec()'s dispatch (x87.ts calls this first): FADD..FDIVR
+   * with ST0 and ST(i) either way and popping, FLD ST(i), FXCH, FST(P) ST(i), FCHS, FABS and
+   * FSQRT, on non-empty registers and (arithmetic) values fast.ts handles. False: nothing has
+   * changed and exec() decides (which calls this first too). Every form here is a non-control
+   * instruction.
+   */
+  regOp(esc: number, modrm: number): boolean {
+    const reg = (modrm >> 3) & 7, i = modrm & 7, t = this.top, e = this.empty;
+    switch (esc) {
+      case 0:
+        if (reg === 2 || reg === 3 || (e & (1 << t)) || (e & (1 << ((t + i) & 7)))) return false;
+        return this.arithFast(reg, 0, i, 0);
+      case 4: case 6:
+        if (reg === 2 || reg === 3 || (e & (1 << t)) || (e & (1 << ((t + i) & 7)))) return false;
+        return this.arithFast(reg >= 4 ? reg ^ 1 : reg, i, 0, esc === 6 ? 1 : 0);
+      case 1: {
+        if (reg === 0) {                                              // FLD ST(i)
+          const from = (t + i) & 7, to = (t - 1) & 7;
+          if ((e & (1 << from)) || !(e & (1 << to))) return false;
+          this.sw &= ~C1;
+          this.top = to;
+          this.copy(from, to);
+          return true;
+        }
+        if (reg === 1) {                                              // FXCH
+          const b = (t + i) & 7;
+          if ((e & (1 << t)) || (e & (1 << b))) return false;
+          this.sw &= ~C1;
+          const se = this.rse[t]!, hi = this.rhi[t]!, lo = this.rlo[t]!;
+          this.rse[t] = this.rse[b]!; this.rhi[t] = this.rhi[b]!; this.rlo[t] = this.rlo[b]!;
+          this.rse[b] = se; this.rhi[b] = hi; this.rlo[b] = lo;
+          return true;
+        }
+        if (e & (1 << t)) return false;
+        if (modrm === 0xe0 || modrm === 0xe1) {                       // FCHS, FABS
+          this.sw &= ~C1;
+          this.rse[t] = modrm === 0xe0 ? this.rse[t]! ^ 0x8000 : this.rse[t]! & 0x7fff;
+          return true;
+        }
+        if (modrm !== 0xfa) return false;
+        const se = this.rse[t]!, x = se & 0x7fff, pc = (this.cw >> 8) & 3;
+        if (x === 0 || x === 0x7fff || this.rhi[t]! < 0x80000000 ||
+            !X.sqrtFast(se, this.rhi[t]!, this.rlo[t]!, pc === 0 ? 24 : pc === 2 ? 53 : 64, (this.cw >> 10) & 3)) return false;
+        if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.sw &= ~C1;
+        this.rse[t] = X.fse; this.rhi[t] = X.fhi; this.rlo[t] = X.flo;
+        return true;
+      }
+      case 5: {                                                       // FST, FSTP ST(i)
+        if ((reg !== 2 && reg !== 3) || (e & (1 << t))) return false;
+        this.sw &= ~C1;
+        this.copy(t, (t + i) & 7);
+        if (reg === 3) this.pop();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  stF64(pop: boolean): boolean {
+    const t = this.top;
+    if ((this.empty & (1 << t)) || !X.toF64Fast(this.rse[t]!, this.rhi[t]!, this.rlo[t]!, (this.cw >> 10) & 3)) return false;
+    if (X.finexact) { this.setC1(X.fup ? 1 : 0); this.signal(F.PE); } else this.setC1(0);
+    this.mlo = X.flo; this.mhi = X.fhi;
+    if (pop) this.pop();
+    return true;
   }
 
   private execMem(esc: number, reg: number, mem: Uint8Array, o32: boolean, pm: boolean): number {
@@ -68,6 +190,7 @@ export class Fpu extends FpuFormats {
     switch (esc) {
       case 0: case 2: case 4: case 6: {
         // arithmetic / compare with m32real, m32int, m64real, m16int
+        if (esc === 4 && this.arithF64(reg, dv.getUint32(0, true), dv.getUint32(4, true))) return FPU_OK;
         let fast: boolean;
         if (esc === 0) fast = X.fromF32Fast(dv.getUint32(0, true));
         else if (esc === 4) fast = X.fromF64Fast(dv.getUint32(0, true), dv.getUint32(4, true));
@@ -109,24 +232,17 @@ export class Fpu extends FpuFormats {
         switch (reg) {
           case 0: { const v = dv.getInt32(0, true); if (!this.fildFast(v)) this.load((cc) => F.fromInt(cc, BigInt(v))); return FPU_OK; }
           case 2: case 3: this.storeInt(mem, 4, reg === 3); return FPU_OK;
-          case 5: {
-            if (!this.isEmpty(7)) { if (this.overflow()) this.push(F.IND_SE, F.IND_M); return FPU_OK; }
-            this.setC1(0);
-            this.top = (this.top - 1) & 7;
-            const t = this.top;
-            this.rlo[t] = dv.getUint32(0, true); this.rhi[t] = dv.getUint32(4, true); this.rse[t] = dv.getUint16(8, true);
-            this.empty &= ~(1 << t);
+          case 5:
+            if (!this.fldF80(dv.getUint32(0, true), dv.getUint32(4, true), dv.getUint16(8, true)) && this.overflow()) this.push(F.IND_SE, F.IND_M);
             return FPU_OK;
-          }
           case 7:
-            if (this.isEmpty(0)) {
-              if (!this.underflow()) return FPU_OK;
-              dv.setBigUint64(0, F.IND_M, true); dv.setUint16(8, F.IND_SE, true);
-            } else {
-              const t = this.top;
-              dv.setUint32(0, this.rlo[t]!, true); dv.setUint32(4, this.rhi[t]!, true); dv.setUint16(8, this.rse[t]!, true);
-              this.setC1(0);
+            if (this.stF80()) {
+              dv.setUint32(0, this.mlo, true); dv.setUint32(4, this.mhi, true); dv.setUint16(8, this.mse, true);
+              this.wrote = 10;
+              return FPU_OK;
             }
+            if (!this.underflow()) return FPU_OK;
+            dv.setBigUint64(0, F.IND_M, true); dv.setUint16(8, F.IND_SE, true);
             this.wrote = 10; this.pop();
             return FPU_OK;
         }
@@ -135,11 +251,14 @@ export class Fpu extends FpuFormats {
         switch (reg) {
           case 0: {
             const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
-            if (this.isEmpty(7) && X.fromF64Fast(lo, hi)) { this.pushFast(); return FPU_OK; }
+            if (this.fldF64(lo, hi)) return FPU_OK;
             this.load((cc) => { if (F.fromF64Words(cc, lo, hi)) cc.exc |= DE; this.quietLoad(cc); }, true);
             return FPU_OK;
           }
-          case 2: case 3: this.storeFloat(mem, 8, reg === 3); return FPU_OK;
+          case 2: case 3:
+            if (this.stF64(reg === 3)) { dv.setUint32(0, this.mlo, true); dv.setUint32(4, this.mhi, true); this.wrote = 8; return FPU_OK; }
+            this.storeFloat(mem, 8, reg === 3);
+            return FPU_OK;
           case 4: this.frstor(mem, o32, pm); return FPU_OK;
           case 6: this.fnsave(mem, o32, pm); this.wrote = o32 ? 108 : 94; return FPU_OK;
           case 7: dv.setUint16(0, this.fsw, true); this.wrote = 2; return FPU_OK;
