@@ -170,6 +170,35 @@ describe("paging", () => {
     }
   });
 
+  test("a read-modify-write whose store faults leaves EFLAGS as before it (the frame's EFLAGS), interpreted or translated", () => {
+    // SDM Vol. 3 6.5: a fault reports the state before the faulting instruction. Each form
+    // reads DATA (read-only under CR0.WP) and faults on its write; the flags come from the
+    // CMP before it (1 - 2: CF SF AF PF set, ZF OF clear).
+    const forms: Insn[] = [
+      { op: "add", dst: { mem: { disp: DATA } }, src: { reg: "eax" } },
+      { op: "adc", dst: { mem: { disp: DATA } }, src: { imm: 1 }, size: 32 },
+      { op: "sub", dst: { mem: { disp: DATA } }, src: { reg: "eax" }, size: 8 } as Insn,
+      { op: "inc", dst: { mem: { disp: DATA } }, size: 32 },
+      { op: "dec", dst: { mem: { disp: DATA } }, size: 16 },
+      { op: "neg", dst: { mem: { disp: DATA } }, size: 32 },
+      { op: "shl", dst: { mem: { disp: DATA } }, src: { imm: 3 }, size: 32 },
+      { op: "xadd", dst: { mem: { disp: DATA } }, src: { reg: "eax" } },
+    ];
+    for (const f of forms) {
+      for (const jitThreshold of [1, 1000]) {
+        const m = mk([{ op: "cmp", dst: { reg: "edx" }, src: { reg: "esi" } }, f, { op: "hlt" }]);
+        m.w32(m.pte(DATA), DATA | 5); m.cpu.cr0 |= 0x10000; m.cpu.flushTlb();
+        m.w32(DATA, 0x7fffffff);
+        m.cpu.regs[EAX] = 1; m.cpu.regs[2] = 1; m.cpu.regs[6] = 2;
+        m.cpu.jitThreshold = jitThreshold;
+        m.cpu.run(10);
+        expect({ f: f.op, jitThreshold, e: m.exception() }).toMatchObject({ f: f.op, jitThreshold, e: { vector: 14, err: 3, eip: CODE + 2 } });
+        expect({ f: f.op, jitThreshold, flags: m.exception()!.eflags & 0x8d5 }).toEqual({ f: f.op, jitThreshold, flags: 0x095 });
+        expect(m.r32(DATA)).toBe(0x7fffffff);
+      }
+    }
+  });
+
   test("CR0.WP clear: ring 0 writes read-only pages", () => {
     const m = mk([{ op: "mov", dst: { mem: { disp: DATA } }, src: { reg: "eax" } }, { op: "hlt" }]);
     m.w32(m.pte(DATA), DATA | 5);

@@ -33,7 +33,7 @@ export function exec(c: Cpu, i: Insn): void {
           if (kind !== 7) c.setReg(sz, i.rm, r);
         } else {
           const s = c.seg(i), o = c.ea(i);
-          const r = c.alu(kind, c.rd(sz, s, o), b, sz);
+          const r = c.alu(kind, kind !== 7 ? c.rdRmw(sz, s, o) : c.rd(sz, s, o), b, sz);
           if (kind !== 7) c.wr(sz, s, o, r);
         }
         break;
@@ -200,7 +200,7 @@ export function exec(c: Cpu, i: Insn): void {
         if (kind !== 7) c.setReg(sz, i.rm, r);
       } else {
         const s = c.seg(i), o = c.ea(i);
-        const r = c.alu(kind, c.rd(sz, s, o), imm >>> 0, sz);
+        const r = c.alu(kind, kind !== 7 ? c.rdRmw(sz, s, o) : c.rd(sz, s, o), imm >>> 0, sz);
         if (kind !== 7) c.wr(sz, s, o, r);
       }
       c.eip = next(c, i);
@@ -343,7 +343,7 @@ export function exec(c: Cpu, i: Insn): void {
       if (i.mod === 3) c.setReg(sz, i.rm, shift(c, i.reg, c.getReg(sz, i.rm), cnt, sz));
       else {
         const s = c.seg(i), o = c.ea(i);
-        const v = c.rd(sz, s, o);
+        const v = c.rdRmw(sz, s, o);
         c.wr(sz, s, o, shift(c, i.reg, v, cnt, sz));
       }
       c.eip = next(c, i);
@@ -578,7 +578,7 @@ export function exec(c: Cpu, i: Insn): void {
       if (i.mod === 3) c.setReg(sz, i.rm, shiftDouble(c, left, c.getReg(sz, i.rm), src, cnt, sz));
       else {
         const s = c.seg(i), o = c.ea(i);
-        const v = c.rd(sz, s, o);
+        const v = c.rdRmw(sz, s, o);
         c.wr(sz, s, o, shiftDouble(c, left, v, src, cnt, sz));
       }
       c.eip = next(c, i);
@@ -633,7 +633,7 @@ export function exec(c: Cpu, i: Insn): void {
         c.setReg(sz, i.reg, d); c.setReg(sz, i.rm, r);
       } else {
         const s = c.seg(i), o = c.ea(i);
-        const d = c.rd(sz, s, o);
+        const d = c.rdRmw(sz, s, o);
         const r = c.alu(0, d, src, sz);
         c.wr(sz, s, o, r);
         c.setReg(sz, i.reg, d);

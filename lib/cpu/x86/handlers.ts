@@ -26,7 +26,7 @@ function aluRmR(kind: number): Handler {
       if (store) c.regs[i.rm] = r;
     } else {
       const s = i.seg >= 0 ? i.seg : i.defSeg, o = c.ea(i);
-      const r = c.alu(kind, c.rd32(s, o), b, 2);
+      const r = c.alu(kind, store ? c.rdRmw(2, s, o) : c.rd32(s, o), b, 2);
       if (store) c.wr32(s, o, r);
     }
     c.eip = nx32(c, i);
@@ -57,7 +57,7 @@ const grp1: Handler = (c, i) => {
     if (kind !== 7) c.regs[i.rm] = r;
   } else {
     const s = i.seg >= 0 ? i.seg : i.defSeg, o = c.ea(i);
-    const r = c.alu(kind, c.rd32(s, o), imm, 2);
+    const r = c.alu(kind, kind !== 7 ? c.rdRmw(2, s, o) : c.rd32(s, o), imm, 2);
     if (kind !== 7) c.wr32(s, o, r);
   }
   c.eip = nx32(c, i);

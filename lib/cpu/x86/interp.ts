@@ -477,13 +477,13 @@ export abstract class CpuInterp extends CpuInterrupts {
       }
       case K.ALU_MR: {
         const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
-        const r = this.alu((w >>> 12) & 15, this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
+        const r = this.alu((w >>> 12) & 15, (w & 0x7000) !== 0x7000 ? this.rdRmw(2, s, o) : this.ur32(s, o), regs[(w >>> 16) & 15]!, 2);
         if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
         break;
       }
       case K.ALU_MI: {
         const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!);
-        const r = this.alu((w >>> 12) & 15, this.ur32(s, o), uc[p + 1]! >>> 0, 2);
+        const r = this.alu((w >>> 12) & 15, (w & 0x7000) !== 0x7000 ? this.rdRmw(2, s, o) : this.ur32(s, o), uc[p + 1]! >>> 0, 2);
         if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
         break;
       }

@@ -108,6 +108,20 @@ export abstract class CpuMemory extends CpuState {
   rd(sz: number, s: number, off: number): number {
     return sz === 2 ? this.rd32(s, off) : sz === 1 ? this.rd16(s, off) : this.rd8(s, off);
   }
+  /**
+   * The read of a read-modify-write operand (ALU ops, INC/DEC, NEG, shifts and rotates, BTS/BTR/
+   * BTC, XADD, CMPXCHG on memory), checked for the write first: a store that would fault faults
+   * here, before the instruction has changed a flag (SDM Vol. 3 6.5: a fault reports the state
+   * before the instruction), and the store that follows cannot fault. Translated code does the
+   * same by setting the flags after its store.
+   */
+  rdRmw(sz: number, s: number, off: number): number {
+    const n = 1 << sz;
+    const l = this.lin(s, off, n, true);
+    if (this.tlbW[l >>> 12] === 0) this.checkWritable(l);
+    if ((l & 0xfff) > 0x1000 - n && this.tlbW[((l + n - 1) >>> 12)] === 0) this.checkWritable(((l + n - 1) & ~0xfff) >>> 0);
+    return sz === 2 ? this.rl32(l) : sz === 1 ? this.rl16(l) : this.rl8(l);
+  }
   wr8(s: number, off: number, v: number): void { this.wl8(this.lin(s, off, 1, true), v); }
   wr16(s: number, off: number, v: number): void { this.wl16(this.lin(s, off, 2, true), v); }
   wr32(s: number, off: number, v: number): void { this.wl32(this.lin(s, off, 4, true), v); }

@@ -193,7 +193,7 @@ export function grp3(c: Cpu, i: Insn, sz: number): void {
     }
     case 3: { // NEG
       if (i.mod === 3) c.setReg(sz, i.rm, c.alu(5, 0, c.getReg(sz, i.rm), sz));
-      else { const s = c.seg(i), o = c.ea(i); const v = c.rd(sz, s, o); c.wr(sz, s, o, c.alu(5, 0, v, sz)); }
+      else { const s = c.seg(i), o = c.ea(i); const v = c.rdRmw(sz, s, o); c.wr(sz, s, o, c.alu(5, 0, v, sz)); }
       break;
     }
     case 4: case 5: { // MUL, IMUL (one operand)
@@ -356,7 +356,7 @@ export function bitOp(c: Cpu, i: Insn, kind: number, bitIndex: number, fromReg: 
       o = i.a32 ? (o + wordOff) >>> 0 : (o + wordOff) & 0xffff;
       bit = ((sb % bits) + bits) % bits;
     } else bit = bitIndex & (bits - 1);
-    v = c.rd(sz, s, o);
+    v = kind !== 0 ? c.rdRmw(sz, s, o) : c.rd(sz, s, o);
   }
   const mask = (1 << bit) >>> 0;
   const cf = (v & mask) !== 0 ? 1 : 0;
@@ -380,7 +380,7 @@ export function incdec(c: Cpu, i: Insn, sz: number): void {
     c.setReg(sz, i.rm, dec ? c.dec(v, sz) : c.inc(v, sz));
   } else {
     const s = c.seg(i), o = c.ea(i);
-    const v = c.rd(sz, s, o);
+    const v = c.rdRmw(sz, s, o);
     const r = dec ? c.dec(v, sz) : c.inc(v, sz);
     c.wr(sz, s, o, r);
   }
