@@ -5,7 +5,7 @@
  * and building a block (decode, handler choice, interpreter records).
  */
 import { CS, DecodeError, Insn, decode, REP_NONE } from "./decode.ts";
-import { OPFLAGS, OpF } from "./optable.ts";
+import { endsBlock } from "./optable.ts";
 import { handlerFor } from "./handlers.ts";
 import type { Block } from "./block.ts";
 import { CpuInterp, UHDR, UREC, encodeRec, markDeadFlags } from "./interp.ts";
@@ -215,8 +215,7 @@ export abstract class CpuBlocks extends CpuInterp {
       ins.fn = handlerFor(ins) as Insn["fn"];
       insns.push(ins);
       off += ins.len;
-      const fl = OPFLAGS[ins.op]!;
-      if (fl & OpF.TERM) break;
+      if (endsBlock(ins.op, ins.reg)) break;
       // REP string instructions and any prefix-LOCKed or invalid form end the block.
       if (ins.rep !== REP_NONE && ((ins.op >= 0xa4 && ins.op <= 0xa7) || (ins.op >= 0xaa && ins.op <= 0xaf))) break;
       if (insns.length >= max) break;

@@ -36,7 +36,7 @@ import type { CpuCore as Cpu } from "./interrupts.ts";
 import type { Block, BlockFn, RegionFn } from "./block.ts";
 import type { Insn } from "./decode.ts";
 import { CS } from "./decode.ts";
-import { OPFLAGS, OpF } from "./optable.ts";
+import { OPFLAGS, OpF, endsBlock } from "./optable.ts";
 import { flagUse, translate, R, RW, W, type Out, type Prod } from "./jit-insn.ts";
 
 /**
@@ -200,7 +200,7 @@ function successors(b: Block): number[] {
   if (op === 0xeb || op === 0xe9) return [end + last.imm];
   if (op === 0xe8) return [end + last.imm, end];
   if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed || op === 0x131) return [end]; // IN and RDTSC end a block but fall through
-  if (OPFLAGS[op]! & OpF.TERM) return [];
+  if (endsBlock(op, last.reg)) return [];
   return [end];
 }
 

@@ -152,3 +152,13 @@ export const OPS: readonly OpInfo[] = table;
 export const OPFLAGS: Uint32Array = Uint32Array.from(table, (e) => e.flags);
 export const CC_NAMES = cc;
 export const ALU_NAMES = alu;
+
+/**
+ * Whether an instruction ends its basic block: a TERM opcode, except group 5's INC, DEC and
+ * PUSH r/m (FF /0, /1, /6), which fall through like any other instruction (the opcode is TERM
+ * for its CALL and JMP forms).
+ */
+export function endsBlock(op: number, reg: number): boolean {
+  if (!(OPFLAGS[op]! & OpF.TERM)) return false;
+  return !(op === 0xff && (reg < 2 || reg === 6));
+}
