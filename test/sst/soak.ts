@@ -4,8 +4,8 @@
  *
  *   bun test/sst/soak.ts [SOURCE] [--blocks] [--forms F6.6,D3.4] [--samples N] [--markdown] [--revoked FILE]
  *
- * SOURCE is a bare git mirror of github.com/SingleStepTests/80286 (read with `git show`, default
- * /work/.mirror/SingleStepTests+80286/repo), a directory of *.MOO.gz files (v1_real_mode or a
+ * SOURCE is a bare git mirror of github.com/SingleStepTests/80286 (read with `git show`; default
+ * $RRX_SST_DIR, else ../80286), a directory of *.MOO.gz files (v1_real_mode or a
  * copy), or a single .MOO(.gz) file (the CI sample, fixtures/sst/80286-sample.moo.gz). Tests whose
  * hash is in the suite's revocation_list.txt are skipped. Exit status 1 if any non-excluded test
  * fails.

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { parseMoo, type MooFile } from "./moo.ts";
 
-export const DEFAULT_MIRROR = "/work/.mirror/SingleStepTests+80286/repo";
+/** The suite when no SOURCE is given: $RRX_SST_DIR, else a clone next to this repository. */
+export const DEFAULT_MIRROR = process.env.RRX_SST_DIR ?? "../80286";
 
 export interface SuiteFile {
   /** The form (file name without .MOO.gz, e.g. "F6.7"), or "" for a single file of mixed forms. */
