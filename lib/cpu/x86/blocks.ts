@@ -162,6 +162,20 @@ export abstract class CpuBlocks extends CpuInterp {
     return b;
   }
 
+  /**
+   * The cached block at EIP if finding it needs no page walk and no decoding (the read TLB and
+   * the L1 only), one that lies in one page, else null. Nothing changes: translated code chains
+   * through it past the two successor slots (cpu.ts runTranslated).
+   */
+  protected probeBlock(eip: number): Block | null {
+    const linEip = (this.segBase[CS]! + eip) >>> 0;
+    const e = this.tlbR[linEip >>> 12]!;
+    if (e === 0) return null;
+    const phys = (((e - 1) << 12) | (linEip & 0xfff)) >>> 0;
+    const b = this.l1[phys & ((1 << L1_BITS) - 1)];
+    return b !== null && b !== undefined && b.phys === phys && b.code32 === this.code32 && b.valid && b.phys2 < 0 ? b : null;
+  }
+
   protected lookupBlockSlow(): Block {
     const linEip = (this.segBase[CS]! + this.eip) >>> 0;
     const e = this.tlbR[linEip >>> 12]!;

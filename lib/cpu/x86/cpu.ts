@@ -314,9 +314,11 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       // Chain to the next block only through the successor cache, and only when the outer
       // loop would have nothing else to do first.
       if ((this.intrLine && (this.eflags & IF)) || this.inhibit || (this.eflags & TF)) return RT_CONTINUE;
-      if (blk.sEpoch !== this.chainEpoch) return RT_CONTINUE;
       const eip = this.eip;
-      const nb = blk.s1Eip === eip ? blk.s1 : blk.s2Eip === eip ? blk.s2 : null;
+      // The successor slots (valid for one chain epoch), else (a region's many exits) the L1
+      // through the read TLB.
+      const nb = blk.sEpoch !== this.chainEpoch ? this.probeBlock(eip)
+        : blk.s1Eip === eip ? blk.s1 : blk.s2Eip === eip ? blk.s2 : this.probeBlock(eip);
       if (nb === null || !nb.valid || nb.fn === null || nb.n > target - this.icount) return RT_CONTINUE;
       // Blocks are cut at breakpoints, so only a block's first instruction can be one: one check per block.
       if (this.breakpoints.size !== 0 && this.breakpoints.has((this.segBase[CS]! + eip) >>> 0)) return RT_CONTINUE;
