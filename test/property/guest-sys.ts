@@ -46,7 +46,9 @@ const STACK0_MAIN = 0x9000, STACK0_V86 = 0xa000, STACK_UD = 0xb000;
 export const T_STACK_TOP = DATA + 0xc000;
 /** Monitor variables. */
 export const SYS = STATE + 0x600;
-const VM_SAVED_ESP = SYS, VM_MODE = SYS + 4, SOFT_CNT = SYS + 8, VM_EXITS = SYS + 12, VM_REFLECT = SYS + 16, VM_IRET = SYS + 20;
+const VM_SAVED_ESP = SYS, VM_MODE = SYS + 4;
+/** Counters: INT 0x40 calls, vm86 exits (HLT), INT n reflected and IRETs emulated by the monitor, task bodies run. */
+export const SOFT_CNT = SYS + 8, VM_EXITS = SYS + 12, VM_REFLECT = SYS + 16, VM_IRET = SYS + 20, T_RUNS = SYS + 24;
 const V86_SNAP = SYS + 0x20; // the vm86 GPRs at each exit (pushad order)
 /** Per-byte instruction lengths of the real-mode code (index: linear address - V86_CODE). */
 export const VLEN = 0x50000;
@@ -253,6 +255,7 @@ export function taskMain(s: TaskSeg, idx: number, at: number, sandbox: (codeBase
     ...prefix(body),
     { label: L("body") },
     ...bodyItems,
+    I("inc", mem(T_RUNS), undefined, { size: 32 }),
     // Back: IRET when entered nested (NT=1), else JMP to the main task.
     I("pushf", undefined, undefined, { size: 32 }), I("pop", r("eax")), I("test", r("eax"), imm(0x4000)),
     { jmpTo: L("jmp"), op: "je" },

@@ -9,13 +9,18 @@
  * arithmetic, memory traffic, loops, calls, self-modifying writes) confined to a sandbox, or
  * port I/O to the devices (THR writes, PIT latches, PIC OCW3 reads, RTC reads, VGA text and
  * CRTC cursor writes, i8042 status reads, RDTSC, tight spin loops, STI;HLT waits, CLI'd
- * spins). It ends with a debug exit (out 0xF4), CLI;HLT, or a HLT loop.
+ * spins), x87 code, or system segments (guest-sys.ts): random real-mode code in virtual-8086
+ * mode under a #GP monitor, and hardware task switches (JMP/CALL to a TSS, INT through a task
+ * gate, IRET along the back link). It ends with a debug exit (out 0xF4), CLI;HLT, or a HLT loop.
  *
- * Interrupt handlers (assembled with the encoder) read their device ports and store and
- * accumulate what they read into RAM: IRQ0 latches and reads PIT counter 0, IRQ4 drains the
- * UART RX FIFO into a ring, IRQ1/IRQ12 read the i8042 into rings. Exception handlers count
- * the vector and skip the faulting instruction using a per-byte instruction-length table of
- * the main code (an unexpected exception exits with status (0x100+vector)<<1|1).
+ * Interrupt handlers (assembled with the encoder) load DS/ES (an interrupt from vm86 mode
+ * leaves them null), read their device ports and store and accumulate what they read into
+ * RAM: IRQ0 latches and reads PIT counter 0, IRQ4 drains the UART RX FIFO into a ring,
+ * IRQ1/IRQ12 read the i8042 into rings. Exception handlers count the vector and skip the
+ * faulting instruction using a per-byte instruction-length table of the main code (or of the
+ * real-mode code, for a fault in vm86 mode); #UD goes through a task gate to a handler task
+ * that does the same in the interrupted task's TSS; #NM (CR0.TS after a task switch) clears
+ * TS and retries. An unexpected exception exits with status (0x100+vector)<<1|1.
  *
  * Scripted input (serial bytes, keys, mouse moves) arrives at random virtual times, many of
  * them while the main program is in a tight loop.
