@@ -1,11 +1,13 @@
 /**
  * Lockstep comparison of rrx against QEMU (qemu-system-i386, TCG) for system-level behaviour.
- *   bun test/difftest/qemu-lockstep.ts [--fixture paging|smc|rom] [--steps N] [--irq] [--strict-io]
- *        [--sys-every N] [--port P] [--verbose]
+ *   bun test/difftest/qemu-lockstep.ts [--fixture paging|smc|rom|fpu|x87|...] [--steps N] [--irq]
+ *        [--strict-io] [--no-x87] [--strict-x87] [--sys-every N] [--port P] [--verbose]
  * QEMU runs the fixture under its gdbstub (-S -gdb); both sides are single-stepped and compared
  * after every step: GPRs, EIP, EFLAGS (RF and the flags the SDM leaves undefined for the
  * instruction just executed masked), segment selectors; every --sys-every steps also CR0/CR2/
- * CR3/CR4 and the segment caches, GDTR/IDTR (QEMU `info registers` through qRcmd).
+ * CR3/CR4 and the segment caches, GDTR/IDTR (QEMU `info registers` through qRcmd); after every
+ * x87 instruction (and every --sys-every steps) the x87 state: FCW, FSW, the abridged tag word
+ * and the valid physical registers.
  * Stops at the first divergence and prints both register files, the differing fields and a
  * disassembly of the instruction; otherwise prints "no divergence in N steps".
  * Not part of CI (needs QEMU); see test/difftest/README.md.
