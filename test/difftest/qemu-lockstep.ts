@@ -479,6 +479,15 @@ async function main(): Promise<number> {
     }
     let step = 0;
     const t0 = performance.now();
+    // Stopped from outside (timeout, ^C): say how far the comparison got.
+    const stopped = () => {
+      summary();
+      console.log(`stopped from outside at step ${step}: no divergence in ${step} steps (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+      if (qemuExit === null) qemu.kill("SIGKILL");
+      process.exit(3);
+    };
+    process.once("SIGTERM", stopped);
+    process.once("SIGINT", stopped);
     let lastSys = 0, repExtra = 0, hltExtra = 0, undefSyncs = 0, x87Checks = 0, c1Syncs = 0;
     const c1Forms = new Map<string, number>();
     const ccSyncs = new Map<string, number>();
