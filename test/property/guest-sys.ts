@@ -32,7 +32,7 @@
 import fc from "fast-check";
 import { arbItem, buildProgram, encode, type Insn, type Item, type Mem, type ProgramOptions } from "../support/x86-encoder.ts";
 import {
-  CODE, DATA, DATA_SIZE, EXC, GDT, LEN_TABLE, STATE,
+  CODE, DATA, EXC, GDT, LEN_TABLE, STATE,
   I, asm, farCall, farJmp, imm, le32, mem, movMemImm32, r, raw, type AsmItem,
 } from "./guest-asm.ts";
 
@@ -236,7 +236,7 @@ export function vm86Main(s: Vm86Seg, idx: number, sys: SysImage): AsmItem[] {
   return out;
 }
 
-/** Main-program code of a task segment: [prefix items, body start address] -> items. */
+/** Main-program code of a task segment placed at address `at` (the task body follows its prefix). */
 export function taskMain(s: TaskSeg, idx: number, at: number, sandbox: (codeBase: number, stackTop: number) => ProgramOptions): AsmItem[] {
   const L = (x: string) => `${x}${idx}`;
   const how = s.how % 3;
@@ -427,4 +427,3 @@ export function sysDuration(s: SysSeg): number {
   return s.k === "vm86" ? 60 + 12 * s.ops.length : 40 + 6 * s.items.length;
 }
 
-export { DATA_SIZE };
