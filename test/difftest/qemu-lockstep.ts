@@ -1,11 +1,13 @@
 /**
  * Lockstep comparison of rrx against QEMU (qemu-system-i386, TCG) for system-level behaviour.
- *   bun test/difftest/qemu-lockstep.ts [--fixture paging|smc|rom] [--steps N] [--irq] [--strict-io]
- *        [--sys-every N] [--port P] [--verbose]
+ *   bun test/difftest/qemu-lockstep.ts [--fixture paging|smc|rom|fpu|x87|...] [--steps N] [--irq]
+ *        [--strict-io] [--no-x87] [--strict-x87] [--sys-every N] [--port P] [--verbose]
  * QEMU runs the fixture under its gdbstub (-S -gdb); both sides are single-stepped and compared
  * after every step: GPRs, EIP, EFLAGS (RF and the flags the SDM leaves undefined for the
  * instruction just executed masked), segment selectors; every --sys-every steps also CR0/CR2/
- * CR3/CR4 and the segment caches, GDTR/IDTR (QEMU `info registers` through qRcmd).
+ * CR3/CR4 and the segment caches, GDTR/IDTR (QEMU `info registers` through qRcmd); after every
+ * x87 instruction (and every --sys-every steps) the x87 state: FCW, FSW, the abridged tag word
+ * and the valid physical registers.
  * Stops at the first divergence and prints both register files, the differing fields and a
  * disassembly of the instruction; otherwise prints "no divergence in N steps".
  * Not part of CI (needs QEMU); see test/difftest/README.md.
@@ -32,6 +34,8 @@ const port = Number(opt("--port", String(20000 + (process.pid % 20000))));
 const irq = args.includes("--irq");
 const verbose = args.includes("--verbose");
 const strictIo = args.includes("--strict-io");
+const noX87 = args.includes("--no-x87");
+const strictX87 = args.includes("--strict-x87");
 const FIX = join(import.meta.dir, "../../fixtures");
 
 const REG_NAMES = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip", "eflags", "cs", "ss", "ds", "es", "fs", "gs"] as const;
@@ -143,6 +147,18 @@ function parseInfo(s: string): Record<string, number> {
   return o;
 }
 
+/** The x87 state: FCW, FSW (with TOP), the abridged tag (bit p: physical register p valid), R0..R7 as "sign+exponent.significand". */
+interface X87 { fcw: number; fsw: number; ftw: number; r: string[] }
+
+/** QEMU's x87 state from `info registers` (FPRn are the physical registers), or null if absent. */
+function parseX87(s: string): X87 | null {
+  const h = s.match(/FCW=([0-9a-f]+) FSW=([0-9a-f]+) \[ST=\d\] FTW=([0-9a-f]+)/);
+  if (!h) return null;
+  const r: string[] = [];
+  for (const m of s.matchAll(/FPR(\d)=([0-9a-f]{16}) ([0-9a-f]{4})/g)) r[Number(m[1])] = `${m[3]}.${m[2]}`;
+  return { fcw: parseInt(h[1]!, 16), fsw: parseInt(h[2]!, 16), ftw: parseInt(h[3]!, 16), r };
+}
+
 // ---------------------------------------------------------------- rrx side
 
 function rrxRegs(m: Machine): Regs {
@@ -163,6 +179,95 @@ function rrxSys(m: Machine): Record<string, number> {
   o["idt.base"] = c.idtBase >>> 0; o["idt.limit"] = c.idtLimit;
   o["tr.sel"] = c.trSel; o["tr.base"] = c.trBase >>> 0; o["tr.limit"] = c.trLimit >>> 0;
   return o;
+}
+
+function rrxX87(m: Machine): X87 | null {
+  const f = m.cpu.fpu;
+  if (!f) return null;
+  const r: string[] = [];
+  for (let p = 0; p < 8; p++) r.push(`${f.rse[p]!.toString(16).padStart(4, "0")}.${hex8(f.rhi[p]!)}${hex8(f.rlo[p]!)}`);
+  return { fcw: f.cw, fsw: f.fsw, ftw: ~f.empty & 0xff, r };
+}
+
+/** Load QEMU's x87 state into rrx (the entry state: Multiboot leaves it undefined). */
+function setX87(m: Machine, q: X87): void {
+  const f = m.cpu.fpu!;
+  f.cw = q.fcw; f.sw = q.fsw & ~0x3800; f.top = (q.fsw >> 11) & 7; f.empty = ~q.ftw & 0xff;
+  for (let p = 0; p < 8; p++) {
+    const [se, sig] = q.r[p]!.split(".");
+    f.rse[p] = parseInt(se!, 16); f.rhi[p] = parseInt(sig!.slice(0, 8), 16) >>> 0; f.rlo[p] = parseInt(sig!.slice(8), 16) >>> 0;
+  }
+}
+
+/** Differences in the x87 state; a register's value only where both sides hold it valid. */
+function diffX87(q: X87, x: X87): string[] {
+  const d: string[] = [];
+  const h4 = (v: number) => v.toString(16).padStart(4, "0");
+  if (q.fcw !== x.fcw) d.push(`fcw: qemu=${h4(q.fcw)} rrx=${h4(x.fcw)}`);
+  if (q.fsw !== x.fsw) d.push(`fsw: qemu=${h4(q.fsw)} rrx=${h4(x.fsw)} (xor ${h4(q.fsw ^ x.fsw)})`);
+  if (q.ftw !== x.ftw) d.push(`ftw (abridged): qemu=${q.ftw.toString(16).padStart(2, "0")} rrx=${x.ftw.toString(16).padStart(2, "0")}`);
+  const top = (x.fsw >> 11) & 7;
+  for (let p = 0; p < 8; p++) {
+    if (!(q.ftw & x.ftw & (1 << p))) continue;
+    if (q.r[p] !== x.r[p]) d.push(`R${p} (st${(p - top) & 7}): qemu=${q.r[p]} rrx=${x.r[p]}`);
+  }
+  return d;
+}
+
+/** True if the instruction bytes are an x87 instruction (ESC D8..DF or FWAIT, after prefixes). */
+function isX87(b: Uint8Array | null): boolean {
+  if (!b) return false;
+  let i = 0;
+  while (i < b.length && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(b[i]!)) i++;
+  return i < b.length && ((b[i]! >= 0xd8 && b[i]! <= 0xdf) || b[i] === 0x9b);
+}
+
+/** F2XM1 FYL2X FPTAN FPATAN FYL2XP1 FSINCOS FSIN FCOS. */
+const TRANSCENDENTAL = new Set(["D9 F0", "D9 F1", "D9 F2", "D9 F3", "D9 F9", "D9 FB", "D9 FE", "D9 FF"]);
+/** FSW bits QEMU gets wrong (see the sync in main): C1 and DE. */
+const QEMU_FSW_DEFECTS = 0x202;
+const hex4 = (v: number) => v.toString(16).padStart(4, "0");
+
+/**
+ * The condition codes C0/C2/C3 (FSW 0x4500) an x87 instruction defines, after the SDM's "FPU
+ * flags affected" of each instruction: the compares, FTST, FXAM, FPREM/FPREM1 set them, FNINIT
+ * and FNSAVE clear them, FLDENV/FRSTOR load them, FCOMI/FUCOMI/FNSTENV and the control
+ * instructions without "undefined" leave them; FSIN/FCOS/FSINCOS/FPTAN define C2 only. Every
+ * other instruction (arithmetic, loads, stores, FSQRT, FXCH, FLDCW, FNSTSW, FNCLEX ...) leaves
+ * them undefined.
+ */
+function x87CcDefined(b: Uint8Array | null): number {
+  if (!b) return 0x4500;
+  let i = 0;
+  while (i < b.length && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(b[i]!)) i++;
+  const op = b[i]!, mr = b[i + 1] ?? 0, reg = (mr >> 3) & 7;
+  const ALL = 0x4500;
+  if (mr < 0xc0) {
+    if ((op === 0xd8 || op === 0xdc || op === 0xda || op === 0xde) && (reg === 2 || reg === 3)) return ALL; // FCOM/FICOM m
+    if (op === 0xd9 && (reg === 4 || reg === 6)) return ALL; // FLDENV, FNSTENV
+    if (op === 0xdd && (reg === 4 || reg === 6)) return ALL; // FRSTOR, FNSAVE
+    return 0;
+  }
+  if ((op === 0xd8 || op === 0xdc) && mr >= 0xd0 && mr <= 0xdf) return ALL; // FCOM/FCOMP st(i)
+  if (op === 0xde && mr === 0xd9) return ALL; // FCOMPP
+  if (op === 0xdd && mr >= 0xe0 && mr <= 0xef) return ALL; // FUCOM/FUCOMP
+  if (op === 0xda && mr === 0xe9) return ALL; // FUCOMPP
+  if ((op === 0xdb || op === 0xdf) && mr >= 0xe8 && mr <= 0xf7) return ALL; // FUCOMI/FCOMI(P): not affected
+  if (op === 0xd9 && [0xe4, 0xe5, 0xf8, 0xf5].includes(mr)) return ALL; // FTST FXAM FPREM FPREM1
+  if (op === 0xd9 && [0xfe, 0xff, 0xfb, 0xf2].includes(mr)) return 0x400; // FSIN FCOS FSINCOS FPTAN: C2
+  if (op === 0xdb && mr === 0xe3) return ALL; // FNINIT
+  return 0;
+}
+
+/** An x87 instruction's form for reports: "D9 /0" (memory operand) or "DE F9" (register form). */
+function x87Form(b: Uint8Array | null): string {
+  if (!b) return "?";
+  let i = 0;
+  while (i < b.length && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(b[i]!)) i++;
+  const h = (v: number) => v.toString(16).toUpperCase().padStart(2, "0");
+  if (b[i] === 0x9b) return "9B";
+  const mr = b[i + 1] ?? 0;
+  return mr >= 0xc0 ? `${h(b[i]!)} ${h(mr)}` : `${h(b[i]!)} /${(mr >> 3) & 7}`;
 }
 
 function physByte(m: Machine, p: number): number {
@@ -284,6 +389,8 @@ async function main(): Promise<number> {
   try {
     console.log(`qemu-lockstep: fixture ${fixture}, up to ${maxSteps} steps, interrupts during steps ${irq ? "enabled" : "masked (QEMU sstep default)"}`);
     await rsp.cmd("?");
+    // QEMU answers p/P (one register) only once the client has read the target description.
+    if (!noX87) await rsp.cmd("qXfer:features:read:target.xml:0,ffb");
     // QEMU's sstep flags: 1 = step; 2 = no IRQs; 4 = no timers. Default 7.
     const ss = await rsp.cmd(`Qqemu.sstep=${irq ? "1" : "7"}`);
     if (ss !== "OK") console.log(`  note: Qqemu.sstep not accepted (${ss})`);
@@ -361,16 +468,42 @@ async function main(): Promise<number> {
       if (still.length) console.log(`  system state still differs: ${still.join("; ")}`);
     }
 
+    const qx0 = noX87 ? null : parseX87(await rsp.monitor("info registers")), xx0 = rrxX87(m);
+    if (qx0 && xx0) {
+      const dx = diffX87(qx0, xx0);
+      // Compare every register at entry (the tags differ too, typically).
+      if (dx.length || qx0.ftw !== xx0.ftw) {
+        console.log(`  x87 state at entry differs (then taken from QEMU): ${dx.join("; ")}`);
+        setX87(m, qx0);
+      }
+    }
     let step = 0;
     const t0 = performance.now();
-    let lastSys = 0, repExtra = 0, hltExtra = 0, undefSyncs = 0;
+    // Stopped from outside (timeout, ^C): say how far the comparison got.
+    const stopped = () => {
+      summary();
+      console.log(`stopped from outside at step ${step}: no divergence in ${step} steps (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+      if (qemuExit === null) qemu.kill("SIGKILL");
+      process.exit(3);
+    };
+    process.once("SIGTERM", stopped);
+    process.once("SIGINT", stopped);
+    let lastSys = 0, repExtra = 0, hltExtra = 0, undefSyncs = 0, x87Checks = 0, c1Syncs = 0;
+    const c1Forms = new Map<string, number>();
+    const ccSyncs = new Map<string, number>();
+    const transSyncs = new Map<string, number>();
     const ioDiffs = new Map<string, number>();
     const summary = () => {
+      if (transSyncs.size) console.log(`x87 transcendental results taken from QEMU: ${[...transSyncs].map(([k, n]) => `${k} x${n}`).join(", ")}`);
+      if (ccSyncs.size) console.log(`undefined x87 condition codes synced: ${[...ccSyncs].map(([k, n]) => `${k} x${n}`).join(", ")}`);
+      if (c1Forms.size) console.log(`x87 C1/DE differences (QEMU's FSW then set to rrx's): ${[...c1Forms].map(([k, n]) => `${k} x${n}`).join(", ")}`);
       if (ioDiffs.size) console.log(`device reads taken from QEMU: ${[...ioDiffs].map(([k, n]) => `port ${k} x${n}`).join(", ")}`);
-      console.log(`rrx deliveries: ${deliveries.length}; extra QEMU steps ending REPs: ${repExtra}; HLT steps ending in a delivery: ${hltExtra}; undefined-flag differences synced: ${undefSyncs}`);
+      console.log(`rrx deliveries: ${deliveries.length}; extra QEMU steps ending REPs: ${repExtra}; HLT steps ending in a delivery: ${hltExtra}; undefined-flag differences synced: ${undefSyncs}; x87 state comparisons: ${x87Checks}; C1/DE differences (QEMU) synced: ${c1Syncs}`);
     };
     while (step < maxSteps) {
       const text = disasmAt(m);
+      const insnBytes0 = insnBytes(m);
+      const x87Insn = !noX87 && isX87(insnBytes0);
       const ecx = cpu.regs[1]!;
       const prevQ = q;
       lastVec = -1;
@@ -437,9 +570,54 @@ async function main(): Promise<number> {
         continue;
       }
       let sysDiff: string[] = [];
-      if (d.length === 0 && (step - lastSys >= sysEvery || /cr\d|lgdt|lidt|ltr|lldt|iret|int|mov\s+[cdefgs]s|pop\s+[defgs]s|lss|far|retf|invlpg|clts|lmsw/.test(insText(text)))) {
-        lastSys = step;
-        sysDiff = diffSys(parseInfo(await rsp.monitor("info registers")), rrxSys(m));
+      const sysInsn = /cr\d|lgdt|lidt|ltr|lldt|iret|int|mov\s+[cdefgs]s|pop\s+[defgs]s|lss|far|retf|invlpg|clts|lmsw/.test(insText(text));
+      if (d.length === 0 && (step - lastSys >= sysEvery || sysInsn || x87Insn)) {
+        const info = await rsp.monitor("info registers");
+        if (step - lastSys >= sysEvery || sysInsn) {
+          lastSys = step;
+          sysDiff = diffSys(parseInfo(info), rrxSys(m));
+        }
+        const qx = noX87 ? null : parseX87(info), xx = rrxX87(m);
+        if (qx && xx) {
+          x87Checks++;
+          const dx = diffX87(qx, xx);
+          // QEMU does not maintain C1 (SDM vol. 1 8.1.3.1: after an inexact result C1 = 1 when
+          // the result was rounded up, and most instructions clear it otherwise) and does not
+          // raise the denormal-operand flag DE in places (e.g. FTST); rrx does, as the host x87
+          // does (fpu-difftest.ts compares the whole status word with the host's). QEMU takes
+          // rrx's status word then (--strict-x87: stop instead).
+          // C0/C2/C3 the SDM leaves undefined after this instruction: rrx takes QEMU's (as for EFLAGS).
+          const ccUndef = 0x4500 & ~x87CcDefined(insnBytes0);
+          if (dx.length === 1 && dx[0]!.startsWith("fsw:") && ((qx.fsw ^ xx.fsw) & ~0x200 & ~ccUndef) === 0 && (qx.fsw ^ xx.fsw) & ccUndef) {
+            const key = x87Form(insnBytes0);
+            ccSyncs.set(key, (ccSyncs.get(key) ?? 0) + 1);
+            if (verbose || ccSyncs.get(key) === 1) console.log(`  step ${step}: x87 condition codes undefined after ${key} differ (qemu ${hex4(qx.fsw)}, rrx ${hex4(xx.fsw)}): rrx takes QEMU's`);
+            cpu.fpu!.sw = (cpu.fpu!.sw & ~ccUndef) | (qx.fsw & ccUndef);
+            xx.fsw = cpu.fpu!.fsw;
+            dx.splice(0, 1, ...diffX87(qx, xx));
+          }
+          // QEMU computes the transcendentals in the host's double precision (its results end in
+          // 11 zero bits); rrx's agree with the host x87 (docs/FPU.md). rrx takes QEMU's x87
+          // registers and status word after them, so that the comparison goes on.
+          const form = x87Form(insnBytes0);
+          if (!strictX87 && dx.length && TRANSCENDENTAL.has(form)) {
+            transSyncs.set(form, (transSyncs.get(form) ?? 0) + 1);
+            if (verbose || transSyncs.get(form) === 1) console.log(`  step ${step}: x87 transcendental ${form} differs (${dx.join("; ")}): rrx takes QEMU's x87 state`);
+            setX87(m, qx);
+            dx.length = 0;
+          }
+          const qd = qx.fsw ^ xx.fsw;
+          // And QEMU's FPREM1 leaves the quotient bits (C0 C3 C1 = Q2 Q1 Q0) clear where the SDM
+          // and the host set them (10 FPREM1 3: quotient 3, FSW 0x7200 on an AMD EPYC host).
+          const prem1 = x87Form(insnBytes0) === "D9 F5" ? 0x4300 : 0;
+          if (!strictX87 && dx.length === 1 && dx[0]!.startsWith("fsw:") && (qd & ~(QEMU_FSW_DEFECTS | prem1)) === 0) {
+            c1Syncs++;
+            const key = `${x87Form(insnBytes0)} ${[qd & 0x4100 ? "C0/C3" : "", qd & 0x200 ? "C1" : "", qd & 2 ? "DE" : ""].filter(Boolean).join("+")} qemu=${hex4(qx.fsw & qd)} rrx=${hex4(xx.fsw & qd)}${qd & 0x200 && xx.fsw & 0x20 ? " (PE)" : ""}`;
+            c1Forms.set(key, (c1Forms.get(key) ?? 0) + 1);
+            if (c1Forms.get(key) === 1) console.log(`  step ${step}: x87 FSW differs after ${key}: QEMU takes rrx's FSW`);
+            await setQemuFsw(rsp, xx.fsw);
+          } else sysDiff.push(...dx);
+        }
       }
       if (d.length || sysDiff.length) {
         console.log(`\nDIVERGENCE at step ${step} (rrx icount ${cpu.icount}, rrx stop: ${rs.kind})`);
@@ -498,6 +676,17 @@ function handlerVector(m: Machine, eip: number): number | null {
     if (off === eip >>> 0) return v;
   }
   return null;
+}
+
+/** QEMU's gdbstub register number of FSW (fstat) in qemu-system-i386: 8 GPRs, EIP, EFLAGS, 9 segment registers, 6 control registers, ST0-7, FCW, FSW. */
+const GDB_FSTAT = 8 + 1 + 1 + 9 + 6 + 8 + 1;
+
+/** Write QEMU's FSW (TOP included) through the gdbstub; checked by reading it back. */
+async function setQemuFsw(rsp: Rsp, fsw: number): Promise<void> {
+  const le = (v: number) => [0, 8, 16, 24].map((b) => ((v >>> b) & 0xff).toString(16).padStart(2, "0")).join("");
+  const r = await rsp.cmd(`P${GDB_FSTAT.toString(16)}=${le(fsw)}`);
+  const back = await rsp.cmd(`p${GDB_FSTAT.toString(16)}`);
+  if (r !== "OK" || back !== le(fsw)) throw new Error(`writing QEMU's FSW (register ${GDB_FSTAT}): ${r}, read back ${back}`);
 }
 
 async function readQemuMem(rsp: Rsp, addr: number, len: number): Promise<Buffer> {

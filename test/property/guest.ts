@@ -9,13 +9,18 @@
  * arithmetic, memory traffic, loops, calls, self-modifying writes) confined to a sandbox, or
  * port I/O to the devices (THR writes, PIT latches, PIC OCW3 reads, RTC reads, VGA text and
  * CRTC cursor writes, i8042 status reads, RDTSC, tight spin loops, STI;HLT waits, CLI'd
- * spins). It ends with a debug exit (out 0xF4), CLI;HLT, or a HLT loop.
+ * spins), x87 code, or system segments (guest-sys.ts): random real-mode code in virtual-8086
+ * mode under a #GP monitor, and hardware task switches (JMP/CALL to a TSS, INT through a task
+ * gate, IRET along the back link). It ends with a debug exit (out 0xF4), CLI;HLT, or a HLT loop.
  *
- * Interrupt handlers (assembled with the encoder) read their device ports and store and
- * accumulate what they read into RAM: IRQ0 latches and reads PIT counter 0, IRQ4 drains the
- * UART RX FIFO into a ring, IRQ1/IRQ12 read the i8042 into rings. Exception handlers count
- * the vector and skip the faulting instruction using a per-byte instruction-length table of
- * the main code (an unexpected exception exits with status (0x100+vector)<<1|1).
+ * Interrupt handlers (assembled with the encoder) load DS/ES (an interrupt from vm86 mode
+ * leaves them null), read their device ports and store and accumulate what they read into
+ * RAM: IRQ0 latches and reads PIT counter 0, IRQ4 drains the UART RX FIFO into a ring,
+ * IRQ1/IRQ12 read the i8042 into rings. Exception handlers count the vector and skip the
+ * faulting instruction using a per-byte instruction-length table of the main code (or of the
+ * real-mode code, for a fault in vm86 mode); #UD goes through a task gate to a handler task
+ * that does the same in the interrupted task's TSS; #NM (CR0.TS after a task switch) clears
+ * TS and retries. An unexpected exception exits with status (0x100+vector)<<1|1.
  *
  * Scripted input (serial bytes, keys, mouse moves) arrives at random virtual times, many of
  * them while the main program is in a tight loop.
@@ -24,26 +29,26 @@
  * deterministic; describeGuest() prints the disassembly for a failure report.
  */
 import fc from "fast-check";
-import { assemble, arbItem, buildProgram, encode, type Insn, type Item, type ProgramOptions } from "../support/x86-encoder.ts";
+import { assemble, arbItem, buildProgram, type Insn, type Item, type ProgramOptions } from "../support/x86-encoder.ts";
 import { disasm } from "../../lib/cpu/x86/disasm.ts";
 import { Machine, type InputEvent } from "../../lib/machine/machine.ts";
 import { setMultibootEntryState } from "../../lib/boards/pc-boot.ts";
 import type { ScriptEvent } from "../../lib/machine/script.ts";
 import { descriptor } from "../cpu/machine.ts";
+import {
+  CODE, DATA, DATA_SIZE, EXC, GDT, GDTR, HANDLERS, IDT, IDTR, IIR_LAST, IO_SLOTS, KB_CNT, KB_RING, KB_STAT, LEN_TABLE,
+  MEM_BYTES, MS_CNT, MS_RING, PIT_ACC, PIT_CNT, RX_ACC, RX_CNT, RX_RING, STACK_TOP, STATE, VGA_TEXT,
+  I, asm, imm, le32, mem, outDx, outImm, r, raw, type AsmItem,
+} from "./guest-asm.ts";
+import {
+  GDT_ENTRIES, LTR_MAIN, RESTORE_SEGS, SAVE_SEGS, SEL_T, SEL_UD, SOFT_VEC, SysImage, TASK_VEC,
+  skipFault, softHandler, sysDescriptors, sysDuration, sysImage, sysSegArb, taskMain, udTask, vm86Main, type SysSeg,
+} from "./guest-sys.ts";
 
-// ---- layout ----
-export const MEM_BYTES = 4 << 20;
-export const GDT = 0x1000, GDTR = 0x1100, IDTR = 0x1108, IDT = 0x2000, HANDLERS = 0x3000;
-/** Guest-visible results: exception counts, IRQ counters/accumulators, rings, I/O results. */
-export const STATE = 0x6000;
-export const EXC = STATE; // 32 dwords: count per exception vector
-export const PIT_CNT = STATE + 0x100, PIT_ACC = STATE + 0x104, RX_CNT = STATE + 0x108, RX_ACC = STATE + 0x10c;
-export const KB_CNT = STATE + 0x110, MS_CNT = STATE + 0x114, KB_STAT = STATE + 0x118, IIR_LAST = STATE + 0x11c;
-export const RX_RING = STATE + 0x200, KB_RING = STATE + 0x300, MS_RING = STATE + 0x400, IO_SLOTS = STATE + 0x500;
-export const LEN_TABLE = 0x40000;
-export const CODE = 0x100000;
-export const DATA = 0x200000, DATA_SIZE = 0x10000, STACK_TOP = DATA + 0x8000;
-export const VGA_TEXT = 0xb8000;
+export {
+  CODE, DATA, DATA_SIZE, EXC, GDT, GDTR, HANDLERS, IDT, IDTR, IIR_LAST, IO_SLOTS, KB_CNT, KB_RING, KB_STAT, LEN_TABLE,
+  MEM_BYTES, MS_CNT, MS_RING, PIT_ACC, PIT_CNT, RX_ACC, RX_CNT, RX_RING, STACK_TOP, STATE, VGA_TEXT, asm,
+};
 export const BOOT_EPOCH = 1_700_000_000;
 
 // ---- spec ----
@@ -60,7 +65,7 @@ export type IoSeg =
   | { k: "wait" }
   | { k: "clispin"; n: number }
   | { k: "x87"; cw: number; ops: { f: number; a: number }[] };
-export type Segment = IoSeg | { k: "code"; items: Item[] };
+export type Segment = IoSeg | SysSeg | { k: "code"; items: Item[] };
 export type Ending = { k: "exit"; status: number } | { k: "clihlt" } | { k: "hltloop" };
 
 export interface ScriptItem {
@@ -96,84 +101,20 @@ export interface Guest {
   estimate: number;
 }
 
-// ---- a tiny assembler with labels ----
-type AsmItem = Insn | { label: string } | { jmpTo: string; op: string; cc?: string } | { farJmpNext: number };
-
-function isLabel(a: AsmItem): a is { label: string } { return "label" in a; }
-function isJmp(a: AsmItem): a is { jmpTo: string; op: string } { return "jmpTo" in a; }
-function isFar(a: AsmItem): a is { farJmpNext: number } { return "farJmpNext" in a; }
-
-/** Assemble with labels; branches to labels use the near (rel32) form except loop/jecxz. Returns bytes and the start offset of each item. */
-export function asm(base: number, items: AsmItem[]): { bytes: Uint8Array; starts: number[]; lens: number[] } {
-  const enc = (a: AsmItem, addr: number, labels: Map<string, number> | null): Uint8Array => {
-    if (isLabel(a)) return new Uint8Array(0);
-    if (isFar(a)) {
-      const t = (addr + 7) >>> 0;
-      return Uint8Array.of(0xea, t & 0xff, (t >>> 8) & 0xff, (t >>> 16) & 0xff, t >>> 24, a.farJmpNext & 0xff, a.farJmpNext >> 8);
-    }
-    if (isJmp(a)) {
-      const short = a.op === "loop" || a.op === "jecxz";
-      const probe = encode({ op: a.op, rel: 0, alt: !short });
-      const target = labels ? labels.get(a.jmpTo) : addr;
-      if (target === undefined) throw new Error(`asm: no label ${a.jmpTo}`);
-      const rel = target - (addr + probe.length);
-      if (short && (rel < -128 || rel > 127)) throw new Error(`asm: ${a.op} to ${a.jmpTo} out of range`);
-      return encode({ op: a.op, rel, alt: !short });
-    }
-    return encode(a);
-  };
-  const labels = new Map<string, number>();
-  let addr = base;
-  const lens: number[] = [];
-  for (const a of items) {
-    if (isLabel(a)) labels.set(a.label, addr);
-    const n = enc(a, addr, null).length;
-    lens.push(n);
-    addr += n;
-  }
-  const out: number[] = [];
-  const starts: number[] = [];
-  addr = base;
-  for (const a of items) {
-    starts.push(addr - base);
-    const b = enc(a, addr, labels);
-    out.push(...b);
-    addr += b.length;
-  }
-  return { bytes: Uint8Array.from(out), starts, lens };
-}
-
-const r = (reg: string) => ({ reg }) as { reg: never };
-const imm = (v: number) => ({ imm: v });
-const mem = (disp: number) => ({ mem: { disp } });
-const I = (op: string, dst?: unknown, src?: unknown, extra: Partial<Insn> = {}): Insn => ({ op, dst: dst as never, src: src as never, ...extra });
-
-const outImm = (port: number, v: number): Insn[] => [I("mov", r("al"), imm(v & 0xff)), I("out", imm(port), r("al"))];
-const outDx = (port: number, v: number): Insn[] => [I("mov", r("dx"), imm(port)), I("mov", r("al"), imm(v & 0xff)), I("out", r("dx"), r("al"))];
-
 // ---- handlers ----
 const TRAPS = new Set([1, 3, 4]);
 const HAS_ERR = new Set([8, 10, 11, 12, 13, 14, 17]);
 const HANDLER_SLOT = 64;
 
 function exceptionHandler(v: number, codeLen: number): AsmItem[] {
-  const out: AsmItem[] = [I("push", r("eax")), I("push", r("ecx")), I("inc", mem(EXC + 4 * v), undefined, { size: 32 })];
-  if (TRAPS.has(v)) return [...out, I("pop", r("ecx")), I("pop", r("eax")), I("iret")];
-  const off = 8 + (HAS_ERR.has(v) ? 4 : 0);
-  out.push(
-    I("mov", r("eax"), { mem: { base: "esp", disp: off } }),
-    I("sub", r("eax"), imm(CODE)),
-    I("cmp", r("eax"), imm(codeLen)),
-    { jmpTo: "bad", op: "jae" },
-    I("movzx", r("ecx"), { mem: { base: "eax", disp: LEN_TABLE } }, { size: 8 }),
-    I("test", r("ecx"), r("ecx")),
-    { jmpTo: "bad", op: "je" },
-    I("add", { mem: { base: "esp", disp: off } }, r("ecx")),
-    I("pop", r("ecx")), I("pop", r("eax")),
-  );
-  if (HAS_ERR.has(v)) out.push(I("add", r("esp"), imm(4)));
-  out.push(I("iret"), { label: "bad" }, I("mov", r("eax"), imm(0x100 + v)), I("out", imm(0xf4), r("eax")), I("cli"), I("hlt"));
-  return out;
+  const out: AsmItem[] = [...SAVE_SEGS, I("pusha", undefined, undefined, { size: 32 }), I("inc", mem(EXC + 4 * v), undefined, { size: 32 })];
+  const tail: AsmItem[] = [{ label: "out" }, I("popa", undefined, undefined, { size: 32 }), ...RESTORE_SEGS, ...(HAS_ERR.has(v) ? [I("add", r("esp"), imm(4))] : []), I("iret")];
+  if (TRAPS.has(v)) return [...out, ...tail];
+  // #NM after a task switch (CR0.TS): clear TS and retry the x87 instruction.
+  if (v === 7) return [...out, raw(0x0f, 0x06), ...tail];
+  const F = 8 + 32 + (HAS_ERR.has(v) ? 4 : 0);
+  return [...out, ...skipFault(F, codeLen, v === 13), ...tail,
+    { label: "bad" }, I("mov", r("eax"), imm(0x100 + v)), I("out", imm(0xf4), r("eax")), I("cli"), I("hlt")];
 }
 
 function ringStore(cnt: number, ring: number): Insn[] {
@@ -218,7 +159,8 @@ function irqHandlers(): { vec: number; code: AsmItem[] }[] {
   for (let irq = 0; irq < 16; irq++) {
     const vec = 0x20 + irq;
     const code = irq === 0 ? pit : irq === 4 ? uart : irq === 1 ? kbd(false, KB_CNT, KB_RING) : irq === 12 ? kbd(true, MS_CNT, MS_RING) : spurious(irq >= 8);
-    out.push({ vec, code });
+    // Every handler loads DS/ES: an interrupt from vm86 mode leaves them null.
+    out.push({ vec, code: [...SAVE_SEGS, ...code.slice(0, -1), ...RESTORE_SEGS, code[code.length - 1]!] });
   }
   return out;
 }
@@ -234,6 +176,7 @@ function setup(spec: GuestSpec): Insn[] {
     I("mov", r("ax"), imm(0x10)),
     ...(["ds", "es", "ss", "fs", "gs"].map((s) => I("mov", r(s), r("ax")))),
     I("mov", r("esp"), imm(STACK_TOP)),
+    ...LTR_MAIN,
     // PIC: ICW1..ICW4, master at 0x20, slave at 0x28; unmask IRQ0, 1, 2, 4 and 12.
     ...outImm(0x20, 0x11), ...outImm(0xa0, 0x11), ...outImm(0x21, 0x20), ...outImm(0xa1, 0x28),
     ...outImm(0x21, 0x04), ...outImm(0xa1, 0x02), ...outImm(0x21, 0x01), ...outImm(0xa1, 0x01),
@@ -291,8 +234,6 @@ function ioInsns(s: IoSeg, idx: number): AsmItem[] {
   }
 }
 
-const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
-const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 /** x87 instruction forms for the x87 segments: each gives its bytes for a memory operand address. */
 const X87_FORMS: ((a: number) => number[])[] = (() => {
   const f: ((a: number) => number[])[] = [];
@@ -322,7 +263,8 @@ function sandbox(codeBase: number, spec: GuestSpec): ProgramOptions {
 }
 
 /** Lay out the main program: returns bytes, per-byte instruction lengths, and where the body starts. */
-function buildMain(spec: GuestSpec): { bytes: Uint8Array; lens: Uint8Array; bodyStart: number } {
+function buildMain(spec: GuestSpec): { bytes: Uint8Array; lens: Uint8Array; bodyStart: number; sys: SysImage } {
+  const sys = new SysImage();
   const parts: number[] = [];
   const lens: number[] = [];
   const put = (bytes: Uint8Array, starts: number[], ilens: number[]) => {
@@ -338,6 +280,8 @@ function buildMain(spec: GuestSpec): { bytes: Uint8Array; lens: Uint8Array; body
   putAsm(st);
   const bodyStart = parts.length;
   spec.segments.forEach((s, idx) => {
+    if (s.k === "vm86") { putAsm(vm86Main(s, idx, sys)); return; }
+    if (s.k === "task") { putAsm(taskMain(s, idx, CODE + parts.length, (base, top) => ({ ...sandbox(base, spec), stackTop: top }))); return; }
     if (s.k !== "code") { putAsm(ioInsns(s, idx)); return; }
     putAsm([I("mov", r("esp"), imm(STACK_TOP))]);
     const p = buildProgram(s.items, sandbox(CODE + parts.length, spec));
@@ -351,20 +295,21 @@ function buildMain(spec: GuestSpec): { bytes: Uint8Array; lens: Uint8Array; body
   else putAsm([{ label: "idle" }, I("hlt"), { jmpTo: "idle", op: "jmp" }]);
   const lt = new Uint8Array(parts.length);
   lens.forEach((v, i) => { if (v !== undefined) lt[i] = v; });
-  return { bytes: Uint8Array.from(parts), lens: lt, bodyStart };
+  if (parts.length > 0x10000) throw new Error("main program too large for its length table");
+  return { bytes: Uint8Array.from(parts), lens: lt, bodyStart, sys };
 }
 
 export function buildGuest(spec: GuestSpec): Guest {
   const main = buildMain(spec);
   const image: Guest["image"] = [];
-  // GDT: null, flat ring-0 code 0x08, flat ring-0 data 0x10.
-  const gdt = new Uint8Array(24);
+  // GDT: null, flat ring-0 code 0x08, flat ring-0 data 0x10, then the TSSes (guest-sys.ts).
+  const gdt = new Uint8Array(GDT_ENTRIES * 8);
   const gv = new DataView(gdt.buffer);
-  [[0, 0], descriptor(0, 0xfffff, 0x9a, 0xc), descriptor(0, 0xfffff, 0x92, 0xc)].forEach(([lo, hi], i) => { gv.setUint32(i * 8, lo!, true); gv.setUint32(i * 8 + 4, hi!, true); });
+  [[0, 0], descriptor(0, 0xfffff, 0x9a, 0xc), descriptor(0, 0xfffff, 0x92, 0xc), ...sysDescriptors(descriptor)].forEach(([lo, hi], i) => { gv.setUint32(i * 8, lo!, true); gv.setUint32(i * 8 + 4, hi!, true); });
   image.push({ addr: GDT, bytes: gdt });
   const dtr = new Uint8Array(14);
   const dv = new DataView(dtr.buffer);
-  dv.setUint16(0, 23, true); dv.setUint32(2, GDT, true);
+  dv.setUint16(0, GDT_ENTRIES * 8 - 1, true); dv.setUint32(2, GDT, true);
   dv.setUint16(8, 256 * 8 - 1, true); dv.setUint32(10, IDT, true);
   image.push({ addr: GDTR, bytes: dtr });
   // Handlers: exceptions 0..31, IRQs 0x20..0x2f, one "unexpected vector" handler for the rest.
@@ -379,14 +324,24 @@ export function buildGuest(spec: GuestSpec): Guest {
   };
   for (let v = 0; v < 32; v++) handlerAt[v] = place(exceptionHandler(v, main.bytes.length));
   for (const h of irqHandlers()) handlerAt[h.vec] = place(h.code);
+  handlerAt[SOFT_VEC] = place(softHandler());
+  const udEip = place(udTask(main.bytes.length));
   const unexpected = place([I("mov", r("eax"), imm(0x3ff)), I("out", imm(0xf4), r("eax")), I("cli"), I("hlt")]);
   const idt = new Uint8Array(256 * 8);
   const iv = new DataView(idt.buffer);
   for (let v = 0; v < 256; v++) {
     const off = handlerAt[v] ?? unexpected;
     iv.setUint32(v * 8, ((0x08 << 16) | (off & 0xffff)) >>> 0, true);
-    iv.setUint32(v * 8 + 4, ((off & 0xffff0000) | 0x8e00) >>> 0, true);
+    // Vectors 3, 4 (INT3, INTO) and SOFT_VEC can be raised from vm86 mode: DPL 3.
+    const dpl3 = v === 3 || v === 4 || v === SOFT_VEC;
+    iv.setUint32(v * 8 + 4, ((off & 0xffff0000) | (dpl3 ? 0xee00 : 0x8e00)) >>> 0, true);
   }
+  // Task gates: #UD to the handler task, TASK_VEC to the random tasks' TSS.
+  for (const [v, sel] of [[6, SEL_UD], [TASK_VEC, SEL_T]] as const) {
+    iv.setUint32(v * 8, (sel << 16) >>> 0, true);
+    iv.setUint32(v * 8 + 4, 0x8500, true);
+  }
+  image.push(...sysImage(main.sys, udEip));
   image.push({ addr: IDT, bytes: idt });
   if (code.length > STATE - HANDLERS) throw new Error("handlers too large");
   image.push({ addr: HANDLERS, bytes: Uint8Array.from(code) });
@@ -415,6 +370,7 @@ export function estimateDuration(spec: GuestSpec): number {
       case "spin": t += 2 * s.n + 2; break;
       case "clispin": t += s.n + 4; break;
       case "x87": t += 2 * s.ops.length + 4; break;
+      case "vm86": case "task": t += sysDuration(s); break;
       case "thr": t += charTime / 8 + 8; break;
       case "wait": t += pitPeriod / 2; break;
       default: t += 8;
@@ -448,7 +404,7 @@ export function describeGuest(g: Guest): string {
   const lines = [
     `guest: ips=${s.ips} pitDivisor=${s.pitDivisor} fifo=${s.fifo} mouse=${s.mouse} unguardedDiv=${s.unguardedDiv} hashInterval=${s.hashInterval} maxInsns=${g.maxInsns} estimate=${g.estimate} ending=${JSON.stringify(s.ending)}`,
     `script (${g.script.length}): ${g.script.map((e) => `@${e.atNs}ns ${e.events.map((x) => JSON.stringify(x)).join(" ")}`).join("; ")}`,
-    `segments: ${JSON.stringify(s.segments.map((x) => (x.k === "code" ? `code[${x.items.length}]` : x)))}`,
+    `segments: ${JSON.stringify(s.segments.map((x) => (x.k === "code" ? `code[${x.items.length}]` : x.k === "task" ? { ...x, items: `code[${x.items.length}]` } : x)))}`,
     `main program body (setup of ${g.bodyStart} bytes at 0x${CODE.toString(16)} omitted):`,
   ];
   let text: string[];
@@ -488,6 +444,8 @@ export const inputArb: fc.Arbitrary<InputEvent> = fc.oneof(
 
 export interface GuestArbOptions {
   maxSegments?: number;
+  /** Weight of the vm86 and task-switch segments (code 3, device I/O 2). Default 1. */
+  sysWeight?: number;
   maxEvents?: number;
 }
 
@@ -498,7 +456,7 @@ export function guestArb(o: GuestArbOptions = {}): fc.Arbitrary<GuestSpec> {
     fifo: fc.boolean(),
     mouse: fc.boolean(),
     unguardedDiv: fc.boolean(),
-    segments: fc.array(fc.oneof({ weight: 3, arbitrary: codeSegArb }, { weight: 2, arbitrary: ioSegArb }), { minLength: 1, maxLength: o.maxSegments ?? 24, size: "medium" }),
+    segments: fc.array(fc.oneof({ weight: 3, arbitrary: codeSegArb }, { weight: 2, arbitrary: ioSegArb }, { weight: o.sysWeight ?? 1, arbitrary: sysSegArb }), { minLength: 1, maxLength: o.maxSegments ?? 24, size: "medium" }),
     ending: fc.oneof(
       { weight: 3, arbitrary: fc.record({ k: fc.constant("exit" as const), status: fc.nat({ max: 255 }) }) },
       { weight: 1, arbitrary: fc.record({ k: fc.constant("clihlt" as const) }) },
