@@ -28,9 +28,8 @@ export interface Block {
    * region's).
    */
   jitEntry: number;
-  /** The region this block was last made a member of, and its offset there. */
+  /** The region this block was last made a member of (its offset there: phys - rHead.phys). */
   rHead: Block | null;
-  rDelta: number;
   /** For a region's head: its members (itself excluded) as translated. */
   rMembers: Block[] | null;
   /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */

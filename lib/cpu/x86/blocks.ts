@@ -251,7 +251,7 @@ export abstract class CpuBlocks extends CpuInterp {
     markDeadFlags(uc, u + UHDR, insns.length);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
+      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.ublk[u >> 2] = b;

@@ -66,11 +66,6 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   /** RDTSC at the icount the caller has set: the low half (the high half in jitHi). */
   jitRdtsc(): number {
     if ((this.cr4 & 4) && this.pe() && this.cpl !== 0) this.gp(0);
-    if (this.tscOffset === 0n) { // readTsc without its array
-      const t = this.bus.readTsc();
-      this.jitHi = Math.floor(t / 4294967296);
-      return t % 4294967296;
-    }
     const [lo, hi] = readTsc(this);
     this.jitHi = hi;
     return lo;

@@ -216,7 +216,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // blocks of one loop then share one function, however many of them become hot entries.
   const h = b.rHead;
   if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.rMembers !== null && h.rMembers.includes(b)) {
-    const rf = h.fn as unknown as RegionFn, d0 = b.rDelta;
+    const rf = h.fn as unknown as RegionFn, d0 = b.phys - h.phys;
     b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = d0; b.region = true;
     return (c, r, I, X, lim) => rf(c, r, I, X, lim, d0);
   }
@@ -302,7 +302,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   b.jitEntry = 0;
   b.region = members.length > 1;
   b.rMembers = b.region ? members.slice(1).map((m) => m.b) : null;
-  for (const m of members) if (m.delta !== 0) { m.b.rHead = b; m.b.rDelta = m.delta; }
+  for (const m of members) if (m.delta !== 0) m.b.rHead = b;
   return fn;
 }
 
