@@ -39,6 +39,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   noJit = false;
   /** Executions of a block before it is translated (tests set 1 to translate everything). */
   jitThreshold = JIT_THRESHOLD;
+  /** The most translated blocks kept (tests set a few to exercise dropping them). */
+  jitMaxBlocks = JIT_MAX_BLOCKS;
 
   constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
@@ -140,6 +142,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.fpu?.reset();
     this.ignne = false;
     this.modeChanged();
+    this.flushTlb();
   }
 
   // =====================================================================================
@@ -223,7 +226,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         if (hv > 0 && hv <= thr) uc[h + 1] = hv + 1;
         if (hv >= thr) {
           const blk = this.ublk[h >> 2]!;
-          if (hv === thr && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
+          if (hv === thr && blk.fn === null) {
+            if (this.translated >= this.jitMaxBlocks) this.dropTranslations();
             blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
             if (blk.fn !== null) this.translated++;
           }
@@ -372,6 +376,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     if (this.model.features & FEAT.MCA) for (let i = 0; i < 12; i++) this.mcCtl[i] = r.u32();
     if (this.fpu !== null) { this.fpu.restore(r); this.ignne = r.bool(); }
     this.modeChanged();
+    this.flushTlb();
     this.prevBlock = null;
     this.prevH = -1;
     if (!keepBlocks) this.flushBlocks();
