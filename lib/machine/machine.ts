@@ -309,6 +309,9 @@ export class Machine<C extends GuestCpu = any> implements CpuBus {
       d.save(dw);
       w.str(d.name).bytes(dw.finish());
     }
+    const kw = new StateWriter();
+    this.cpu.saveCaches?.(kw);
+    w.bytes(kw.finish());
   }
 
   restoreState(r: StateReader, keepBlocks = false): void {
@@ -321,6 +324,11 @@ export class Machine<C extends GuestCpu = any> implements CpuBus {
       const name = r.str();
       if (name !== d.name) throw new Error(`snapshot device order mismatch: ${name} vs ${d.name}`);
       d.restore(new StateReader(r.bytes()));
+    }
+    // The CPU's caches (a snapshot from before they were saved has none: they start empty).
+    if (!r.done) {
+      const kr = new StateReader(r.bytes());
+      if (this.cpu.restoreCaches) this.cpu.restoreCaches(kr);
     }
     this.wiring.syncInterrupt();
     this.deadlineDirty = true;
