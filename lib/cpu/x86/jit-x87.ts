@@ -48,17 +48,53 @@ function noteMem(c: Cpu, f: Fpu, eip: number, fop: number, s: number, o: number)
   return true;
 }
 
+const TWO32 = 4294967296;
+
+/** The register-form bookkeeping of an instruction that ran (escOp's FIP/FCS/FOP, IGNNE#). */
+function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
+  c.ignne = false;
+  f.fcs = c.sel[1]!; f.fip = eip; f.fop = fop;
+  return true;
+}
+
+/**
+ * FSW after an operation's rounding (the default control word's masks apply: PE masked unless
+ * the guest unmasked it): C1 = rounded up when inexact, else 0; PE, and ES/B when PE is
+ * unmasked (Fpu.signal).
+ */
+function swAfter(sw: number, cw: number, inexact: boolean, up: boolean): number {
+  sw &= ~0x200;
+  if (inexact) { sw |= up ? 0x220 : 0x20; if ((cw & 0x20) === 0) sw |= 0x8080; }
+  return sw;
+}
+
 /**
  * The fast forms. Arguments: the CPU, the function's RAM views and TLB where needed, the
- * segment and offset of a memory operand, the instruction's EIP and FOP (11 bits).
+ * segment and offset of a memory operand, the instruction's EIP and FOP (11 bits). The
+ * arithmetic ones (`mul`, `add`) take the default control word's precision and rounding (PC 64
+ * bits, to nearest) only, normal operands and a normal result, and do the whole operation
+ * here (fast.ts's mulFast/addFast with the rounding specialised, which the engine then need
+ * not call); the rest is escOp's. `dst`/`src` are stack indices, `src` < 0 for the m64 operand
+ * (then `dst` is 0), `pops` 0 or 1.
  */
 export const X87J = {
   /** FLD m64. */
   ld64(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
+    const t = (f.top - 1) & 7;
+    if (((f.empty >> t) & 1) === 0) return false;
     const p = word(c, tr, s, o, 8);
-    return p >= 0 && f.fldF64(m4[p]!, m4[p + 1]!) && noteMem(c, f, eip, fop, s, o);
+    if (p < 0) return false;
+    const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+    if (x === 0 || x === 0x7ff) return false;
+    f.sw &= ~0x200;
+    f.top = t;
+    f.rse[t] = ((hi >>> 31) << 15) | (x + 15360);
+    f.rhi[t] = 0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21);
+    f.rlo[t] = lo << 11;
+    f.empty &= ~(1 << t);
+    return noteMem(c, f, eip, fop, s, o);
   },
   /** FADD, FMUL, FCOM, FCOMP, FSUB, FSUBR, FDIV, FDIVR m64 (`reg` the ModRM reg field). */
   ar64(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, eip: number, fop: number, reg: number): boolean {
@@ -72,8 +108,28 @@ export const X87J = {
     const f = ready(c);
     if (f === null) return false;
     const p = word(c, tw, s, o, 8);
-    if (p < 0 || !f.stF64(pop)) return false;
-    m4[p] = f.mlo; m4[p + 1] = f.mhi;
+    if (p < 0) return false;
+    const t = f.top, cw = f.cw;
+    if ((cw & 0xc00) !== 0 || ((f.empty >> t) & 1) !== 0) {
+      if (!f.stF64(pop)) return false;
+      m4[p] = f.mlo; m4[p + 1] = f.mhi;
+      return noteMem(c, f, eip, fop, s, o);
+    }
+    // To nearest (fast.ts toF64Fast): 11 bits below the double's last bit.
+    const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
+    if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
+    const rb = lo & 0x400, rest = (lo & 0x3ff) !== 0, inexact = rb !== 0 || rest;
+    const up = rb !== 0 && (rest || (lo & 0x800) !== 0);
+    let l = lo - (lo & 0x7ff), h = hi, x = e - 15360;
+    if (up) {
+      l += 0x800;
+      if (l >= TWO32) { l = 0; h += 1; if (h >= TWO32) { h = 0x80000000; x += 1; } }
+    }
+    if (x > 0x7fe) return false;
+    m4[p] = (h << 21) | (l >>> 11);
+    m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
+    f.sw = swAfter(f.sw, cw, inexact, up);
+    if (pop) { f.empty |= 1 << t; f.top = (t + 1) & 7; }
     return noteMem(c, f, eip, fop, s, o);
   },
   /** FLD m80. */
@@ -92,13 +148,145 @@ export const X87J = {
     m4[p] = f.mlo; m4[p + 1] = f.mhi; m[(p << 2) + 8] = f.mse; m[(p << 2) + 9] = f.mse >> 8;
     return noteMem(c, f, eip, fop, s, o);
   },
-  /** The register forms of Fpu.regOp (`e` the escape 0..7). */
+  /** The other register forms of Fpu.regOp (`e` the escape 0..7). */
   reg(c: Cpu, e: number, modrm: number, eip: number): boolean {
     const f = ready(c);
-    if (f === null || !f.regOp(e, modrm)) return false;
-    c.ignne = false;
-    f.fcs = c.sel[1]!; f.fip = eip; f.fop = ((e << 8) | modrm) & 0x7ff;
-    return true;
+    return f !== null && f.regOp(e, modrm) && noteReg(c, f, eip, ((e << 8) | modrm) & 0x7ff);
+  },
+  /** ST(dst) = ST(dst) * (ST(src) or m64), then `pops` pops. */
+  mul(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
+    const f = ready(c);
+    if (f === null || (f.cw & 0xf00) !== 0x300) return false;
+    const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
+    if ((em >> pd) & 1) return false;
+    let bse: number, bhi: number, blo: number;
+    if (src >= 0) {
+      const ps = (t + src) & 7;
+      if ((em >> ps) & 1) return false;
+      bse = R[ps]!; bhi = H[ps]!; blo = L[ps]!;
+    } else {
+      const p = word(c, tr, s, o, 8);
+      if (p < 0) return false;
+      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      if (x === 0 || x === 0x7ff) return false;
+      bse = ((hi >>> 31) << 15) | (x + 15360); bhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; blo = (lo << 11) >>> 0;
+    }
+    const ase = R[pd]!, ahi = H[pd]!, alo = L[pd]!, ea = ase & 0x7fff, eb = bse & 0x7fff;
+    if (ea === 0 || ea === 0x7fff || eb === 0 || eb === 0x7fff || ahi < 0x80000000 || bhi < 0x80000000) return false;
+    // fast.ts mulFast: four 32x32-bit products, each split exactly into two words.
+    let e = ea + eb - 16383;
+    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round((alo * blo - l00) / TWO32);
+    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round((alo * bhi - l01) / TWO32);
+    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round((ahi * blo - l10) / TWO32);
+    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round((ahi * bhi - l11) / TWO32);
+    const m1 = h00 + l01 + l10, w1 = m1 >>> 0;
+    const m2 = h01 + h10 + l11 + (m1 - w1) / TWO32, w2 = m2 >>> 0;
+    const w3 = h11 + (m2 - w2) / TWO32;
+    let hi: number, lo: number, rb: number, rest: boolean;
+    if (w3 >= 0x80000000) {
+      e += 1; hi = w3; lo = w2; rb = w1 >>> 31; rest = (w1 & 0x7fffffff) !== 0 || l00 !== 0;
+    } else {
+      hi = ((w3 << 1) | (w2 >>> 31)) >>> 0; lo = ((w2 << 1) | (w1 >>> 31)) >>> 0;
+      rb = (w1 >>> 30) & 1; rest = (w1 & 0x3fffffff) !== 0 || l00 !== 0;
+    }
+    const up = rb !== 0 && (rest || (lo & 1) !== 0);
+    if (up) { lo += 1; if (lo >= TWO32) { lo = 0; hi += 1; if (hi >= TWO32) { hi = 0x80000000; e += 1; } } }
+    if (e < 1 || e > 0x7ffe) return false;
+    f.sw = swAfter(f.sw, f.cw, rb !== 0 || rest, up);
+    R[pd] = ((ase ^ bse) & 0x8000) | e; H[pd] = hi; L[pd] = lo;
+    if (pops) { f.empty = em | (1 << t); f.top = (t + 1) & 7; }
+    return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
+  },
+  /**
+   * ST(dst) = ST(dst) + x (`op` 0), ST(dst) - x (4) or x - ST(dst) (5), x = ST(src) or m64,
+   * then `pops` pops.
+   */
+  add(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+    const f = ready(c);
+    if (f === null || (f.cw & 0xf00) !== 0x300) return false;
+    const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
+    if ((em >> pd) & 1) return false;
+    let xse: number, xhi: number, xlo: number;
+    if (src >= 0) {
+      const ps = (t + src) & 7;
+      if ((em >> ps) & 1) return false;
+      xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
+    } else {
+      const p = word(c, tr, s, o, 8);
+      if (p < 0) return false;
+      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      if (x === 0 || x === 0x7ff) return false;
+      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
+    }
+    const dse = R[pd]!, dhi = H[pd]!, dlo = L[pd]!;
+    let ea = dse & 0x7fff, eb = xse & 0x7fff;
+    if (ea === 0 || ea === 0x7fff || eb === 0 || eb === 0x7fff || dhi < 0x80000000 || xhi < 0x80000000) return false;
+    // a + b (fast.ts addFast): a = dst, b = +-x, or a = x, b = -dst.
+    let sa: number, sb: number, ahi: number, alo: number, bhi: number, blo: number;
+    if (op === 5) { sa = xse >>> 15; sb = (dse >>> 15) ^ 1; ahi = xhi; alo = xlo; bhi = dhi; blo = dlo; const q = ea; ea = eb; eb = q; }
+    else { sa = dse >>> 15; sb = (xse >>> 15) ^ (op === 4 ? 1 : 0); ahi = dhi; alo = dlo; bhi = xhi; blo = xlo; }
+    if (ea < eb || (ea === eb && (ahi < bhi || (ahi === bhi && alo < blo)))) {
+      let q = ea; ea = eb; eb = q;
+      q = sa; sa = sb; sb = q;
+      q = ahi; ahi = bhi; bhi = q;
+      q = alo; alo = blo; blo = q;
+    }
+    const d = ea - eb;
+    let bg = 0, sticky = false;
+    if (d === 0) { /* aligned */ } else if (d < 32) {
+      bg = (blo << (32 - d)) >>> 0;
+      blo = ((blo >>> d) | (bhi << (32 - d))) >>> 0;
+      bhi = bhi >>> d;
+    } else if (d === 32) {
+      bg = blo; blo = bhi; bhi = 0;
+    } else if (d < 64) {
+      const k = d - 32;
+      sticky = (blo & ((1 << k) - 1)) !== 0;
+      bg = ((blo >>> k) | (bhi << (32 - k))) >>> 0;
+      blo = bhi >>> k; bhi = 0;
+    } else if (d === 64) {
+      sticky = blo !== 0; bg = bhi; blo = 0; bhi = 0;
+    } else if (d < 96) {
+      const k = d - 64;
+      sticky = blo !== 0 || (bhi & ((1 << k) - 1)) !== 0;
+      bg = bhi >>> k; blo = 0; bhi = 0;
+    } else {
+      sticky = true; bg = 0; blo = 0; bhi = 0;
+    }
+    let hi: number, lo: number, g: number, e = ea;
+    if (sa === sb) {
+      g = bg; lo = alo + blo; hi = ahi + bhi;
+      if (lo >= TWO32) { lo -= TWO32; hi += 1; }
+      if (hi >= TWO32) {
+        sticky = sticky || (g & 1) !== 0;
+        g = ((g >>> 1) | ((lo & 1) << 31)) >>> 0;
+        lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
+        hi = 0x80000000 + ((hi - TWO32) >>> 1);
+        e += 1;
+      }
+    } else {
+      // |a| >= |b|; sticky bits below bg: one unit of g less plus a nonzero fraction.
+      g = -bg - (sticky ? 1 : 0); lo = alo - blo; hi = ahi - bhi;
+      if (g < 0) { g += TWO32; lo -= 1; }
+      if (lo < 0) { lo += TWO32; hi -= 1; }
+      if (hi === 0 && lo === 0 && g === 0) return false;      // exact zero: the sign by RC
+      while (hi === 0) { hi = lo; lo = g; g = 0; e -= 32; }
+      const n = Math.clz32(hi);
+      if (n > 0) {
+        hi = ((hi << n) | (lo >>> (32 - n))) >>> 0;
+        lo = ((lo << n) | (g >>> (32 - n))) >>> 0;
+        g = (g << n) >>> 0;
+        e -= n;
+      }
+    }
+    const rb = g >>> 31, rest = (g & 0x7fffffff) !== 0 || sticky;
+    const up = rb !== 0 && (rest || (lo & 1) !== 0);
+    if (up) { lo += 1; if (lo >= TWO32) { lo = 0; hi += 1; if (hi >= TWO32) { hi = 0x80000000; e += 1; } } }
+    if (e < 1 || e > 0x7ffe) return false;
+    f.sw = swAfter(f.sw, f.cw, rb !== 0 || rest, up);
+    R[pd] = (sa << 15) | e; H[pd] = hi; L[pd] = lo;
+    if (pops) { f.empty = em | (1 << t); f.top = (t + 1) & 7; }
+    return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
   },
 };
 
@@ -114,11 +302,22 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
   const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
   const fop = ((e << 8) | modrm) & 0x7ff;
   if (i.mod === 3) {
+    // FADD/FSUB/FSUBR/FMUL: ST0 op= ST(i) (D8), ST(i) op= ST0 (DC), and popping (DE).
+    const r = i.reg, op = e === 0 ? r : r >= 4 ? r ^ 1 : r;
+    if ((e === 0 || e === 4 || e === 6) && r !== 2 && r !== 3 && op < 6) {
+      const [dst, src] = e === 0 ? [0, i.rm] : [i.rm, 0];
+      const args = `c, m4, tr, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
+      return { src: `c.ci = ${k}; if (!c.x87j.${op === 1 ? `mul(${args})` : `add(${args}, ${op})`}) ${call}`, store: false };
+    }
     if (!regFast(e, i.reg, modrm)) return null;
     return { src: `c.ci = ${k}; if (!c.x87j.reg(c, ${e}, ${modrm}, ${eip})) ${call}`, store: false };
   }
   const head = `c.ci = ${k}; o = ${ea}; if (!c.x87j.`;
   const args = `${seg}, o, ${eip}, ${fop}`;
+  if (e === 4 && (i.reg === 0 || i.reg === 1 || i.reg === 4 || i.reg === 5)) {
+    const a = `c, m4, tr, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
+    return { src: `${head}${i.reg === 1 ? `mul(${a})` : `add(${a}, ${i.reg})`}) ${call}`, store: false };
+  }
   if (e === 5 && i.reg === 0) return { src: `${head}ld64(c, m4, tr, ${args})) ${call}`, store: false };
   if (e === 4) return { src: `${head}ar64(c, m4, tr, ${args}, ${i.reg})) ${call}`, store: false };
   if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${head}st64(c, m4, tw, ${args}, ${i.reg === 3})) ${call}`, store: true };
