@@ -32,15 +32,6 @@ function ready(c: Cpu): Fpu | null {
   return f !== null && (c.cr0 & EM_TS) === 0 && (f.sw & FSW_ES) === 0 ? f : null;
 }
 
-/** The word index in RAM of `n` bytes at seg:o if they are in one page of the TLB `tlb`, 4-aligned; else -1. */
-function word(c: Cpu, tlb: Uint32Array, s: number, o: number, n: number): number {
-  if (c.segFast[s] !== 1) return -1;
-  const l = (c.segBase[s]! + o) >>> 0;
-  if ((l & 3) !== 0 || (l & 4095) > 4096 - n) return -1;
-  const e = tlb[l >>> 12]!;
-  return e === 0 ? -1 : ((e - 1) << 10) | ((l & 4095) >> 2);
-}
-
 /** The bookkeeping of a memory form that ran (escOp's noteInsn, IGNNE#). */
 function noteMem(c: Cpu, f: Fpu, eip: number, fop: number, s: number, o: number): true {
   c.ignne = false;
@@ -48,7 +39,7 @@ function noteMem(c: Cpu, f: Fpu, eip: number, fop: number, s: number, o: number)
   return true;
 }
 
-const TWO32 = 4294967296;
+const TWO32 = 4294967296, INV32 = 1 / 4294967296;
 
 /** The register-form bookkeeping of an instruction that ran (escOp's FIP/FCS/FOP, IGNNE#). */
 function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
@@ -79,13 +70,11 @@ function swAfter(sw: number, cw: number, inexact: boolean, up: boolean): number 
  */
 export const X87J = {
   /** FLD m64. */
-  ld64(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, eip: number, fop: number): boolean {
+  ld64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
     const t = (f.top - 1) & 7;
     if (((f.empty >> t) & 1) === 0) return false;
-    const p = word(c, tr, s, o, 8);
-    if (p < 0) return false;
     const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
     if (x === 0 || x === 0x7ff) return false;
     f.sw &= ~0x200;
@@ -97,18 +86,15 @@ export const X87J = {
     return noteMem(c, f, eip, fop, s, o);
   },
   /** FADD, FMUL, FCOM, FCOMP, FSUB, FSUBR, FDIV, FDIVR m64 (`reg` the ModRM reg field). */
-  ar64(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, eip: number, fop: number, reg: number): boolean {
+  ar64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number, reg: number): boolean {
     const f = ready(c);
     if (f === null) return false;
-    const p = word(c, tr, s, o, 8);
-    return p >= 0 && f.arithF64(reg, m4[p]!, m4[p + 1]!) && noteMem(c, f, eip, fop, s, o);
+    return f.arithF64(reg, m4[p]!, m4[p + 1]!) && noteMem(c, f, eip, fop, s, o);
   },
   /** FST m64, FSTP m64. */
-  st64(c: Cpu, m4: Int32Array, tw: Uint32Array, s: number, o: number, eip: number, fop: number, pop: boolean): boolean {
+  st64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number, pop: boolean): boolean {
     const f = ready(c);
     if (f === null) return false;
-    const p = word(c, tw, s, o, 8);
-    if (p < 0) return false;
     const t = f.top, cw = f.cw;
     if ((cw & 0xc00) !== 0 || ((f.empty >> t) & 1) !== 0) {
       if (!f.stF64(pop)) return false;
@@ -133,20 +119,57 @@ export const X87J = {
     return noteMem(c, f, eip, fop, s, o);
   },
   /** FLD m80. */
-  ld80(c: Cpu, m: Uint8Array, m4: Int32Array, tr: Uint32Array, s: number, o: number, eip: number, fop: number): boolean {
+  ld80(c: Cpu, m: Uint8Array, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
-    const p = word(c, tr, s, o, 10);
-    return p >= 0 && f.fldF80(m4[p]!, m4[p + 1]!, m[(p << 2) + 8]! | (m[(p << 2) + 9]! << 8)) && noteMem(c, f, eip, fop, s, o);
+    return f.fldF80(m4[p]!, m4[p + 1]!, m[(p << 2) + 8]! | (m[(p << 2) + 9]! << 8)) && noteMem(c, f, eip, fop, s, o);
   },
   /** FSTP m80. */
-  st80(c: Cpu, m: Uint8Array, m4: Int32Array, tw: Uint32Array, s: number, o: number, eip: number, fop: number): boolean {
+  st80(c: Cpu, m: Uint8Array, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
-    const p = word(c, tw, s, o, 10);
-    if (p < 0 || !f.stF80()) return false;
+    if (!f.stF80()) return false;
     m4[p] = f.mlo; m4[p + 1] = f.mhi; m[(p << 2) + 8] = f.mse; m[(p << 2) + 9] = f.mse >> 8;
     return noteMem(c, f, eip, fop, s, o);
+  },
+  /** FLD ST(i) (Fpu.regOp's). */
+  fld(c: Cpu, i: number, eip: number, fop: number): boolean {
+    const f = ready(c);
+    if (f === null) return false;
+    const t = f.top, from = (t + i) & 7, to = (t - 1) & 7, em = f.empty;
+    if (((em >> from) & 1) !== 0 || ((em >> to) & 1) === 0) return false;
+    f.sw &= ~0x200;
+    f.top = to;
+    f.rse[to] = f.rse[from]!; f.rhi[to] = f.rhi[from]!; f.rlo[to] = f.rlo[from]!;
+    f.empty = em & ~(1 << to);
+    return noteReg(c, f, eip, fop);
+  },
+  /** FXCH ST(i) (Fpu.regOp's). */
+  fxch(c: Cpu, i: number, eip: number, fop: number): boolean {
+    const f = ready(c);
+    if (f === null) return false;
+    const t = f.top, b = (t + i) & 7, em = f.empty;
+    if ((((em >> t) | (em >> b)) & 1) !== 0) return false;
+    f.sw &= ~0x200;
+    const R = f.rse, H = f.rhi, L = f.rlo;
+    const se = R[t]!, hi = H[t]!, lo = L[t]!;
+    R[t] = R[b]!; H[t] = H[b]!; L[t] = L[b]!;
+    R[b] = se; H[b] = hi; L[b] = lo;
+    return noteReg(c, f, eip, fop);
+  },
+  /** FST ST(i), FSTP ST(i) (Fpu.regOp's). */
+  fst(c: Cpu, i: number, pop: boolean, eip: number, fop: number): boolean {
+    const f = ready(c);
+    if (f === null) return false;
+    const t = f.top, to = (t + i) & 7;
+    let em = f.empty;
+    if (((em >> t) & 1) !== 0) return false;
+    f.sw &= ~0x200;
+    f.rse[to] = f.rse[t]!; f.rhi[to] = f.rhi[t]!; f.rlo[to] = f.rlo[t]!;
+    em &= ~(1 << to);
+    if (pop) { em |= 1 << t; f.top = (t + 1) & 7; }
+    f.empty = em;
+    return noteReg(c, f, eip, fop);
   },
   /** The other register forms of Fpu.regOp (`e` the escape 0..7). */
   reg(c: Cpu, e: number, modrm: number, eip: number): boolean {
@@ -154,7 +177,7 @@ export const X87J = {
     return f !== null && f.regOp(e, modrm) && noteReg(c, f, eip, ((e << 8) | modrm) & 0x7ff);
   },
   /** ST(dst) = ST(dst) * (ST(src) or m64), then `pops` pops. */
-  mul(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
+  mul(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -165,8 +188,6 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       bse = R[ps]!; bhi = H[ps]!; blo = L[ps]!;
     } else {
-      const p = word(c, tr, s, o, 8);
-      if (p < 0) return false;
       const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
       bse = ((hi >>> 31) << 15) | (x + 15360); bhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; blo = (lo << 11) >>> 0;
@@ -175,13 +196,13 @@ export const X87J = {
     if (ea === 0 || ea === 0x7fff || eb === 0 || eb === 0x7fff || ahi < 0x80000000 || bhi < 0x80000000) return false;
     // fast.ts mulFast: four 32x32-bit products, each split exactly into two words.
     let e = ea + eb - 16383;
-    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round((alo * blo - l00) / TWO32);
-    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round((alo * bhi - l01) / TWO32);
-    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round((ahi * blo - l10) / TWO32);
-    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round((ahi * bhi - l11) / TWO32);
+    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round((alo * blo - l00) * INV32);
+    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round((alo * bhi - l01) * INV32);
+    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round((ahi * blo - l10) * INV32);
+    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round((ahi * bhi - l11) * INV32);
     const m1 = h00 + l01 + l10, w1 = m1 >>> 0;
-    const m2 = h01 + h10 + l11 + (m1 - w1) / TWO32, w2 = m2 >>> 0;
-    const w3 = h11 + (m2 - w2) / TWO32;
+    const m2 = h01 + h10 + l11 + (m1 - w1) * INV32, w2 = m2 >>> 0;
+    const w3 = h11 + (m2 - w2) * INV32;
     let hi: number, lo: number, rb: number, rest: boolean;
     if (w3 >= 0x80000000) {
       e += 1; hi = w3; lo = w2; rb = w1 >>> 31; rest = (w1 & 0x7fffffff) !== 0 || l00 !== 0;
@@ -201,7 +222,7 @@ export const X87J = {
    * ST(dst) = ST(dst) + x (`op` 0), ST(dst) - x (4) or x - ST(dst) (5), x = ST(src) or m64,
    * then `pops` pops.
    */
-  add(c: Cpu, m4: Int32Array, tr: Uint32Array, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+  add(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -212,8 +233,6 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
     } else {
-      const p = word(c, tr, s, o, 8);
-      if (p < 0) return false;
       const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
       xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
@@ -306,23 +325,31 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
     const r = i.reg, op = e === 0 ? r : r >= 4 ? r ^ 1 : r;
     if ((e === 0 || e === 4 || e === 6) && r !== 2 && r !== 3 && op < 6) {
       const [dst, src] = e === 0 ? [0, i.rm] : [i.rm, 0];
-      const args = `c, m4, tr, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
+      const args = `c, m4, 0, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
       return { src: `c.ci = ${k}; if (!c.x87j.${op === 1 ? `mul(${args})` : `add(${args}, ${op})`}) ${call}`, store: false };
     }
+    if (e === 1 && r === 0) return { src: `c.ci = ${k}; if (!c.x87j.fld(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
+    if (e === 1 && r === 1) return { src: `c.ci = ${k}; if (!c.x87j.fxch(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
+    if (e === 5 && (r === 2 || r === 3)) return { src: `c.ci = ${k}; if (!c.x87j.fst(c, ${i.rm}, ${r === 3}, ${eip}, ${fop})) ${call}`, store: false };
     if (!regFast(e, i.reg, modrm)) return null;
     return { src: `c.ci = ${k}; if (!c.x87j.reg(c, ${e}, ${modrm}, ${eip})) ${call}`, store: false };
   }
-  const head = `c.ci = ${k}; o = ${ea}; if (!c.x87j.`;
+  // The operand's word in RAM (the RAM view m4) when the segment is flat and the TLB (tr or
+  // tw) maps its page, the n bytes 4-aligned in it; else the call.
+  const at = (n: number, tlb: string) =>
+    `c.ci = ${k}; o = ${ea}; l = (sb${seg} + o) >>> 0; if (!(sf${seg} && (l & 3) === 0 && (l & 4095) <= ${4096 - n} && (e = ${tlb}[l >>> 12]) !== 0 && c.x87j.`;
+  const P = "((e - 1) << 10) | ((l & 4095) >> 2)";
   const args = `${seg}, o, ${eip}, ${fop}`;
+  const end = `)) ${call}`;
   if (e === 4 && (i.reg === 0 || i.reg === 1 || i.reg === 4 || i.reg === 5)) {
-    const a = `c, m4, tr, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
-    return { src: `${head}${i.reg === 1 ? `mul(${a})` : `add(${a}, ${i.reg})`}) ${call}`, store: false };
+    const a = `c, m4, ${P}, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
+    return { src: `${at(8, "tr")}${i.reg === 1 ? `mul(${a})` : `add(${a}, ${i.reg})`}${end}`, store: false };
   }
-  if (e === 5 && i.reg === 0) return { src: `${head}ld64(c, m4, tr, ${args})) ${call}`, store: false };
-  if (e === 4) return { src: `${head}ar64(c, m4, tr, ${args}, ${i.reg})) ${call}`, store: false };
-  if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${head}st64(c, m4, tw, ${args}, ${i.reg === 3})) ${call}`, store: true };
-  if (e === 3 && i.reg === 5) return { src: `${head}ld80(c, m, m4, tr, ${args})) ${call}`, store: false };
-  if (e === 3 && i.reg === 7) return { src: `${head}st80(c, m, m4, tw, ${args})) ${call}`, store: true };
+  if (e === 5 && i.reg === 0) return { src: `${at(8, "tr")}ld64(c, m4, ${P}, ${args})${end}`, store: false };
+  if (e === 4) return { src: `${at(8, "tr")}ar64(c, m4, ${P}, ${args}, ${i.reg})${end}`, store: false };
+  if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${at(8, "tw")}st64(c, m4, ${P}, ${args}, ${i.reg === 3})${end}`, store: true };
+  if (e === 3 && i.reg === 5) return { src: `${at(10, "tr")}ld80(c, m, m4, ${P}, ${args})${end}`, store: false };
+  if (e === 3 && i.reg === 7) return { src: `${at(10, "tw")}st80(c, m, m4, ${P}, ${args})${end}`, store: true };
   return null;
 }
 
