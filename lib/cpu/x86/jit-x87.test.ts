@@ -11,7 +11,8 @@ import { describe, expect, test } from "bun:test";
 import { DS } from "./decode.ts";
 import { MODEL_I686 } from "./model.ts";
 import { escOp } from "./x87.ts";
-import { X87J } from "./jit-x87.ts";
+import { X87J, x87Translate } from "./jit-x87.ts";
+import type { Insn } from "./decode.ts";
 import type { Cpu } from "./cpu.ts";
 import { TestMachine, DATA } from "../../../test/cpu/machine.ts";
 
@@ -151,7 +152,7 @@ const FORMS: Form[] = [
 
 describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves", () => {
   test("every form on 60,000 random states and operands", () => {
-    const a = machine(), b = machine();
+    const a = machine(), b = machine(), g = machine();
     const ran = new Map<string, number>();
     for (let n = 0; n < 60_000; n++) {
       const form = FORMS[u32() % FORMS.length]!;
@@ -168,7 +169,7 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
       for (let k = 0; k < 12; k++) bytes.push(k < 4 ? (lo >>> (8 * k)) & 255 : k < 8 ? (hi >>> (8 * (k - 4))) & 255 : k < 10 ? (se[0]! >>> (8 * (k - 8))) & 255 : u32() & 255);
       const ts = u32() % 50 === 0, ignne = u32() % 2 === 0;
       const eip = u32(), modrm = form.modrm(i), fop = ((form.e << 8) | modrm) & 0x7ff;
-      for (const m of [a, b]) {
+      for (const m of [a, b, g]) {
         load(m.cpu, st);
         for (let k = 0; k < 12; k++) m.mem.ram[o + k] = bytes[k]!;
         m.cpu.cr0 = ts ? (m.cpu.cr0 | 8) >>> 0 : (m.cpu.cr0 & ~8) >>> 0;
@@ -186,6 +187,18 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
         ra = run(a);
       }
       const rb = run(b);
+      // The translated code's source for the instruction (jit-insn.ts's locals as parameters).
+      const insn = { op: 0xd8 + form.e, mod: modrm >> 6, reg: (modrm >> 3) & 7, rm: modrm & 7 } as Insn;
+      const src = x87Translate(insn, 0, `((${o}) >>> 0)`, DS, String(eip >>> 0), `c.x87(${form.e}, ${modrm}, true, ${DS}, ${modrm < 0xc0 ? "o" : 0}, ${eip >>> 0});`);
+      let rg = "ok";
+      if (src === null) rg = run(g);
+      else {
+        const fn = new Function("c", "m", "m4", "tr", "tw", `sb${DS}`, `sf${DS}`, `let o = 0, l = 0, e = 0, p = 0; ${src.src}`) as (...a: unknown[]) => void;
+        try { fn(g.cpu, g.mem.ram, ram(g), g.cpu.tlbR, g.cpu.tlbW, g.cpu.segBase[DS], g.cpu.segFast[DS] === 1); } catch { rg = `fault ${g.cpu.excVec}`; }
+      }
+      if (rg !== rb || dump(g, o) !== dump(b, o)) {
+        throw new Error(`translated ${form.name} (i=${i}, o=${o.toString(16)}): ${rg} vs ${rb}\nstate ${JSON.stringify(st)}\nbytes ${bytes}\ncode   ${dump(g, o)}\nescOp  ${dump(b, o)}`);
+      }
       if (ra !== rb || dump(a, o) !== dump(b, o)) {
         throw new Error(`${form.name} (i=${i}, o=${o.toString(16)}): ${ra} vs ${rb}\nstate ${JSON.stringify(st)}\nbytes ${bytes}\nfast   ${dump(a, o)}\nescOp  ${dump(b, o)}`);
       }
