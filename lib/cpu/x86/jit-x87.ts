@@ -53,6 +53,13 @@ function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
  * the guest unmasked it): C1 = rounded up when inexact, else 0; PE, and ES/B when PE is
  * unmasked (Fpu.signal).
  */
+function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
+  sw = (sw & ~0x200) | (up << 9) | (inexact << 5);
+  if (inexact !== 0 && (cw & 0x20) === 0) sw |= 0x8080;
+  return sw;
+}
+
+/** swAfter with flags as booleans. */
 function swAfter(sw: number, cw: number, inexact: boolean, up: boolean): number {
   sw &= ~0x200;
   if (inexact) { sw |= up ? 0x220 : 0x20; if ((cw & 0x20) === 0) sw |= 0x8080; }
@@ -203,17 +210,17 @@ export const X87J = {
     const m1 = h00 + l01 + l10, w1 = m1 >>> 0;
     const m2 = h01 + h10 + l11 + (m1 - w1) * INV32, w2 = m2 >>> 0;
     const w3 = h11 + (m2 - w2) * INV32;
-    let hi: number, lo: number, rb: number, rest: boolean;
-    if (w3 >= 0x80000000) {
-      e += 1; hi = w3; lo = w2; rb = w1 >>> 31; rest = (w1 & 0x7fffffff) !== 0 || l00 !== 0;
-    } else {
-      hi = ((w3 << 1) | (w2 >>> 31)) >>> 0; lo = ((w2 << 1) | (w1 >>> 31)) >>> 0;
-      rb = (w1 >>> 30) & 1; rest = (w1 & 0x3fffffff) !== 0 || l00 !== 0;
-    }
-    const up = rb !== 0 && (rest || (lo & 1) !== 0);
-    if (up) { lo += 1; if (lo >= TWO32) { lo = 0; hi += 1; if (hi >= TWO32) { hi = 0x80000000; e += 1; } } }
+    // Normalise (sh = 1: the product is below 2^127, shift left one) and round to nearest,
+    // without branches on the data (they would be mispredicted half the time).
+    const sh = (w3 >>> 31) ^ 1;
+    let hi = ((w3 << sh) | ((w2 >>> 31) & sh)) >>> 0, lo = ((w2 << sh) | ((w1 >>> 31) & sh)) >>> 0;
+    const g = w1 << sh, rb = g >>> 31, rest = (g & 0x7fffffff) | l00;
+    const nz = ((rest | -rest) >>> 31), up = rb & (nz | (lo & 1));
+    e += 1 - sh;
+    lo += up;
+    if (lo === TWO32) { lo = 0; hi += 1; if (hi === TWO32) { hi = 0x80000000; e += 1; } }
     if (e < 1 || e > 0x7ffe) return false;
-    f.sw = swAfter(f.sw, f.cw, rb !== 0 || rest, up);
+    f.sw = swAfterI(f.sw, f.cw, rb | nz, up);
     R[pd] = ((ase ^ bse) & 0x8000) | e; H[pd] = hi; L[pd] = lo;
     if (pops) { f.empty = em | (1 << t); f.top = (t + 1) & 7; }
     return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
