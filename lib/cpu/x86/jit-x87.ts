@@ -59,13 +59,6 @@ function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
   return sw;
 }
 
-/** swAfter with flags as booleans. */
-function swAfter(sw: number, cw: number, inexact: boolean, up: boolean): number {
-  sw &= ~0x200;
-  if (inexact) { sw |= up ? 0x220 : 0x20; if ((cw & 0x20) === 0) sw |= 0x8080; }
-  return sw;
-}
-
 /**
  * The fast forms. Arguments: the CPU, the function's RAM views and TLB where needed, the
  * segment and offset of a memory operand, the instruction's EIP and FOP (11 bits). The
@@ -111,17 +104,14 @@ export const X87J = {
     // To nearest (fast.ts toF64Fast): 11 bits below the double's last bit.
     const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
     if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
-    const rb = lo & 0x400, rest = (lo & 0x3ff) !== 0, inexact = rb !== 0 || rest;
-    const up = rb !== 0 && (rest || (lo & 0x800) !== 0);
-    let l = lo - (lo & 0x7ff), h = hi, x = e - 15360;
-    if (up) {
-      l += 0x800;
-      if (l >= TWO32) { l = 0; h += 1; if (h >= TWO32) { h = 0x80000000; x += 1; } }
-    }
+    // (No branches on the data: rest = 1 when any of the 10 bits below the round bit is set.)
+    const rb = (lo >>> 10) & 1, rest = ((lo & 0x3ff) + 0x3ff) >>> 10, up = rb & (rest | ((lo >>> 11) & 1));
+    let l = lo - (lo & 0x7ff) + up * 0x800, h = hi, x = e - 15360;
+    if (l === TWO32) { l = 0; h += 1; if (h === TWO32) { h = 0x80000000; x += 1; } }
     if (x > 0x7fe) return false;
     m4[p] = (h << 21) | (l >>> 11);
     m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
-    f.sw = swAfter(f.sw, cw, inexact, up);
+    f.sw = swAfterI(f.sw, cw, rb | rest, up);
     if (pop) { f.empty |= 1 << t; f.top = (t + 1) & 7; }
     return noteMem(c, f, eip, fop, s, o);
   },
@@ -305,11 +295,12 @@ export const X87J = {
         e -= n;
       }
     }
-    const rb = g >>> 31, rest = (g & 0x7fffffff) !== 0 || sticky;
-    const up = rb !== 0 && (rest || (lo & 1) !== 0);
-    if (up) { lo += 1; if (lo >= TWO32) { lo = 0; hi += 1; if (hi >= TWO32) { hi = 0x80000000; e += 1; } } }
+    // Round to nearest without branches on the data (as in mul).
+    const rb = g >>> 31, rw = (g & 0x7fffffff) | (sticky ? 1 : 0), nz = (rw | -rw) >>> 31, up = rb & (nz | (lo & 1));
+    lo += up;
+    if (lo === TWO32) { lo = 0; hi += 1; if (hi === TWO32) { hi = 0x80000000; e += 1; } }
     if (e < 1 || e > 0x7ffe) return false;
-    f.sw = swAfter(f.sw, f.cw, rb !== 0 || rest, up);
+    f.sw = swAfterI(f.sw, f.cw, rb | nz, up);
     R[pd] = (sa << 15) | e; H[pd] = hi; L[pd] = lo;
     if (pops) { f.empty = em | (1 << t); f.top = (t + 1) & 7; }
     return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
