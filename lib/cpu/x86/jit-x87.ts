@@ -8,12 +8,17 @@
  *
  * A fast function runs the instruction only when escOp would run it without more ado: an FPU,
  * CR0.EM and CR0.TS clear, no pending unmasked exception (FSW.ES clear: IGNNE# then drops, as
- * in escOp), a flat segment and a read (or write) TLB hit with the whole operand in one page at
- * a 4-aligned address; and the FPU's fast entry point (fpu.ts: regOp, fldF64, arithF64, stF64,
- * fldF80, stF80) accepts it. It then sets FIP/FCS/FOP (and FDP/FDS for a memory operand) as
- * escOp does: every form here is a non-control instruction. The operand is read and written
- * through the translated function's own RAM views and TLB (`m`, `m4`, `tr`, `tw`), like its
- * inline integer accesses.
+ * in escOp); for a memory operand a flat segment and a read (or write) TLB hit with the whole
+ * operand in one page at a 4-aligned address, which the translated code tests on its own
+ * locals (`sbN`, `sfN`, `tr`, `tw`) before it passes the operand's word index in its RAM view
+ * `m4`. It then sets FIP/FCS/FOP (and FDP/FDS for a memory operand) as escOp does: every form
+ * here is a non-control instruction.
+ *
+ * FADD/FSUB/FSUBR/FMUL (register and m64 forms), FLD m64, FST(P) m64 and the register moves
+ * are done here in full (the arithmetic is fast.ts's, written out for the default control
+ * word's PC 64 bits and round to nearest, with the rounding decision computed without branches
+ * on the data); the other forms call the FPU's fast entry points (fpu.ts: regOp, arithF64,
+ * stF64, fldF80, stF80). jit-x87.test.ts checks every form against escOp on random states.
  *
  * Each form is a call rather than code in the translated function: an n-body loop is 75 x87
  * instructions in one region, and the engine's optimising compile of a function grows much
@@ -60,13 +65,11 @@ function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
 }
 
 /**
- * The fast forms. Arguments: the CPU, the function's RAM views and TLB where needed, the
- * segment and offset of a memory operand, the instruction's EIP and FOP (11 bits). The
- * arithmetic ones (`mul`, `add`) take the default control word's precision and rounding (PC 64
- * bits, to nearest) only, normal operands and a normal result, and do the whole operation
- * here (fast.ts's mulFast/addFast with the rounding specialised, which the engine then need
- * not call); the rest is escOp's. `dst`/`src` are stack indices, `src` < 0 for the m64 operand
- * (then `dst` is 0), `pops` 0 or 1.
+ * The fast forms. Arguments: the CPU, the function's RAM views where needed, the operand's
+ * word index in `m4`, the segment and offset of a memory operand, the instruction's EIP and
+ * FOP (11 bits). `mul` and `add` take the default control word (PC 64 bits, to nearest) only,
+ * normal operands and a normal result; `dst`/`src` are stack indices, `src` < 0 for the m64
+ * operand (then `dst` is 0), `pops` 0 or 1.
  */
 export const X87J = {
   /** FLD m64. */
