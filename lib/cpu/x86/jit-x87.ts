@@ -290,13 +290,12 @@ export const X87J = {
       if (lo < 0) { lo += TWO32; hi -= 1; }
       if (hi === 0 && lo === 0 && g === 0) return false;      // exact zero: the sign by RC
       while (hi === 0) { hi = lo; lo = g; g = 0; e -= 32; }
-      const n = Math.clz32(hi);
-      if (n > 0) {
-        hi = ((hi << n) | (lo >>> (32 - n))) >>> 0;
-        lo = ((lo << n) | (g >>> (32 - n))) >>> 0;
-        g = (g << n) >>> 0;
-        e -= n;
-      }
+      // Shift left by n = 0..31 without a branch (x >>> 1 >>> (31 - n) is x >>> (32 - n), 0 for n = 0).
+      const n = Math.clz32(hi), m = 31 - n;
+      hi = ((hi << n) | ((lo >>> 1) >>> m)) >>> 0;
+      lo = ((lo << n) | ((g >>> 1) >>> m)) >>> 0;
+      g = (g << n) >>> 0;
+      e -= n;
     }
     // Round to nearest without branches on the data (as in mul).
     const rb = g >>> 31, rw = (g & 0x7fffffff) | (sticky ? 1 : 0), nz = (rw | -rw) >>> 31, up = rb & (nz | (lo & 1));
