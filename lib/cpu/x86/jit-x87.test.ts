@@ -124,21 +124,24 @@ const FORMS: Form[] = [
   { name: "FSTP m64", e: 5, modrm: () => 0x1d, bytes: 8, run: (m, o, _i, eip, fop) => wr(m, o, 8, (p) => X87J.st64(m.cpu, ram(m), p, DS, o, eip, fop, true)) },
   { name: "FLD m80", e: 3, modrm: () => 0x2d, bytes: 10, run: (m, o, _i, eip, fop) => rd(m, o, 10, (p) => X87J.ld80(m.cpu, m.mem.ram, ram(m), p, DS, o, eip, fop)) },
   { name: "FSTP m80", e: 3, modrm: () => 0x3d, bytes: 10, run: (m, o, _i, eip, fop) => wr(m, o, 10, (p) => X87J.st80(m.cpu, m.mem.ram, ram(m), p, DS, o, eip, fop)) },
-  ...[0, 1, 4, 5].map((reg): Form => ({
+  ...[0, 1, 4, 5, 6, 7].map((reg): Form => ({
     name: `D8 /${reg} ST0, ST(i)`, e: 0, modrm: (i) => 0xc0 | (reg << 3) | i, bytes: 0,
-    run: (m, _o, i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop) : X87J.add(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg),
+    run: (m, _o, i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop)
+      : reg >= 6 ? X87J.div(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg) : X87J.add(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg),
   })),
-  ...[4, 6].flatMap((e) => [0, 1, 4, 5].map((reg): Form => ({
+  ...[4, 6].flatMap((e) => [0, 1, 4, 5, 6, 7].map((reg): Form => ({
     name: `${(0xd8 + e).toString(16)} /${reg} ST(i), ST0`, e, modrm: (i) => 0xc0 | (reg << 3) | i, bytes: 0,
     run: (m, _o, i, eip, fop) => {
       const op = reg >= 4 ? reg ^ 1 : reg, pops = e === 6 ? 1 : 0;
-      return op === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop) : X87J.add(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op);
+      return op === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop)
+        : op >= 6 ? X87J.div(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op) : X87J.add(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op);
     },
   }))),
   ...[0, 1, 2, 3, 4, 5, 6, 7].map((reg): Form => ({
     name: `DC /${reg} m64`, e: 4, modrm: () => (reg << 3) | 5, bytes: 8,
     run: (m, o, _i, eip, fop) => rd(m, o, 8, (p) => reg === 1 ? X87J.mul(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop)
       : reg === 0 || reg === 4 || reg === 5 ? X87J.add(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
+      : reg >= 6 ? X87J.div(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
       : X87J.ar64(m.cpu, ram(m), p, DS, o, eip, fop, reg)),
   })),
   { name: "FLD ST(i)", e: 1, modrm: (i) => 0xc0 | i, bytes: 0, run: (m, _o, i, eip, fop) => X87J.fld(m.cpu, i, eip, fop) },
@@ -209,4 +212,38 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
     for (const f of FORMS) expect([f.name, ran.get(f.name) ?? 0]).toEqual([f.name, expect.any(Number)]);
     for (const f of FORMS) if ((ran.get(f.name) ?? 0) < 20) throw new Error(`${f.name} ran fast ${ran.get(f.name) ?? 0} times`);
   }, 60_000);
+  test("FDIV on 100,000 operand pairs: random, exact and nearly exact quotients, ties", () => {
+    const a = machine(), b = machine();
+    const sig = (): [number, number] => {
+      const r = u32() % 4;
+      if (r === 0) return [(0x80000000 | (u32() & 0x7fffff00)) >>> 0, 0];      // short: exact quotients of short values
+      if (r === 1) return [(0x80000000 | u32()) >>> 0, (u32() & ~0x7ff) >>> 0];
+      return [(0x80000000 | u32()) >>> 0, u32()];
+    };
+    let fast = 0;
+    for (let n = 0; n < 100_000; n++) {
+      let [nh, nl] = sig();
+      const [vh, vl] = sig();
+      if (u32() % 3 === 0) {
+        // dividend = divisor * a short q (exact when it fits), nudged by -1, 0 or +1 in the last place
+        const q = BigInt(1 + (u32() & 0xff)), v = (BigInt(vh) << 32n) | BigInt(vl);
+        let p = v * q;
+        while (p >= 1n << 64n) p >>= 1n;
+        while (p < 1n << 63n) p <<= 1n;
+        p += BigInt((u32() % 3) - 1);
+        if (p >= 1n << 63n && p < 1n << 64n) { nh = Number(p >> 32n); nl = Number(p & 0xffffffffn); }
+      }
+      const st: State = { rse: [0x3fff + (u32() % 9) - 4 | (u32() & 0x8000), 0x3fff + (u32() % 9) - 4, 0, 0, 0, 0, 0, 0], rhi: [nh, vh, 0, 0, 0, 0, 0, 0],
+        rlo: [nl, vl, 0, 0, 0, 0, 0, 0], empty: 0xfc, top: 0, cw: 0x037f, sw: 0, ptr: [0, 0, 0, 0, 0] };
+      const r = u32() & 1, modrm = r ? 0xf9 : 0xf1;                     // FDIVR / FDIV ST0, ST1
+      load(a.cpu, st); load(b.cpu, st);
+      const before = dump(a, DATA);
+      if (X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, modrm, 6 + r)) fast++;
+      else { expect(dump(a, DATA)).toBe(before); escOp(a.cpu, 0, modrm, true, DS, 0, 5); }
+      escOp(b.cpu, 0, modrm, true, DS, 0, 5);
+      if (dump(a, DATA) !== dump(b, DATA)) throw new Error(`FDIV${r ? "R" : ""} ${JSON.stringify(st)}\nfast  ${dump(a, DATA)}\nescOp ${dump(b, DATA)}`);
+    }
+    expect(fast).toBeGreaterThan(50_000);
+  }, 60_000);
 });
+

@@ -45,6 +45,8 @@ function noteMem(c: Cpu, f: Fpu, eip: number, fop: number, s: number, o: number)
 }
 
 const TWO32 = 4294967296, INV32 = 1 / 4294967296;
+/** Dekker's splitting constant (2^27 + 1); the margin of div's rounding decision (2^-30). */
+const SPLIT = 134217729, CERT = 9.313225746154785e-10;
 
 /** The register-form bookkeeping of an instruction that ran (escOp's FIP/FCS/FOP, IGNNE#). */
 function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
@@ -307,6 +309,60 @@ export const X87J = {
     if (pops) { f.empty = em | (1 << t); f.top = (t + 1) & 7; }
     return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
   },
+  /**
+   * ST(dst) = ST(dst) / x (`op` 6) or x / ST(dst) (7), x = ST(src) or m64, then `pops` pops.
+   * The quotient as q1 + q2 in doubles: q1 = N1 / D1 of the dividend's and divisor's top 53
+   * bits, q2 from the exact remainder N - q1 * D (q1 * D1 split exactly by Dekker's product;
+   * N1 - p is exact by Sterbenz' lemma) over D. That is within 2^-100 of N / D, 2^-36 of the
+   * 64-bit result's last place: the rounding is decided from it unless the bits below the last
+   * place are within 2^-30 of 0 or of a half (an exact or nearly exact quotient, or a tie), and
+   * such cases, like the binade edges, decline to escOp (fast.ts's exact long division).
+   */
+  div(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+    const f = ready(c);
+    if (f === null || (f.cw & 0xf00) !== 0x300) return false;
+    const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
+    if ((em >> pd) & 1) return false;
+    let xse: number, xhi: number, xlo: number;
+    if (src >= 0) {
+      const ps = (t + src) & 7;
+      if ((em >> ps) & 1) return false;
+      xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
+    } else {
+      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      if (x === 0 || x === 0x7ff) return false;
+      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
+    }
+    const dse = R[pd]!, dhi = H[pd]!, dlo = L[pd]!;
+    const ed = dse & 0x7fff, ex = xse & 0x7fff;
+    if (ed === 0 || ed === 0x7fff || ex === 0 || ex === 0x7fff || dhi < 0x80000000 || xhi < 0x80000000) return false;
+    // Dividend n, divisor v.
+    let nse: number, nhi: number, nlo: number, vse: number, vhi: number, vlo: number;
+    if (op === 6) { nse = dse; nhi = dhi; nlo = dlo; vse = xse; vhi = xhi; vlo = xlo; }
+    else { nse = xse; nhi = xhi; nlo = xlo; vse = dse; vhi = dhi; vlo = dlo; }
+    const n0 = nlo & 0x7ff, v0 = vlo & 0x7ff;
+    const N1 = nhi * TWO32 + (nlo - n0), V1 = vhi * TWO32 + (vlo - v0);
+    const q1 = N1 / V1;
+    let u = q1 * SPLIT; const qh = u - (u - q1), ql = q1 - qh;
+    u = V1 * SPLIT; const vh = u - (u - V1), vl = V1 - vh;
+    const pr = q1 * V1, er = ((qh * vh - pr) + qh * vl + ql * vh) + ql * vl;     // q1 * V1 = pr + er
+    const rem = ((N1 - pr) - er) + (n0 - q1 * v0);                                // N - q1 * V
+    const q2 = rem / (V1 + v0);
+    let e = (nse & 0x7fff) - (vse & 0x7fff) + 16383, k: number;
+    if (q1 > 1) k = 9.223372036854776e18;                                        // 2^63: the quotient in [1, 2)
+    else if (q1 < 1) { k = 1.8446744073709552e19; e -= 1; }                      // 2^64
+    else return false;
+    const P1 = q1 * k, w = q2 * k, kw = Math.floor(w), fr = w - kw;
+    if (fr < CERT || fr > 1 - CERT || (fr > 0.5 - CERT && fr < 0.5 + CERT)) return false;
+    const up = fr > 0.5 ? 1 : 0;
+    let hi = Math.floor(P1 * INV32), lo = P1 - hi * TWO32 + kw + up;
+    if (lo < 0) { lo += TWO32; hi -= 1; } else if (lo >= TWO32) { lo -= TWO32; hi += 1; }
+    if (hi < 0x80000000 || hi >= TWO32 || e < 1 || e > 0x7ffe) return false;
+    f.sw = swAfterI(f.sw, f.cw, 1, up);
+    R[pd] = ((dse ^ xse) & 0x8000) | e; H[pd] = hi; L[pd] = lo;
+    if (pops) { f.empty = em | (1 << t); f.top = (t + 1) & 7; }
+    return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
+  },
 };
 
 /** The source of one x87 instruction (or null: jit-insn.ts then emits the plain call). */
@@ -323,10 +379,10 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
   if (i.mod === 3) {
     // FADD/FSUB/FSUBR/FMUL: ST0 op= ST(i) (D8), ST(i) op= ST0 (DC), and popping (DE).
     const r = i.reg, op = e === 0 ? r : r >= 4 ? r ^ 1 : r;
-    if ((e === 0 || e === 4 || e === 6) && r !== 2 && r !== 3 && op < 6) {
+    if ((e === 0 || e === 4 || e === 6) && r !== 2 && r !== 3) {
       const [dst, src] = e === 0 ? [0, i.rm] : [i.rm, 0];
       const args = `c, m4, 0, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
-      return { src: `c.ci = ${k}; if (!c.x87j.${op === 1 ? `mul(${args})` : `add(${args}, ${op})`}) ${call}`, store: false };
+      return { src: `c.ci = ${k}; if (!c.x87j.${op === 1 ? `mul(${args})` : op >= 6 ? `div(${args}, ${op})` : `add(${args}, ${op})`}) ${call}`, store: false };
     }
     if (e === 1 && r === 0) return { src: `c.ci = ${k}; if (!c.x87j.fld(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
     if (e === 1 && r === 1) return { src: `c.ci = ${k}; if (!c.x87j.fxch(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
@@ -341,9 +397,9 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
   const P = "((e - 1) << 10) | ((l & 4095) >> 2)";
   const args = `${seg}, o, ${eip}, ${fop}`;
   const end = `)) ${call}`;
-  if (e === 4 && (i.reg === 0 || i.reg === 1 || i.reg === 4 || i.reg === 5)) {
+  if (e === 4 && i.reg !== 2 && i.reg !== 3) {
     const a = `c, m4, ${P}, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
-    return { src: `${at(8, "tr")}${i.reg === 1 ? `mul(${a})` : `add(${a}, ${i.reg})`}${end}`, store: false };
+    return { src: `${at(8, "tr")}${i.reg === 1 ? `mul(${a})` : i.reg >= 6 ? `div(${a}, ${i.reg})` : `add(${a}, ${i.reg})`}${end}`, store: false };
   }
   if (e === 5 && i.reg === 0) return { src: `${at(8, "tr")}ld64(c, m4, ${P}, ${args})${end}`, store: false };
   if (e === 4) return { src: `${at(8, "tr")}ar64(c, m4, ${P}, ${args}, ${i.reg})${end}`, store: false };
