@@ -14,11 +14,12 @@
  * `m4`. It then sets FIP/FCS/FOP (and FDP/FDS for a memory operand) as escOp does: every form
  * here is a non-control instruction.
  *
- * FADD/FSUB/FSUBR/FMUL (register and m64 forms), FLD m64, FST(P) m64 and the register moves
- * are done here in full (the arithmetic is fast.ts's, written out for the default control
- * word's PC 64 bits and round to nearest, with the rounding decision computed without branches
- * on the data); the other forms call the FPU's fast entry points (fpu.ts: regOp, arithF64,
- * stF64, fldF80, stF80). jit-x87.test.ts checks every form against escOp on random states.
+ * FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (register and m64 forms), FLD m64, FST(P) m64 and the
+ * register moves are done here in full (the arithmetic for the default control word's PC 64
+ * bits and round to nearest: fast.ts's add and multiply written out, with the rounding decision
+ * computed without branches on the data, and a division of its own, see `div`); the other
+ * forms call the FPU's fast entry points (fpu.ts: regOp, arithF64, stF64, fldF80, stF80).
+ * jit-x87.test.ts checks every form against escOp on random states.
  *
  * Each form is a call rather than code in the translated function: an n-body loop is 75 x87
  * instructions in one region, and the engine's optimising compile of a function grows much
@@ -69,9 +70,9 @@ function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
 /**
  * The fast forms. Arguments: the CPU, the function's RAM views where needed, the operand's
  * word index in `m4`, the segment and offset of a memory operand, the instruction's EIP and
- * FOP (11 bits). `mul` and `add` take the default control word (PC 64 bits, to nearest) only,
- * normal operands and a normal result; `dst`/`src` are stack indices, `src` < 0 for the m64
- * operand (then `dst` is 0), `pops` 0 or 1.
+ * FOP (11 bits). `mul`, `add` and `div` take the default control word (PC 64 bits, to
+ * nearest) only, normal operands and a normal result; `dst`/`src` are stack indices, `src` < 0
+ * for the m64 operand (then `dst` is 0), `pops` 0 or 1.
  */
 export const X87J = {
   /** FLD m64. */
