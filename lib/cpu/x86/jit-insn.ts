@@ -515,7 +515,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!x87Direct(i)) return null;
       const mem = i.mod !== 3;
       const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
-      // The common forms inline (jit-x87.ts), with this call as their slow path.
+      // The common forms: one call of a per-form function (jit-x87.ts), this call when it declines.
       const fast = x87Translate(i, k, mem ? ea(i) : "0", mem ? segOf(i) : 0, `((e0 + ${i.off}) >>> 0)`,
         `c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0);`);
       if (fast) return fast;
