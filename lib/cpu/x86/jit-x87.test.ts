@@ -5,12 +5,16 @@
  * boundaries, exponent extremes, zeros, denormals, infinities, NaNs, unnormals) and memory
  * operands (aligned, misaligned, at a page end). A fast form either declines having changed
  * nothing (and translated code then makes the escOp call, as here) or leaves exactly the state
- * escOp leaves: registers, TOP, tags, FCW, FSW, FIP/FCS/FOP/FDP/FDS, IGNNE#, memory.
+ * escOp leaves: registers, TOP, tags, FCW, FSW, FIP/FCS/FOP/FDP/FDS, IGNNE#, memory. The
+ * arithmetic the fast forms do themselves (FADD..FDIVR at the default control word) is also
+ * compared with the exact BigInt arithmetic of f80.ts directly, and FDIV (its own algorithm,
+ * decided from a double-precision estimate) on exact, nearly exact and tied quotients.
  */
 import { describe, expect, test } from "bun:test";
 import { DS } from "./decode.ts";
 import { MODEL_I686 } from "./model.ts";
 import { escOp } from "./x87.ts";
+import * as F from "./fpu/f80.ts";
 import { X87J, x87Translate } from "./jit-x87.ts";
 import type { Insn } from "./decode.ts";
 import type { Cpu } from "./cpu.ts";
@@ -245,5 +249,44 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
     }
     expect(fast).toBeGreaterThan(50_000);
   }, 60_000);
+  test("FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR against the exact arithmetic (f80.ts) on 100,000 operand pairs", () => {
+    const a = machine();
+    const ctx = new F.Ctx();
+    const sig = (): [number, number] => {
+      const r = u32() % 5;
+      if (r === 0) return [(0x80000000 | (u32() & 0x7fffff00)) >>> 0, 0];      // short: exact results, ties
+      if (r === 1) return [(0x80000000 | u32()) >>> 0, (u32() & ~0x7ff) >>> 0];
+      if (r === 2) return [0xffffffff, pick([0xffffffff, 0xfffff800, 0])];
+      return [(0x80000000 | u32()) >>> 0, u32()];
+    };
+    const taken = [0, 0, 0, 0, 0, 0];
+    for (let n = 0; n < 100_000; n++) {
+      const [dh, dl] = sig(), [xh, xl] = sig();
+      const dse = (0x3fff + (u32() % 9) - 4) | (u32() & 0x8000);
+      const xse = u32() % 2 ? (((dse & 0x7fff) - pick([0, 1, 2, 31, 32, 33, 63, 64, 65, u32() % 80])) | (u32() & 0x8000)) : (0x3fff + (u32() % 9) - 4) | (u32() & 0x8000);
+      const st: State = { rse: [dse, xse, 0, 0, 0, 0, 0, 0], rhi: [dh, xh, 0, 0, 0, 0, 0, 0], rlo: [dl, xl, 0, 0, 0, 0, 0, 0],
+        empty: 0xfc, top: 0, cw: 0x037f, sw: 0, ptr: [0, 0, 0, 0, 0] };
+      load(a.cpu, st);
+      const k = u32() % 6, op = [0, 4, 5, 1, 6, 7][k]!;
+      const ok = op === 1 ? X87J.mul(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc9)
+        : op >= 6 ? X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xf1, op) : X87J.add(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc1, op);
+      if (!ok) continue;
+      taken[k]!++;
+      const dm = (BigInt(dh) << 32n) | BigInt(dl), xm = (BigInt(xh) << 32n) | BigInt(xl);
+      ctx.cw = 0x037f; ctx.reset();
+      if (op === 0) F.add(ctx, dse, dm, xse, xm, false, 64);
+      else if (op === 4) F.add(ctx, dse, dm, xse, xm, true, 64);
+      else if (op === 5) F.add(ctx, xse, xm, dse, dm, true, 64);
+      else if (op === 1) F.mul(ctx, dse, dm, xse, xm, 64);
+      else if (op === 6) F.div(ctx, dse, dm, xse, xm, 64);
+      else F.div(ctx, xse, xm, dse, dm, 64);
+      const f = a.cpu.fpu!;
+      const got = `${f.rse[0]!.toString(16)}:${((BigInt(f.rhi[0]!) << 32n) | BigInt(f.rlo[0]!)).toString(16)} PE=${(f.sw >> 5) & 1} C1=${(f.sw >> 9) & 1}`;
+      const want = `${ctx.se.toString(16)}:${ctx.m.toString(16)} PE=${(ctx.exc & F.PE) ? 1 : 0} C1=${ctx.c1}`;
+      if (got !== want) throw new Error(`op ${op}: ${JSON.stringify(st)}\nfast  ${got}\nexact ${want}`);
+    }
+    for (const t of taken) expect(t).toBeGreaterThan(10_000);
+  }, 60_000);
 });
+
 
