@@ -6,7 +6,7 @@
  * operands (aligned, misaligned, at a page end). A fast form either declines having changed
  * nothing (and translated code then makes the escOp call, as here) or leaves exactly the state
  * escOp leaves: registers, TOP, tags, FCW, FSW, FIP/FCS/FOP/FDP/FDS, IGNNE#, memory. The
- * arithmetic the fast forms do themselves (FADD..FDIVR at the default control word) is also
+ * arithmetic the fast forms do themselves (FADD..FDIVR, FSQRT at the default control word) is also
  * compared with the exact BigInt arithmetic of f80.ts directly, and FDIV (its own algorithm,
  * decided from a double-precision estimate) on exact, nearly exact and tied quotients.
  */
@@ -148,6 +148,7 @@ const FORMS: Form[] = [
       : reg >= 6 ? X87J.div(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
       : X87J.ar64(m.cpu, ram(m), p, DS, o, eip, fop, reg)),
   })),
+  { name: "FSQRT", e: 1, modrm: () => 0xfa, bytes: 0, run: (m, _o, _i, eip, fop) => X87J.sqrt(m.cpu, eip, fop) },
   { name: "FLD ST(i)", e: 1, modrm: (i) => 0xc0 | i, bytes: 0, run: (m, _o, i, eip, fop) => X87J.fld(m.cpu, i, eip, fop) },
   { name: "FXCH ST(i)", e: 1, modrm: (i) => 0xc8 | i, bytes: 0, run: (m, _o, i, eip, fop) => X87J.fxch(m.cpu, i, eip, fop) },
   { name: "FST ST(i)", e: 5, modrm: (i) => 0xd0 | i, bytes: 0, run: (m, _o, i, eip, fop) => X87J.fst(m.cpu, i, false, eip, fop) },
@@ -249,7 +250,7 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
     }
     expect(fast).toBeGreaterThan(50_000);
   }, 60_000);
-  test("FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR against the exact arithmetic (f80.ts) on 100,000 operand pairs", () => {
+  test("FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR/FSQRT against the exact arithmetic (f80.ts) on 100,000 operand pairs", () => {
     const a = machine();
     const ctx = new F.Ctx();
     const sig = (): [number, number] => {
@@ -259,7 +260,7 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
       if (r === 2) return [0xffffffff, pick([0xffffffff, 0xfffff800, 0])];
       return [(0x80000000 | u32()) >>> 0, u32()];
     };
-    const taken = [0, 0, 0, 0, 0, 0];
+    const taken = [0, 0, 0, 0, 0, 0, 0];
     for (let n = 0; n < 100_000; n++) {
       const [dh, dl] = sig(), [xh, xl] = sig();
       const dse = (0x3fff + (u32() % 9) - 4) | (u32() & 0x8000);
@@ -267,14 +268,28 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
       const st: State = { rse: [dse, xse, 0, 0, 0, 0, 0, 0], rhi: [dh, xh, 0, 0, 0, 0, 0, 0], rlo: [dl, xl, 0, 0, 0, 0, 0, 0],
         empty: 0xfc, top: 0, cw: 0x037f, sw: 0, ptr: [0, 0, 0, 0, 0] };
       load(a.cpu, st);
-      const k = u32() % 6, op = [0, 4, 5, 1, 6, 7][k]!;
-      const ok = op === 1 ? X87J.mul(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc9)
+      const k = u32() % 7, op = [0, 4, 5, 1, 6, 7, 8][k]!;
+      if (op === 8) {
+        // FSQRT of |ST0|, sometimes a square (exact) or next to one.
+        st.rse[0] = dse & 0x7fff;
+        if (u32() % 3 === 0) {
+          const r = BigInt(dh) >> BigInt(u32() % 24);
+          let sq = r * r;
+          while (sq >= 1n << 64n) sq >>= 1n;
+          while (sq < 1n << 63n) sq <<= 1n;
+          sq += BigInt((u32() % 3) - 1);
+          if (sq >= 1n << 63n && sq < 1n << 64n) { st.rhi[0] = Number(sq >> 32n); st.rlo[0] = Number(sq & 0xffffffffn); }
+        }
+        load(a.cpu, st);
+      }
+      const ok = op === 8 ? X87J.sqrt(a.cpu, 5, 0x1fa) : op === 1 ? X87J.mul(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc9)
         : op >= 6 ? X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xf1, op) : X87J.add(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc1, op);
       if (!ok) continue;
       taken[k]!++;
-      const dm = (BigInt(dh) << 32n) | BigInt(dl), xm = (BigInt(xh) << 32n) | BigInt(xl);
+      const dm = (BigInt(st.rhi[0]!) << 32n) | BigInt(st.rlo[0]!), xm = (BigInt(xh) << 32n) | BigInt(xl);
       ctx.cw = 0x037f; ctx.reset();
-      if (op === 0) F.add(ctx, dse, dm, xse, xm, false, 64);
+      if (op === 8) F.sqrt(ctx, st.rse[0]!, dm, 64);
+      else if (op === 0) F.add(ctx, dse, dm, xse, xm, false, 64);
       else if (op === 4) F.add(ctx, dse, dm, xse, xm, true, 64);
       else if (op === 5) F.add(ctx, xse, xm, dse, dm, true, 64);
       else if (op === 1) F.mul(ctx, dse, dm, xse, xm, 64);

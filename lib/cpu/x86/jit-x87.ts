@@ -14,11 +14,12 @@
  * `m4`. It then sets FIP/FCS/FOP (and FDP/FDS for a memory operand) as escOp does: every form
  * here is a non-control instruction.
  *
- * FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (register and m64 forms), FLD m64, FST(P) m64 and the
- * register moves are done here in full (the arithmetic for the default control word's PC 64
- * bits and round to nearest: fast.ts's add and multiply written out, with the rounding decision
- * computed without branches on the data, and a division of its own, see `div`); the other
- * forms call the FPU's fast entry points (fpu.ts: regOp, arithF64, stF64, fldF80, stF80).
+ * FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (register and m64 forms), FSQRT, FLD m64, FST(P) m64 and
+ * the register moves are done here in full (the arithmetic for the default control word's PC
+ * 64 bits and round to nearest: fast.ts's add and multiply written out, with the rounding
+ * decision computed without branches on the data, and a division and square root of their own,
+ * see `div`); the other forms call the FPU's fast entry points (fpu.ts: regOp, arithF64,
+ * stF64, fldF80, stF80).
  * jit-x87.test.ts checks every form against escOp on random states.
  *
  * Each form is a call rather than code in the translated function: an n-body loop is 75 x87
@@ -70,7 +71,7 @@ function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
 /**
  * The fast forms. Arguments: the CPU, the function's RAM views where needed, the operand's
  * word index in `m4`, the segment and offset of a memory operand, the instruction's EIP and
- * FOP (11 bits). `mul`, `add` and `div` take the default control word (PC 64 bits, to
+ * FOP (11 bits). `mul`, `add`, `div` and `sqrt` take the default control word (PC 64 bits, to
  * nearest) only, normal operands and a normal result; `dst`/`src` are stack indices, `src` < 0
  * for the m64 operand (then `dst` is 0), `pops` 0 or 1.
  */
@@ -311,6 +312,38 @@ export const X87J = {
     return src >= 0 ? noteReg(c, f, eip, fop) : noteMem(c, f, eip, fop, s, o);
   },
   /**
+   * FSQRT of a positive normal ST0, as `div`: M = the significand scaled to [1, 4) with an even
+   * exponent left, y = the double square root of its top 53 bits, y2 = (M - y^2) / 2y with
+   * M - y^2 exact (Dekker's product, Sterbenz' lemma); y + y2 is within 2^-36 of the result's
+   * last place, and exact or nearly exact roots and ties decline to escOp (fast.ts's).
+   */
+  sqrt(c: Cpu, eip: number, fop: number): boolean {
+    const f = ready(c);
+    if (f === null || (f.cw & 0xf00) !== 0x300) return false;
+    const t = f.top;
+    if ((f.empty >> t) & 1) return false;
+    const se = f.rse[t]!, hi0 = f.rhi[t]!, lo0 = f.rlo[t]!, ex = se & 0x7fff;
+    if (se >= 0x8000 || ex === 0 || ex === 0x7fff || hi0 < 0x80000000) return false;
+    // x = M * 2^(2j), M in [1, 4): the significand over 2^63, doubled when the exponent is odd.
+    const E = ex - 16383, odd = E & 1, sc = odd ? 2.168404344971009e-19 : 1.0842021724855044e-19;   // 2^-62, 2^-63
+    const m0 = lo0 & 0x7ff;
+    const M1 = (hi0 * TWO32 + (lo0 - m0)) * sc, M0 = m0 * sc;
+    const y = Math.sqrt(M1);
+    let u = y * SPLIT; const yh = u - (u - y), yl = y - yh;
+    const pr = y * y, er = ((yh * yh - pr) + 2 * (yh * yl)) + yl * yl;          // y^2 = pr + er
+    const y2 = (((M1 - pr) - er) + M0) / (2 * y);
+    const P1 = y * 9.223372036854776e18, w = y2 * 9.223372036854776e18;         // 2^63
+    const kw = Math.floor(w), fr = w - kw;
+    if (fr < CERT || fr > 1 - CERT || (fr > 0.5 - CERT && fr < 0.5 + CERT)) return false;
+    const up = fr > 0.5 ? 1 : 0;
+    let hi = Math.floor(P1 * INV32), lo = P1 - hi * TWO32 + kw + up;
+    if (lo < 0) { lo += TWO32; hi -= 1; } else if (lo >= TWO32) { lo -= TWO32; hi += 1; }
+    if (hi < 0x80000000 || hi >= TWO32) return false;
+    f.sw = swAfterI(f.sw, f.cw, 1, up);
+    f.rse[t] = ((E - odd) >> 1) + 16383; f.rhi[t] = hi; f.rlo[t] = lo;
+    return noteReg(c, f, eip, fop);
+  },
+  /**
    * ST(dst) = ST(dst) / x (`op` 6) or x / ST(dst) (7), x = ST(src) or m64, then `pops` pops.
    * The quotient as q1 + q2 in doubles: q1 = N1 / D1 of the dividend's and divisor's top 53
    * bits, q2 from the exact remainder N - q1 * D (q1 * D1 split exactly by Dekker's product;
@@ -388,6 +421,7 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
     if (e === 1 && r === 0) return { src: `c.ci = ${k}; if (!c.x87j.fld(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
     if (e === 1 && r === 1) return { src: `c.ci = ${k}; if (!c.x87j.fxch(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
     if (e === 5 && (r === 2 || r === 3)) return { src: `c.ci = ${k}; if (!c.x87j.fst(c, ${i.rm}, ${r === 3}, ${eip}, ${fop})) ${call}`, store: false };
+    if (modrm === 0xfa && e === 1) return { src: `c.ci = ${k}; if (!c.x87j.sqrt(c, ${eip}, ${fop})) ${call}`, store: false };
     if (!regFast(e, i.reg, modrm)) return null;
     return { src: `c.ci = ${k}; if (!c.x87j.reg(c, ${e}, ${modrm}, ${eip})) ${call}`, store: false };
   }
