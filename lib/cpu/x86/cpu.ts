@@ -21,6 +21,7 @@ import { X86Debug } from "./debug.ts";
 import { DEFAULT_MODEL, FEAT, hasP6Pmu, type X86Model } from "./model.ts";
 import { Fpu, ES as FSW_ES } from "./fpu/fpu.ts";
 import { escOp } from "./x87.ts";
+import { X87J } from "./jit-x87.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -85,6 +86,9 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.setSZP(lo, 2, over ? 1 : 0, over);
     return lo;
   }
+
+  /** The x87 forms translated code runs without escOp's dispatch (jit-x87.ts). */
+  readonly x87j = X87J;
 
   /** An x87 instruction from translated code (jit-insn.ts x87): see x87.ts escOp. */
   x87(e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): void {
