@@ -38,6 +38,12 @@ export interface Block {
   s2: Block | null;
   s2Eip: number;
   sEpoch: number;
+  /**
+   * The icount when the block's execution count last started from 1, and how many times it
+   * reached the translation threshold too slowly to be translated (cpu.ts run()).
+   */
+  hotFrom: number;
+  lukewarm: number;
   /** Offset of the block's interpreter records in the record store (interp.ts) (UREC words per instruction). */
   u?: number;
 }

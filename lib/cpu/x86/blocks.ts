@@ -79,7 +79,7 @@ export abstract class CpuBlocks extends CpuInterp {
   protected dropTranslations(): void {
     for (const b of this.blocks.values()) {
       if (b.fn === null) continue;
-      b.fn = null; b.region = false; b.rMembers = null; b.rHead = null;
+      b.fn = null; b.region = false; b.rMembers = null; b.rHead = null; b.hotFrom = this.icount;
       const u = b.u!;
       if (this.ublk[u >> 2] === b && this.uc[u + 1]! !== 0) this.uc[u + 1] = 1;
     }
@@ -114,7 +114,7 @@ export abstract class CpuBlocks extends CpuInterp {
     if (hit && keep) {
       for (const b of keep) {
         if (!b.region) continue;
-        b.fn = null; b.region = false; this.translated--;
+        b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
         if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = 1; // counted again to the threshold
         if (b === this.curBlock) this.brk = this.brk || 1;
       }
@@ -284,7 +284,8 @@ export abstract class CpuBlocks extends CpuInterp {
     markDeadFlags(uc, u + UHDR, insns.length);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, u,
+      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
+      hotFrom: this.icount, lukewarm: 0, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.ublk[u >> 2] = b;

@@ -14,7 +14,7 @@ import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
 import { mul32, imul32 } from "./ops.ts";
 import { readTsc } from "./system.ts";
-import { compileBlock, JIT_MAX_BLOCKS, JIT_THRESHOLD } from "./jit.ts";
+import { compileBlock, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
@@ -231,9 +231,13 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         if (hv >= thr) {
           const blk = this.ublk[h >> 2]!;
           if (hv === thr && blk.fn === null) {
-            if (this.translated >= this.jitMaxBlocks) this.dropTranslations();
-            blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
-            if (blk.fn !== null) this.translated++;
+            if (!this.hotEnough(blk)) uc[h + 1] = 1; // lukewarm: counted again
+            else {
+              if (this.translated >= this.jitMaxBlocks) this.dropTranslations();
+              blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
+              if (blk.fn !== null) this.translated++;
+              else uc[h + 1] = -1; // cannot be translated: it stays interpreted
+            }
           }
           if (blk.fn !== null) {
             this.curH = -1;
@@ -245,7 +249,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
             if (r === RT_CONTINUE) continue;
             if (r !== RT_NOT_RUN) return r;
             this.curH = h;
-          } else uc[h + 1] = -1; // past the threshold untranslated: it stays interpreted
+          } else if (uc[h + 1]! > thr) uc[h + 1] = -1; // past the threshold untranslated: it stays interpreted
         }
       }
       // The interpreter (it may go on to the following blocks); on a fault it has set EIP and
@@ -276,6 +280,18 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       }
     }
     return Stop.BUDGET;
+  }
+
+  /**
+   * Whether a block that reached the translation threshold is hot enough to translate: it got
+   * there within JIT_WINDOW instructions, or has got there slowly JIT_LUKEWARM times (jit.ts).
+   * Otherwise its count starts again.
+   */
+  private hotEnough(blk: Block): boolean {
+    if (this.icount - blk.hotFrom <= JIT_WINDOW || blk.lukewarm >= JIT_LUKEWARM) return true;
+    blk.lukewarm++;
+    blk.hotFrom = this.icount;
+    return false;
   }
 
   /**

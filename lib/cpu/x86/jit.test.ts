@@ -12,9 +12,10 @@ import { encode, CONDS, type Insn as EncInsn, type Reg32, type Reg16 } from "../
 import { Stop, EAX } from "./cpu.ts";
 import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
 import { disasm } from "./disasm.ts";
-import { compileBlock } from "./jit.ts";
+import { compileBlock, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
+const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
 
 const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "drop" | "single") => {
   const m = programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
@@ -156,6 +157,32 @@ describe("block translator equals single step", () => {
     }
   });
 
+  test("a block that reaches the threshold slowly is translated only after JIT_LUKEWARM rounds", () => {
+    // mov esi, N ; outer: inc ebx ; call F ; dec esi ; jnz outer ; hlt, and on the next page
+    // F: mov ecx, 300 ; l: dec ecx ; jnz l ; ret. The loop l is hot at once; the blocks run once
+    // an iteration (about 600 instructions apart) reach 500 executions in about 300 K
+    // instructions, past JIT_WINDOW, so they count again until their 40th slow round.
+    const F = CODE + 0x1000;
+    const prog = (n: number) => {
+      const code = new Uint8Array(0x1000 + 9);
+      code.set([0xbe, ...le32(n), 0x43, 0xe8, ...le32((F - (CODE + 11)) >>> 0), 0x4e, 0x75, 0xf7, 0xf4]);
+      code.set([0xb9, ...le32(300), 0x49, 0x75, 0xfd, 0xc3], 0x1000);
+      return code;
+    };
+    const run = (n: number, single: boolean) => {
+      const m = programMachine(prog(n), [0, 0, 0, 0, 0, 0, 0], 0, 0, single ? { singleStep: true } : {});
+      expect(m.cpu.run(1e9)).toBe(Stop.HALT);
+      return m;
+    };
+    expect(JIT_WINDOW).toBeLessThan(300_000);
+    const few = run(2000, false);
+    expect(few.cpu.regs[3]).toBe(2000);
+    expect(few.cpu.translated).toBe(1); // only the loop l
+    const many = run(JIT_LUKEWARM * JIT_THRESHOLD + 2000, false);
+    expect(many.cpu.translated).toBeGreaterThan(2);
+    expect(Buffer.compare(many.state(), run(JIT_LUKEWARM * JIT_THRESHOLD + 2000, true).state())).toBe(0);
+  });
+
   test("a shift by CL = 0 keeps the flags of the INC before it for the branch after it", () => {
     // xor ecx, ecx ; mov eax, 0x7fffffff ; inc eax ; sar eax, cl ; jo +1 ; inc ebx ; hlt.
     // The INC overflows (OF=1) and SAR by 0 changes no flag, so JO is taken: EBX stays 0.
@@ -268,7 +295,7 @@ describe("block translator equals single step", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
     m.cpu.code32 = false;
-    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1 };
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0 };
     expect(compileBlock(m.cpu, blk)).toBeNull();
   });
 });

@@ -49,6 +49,16 @@ import { flagUse, translate, R, RW, W, type Out, type Prod } from "./jit-insn.ts
  * shell session translates about 2,500.
  */
 export const JIT_THRESHOLD = 500;
+/**
+ * A block is translated when it reaches the threshold within JIT_WINDOW instructions of its
+ * count starting, else its count starts again, and after JIT_LUKEWARM such slow rounds it is
+ * translated anyway (cpu.ts hotEnough). Code run a few thousand times over a long stretch (a
+ * kernel's initialisation, a program's per-line work) costs more to compile than to interpret:
+ * with this rule a Linux boot and shell session takes about two thirds of the CPU time it took
+ * with the threshold alone (bench/ linux-boot).
+ */
+export const JIT_WINDOW = 100_000;
+export const JIT_LUKEWARM = 40;
 export const JIT_MAX_BLOCKS = 16384;
 /** Polling-loop detection: header visits between two samples of the loop state (emitRegion). */
 const SPIN_SAMPLE = 16;
