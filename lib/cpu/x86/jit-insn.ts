@@ -84,26 +84,26 @@ function setR8(n: number, v: string): string {
  * (which checks limits, walks page tables, faults, and handles unaligned accesses).
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else ${dst} = c.rd32(${s}, o) | 0;`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else try { ${dst} = c.rd32(${s}, o) | 0; } catch (x) { $FAULT }`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else c.wr32(${s}, o, (${val}) >>> 0);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else try { c.wr32(${s}, o, (${val}) >>> 0); } catch (x) { $FAULT }`;
 }
 function rd16(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else ${dst} = c.rd16(${s}, o);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else try { ${dst} = c.rd16(${s}, o); } catch (x) { $FAULT }`;
 }
 /** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o. */
 function wr16(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else c.wr16(${s}, o, (${val}) & 65535);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else try { c.wr16(${s}, o, (${val}) & 65535); } catch (x) { $FAULT }`;
 }
 /** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
 function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }
 function rd8(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else try { ${dst} = c.rd8(${s}, o); } catch (x) { $FAULT }`;
 }
 function wr8(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else c.wr8(${s}, o, ${val});`;
+  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else try { c.wr8(${s}, o, ${val}); } catch (x) { $FAULT }`;
 }
 
 /** int32 result expressions of the 32-bit ALU ops on locals (ADC/SBB: not translated). */
@@ -204,11 +204,37 @@ function condExpr(cc: number, prod: Prod): string {
  * One instruction as JavaScript on int32 register locals r0..r7, or null (interpreter
  * fallback). `k` numbers the instruction in the function (c.ci, producer consts).
  */
+/** The pending-flag stores of a flag writer (aluFlags and the shifts). */
+const DEAD_FLAG_STORE = /fk = \d+; (?:fa = \w+; fb = \w+; )?fr = t; fz = \d;(?: fc = \w+;)?/g;
+
 export function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
   const out = translate1(i, k, kl, nextOff, needFlags, prod);
+  // Flags no one can observe (the block's liveness): the pending-flag stores are left out.
+  if (out && !needFlags) out.src = out.src.replace(DEAD_FLAG_STORE, "");
   // Anything that reads the CPU's flag state sees the pending (local) flags first.
   if (out && (out.src.includes("c.cond(") || out.branch?.cond.includes("c.cond(")) && !out.src.includes("$MAT")) out.src = "$MAT " + out.src;
+  if (out) out.src = faultSites(out.src, k);
   return out;
+}
+
+/** Calls of translated code into the CPU that never raise a guest exception. */
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|cf|cond|materialise|jitMul|ioStable)\(/g;
+
+/**
+ * Where the instruction can fault, and what then: translated code has no try around its
+ * whole body (a try makes the engine keep every variable the handler reads in memory across
+ * the whole protected code), only around the calls that can raise a guest exception, which
+ * are off the fast paths. `$FAULT` (a memory access's slow path) notes the instruction and
+ * leaves through the function's fault exit (jit.ts), which writes the locals back and
+ * rethrows; an instruction with any other call that may fault is protected as a whole.
+ */
+function faultSites(src: string, k: number): string {
+  const exit = `ci = ${k}; fx = x; break R;`;
+  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$FAULT", exit);
+  const rest = src.replace(/else try \{[^{}]*\} catch \(x\) \{[^{}]*\}/g, "").replace(NO_FAULT_CALL, "");
+  if (!/\bc\.[\w.]+\(/.test(rest)) return src;
+  // (Its producer consts stay visible after the try: var, not const.)
+  return `try { ${src.replace(/\bconst (f[abt]\d+ = )/g, "var $1")} } catch (x) { ${exit} }`;
 }
 
 function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {

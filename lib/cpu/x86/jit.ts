@@ -16,14 +16,15 @@
  *
  * Guest registers live in JavaScript locals (int32) for the whole function: they are loaded on
  * entry and written back on every exit, before an interpreter fallback (and reloaded after it),
- * and on a fault (a catch that writes back and rethrows).
+ * and on a fault (only the calls that can fault are inside a try, off the fast paths: its catch
+ * leaves through a fault exit that writes back and rethrows; see jit-insn.ts faultSites).
  *
  * Contract with the run loop (cpu.ts) and the block cache (blocks.ts, block.ts):
  *  - the function runs only when its first block fits the instruction budget, interrupts are
  *    not inhibited and TF is clear; it returns the number of instructions it retired, or -1
  *    when an entry guard fails (the interpreter then runs the block);
- *  - before any instruction that can fault it notes an index (a local `ci`, stored in `cpu.ci`
- *    when a fault leaves the function); `Block.jitOff[ci]` is that instruction's offset from
+ *  - a fault notes the faulting instruction's index (`ci`, stored in `cpu.ci` when the fault
+ *    leaves the function); `Block.jitOff[ci]` is that instruction's offset from
  *    the function's entry EIP and `Block.jitIdx[ci]` its index in its block, and `cpu.jitDone`
  *    holds the instructions retired by earlier blocks (or loop iterations) of this call, so a
  *    fault leaves the state the interpreter would;
@@ -260,12 +261,16 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
   // A region is entered at its head (d0 undefined) or at a member d0 bytes after it.
   if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
-  const text = body.join("\n").replace(/\$STABLE\(o, \d\)/g, "");
+  const text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
   for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
   const regs = [...used];
   const segs = [0, 1, 2, 3, 4, 5].filter((x) => text.includes(`sb${x}`));
   const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
   const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
+  // The fault exit (reached by `break R` with fx set): the instructions retired by earlier
+  // blocks or iterations of this call and the faulting one's index for cpu.ts, the locals
+  // written back, the exception rethrown.
+  const FAULTEXIT = `if (fx !== null) { c.jitDone = done; c.ci = ci; ${WB} throw fx; }`;
   // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
   L.push("const m = c.ram, m4 = c.ram32, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
@@ -277,16 +282,11 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   if (region) L.push("d = d0 | 0;");
   const spin = text.includes("$SPINEQ");
   if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
-  // `sy` is 1 while an interpreter fallback runs (the array is then the truth: a fault inside
-  // it must not be overwritten by the locals).
-  const fallback = text.includes("$SYNC");
-  if (fallback) L.push("let sy = 0;");
-  L.push("try {");
+  // `fx`: the exception a call raised (see jit-insn.ts faultSites); the fault exit rethrows it.
+  L.push("let fx = null;");
   const spinEq = regs.map((n) => `r${n} === q${n}`).join(" && ") || "true";
   const spinSave = regs.map((n) => `q${n} = r${n};`).join(" ");
-  L.push(text.replaceAll("c.ci = ", "ci = ").replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
-  // On a fault: instructions retired by earlier blocks or iterations of this call, for cpu.ts.
-  L.push(fallback ? `} catch (x) { c.jitDone = done; c.ci = ci; if (sy === 0) { ${WB} } throw x; }` : `} catch (x) { c.jitDone = done; c.ci = ci; ${WB} throw x; }`);
+  L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$FAULTEXIT", FAULTEXIT).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$MAT", MAT));
   // Names the function in profiles and stack traces.
   L.push(`//# sourceURL=rrx-${region ? "region" : "block"}-${b.phys.toString(16)}.js`);
   let fn: BlockFn;
@@ -306,6 +306,19 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   return fn;
 }
 
+/**
+ * Leaves out the producer consts (`const fa7 = a, fb7 = b2, ft7 = t;`) that no fused condition
+ * reads: fewer variables for the engine.
+ */
+function dropUnusedConsts(text: string): string {
+  const uses = new Map<string, number>();
+  for (const mt of text.matchAll(/\bf[abt]\d+\b/g)) uses.set(mt[0], (uses.get(mt[0]) ?? 0) + 1);
+  return text.replace(/const (f[abt]\d+ = \w+(?:, f[abt]\d+ = \w+)*);/g, (_, decl: string) => {
+    const kept = decl.split(", ").filter((d) => uses.get(d.slice(0, d.indexOf(" ")))! > 1);
+    return kept.length ? `const ${kept.join(", ")};` : "";
+  });
+}
+
 /** One block, looping inside the function when it branches back to its own start. */
 function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
   const ins = tr.b.insns;
@@ -317,6 +330,8 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
   // decided again under the new set; translation happens as the block is entered, at cpu.eip.)
   const selfLoop = tr.pure && !!last?.branch && last.branch.takenOff === 0 && !cpu.breakpoints.has(startLin);
   L.push("const e0 = E;");
+  // Every way out returns inside R but a fault, which breaks out of it to the fault exit.
+  L.push("R: {");
   if (selfLoop) L.push("for (;;) {");
   for (let k = 0; k < n; k++) {
     const i = ins[k]!;
@@ -325,8 +340,9 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
     const code = outs[k]!;
     if (code === null) {
       // Interpreter fallback for this one instruction: registers go back to the array first.
-      L.push(`$SYNC$WB sy = 1; c.ci = ${k}; c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} X(c, I[${k}]);`);
-      if (!isLast) L.push(`$LD sy = 0; if (c.brk !== 0) return ${k + 1};`);
+      // A fault inside it finds the registers in the array already.
+      L.push(`$WB c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} try { X(c, I[${k}]); } catch (x) { c.jitDone = done; c.ci = ${k}; throw x; }`);
+      if (!isLast) L.push(`$LD if (c.brk !== 0) return ${k + 1};`);
       else L.push(`return ${n};`);
       continue;
     }
@@ -348,6 +364,8 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
     if (code.ends) { L.push(`$WB return ${n};`); continue; }
     if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; $WB return ${n};`);
   }
+  L.push("}");
+  L.push("$FAULTEXIT");
 }
 
 /**
@@ -396,7 +414,7 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       if (code.store || code.ends) stores = true;
       let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
       // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
-      if (spin && safe[j]) src = src.replace(/else ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o\)(?: \| 0)?);/g, "else { qs = 0; $1 = $2; }");
+      if (spin && safe[j]) src = src.replace(/else try \{ ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o\)(?: \| 0)?); \}/g, "else try { qs = 0; $1 = $2; }");
       L.push(src);
       if (isLast) {
         L.push(`done += ${n};`);
@@ -413,5 +431,6 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
     }
   }
   L.push("} pc = (E + d) >>> 0; break; }");
+  L.push("$FAULTEXIT");
   L.push("c.eip = pc; $WB return done;");
 }
