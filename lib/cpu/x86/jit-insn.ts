@@ -69,6 +69,15 @@ function ea(i: Insn): string {
   if (i.index >= 0) s += i.scale ? ` + (r${i.index} << ${i.scale})` : ` + r${i.index}`;
   return `((${s}) >>> 0)`;
 }
+/**
+ * An offset expression as int32 for the inline memory paths: addresses of 2^31 and above (a
+ * kernel's) then stay int32 in the engine's optimised code rather than becoming doubles; the
+ * CPU's accessors on the slow path take the offset as unsigned (`o >>> 0`).
+ */
+function i32(off: string): string {
+  const mt = /^\(\((.*)\) >>> 0\)$/.exec(off);
+  return mt ? `((${mt[1]}) | 0)` : /^-?\d+$/.test(off) ? String(Number(off) | 0) : `((${off}) | 0)`;
+}
 function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
 /** An 8-bit register as an expression. */
 function r8(n: number): string { return n < 4 ? `(r${n} & 255)` : `((r${n - 4} >> 8) & 255)`; }
@@ -84,26 +93,26 @@ function setR8(n: number, v: string): string {
  * (which checks limits, walks page tables, faults, and handles unaligned accesses).
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else try { ${dst} = c.rd32(${s}, o) | 0; } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else try { ${dst} = c.rd32(${s}, o >>> 0) | 0; } catch (x) { $FAULT }`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else try { c.wr32(${s}, o, (${val}) >>> 0); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else try { c.wr32(${s}, o >>> 0, (${val}) >>> 0); } catch (x) { $FAULT }`;
 }
 function rd16(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else try { ${dst} = c.rd16(${s}, o); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else try { ${dst} = c.rd16(${s}, o >>> 0); } catch (x) { $FAULT }`;
 }
 /** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o. */
 function wr16(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else try { c.wr16(${s}, o, (${val}) & 65535); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else try { c.wr16(${s}, o >>> 0, (${val}) & 65535); } catch (x) { $FAULT }`;
 }
 /** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
 function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }
 function rd8(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else try { ${dst} = c.rd8(${s}, o); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else try { ${dst} = c.rd8(${s}, o >>> 0); } catch (x) { $FAULT }`;
 }
 function wr8(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else try { c.wr8(${s}, o, ${val}); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else try { c.wr8(${s}, o >>> 0, ${val}); } catch (x) { $FAULT }`;
 }
 
 /** int32 result expressions of the 32-bit ALU ops on locals (ADC/SBB: not translated). */

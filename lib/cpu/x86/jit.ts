@@ -414,7 +414,7 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       if (code.store || code.ends) stores = true;
       let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
       // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
-      if (spin && safe[j]) src = src.replace(/else try \{ ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o\)(?: \| 0)?); \}/g, "else try { qs = 0; $1 = $2; }");
+      if (spin && safe[j]) src = src.replace(/else try \{ ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o >>> 0\)(?: \| 0)?); \}/g, "else try { qs = 0; $1 = $2; }");
       L.push(src);
       if (isLast) {
         L.push(`done += ${n};`);
