@@ -227,7 +227,7 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 }
 
 /** Calls of translated code into the CPU that never raise a guest exception. */
-const NO_FAULT_CALL = /\bc\.(?:jitFlags|cf|cond|materialise|jitMul|ioStable)\(/g;
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable)\(/g;
 
 /**
  * Where the instruction can fault, and what then: translated code has no try around its
@@ -590,27 +590,30 @@ function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | 
   };
 }
 
+/** CF of the pending flags (or the CPU's), materialising nothing (Cpu.jitCf): a statement's right side. */
+const JIT_CF = "c.jitCf(fk, fa, fb, fr, fz, fc);";
+
 /**
  * INC/DEC of a 32-bit register (`reg`) or memory operand (`reg` -1). They keep CF: with their flags
- * needed, the CPU's lazy state takes them directly (CF materialised into EFLAGS first, as
- * CpuState.inc/dec do), after the memory write, so a fault leaves the flags untouched.
+ * needed, they are pending like any other flags, with the CF they keep (that of the flags before
+ * them) in fc; set after the memory write, so a fault leaves the flags untouched.
  */
 function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: number): Out {
   const res = `t = (a ${dec ? "-" : "+"} 1) | 0;`;
-  const flags = needFlags ? `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;` : "";
+  const flags = needFlags ? `cy = ${JIT_CF} fk = ${dec ? LF_DEC : LF_INC}; fa = a; fb = 1; fr = t; fz = 2; fc = cy;` : "";
   if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags}` };
   const s = segOf(i);
   return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${res} ${wr32(s, "o", "t")} ${flags}`, store: true };
 }
 
 /**
- * ADC/SBB on 32-bit operands: the carry in from the materialised flags; the result's flags
+ * ADC/SBB on 32-bit operands: the carry in from the pending flags (jitCf); the result's flags
  * are pending with it (fc), as CpuState.alu leaves them.
  */
 function adcSbb32(i: Insn, k: number, sbb: boolean, form: "eax,imm" | "rm,r" | "r,rm" | "rm,imm", imm: number): Out {
   const res = sbb ? "t = (a - b2 - cy) | 0;" : "t = (a + b2 + cy) | 0;";
   const fl = `fk = ${sbb ? LF_SUB : LF_ADD}; fa = a; fb = b2; fr = t; fz = 2; fc = cy;`;
-  const cin = "$MAT cy = c.cf();";
+  const cin = `cy = ${JIT_CF}`;
   if (form === "eax,imm") return { src: `${cin} a = r0; b2 = ${imm}; ${res} r0 = t; ${fl}` };
   if (form === "r,rm") {
     const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
