@@ -279,7 +279,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
-  if (region) L.push("d = d0 | 0;");
+  // The entry member's index (emitRegion numbers the members in order).
+  if (region) L.push(`switch (d0 | 0) { ${members.map((m, j) => `case ${m.delta}: d = ${j}; break;`).join(" ")} }`);
   const spin = text.includes("$SPINEQ");
   if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
   // `fx`: the exception a call raised (see jit-insn.ts faultSites); the fault exit rethrows it.
@@ -390,13 +391,24 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
   const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta));
   spin = spin && isHdr.some((x) => x);
   const writesFlags = members.some((tr, j) => safe[j] && tr.b.insns.slice(0, tr.b.n).some((i) => (flagUse(i) & W) !== 0));
-  // Every exit but a fault leaves through the end (`break R`, with pc and done set).
+  // Dispatch on a dense index `d` (a jump table): members are 0..n-1 in order; every static
+  // successor outside the region gets an index past them whose case leaves. Every exit but a
+  // fault leaves through the end (`break R`): with d >= 0 the next EIP is that index's offset
+  // from the head, with d = -1 it is in pc.
+  const index = new Map<number, number>(members.map((tr, j) => [tr.delta, j]));
+  const exits: number[] = [];
+  const to = (delta: number): number => {
+    let x = index.get(delta);
+    if (x === undefined) { x = members.length + exits.length; index.set(delta, x); exits.push(delta); }
+    return x;
+  };
+  const memberSwitch = members.map((tr, j) => `case ${tr.delta}: d = ${j}; continue R;`).join(" ");
   L.push("R: for (;;) { switch (d) {");
   for (const [j, tr] of members.entries()) {
     const ins = tr.b.insns;
     const n = tr.b.n;
     const dl = tr.delta;
-    L.push(`case ${dl}: { if (done + ${n} > lim) break; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
+    L.push(`case ${j}: { if (done + ${n} > lim) break R; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
     if (spin && isHdr[j]) {
       const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qa && fb === qb && fr === qr && fz === qz && fc === qc)`;
       // Sampled, so that loops that never reach a fixed point pay almost nothing: every
@@ -419,18 +431,26 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       if (isLast) {
         L.push(`done += ${n};`);
         const br = code.branch;
-        if (code.ends) L.push("pc = c.eip;");
-        else if (br && br.cond !== "true") L.push(`pc = ${br.cond} ? ((e0 + ${br.takenOff}) >>> 0) : ((e0 + ${nextOff}) >>> 0);`);
-        else L.push(`pc = (e0 + ${br ? br.takenOff : nextOff}) >>> 0;`);
+        if (code.ends) {
+          // A computed target (RET, CALL, indirect JMP): a member, or out.
+          L.push("pc = c.eip; d = -1;");
+          if (stores) L.push("if (c.brk !== 0) break R;");
+          L.push(`switch ((pc - E) | 0) { ${memberSwitch} } break R; }`);
+          continue;
+        }
+        if (br && br.cond !== "true") L.push(`d = ${br.cond} ? ${to(dl + br.takenOff)} : ${to(dl + nextOff)};`);
+        else L.push(`d = ${to(dl + (br ? br.takenOff : nextOff))};`);
         if (stores) L.push("if (c.brk !== 0) break R;");
         if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) break R;");
-        L.push("d = (pc - E) | 0; continue; }");
+        L.push("continue; }");
       } else if (code.store) {
-        L.push(`if (c.brk !== 0) { pc = (e0 + ${nextOff}) >>> 0; done += ${k + 1}; break R; }`);
+        L.push(`if (c.brk !== 0) { pc = (e0 + ${nextOff}) >>> 0; d = -1; done += ${k + 1}; break R; }`);
       }
     }
   }
-  L.push("} pc = (E + d) >>> 0; break; }");
+  L.push(`default: break R; } }`);
   L.push("$FAULTEXIT");
+  const all = [...members.map((tr) => tr.delta), ...exits];
+  L.push(`if (d >= 0) switch (d) { ${all.map((dl, x) => `case ${x}: pc = (E + ${dl}) >>> 0; break;`).join(" ")} }`);
   L.push("c.eip = pc; $WB return done;");
 }
