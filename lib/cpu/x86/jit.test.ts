@@ -10,7 +10,8 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encode, CONDS, type Insn as EncInsn, type Reg32, type Reg16 } from "../../../test/support/x86-encoder.ts";
 import { Stop, EAX } from "./cpu.ts";
-import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
+import { TestMachine, CODE, DATA, programMachine, compareRuns, descriptor } from "../../../test/cpu/machine.ts";
+import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock } from "./jit.ts";
 
@@ -234,6 +235,30 @@ describe("block translator equals single step", () => {
     expect(m.cpu.run(1e6)).toBe(Stop.WATCH);
     expect(m.cpu.icount - at).toBe(1); // stopped right after the next load
     expect(m.cpu.eip).toBe(CODE + 11);
+  });
+
+  test("translated code built under a flat data segment faults as the interpreter once it is not", () => {
+    // mov ecx, 100 ; l: mov eax, [DATA] ; dec ecx ; jnz l ; hlt. The loop's accesses take the
+    // inline path with DS checked once on entry; then DS gets a limit below DATA (selector 0x30).
+    const code = [0xb9, 100, 0, 0, 0, 0x8b, 0x05, ...[DATA & 0xff, (DATA >>> 8) & 0xff, (DATA >>> 16) & 0xff, DATA >>> 24], 0x49, 0x75, 0xf7, 0xf4];
+    const run = (interp: boolean) => {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      m.cpu.noJit = interp;
+      m.cpu.jitThreshold = 1;
+      m.cpu.flushBlocks();
+      expect(m.cpu.run(1 + 3 * 5)).toBe(Stop.BUDGET);
+      expect(m.cpu.translated > 0).toBe(!interp);
+      m.gdt(0x30, descriptor(0, DATA - 1, 0x92, 0x4));
+      m.loadSeg(DS, 0x30);
+      const stop = m.cpu.run(1000);
+      return { stop, icount: m.cpu.icount, exc: m.exception(), ecx: m.cpu.regs[1] };
+    };
+    const j = run(false), i = run(true);
+    expect(i.exc?.vector).toBe(13);
+    expect(i.exc?.eip).toBe(CODE + 5);
+    expect(j).toEqual(i);
   });
 
   test("16-bit code is not translated", () => {

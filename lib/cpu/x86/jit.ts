@@ -11,7 +11,7 @@
  *  - a *region* function runs a hot block together with the blocks it reaches by direct
  *    branches, calls and returns inside the same 4 KiB page, when all of them translate without
  *    interpreter fallbacks: a loop spread over several blocks then runs inside one function
- *    (a `switch` on the offset from the region's head), with the instruction budget checked
+ *    (a `switch` on a dense member index), with the instruction budget checked
  *    before each block.
  *
  * Guest registers live in JavaScript locals (int32) for the whole function: they are loaded on
@@ -261,10 +261,16 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
   // A region is entered at its head (d0 undefined) or at a member d0 bytes after it.
   if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
-  const text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
+  let text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
   for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
   const regs = [...used];
   const segs = [0, 1, 2, 3, 4, 5].filter((x) => text.includes(`sb${x}`));
+  // Segments that take the inline memory paths (segFast: a writable expand-up data segment
+  // with a 4 GiB limit) when the function is built: checked once on entry rather than at every
+  // access, in functions without interpreter fallbacks (which may load segments). The entry
+  // guard fails (the interpreter runs the block) if one is not fast then.
+  const fastSegs = text.includes("$LD") ? [] : segs.filter((x) => cpu.segFast[x] === 1);
+  for (const x of fastSegs) text = text.replaceAll(`if (sf${x} && `, "if (");
   const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
   const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
   // The fault exit (reached by `break R` with fx set): the instructions retired by earlier
@@ -274,7 +280,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
   L.push("const m = c.ram, m4 = c.ram32, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
-  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
+  L.push(`if (c.segLimit[1] !== 4294967295 || !c.stack32${fastSegs.map((x) => ` || sf[${x}] !== 1`).join("")}) return -1;`);
   // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
