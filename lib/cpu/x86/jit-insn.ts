@@ -75,7 +75,7 @@ function ea(i: Insn): string {
  * CPU's accessors on the slow path take the offset as unsigned (`o >>> 0`).
  */
 function i32(off: string): string {
-  const mt = /^\(\((.*)\) >>> 0\)$/.exec(off);
+  const mt = /^\(\((.*)\) >>> 0\)$/.exec(off) ?? /^\((r[0-7]) >>> 0\)$/.exec(off);
   return mt ? `((${mt[1]}) | 0)` : /^-?\d+$/.test(off) ? String(Number(off) | 0) : `((${off}) | 0)`;
 }
 function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
@@ -135,6 +135,9 @@ function aluFlags(kind: number, sz = 2): string {
   return `fk = ${LF_LOGIC}; fr = t; fz = ${sz};`;
 }
 
+/** The int32 sign bit. */
+const MIN = -2147483648;
+
 /**
  * A condition from a known producer (the last flag writer in this block: its operands and
  * result are kept in block-local consts, int32 for 32-bit producers), or via c.cond().
@@ -177,12 +180,14 @@ function condExpr(cc: number, prod: Prod): string {
     const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
     if (prod.kind === "sub") {
       switch (cc) {
-        case 2: return `((${A} >>> 0) < (${B} >>> 0))`;
-        case 3: return `((${A} >>> 0) >= (${B} >>> 0))`;
+        // Unsigned order as a signed one with the sign bits flipped: int32 throughout (x >>> 0
+        // is a double for negative x, and the engine's optimised code speculated it was not).
+        case 2: return `((${A} ^ ${MIN}) < (${B} ^ ${MIN}))`;
+        case 3: return `((${A} ^ ${MIN}) >= (${B} ^ ${MIN}))`;
         case 4: return `(${A} === ${B})`;
         case 5: return `(${A} !== ${B})`;
-        case 6: return `((${A} >>> 0) <= (${B} >>> 0))`;
-        case 7: return `((${A} >>> 0) > (${B} >>> 0))`;
+        case 6: return `((${A} ^ ${MIN}) <= (${B} ^ ${MIN}))`;
+        case 7: return `((${A} ^ ${MIN}) > (${B} ^ ${MIN}))`;
         case 8: return `(${T} < 0)`;
         case 9: return `(${T} >= 0)`;
         case 12: return `(${A} < ${B})`;
@@ -383,7 +388,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm | 0))}`, store: true };
     case 0x8d:
       if (!o32 || i.mod === 3) return null;
-      return { src: `r${i.reg} = ${ea(i)} | 0;` };
+      return { src: `r${i.reg} = ${i32(ea(i))};` };
     case 0x90: return { src: "" };
     case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
       return { src: setR8(op & 7, String(i.imm & 255)) };

@@ -22,6 +22,23 @@ import type { Fpu } from "./fpu/fpu.ts";
 import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
 
 
+/** The int32 sign bit: x ^ MIN < y ^ MIN is the unsigned x < y, in int32 (x >>> 0 is a double for negative x). */
+const MIN = -2147483648;
+
+/** CF of an addition a + b + cin of size sz (operands int32 bits for 32-bit, else 0..mask). */
+function addCarry(a: number, b: number, cin: number, sz: number): number {
+  if (sz !== 2) return a + b + cin > MASK[sz]! ? 1 : 0;
+  const r = (a + b + cin) ^ MIN, x = a ^ MIN;
+  return (cin === 0 ? r < x : r <= x) ? 1 : 0;
+}
+
+/** CF (borrow) of a subtraction a - b - cin of size sz (operands as for addCarry). */
+function subBorrow(a: number, b: number, cin: number, sz: number): number {
+  if (sz !== 2) return a < b + cin ? 1 : 0;
+  const x = a ^ MIN, y = b ^ MIN;
+  return (cin === 0 ? x < y : x <= y) ? 1 : 0;
+}
+
 /** CF of a 32-bit shift by 1-31 (SH_SHL, SH_SHR, SH_SAR; a: the value shifted, int32). */
 function shiftCf32(k: number, a: number, cnt: number): number {
   return k === SH_SHL ? (a >>> (32 - cnt)) & 1 : k === SH_SHR ? (a >>> (cnt - 1)) & 1 : (a >> (cnt - 1)) & 1;
@@ -159,8 +176,8 @@ export abstract class CpuState {
   cf(): number {
     switch (this.lop) {
       case LF_EAGER: case LF_INC: case LF_DEC: return this.eflags & CF;
-      case LF_ADD: return (this.la >>> 0) + (this.lb >>> 0) + this.lcin > MASK[this.lsz]! ? 1 : 0;
-      case LF_SUB: return (this.la >>> 0) < (this.lb >>> 0) + this.lcin ? 1 : 0;
+      case LF_ADD: return addCarry(this.la, this.lb, this.lcin, this.lsz);
+      case LF_SUB: return subBorrow(this.la, this.lb, this.lcin, this.lsz);
       default: return 0;
     }
   }
@@ -226,8 +243,8 @@ export abstract class CpuState {
   jitCf(k: number, a: number, b: number, r: number, sz: number, cin: number): number {
     switch (k) {
       case 0: return this.cf();
-      case LF_ADD: return (a >>> 0) + (b >>> 0) + cin > MASK[sz]! ? 1 : 0;
-      case LF_SUB: return (a >>> 0) < (b >>> 0) + cin ? 1 : 0;
+      case LF_ADD: return addCarry(a, b, cin, sz);
+      case LF_SUB: return subBorrow(a, b, cin, sz);
       case LF_INC: case LF_DEC: return cin;
       case SH_SHL: case SH_SHR: case SH_SAR: return sz === 2 ? shiftCf32(k, a, b) : shiftCf16(k, a, b);
       default: return 0;
@@ -276,7 +293,7 @@ export abstract class CpuState {
     // after a subtraction is a signed a < b), without materialising any flag.
     if (lop === LF_SUB && this.lsz === 2 && this.lcin === 0 && c2 !== 0 && c2 !== 5) {
       const x = this.la, y = this.lb;
-      r = c2 === 2 ? x === y : c2 === 1 ? (x >>> 0) < (y >>> 0) : c2 === 3 ? (x >>> 0) <= (y >>> 0) :
+      r = c2 === 2 ? x === y : c2 === 1 ? (x ^ MIN) < (y ^ MIN) : c2 === 3 ? (x ^ MIN) <= (y ^ MIN) :
         c2 === 4 ? this.lres < 0 : c2 === 6 ? x < y : x <= y;
       return (c & 1) ? !r : r;
     }
