@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encode, CONDS, type Insn as EncInsn, type Reg32, type Reg16 } from "../../../test/support/x86-encoder.ts";
 import { Stop, EAX } from "./cpu.ts";
-import { TestMachine, CODE, DATA, programMachine, compareRuns, descriptor } from "../../../test/cpu/machine.ts";
+import { TestMachine, CODE, DATA, TSS, programMachine, compareRuns, descriptor } from "../../../test/cpu/machine.ts";
 import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock } from "./jit.ts";
@@ -259,6 +259,34 @@ describe("block translator equals single step", () => {
     expect(i.exc?.vector).toBe(13);
     expect(i.exc?.eip).toBe(CODE + 5);
     expect(j).toEqual(i);
+  });
+
+  test("IN and RDTSC that fault inside a translated loop leave the interpreter's state", () => {
+    // At CPL 3: l: inc ebx ; in al, 0x60 ; rdtsc ; dec ecx ; jnz l ; hlt. After a few passes
+    // (translated, flags of the INC pending) the port is denied in the TSS bitmap, or CR4.TSD
+    // is set: #GP(0) at the IN or the RDTSC, with the registers and EFLAGS as interpreted.
+    const code = [0x43, 0xe4, 0x60, 0x0f, 0x31, 0x49, 0x75, 0xf8, 0xf4];
+    for (const deny of ["port", "tsd"] as const) {
+      const run = (interp: boolean) => {
+        const m = new TestMachine(2 << 20);
+        m.flat(3, CODE);
+        m.write(CODE, code);
+        m.cpu.regs[1] = 1000; m.cpu.regs[3] = 0x7fffffff - 5;
+        m.cpu.noJit = interp;
+        m.cpu.jitThreshold = 1;
+        m.cpu.flushBlocks();
+        expect(m.cpu.run(5 * 5)).toBe(Stop.BUDGET);
+        expect(m.cpu.translated > 0).toBe(!interp);
+        if (deny === "port") m.w8(TSS + 0x68 + (0x60 >> 3), 1 << (0x60 & 7));
+        else m.cpu.cr4 |= 4;
+        const stop = m.cpu.run(1000);
+        return { stop, icount: m.cpu.icount, exc: m.exception(), regs: [...m.cpu.regs] };
+      };
+      const j = run(false), i = run(true);
+      expect(i.exc).toMatchObject({ vector: 13, err: 0, eip: deny === "port" ? CODE + 1 : CODE + 3 });
+      expect(i.exc!.eflags & 0x800).toBe(0x800); // the INC's OF: EBX went past 0x7fffffff
+      expect(j).toEqual(i);
+    }
   });
 
   test("16-bit code is not translated", () => {
