@@ -47,7 +47,7 @@ export function flagUse(i: Insn): number {
   return RW; // anything else: assume it reads and writes flags
 }
 
-export type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8";
+export type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8" | "incdec";
 export type Prod = { kind: ProdKind; k: number } | null;
 
 export interface Out {
@@ -173,6 +173,17 @@ function condExpr(cc: number, prod: Prod): string {
         case 14: return `(${T} === 0 || (${T} & 128) !== 0)`;
         case 15: return `(${T} !== 0 && (${T} & 128) === 0)`;
       }
+    }
+    return `c.cond(${cc})`;
+  }
+  if (prod && prod.kind === "incdec") {
+    // 32-bit INC/DEC: ZF and SF from the result (CF is the old one's, OF rarely tested).
+    const T = `ft${prod.k}`;
+    switch (cc) {
+      case 4: return `(${T} === 0)`;
+      case 5: return `(${T} !== 0)`;
+      case 8: return `(${T} < 0)`;
+      case 9: return `(${T} >= 0)`;
     }
     return `c.cond(${cc})`;
   }
@@ -606,9 +617,11 @@ const JIT_CF = "c.jitCf(fk, fa, fb, fr, fz, fc);";
 function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: number): Out {
   const res = `t = (a ${dec ? "-" : "+"} 1) | 0;`;
   const flags = needFlags ? `cy = ${JIT_CF} fk = ${dec ? LF_DEC : LF_INC}; fa = a; fb = 1; fr = t; fz = 2; fc = cy;` : "";
-  if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags}` };
+  // The result for a fused condition after it (jz/jnz of a loop counter).
+  const kp = `const ft${k} = t;`;
+  if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags} ${kp}`, prod: "incdec" };
   const s = segOf(i);
-  return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${res} ${wr32(s, "o", "t")} ${flags}`, store: true };
+  return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${res} ${wr32(s, "o", "t")} ${flags} ${kp}`, store: true, prod: "incdec" };
 }
 
 /**

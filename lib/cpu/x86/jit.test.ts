@@ -70,12 +70,13 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(imm, reg).map(([v, r]) => [{ op: "push", src: { imm: v }, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
   fc.tuple(fc.oneof(reg.map((r) => ({ reg: r })), mem), reg).map(([src, r]) => [{ op: "push", dst: src, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
 );
-/** cmp/test + jcc over a simple item, so the condition is fused with its producer. */
-const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "test", "and", "xor", "or"), reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v }))), fc.constantFrom(...CONDS), simple)
+/** cmp/test/inc/dec... + jcc over a simple item, so the condition is fused with its producer. */
+const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "test", "and", "xor", "or", "inc", "dec"), reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v }))), fc.constantFrom(...CONDS), simple)
   .map(([op, r, src, cc, body]) => {
     const bodyBytes = body.reduce((n, x) => n + encode(x).length, 0);
     const s2 = op === "test" && "imm" in src ? { reg: r } : src;
-    return [{ op, dst: { reg: r }, src: s2 } as EncInsn, { op: "jcc", cc, rel: bodyBytes }, ...body];
+    const producer = op === "inc" || op === "dec" ? { op, dst: { reg: r } } : { op, dst: { reg: r }, src: s2 };
+    return [producer as EncInsn, { op: "jcc", cc, rel: bodyBytes }, ...body];
   });
 const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneof(simple, simple, branch), { minLength: 1, maxLength: 25 }))
   .map(([n, items]) => {
