@@ -9,7 +9,7 @@
  */
 import type { Insn } from "./decode.ts";
 import { SS } from "./decode.ts";
-import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
+import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, RW = a
 // writer that also depends on old flags (ADC/SBB read CF, INC/DEC keep it), N = neither.
@@ -433,8 +433,9 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!o32) return null;
       const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
       const other = op === 0x1af ? `r${i.reg}` : String(op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0);
-      // With the flags needed: the CPU computes them as the interpreter does (pending flags dropped: all are written).
-      if (needFlags) return { src: `${load} fk = 0; r${i.reg} = c.jitMul(${other}, b2, true) | 0;` };
+      // With the flags needed: pending (IMUL_FLAGS), CF = OF = the product does not fit in
+      // int32, which the double product tells exactly (see Cpu.jitFlags).
+      if (needFlags) return { src: `${load} t = Math.imul(${other}, b2); fk = ${IMUL_FLAGS}; fa = ${other} * b2 !== t ? 1 : 0; fr = t; fz = 2; r${i.reg} = t;` };
       return { src: `${load} r${i.reg} = Math.imul(${other}, b2);` };
     }
     case 0x131: // RDTSC: at its exact icount, as the interpreter (where it ends a block)

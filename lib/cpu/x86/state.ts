@@ -19,7 +19,7 @@ import type { Watchpoint } from "../contract.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
 import { DEFAULT_MODEL, type X86Model } from "./model.ts";
 import type { Fpu } from "./fpu/fpu.ts";
-import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
+import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
 
 /** The int32 sign bit: x ^ MIN < y ^ MIN is the unsigned x < y, in int32 (x >>> 0 is a double for negative x). */
@@ -223,7 +223,7 @@ export abstract class CpuState {
   /**
    * Translated code's pending flags (jit.ts): a lazy kind (LF_*) stored as is, or a 32-bit
    * or 16-bit shift (SH_SHL, SH_SHR, SH_SAR; a = the value shifted, int32 or 0..65535 by sz,
-   * b = count 1-31, r = result) evaluated as the interpreter does.
+   * b = count 1-31, r = result) or an IMUL (IMUL_FLAGS) evaluated as the interpreter does.
    */
   jitFlags(k: number, a: number, b: number, r: number, sz: number, cin: number): void {
     if (k < SH_SHL) {
@@ -232,7 +232,8 @@ export abstract class CpuState {
       this.lop = k; this.la = a | 0; this.lb = b | 0; this.lres = r | 0; this.lsz = sz; this.lcin = cin;
       return;
     }
-    if (sz === 2) this.shiftFlags32(k, a, b, r); else this.shiftFlags16(k, a, b, r);
+    if (k === IMUL_FLAGS) this.setSZP(r | 0, 2, a, a !== 0);
+    else if (sz === 2) this.shiftFlags32(k, a, b, r); else this.shiftFlags16(k, a, b, r);
   }
 
   /**
@@ -246,6 +247,7 @@ export abstract class CpuState {
       case LF_ADD: return addCarry(a, b, cin, sz);
       case LF_SUB: return subBorrow(a, b, cin, sz);
       case LF_INC: case LF_DEC: return cin;
+      case IMUL_FLAGS: return a;
       case SH_SHL: case SH_SHR: case SH_SAR: return sz === 2 ? shiftCf32(k, a, b) : shiftCf16(k, a, b);
       default: return 0;
     }
