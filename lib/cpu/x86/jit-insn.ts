@@ -378,7 +378,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
         return { src: `c.ci = ${k}; ${rd16(segOf(i), ea(i), "t")} ${setR16(i.reg, "t")}` };
       }
       if (i.mod === 3) return { src: `r${i.reg} = r${i.rm};` };
-      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r${i.reg} = t;` };
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), `r${i.reg}`)}` };
     case 0x88:
       if (i.mod === 3) return { src: `t = ${r8(i.reg)}; ${setR8(i.rm, "t")}` };
       return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), r8(i.reg))}`, store: true };

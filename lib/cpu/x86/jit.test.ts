@@ -238,7 +238,7 @@ describe("block translator equals single step", () => {
     expect(m.cpu.eip).toBe(CODE + 11);
   });
 
-  test("translated code built under a flat data segment faults as the interpreter once it is not", () => {
+  test("translated code built under a flat data segment runs as the interpreter once it is not", () => {
     // mov ecx, 100 ; l: mov eax, [DATA] ; dec ecx ; jnz l ; hlt. The loop's accesses take the
     // inline path with DS checked once on entry; then DS gets a limit below DATA (selector 0x30).
     const code = [0xb9, 100, 0, 0, 0, 0x8b, 0x05, ...[DATA & 0xff, (DATA >>> 8) & 0xff, (DATA >>> 16) & 0xff, DATA >>> 24], 0x49, 0x75, 0xf7, 0xf4];
@@ -260,6 +260,24 @@ describe("block translator equals single step", () => {
     expect(i.exc?.vector).toBe(13);
     expect(i.exc?.eip).toBe(CODE + 5);
     expect(j).toEqual(i);
+    // Still a fast segment (4 GiB limit) but based at 0x1000: the loop reads DATA + 0x1000.
+    const based = (interp: boolean) => {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      m.w32(DATA, 0x11111111); m.w32(DATA + 0x1000, 0x22222222);
+      m.cpu.noJit = interp;
+      m.cpu.jitThreshold = 1;
+      m.cpu.flushBlocks();
+      expect(m.cpu.run(1 + 3 * 5)).toBe(Stop.BUDGET);
+      expect(m.cpu.regs[EAX]).toBe(0x11111111);
+      m.gdt(0x30, descriptor(0x1000, 0xfffff, 0x92, 0xc));
+      m.loadSeg(DS, 0x30);
+      const stop = m.cpu.run(30);
+      return { stop, icount: m.cpu.icount, eax: m.cpu.regs[EAX], ecx: m.cpu.regs[1] };
+    };
+    expect(based(true).eax).toBe(0x22222222);
+    expect(based(false)).toEqual(based(true));
   });
 
   test("IN and RDTSC that fault inside a translated loop leave the interpreter's state", () => {

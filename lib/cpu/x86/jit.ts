@@ -271,6 +271,14 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // guard fails (the interpreter runs the block) if one is not fast then.
   const fastSegs = text.includes("$LD") ? [] : segs.filter((x) => cpu.segFast[x] === 1);
   for (const x of fastSegs) text = text.replaceAll(`if (sf${x} && `, "if (");
+  // Of those, the ones based at 0 (flat memory: guarded for it too) need no offset apart from
+  // the linear address: one variable less to keep (the write of a read-modify-write reuses l).
+  const zeroSegs = fastSegs.filter((x) => cpu.segBase[x] === 0);
+  for (const x of zeroSegs) {
+    text = text.replaceAll(`o = ((o) | 0); l = (sb${x} + o) | 0; `, "")
+      .replace(new RegExp(`o = ([^;]*); l = \\(sb${x} \\+ o\\) \\| 0;`, "g"), "l = $1;")
+      .replace(new RegExp(`c\\.(rd|wr)(8|16|32)\\(${x}, o >>> 0`, "g"), `c.$1$2(${x}, l >>> 0`);
+  }
   const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
   const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
   // The fault exit (reached by `break R` with fx set): the instructions retired by earlier
@@ -280,7 +288,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
   L.push("const m = c.ram, m4 = c.ram32, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
-  L.push(`if (c.segLimit[1] !== 4294967295 || !c.stack32${fastSegs.map((x) => ` || sf[${x}] !== 1`).join("")}) return -1;`);
+  L.push(`if (c.segLimit[1] !== 4294967295 || !c.stack32${fastSegs.map((x) => ` || sf[${x}] !== 1`).join("")}${zeroSegs.map((x) => ` || sb[${x}] !== 0`).join("")}) return -1;`);
   // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
