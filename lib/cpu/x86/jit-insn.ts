@@ -99,12 +99,13 @@ function rd32(s: number, off: string, dst: string): string {
 function wr32(s: number, off: string, val: string): string {
   return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else try { c.wr32(${s}, o >>> 0, (${val}) >>> 0); } catch (x) { $FAULT }`;
 }
+/** Inline 16-bit read into `dst`: aligned words through the RAM's Uint16Array view, the rest through the CPU. */
 function rd16(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else try { ${dst} = c.rd16(${s}, o >>> 0); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m2[((e - 1) << 11) | ((l & 4095) >> 1)]; else try { ${dst} = c.rd16(${s}, o >>> 0); } catch (x) { $FAULT }`;
 }
-/** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o. */
+/** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o, aligned words inline. */
 function wr16(s: number, off: string, val: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else try { c.wr16(${s}, o >>> 0, (${val}) & 65535); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tw[l >>> 12]) !== 0) m2[((e - 1) << 11) | ((l & 4095) >> 1)] = ${val}; else try { c.wr16(${s}, o >>> 0, (${val}) & 65535); } catch (x) { $FAULT }`;
 }
 /** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
 function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }

@@ -287,7 +287,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const FAULTEXIT = `if (fx !== null) { c.jitDone = done; c.ci = ci; ${WB} throw fx; }`;
   // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
-  L.push("const m = c.ram, m4 = c.ram32, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
+  L.push("const m = c.ram, m4 = c.ram32, m2 = c.ram16, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
   L.push(`if (c.segLimit[1] !== 4294967295 || !c.stack32${fastSegs.map((x) => ` || sf[${x}] !== 1`).join("")}${zeroSegs.map((x) => ` || sb[${x}] !== 0`).join("")}) return -1;`);
   // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
