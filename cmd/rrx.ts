@@ -309,6 +309,11 @@ async function cmdRun(kernelPath: string | undefined, opts: Record<string, unkno
     cmdline: linux ? append : kernel ? (append ? `${kernel.name} ${append}` : kernel.name) : "",
     memBytes: parseSize(opts.m, 32), ips, bootDate: parseRtc(opts.rtc),
   };
+  if (opts.boardVersion !== undefined) {
+    const v = String(opts.boardVersion);
+    if (!/^[1-9][0-9]{0,5}$/.test(v)) throw new UsageError(`--board-version: expected a version number, got ${JSON.stringify(v)}`);
+    cfg.boardVersion = Number(v);
+  }
   const m = buildMachine(cfg);
   const script = opts.input !== undefined ? parseScript(new TextDecoder().decode(readInput(String(opts.input), "input script")), String(opts.input)) : [];
   const maxInsns = parseCount(opts.maxInsns, "--max-insns");
@@ -556,6 +561,7 @@ export function main(argv: string[]): void {
     .option("--hash-interval <n>", `With --record: instructions between state-hash records (default 2^24, at least ${MIN_HASH_INTERVAL})`)
     .option("--ips <rate>", "Instructions per virtual second (default 1e9: 1 instruction = 1 ns)")
     .option("--rtc <date>", "RTC start date, e.g. 2026-01-01T00:00:00Z (default: the host clock)")
+    .option("--board-version <n>", "Board version (default: the newest; `rrx info` on a log shows its). PC 2: serial characters go out as written, as on QEMU; PC 1: in their character time at the line rate")
     .option("--realtime", "Pace virtual time to the host clock (default when stdin and stdout are a terminal); --no-realtime: never")
     .option("--force", "With --record: overwrite an existing recording")
     .option("--screen", "Print the final text screen")

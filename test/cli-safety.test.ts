@@ -33,7 +33,7 @@ beforeAll(() => {
   kernel = join(dir, "hello.elf");
   copyFileSync(join(FIX, "hello.elf"), kernel);
   log = join(dir, "h.rrx");
-  const r = rrx(["run", kernel, "--record", log, "--max-insns", "100000", "--serial", "none", ...RTC]);
+  const r = rrx(["run", kernel, "--record", log, "--max-insns", "10000", "--serial", "none", ...RTC]);
   expect(r.code).toBe(0);
 });
 
@@ -90,7 +90,7 @@ describe("option values are taken as typed", () => {
 
   test("log events --kind 0x01 (the documented code form) is SERIAL_RX", () => {
     const script = join(dir, "in.txt");
-    writeFileSync(script, 'at 1ms serial "ab"\n');
+    writeFileSync(script, 'at 5us serial "ab"\n'); // hello.elf runs about 14.5 us
     const rec = join(dir, "in.rrx");
     expect(rrx(["run", kernel, "--input", script, "--record", rec, "--serial", "none", ...RTC]).err).not.toContain("error");
     const byName = rrx(["log", "events", rec, "--kind", "SERIAL_RX"]);
@@ -114,10 +114,10 @@ describe("instruction counts are below 2^53", () => {
 
 describe("replay --until stays inside the recording", () => {
   test("an --until past the log's end is refused (the replay ran on past it, with no input)", () => {
-    // the log was recorded with --max-insns 100000; hello.elf runs on to about 4.6 M instructions
-    expectUsage(rrx(["replay", log, "--until", "100001"]), "--until: the recording ends at instruction 100000, got 100001");
-    expectUsage(rrx(["replay", log, "--verify", "--until", "200000"]), "--until: the recording ends at instruction 100000");
-    expect(rrx(["replay", log, "--until", "100000", "--serial", "none"]).code).toBe(0);
+    // the log was recorded with --max-insns 10000; hello.elf runs on to about 14,500 instructions
+    expectUsage(rrx(["replay", log, "--until", "10001"]), "--until: the recording ends at instruction 10000, got 10001");
+    expectUsage(rrx(["replay", log, "--verify", "--until", "20000"]), "--until: the recording ends at instruction 10000");
+    expect(rrx(["replay", log, "--until", "10000", "--serial", "none"]).code).toBe(0);
   });
 });
 

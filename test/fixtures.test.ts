@@ -42,7 +42,9 @@ describe("record and replay --verify", () => {
       const rec = Bun.spawnSync([process.execPath, RRX, "run", join(FIX, f.elf), "--record", log, "--hash-interval", "65536", "--serial", "none"], { stderr: "pipe" });
       expect(rec.exitCode).toBe(f.exitStatus);
       const rep = Bun.spawnSync([process.execPath, RRX, "replay", log, "--verify", "--serial", "none"], { stderr: "pipe" });
-      expect(rep.stderr.toString()).toMatch(/verified: \d{3,} hash records/);
+      // At least one hash record (2^16 is the shortest interval; tasks and vm86 run about 2^17
+      // instructions) and the final state in the trailer.
+      expect(rep.stderr.toString()).toMatch(/verified: [1-9]\d* hash records/);
       expect(rep.exitCode).toBe(0);
     }, 120_000);
   }

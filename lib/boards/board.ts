@@ -35,6 +35,8 @@ export interface BoardOptions {
   bootEpochSeconds: number;
   /** A ROM image, for boards that map one. */
   rom: Uint8Array | null;
+  /** The board version to build (one of the board's `versions`). */
+  version: number;
 }
 
 /** A text screen (the hashed "screen" component), for boards that have one. */
@@ -107,6 +109,13 @@ export interface Board<C extends GuestCpu = GuestCpu> {
   /** The CPU model new recordings use, and the one a log that names none was made with. */
   readonly defaultCpu: string;
   readonly legacyCpu: string;
+  /**
+   * The board's versions, oldest first, each with what it changed. A guest-visible change to
+   * the board's devices adds a version and keeps the old behaviour for the old ones, so a log
+   * replays on the board it was recorded on (its header's `boardVersion`; none: version 1).
+   * New recordings get the last.
+   */
+  readonly versions: readonly { version: number; note: string }[];
   /** Throw a one-line error (BootError) for a CPU model this board does not have. */
   checkCpu(model: string): void;
   /** The CPU, of the model named (none: the default). */

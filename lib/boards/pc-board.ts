@@ -53,8 +53,10 @@ export class PcWiring implements BoardWiring {
     this.pic = new Pic(ctx, { onIntrChange: (level) => { this.cpu.intrLine = level; } });
     this.pit = new Pit(ctx);
     this.cmos = new Cmos(ctx, { bootEpochSeconds: opts.bootEpochSeconds, memBytes: opts.memBytes });
-    this.com1 = new Uart(ctx, { name: "com1", base: 0x3f8, irq: 4 });
-    this.com2 = new Uart(ctx, { name: "com2", base: 0x2f8, irq: 3 });
+    // Version 1 sends each serial character in its character time; version 2 at once.
+    const instantTx = opts.version >= 2;
+    this.com1 = new Uart(ctx, { name: "com1", base: 0x3f8, irq: 4, instantTx });
+    this.com2 = new Uart(ctx, { name: "com2", base: 0x2f8, irq: 3, instantTx });
     this.kbc = new I8042(ctx);
     this.vga = new Vga(ctx, host.ram);
     this.debug = new DebugPorts(ctx);
@@ -142,6 +144,10 @@ export const pcBoard: Board<PcCpu> = {
   loaders: ["multiboot", "linux", "rom"],
   defaultCpu: PC_DEFAULT_CPU,
   legacyCpu: PC_LEGACY_CPU,
+  versions: [
+    { version: 1, note: "the UARTs send each character in its character time at the line rate" },
+    { version: 2, note: "the UARTs send each character as the guest writes it, as QEMU's do" },
+  ],
   checkCpu: (model) => { pcCpuModel(model); },
   createCpu: (bus: CpuBus, mem: PhysMem, model?: string) => createPcCpu(bus, mem, model),
   wire: (cpu, host, opts) => new PcWiring(cpu, host, opts, opts.rom),

@@ -37,3 +37,16 @@ export function unregisterBoard(name: string): void {
   const i = boards.findIndex((x) => x.name === name);
   if (i >= 0 && name !== DEFAULT_BOARD) boards.splice(i, 1);
 }
+
+/** The board's newest version: what new recordings get. */
+export function newestVersion(b: Board<any>): number {
+  return b.versions[b.versions.length - 1]!.version;
+}
+
+/** A one-line BootError for a version the board does not have (a log from a newer rrx, a typo). */
+export function checkBoardVersion(b: Board<any>, version: number): void {
+  if (b.versions.some((v) => v.version === version)) return;
+  const have = b.versions.map((v) => v.version).join(", ");
+  const newer = version > newestVersion(b) ? "; upgrade rrx" : "";
+  throw new BootError(`the ${b.name} board has no version ${version} (this rrx has ${have}${newer})`);
+}

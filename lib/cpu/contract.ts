@@ -92,6 +92,14 @@ export interface GuestCpu {
   save(w: StateWriter): void;
   /** Restore; with keepBlocks the caller invalidates the pages whose contents changed. */
   restore(r: StateReader, keepBlocks?: boolean): void;
+  /**
+   * Caches the guest cannot read but that decide what it sees later (x86: the TLB, which decides
+   * when a walk sets accessed/dirty bits), saved in snapshots after `save`'s state and not
+   * hashed. A CPU without such caches leaves these out.
+   */
+  saveCaches?(w: StateWriter): void;
+  /** Restore them (after `restore`). */
+  restoreCaches?(r: StateReader): void;
   /** Caches derived from guest memory, for callers that rewrite memory from outside. */
   flushBlocks(): void;
   flushTlb(): void;

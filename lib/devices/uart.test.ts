@@ -194,3 +194,68 @@ describe("16550A UART", () => {
     expect(saveBytes(u2)).toEqual(saveBytes(u));
   });
 });
+
+describe("16550A UART sending at once (instantTx, the PC board from version 2)", () => {
+  function mkI() {
+    const ctx = new TestCtx();
+    const u = new Uart(ctx, { base: B, irq: 4, name: "com1", instantTx: true });
+    return { ctx, u };
+  }
+
+  test("a THR byte is output as it is written; THR and the shifter stay empty; no deadline", () => {
+    const { ctx, u } = mkI();
+    for (const b of [0x41, 0x42, 0x43]) {
+      w(u, 0, b);
+      expect(r(u, 5) & 0x60).toBe(0x60); // THRE and TEMT: nothing waits to be sent
+    }
+    expect(ctx.outputs.com1).toEqual([0x41, 0x42, 0x43]);
+    expect(u.nextDeadline()).toBe(Infinity);
+    expect(u.pendingTx()).toEqual([]);
+    // FIFO mode: same, at any divisor
+    w(u, 2, 0x01);
+    w(u, 3, 0x80); w(u, 0, 12); w(u, 1, 0); w(u, 3, 0x03);
+    for (let i = 0; i < 40; i++) w(u, 0, 0x30 + (i % 10));
+    expect(ctx.outputs.com1!.length).toBe(43);
+    expect(r(u, 5) & 0x60).toBe(0x60);
+  });
+
+  test("THRE interrupt: a write clears it and the byte leaving raises it again at once", () => {
+    const { ctx, u } = mkI();
+    w(u, 4, 0x08); // OUT2
+    w(u, 1, 0x02); // ETBEI
+    expect(ctx.irqLevels[4]).toBe(true);
+    expect(r(u, 2)).toBe(0x02); // THRE, and the read clears it
+    expect(ctx.irqLevels[4]).toBe(false);
+    ctx.clearEvents();
+    w(u, 0, 0x41);
+    expect(ctx.outputs.com1).toEqual([0x41]);
+    expect(ctx.irqLevels[4]).toBe(true); // THR is empty again
+    expect(r(u, 2)).toBe(0x02);
+    expect(ctx.irqLevels[4]).toBe(false);
+  });
+
+  test("loopback: the byte is received at once, not output; reception keeps its timeout", () => {
+    const { ctx, u } = mkI();
+    w(u, 2, 0x01);
+    w(u, 4, 0x10 | 0x0b);
+    w(u, 0, 0x55);
+    expect(ctx.outputs.com1).toBeUndefined();
+    expect(r(u, 5) & 0x61).toBe(0x61);
+    w(u, 1, 0x01); // RDI at the FIFO trigger of 1: the byte is there now
+    expect(r(u, 2) & 0x0f).toBe(0x04);
+    expect(r(u, 0)).toBe(0x55);
+  });
+
+  test("the same writes at line rate give the same bytes, later", () => {
+    const a = mkI(), b = mk();
+    for (const x of [a, b]) for (const v of [0x68, 0x69, 0x0a]) {
+      while ((r(x.u, 5) & 0x20) === 0) advance(x.ctx, x.u, x.ctx.now() + 1000); // a driver's polling wait
+      w(x.u, 0, v);
+    }
+    advance(b.ctx, b.u, 10 * CHAR);
+    expect(a.ctx.outputs.com1).toEqual([0x68, 0x69, 0x0a]);
+    expect(b.ctx.outputs.com1).toEqual([0x68, 0x69, 0x0a]);
+    expect(a.ctx.now()).toBe(0);
+    expect(b.ctx.now()).toBeGreaterThan(0);
+  });
+});

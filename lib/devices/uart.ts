@@ -11,7 +11,10 @@
  * Transmission takes one character time of virtual time per byte: start bit + 5-8 data bits
  * + parity + 1/1.5/2 stop bits at 1843200 / (16 * divisor) baud. When a byte leaves the
  * transmit shift register it is handed to ctx.output(name, [byte]) (or, in loopback, to the
- * receiver). The THRE interrupt is raised when the THR/TX FIFO becomes empty and cleared by
+ * receiver). With `instantTx` (the PC board from version 2) a byte leaves as the guest writes
+ * it: THR and the shift register are empty again at once (LSR THRE and TEMT stay set), as on
+ * QEMU's UART; a guest that waits for each character does not wait. Reception keeps its
+ * character times (the RX FIFO's timeout). The THRE interrupt is raised when the THR/TX FIFO becomes empty and cleared by
  * reading IIR (when it is the reported interrupt) or by writing THR; it is also raised when
  * ETBEI is enabled while THR is empty. The character timeout (FIFO mode) is pending when the
  * RX FIFO holds data and nothing was received or read for 4 character times.
@@ -34,6 +37,8 @@ export interface UartOptions {
   base: number;
   irq: number;
   name: string;
+  /** Send each byte as it is written instead of in its character time (default false). */
+  instantTx?: boolean;
 }
 
 const XTAL = 1843200;
@@ -50,6 +55,7 @@ export class Uart implements Device {
   readonly ports: ReadonlyArray<readonly [number, number]>;
   readonly base: number;
   readonly irq: number;
+  readonly instantTx: boolean;
 
   ier = 0;
   lcr = 0;
@@ -83,6 +89,7 @@ export class Uart implements Device {
     this.base = opts.base;
     this.irq = opts.irq;
     this.name = opts.name;
+    this.instantTx = opts.instantTx ?? false;
     this.ports = [[opts.base, opts.base + 7]];
     this.powerOn();
   }
@@ -283,6 +290,14 @@ export class Uart implements Device {
     switch (port - this.base) {
       case 0:
         if (this.lcr & 0x80) { this.dll = value; break; }
+        if (this.instantTx) {
+          // THR empties at once: the THRE interrupt is pending again (a write clears it and the
+          // byte leaving sets it), and nothing is left for a deadline.
+          if (this.loop) this.rxPush(value, now);
+          else this.ctx.output(this.name, Uint8Array.of(value));
+          this.thri = true;
+          break;
+        }
         this.thri = false;
         if (this.tx.length < this.cap) this.tx.push(value);
         else if (!this.fifoOn) this.tx[0] = value; // overwrites the holding register

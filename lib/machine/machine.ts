@@ -13,7 +13,7 @@
  */
 import { Stop, type CpuBus, type GuestCpu } from "../cpu/contract.ts";
 import type { Board, BoardInput, BoardWiring, Display } from "../boards/board.ts";
-import { boardFor, DEFAULT_BOARD } from "../boards/registry.ts";
+import { boardFor, DEFAULT_BOARD, newestVersion } from "../boards/registry.ts";
 import { PhysMem } from "./ram.ts";
 import type { Device, IoSize } from "./device.ts";
 import { StateReader, StateWriter } from "./snapshot.ts";
@@ -31,6 +31,8 @@ export interface MachineOptions {
   cpuModel?: string;
   /** The board (lib/boards/); default: the PC. */
   board?: Board<any>;
+  /** The board's version (Board.versions); default: its newest, the version of new recordings. */
+  boardVersion?: number;
 }
 
 /** Events from the host, applied at the current icount: the board's inputs, and idle skips. */
@@ -112,7 +114,7 @@ export class Machine<C extends GuestCpu = any> implements CpuBus {
       requestReset: () => { this.resetPending = true; this.cpu.requestStop(); },
       requestExit: (status) => { this.exitStatus = status; this.cpu.requestStop(); },
       output: (channel, bytes) => this.onOutput(channel, bytes),
-    }, { memBytes: opts.memBytes, bootEpochSeconds: opts.bootEpochSeconds, rom: opts.rom ?? null });
+    }, { memBytes: opts.memBytes, bootEpochSeconds: opts.bootEpochSeconds, rom: opts.rom ?? null, version: opts.boardVersion ?? newestVersion(this.board) });
     this.devices = this.wiring.devices;
     this.display = this.wiring.display;
     for (const d of this.devices) {
@@ -307,6 +309,9 @@ export class Machine<C extends GuestCpu = any> implements CpuBus {
       d.save(dw);
       w.str(d.name).bytes(dw.finish());
     }
+    const kw = new StateWriter();
+    this.cpu.saveCaches?.(kw);
+    w.bytes(kw.finish());
   }
 
   restoreState(r: StateReader, keepBlocks = false): void {
@@ -319,6 +324,11 @@ export class Machine<C extends GuestCpu = any> implements CpuBus {
       const name = r.str();
       if (name !== d.name) throw new Error(`snapshot device order mismatch: ${name} vs ${d.name}`);
       d.restore(new StateReader(r.bytes()));
+    }
+    // The CPU's caches (a snapshot from before they were saved has none: they start empty).
+    if (!r.done) {
+      const kr = new StateReader(r.bytes());
+      if (this.cpu.restoreCaches) this.cpu.restoreCaches(kr);
     }
     this.wiring.syncInterrupt();
     this.deadlineDirty = true;

@@ -23,7 +23,6 @@ export class Snapshot {
     m.mem.markAllDirty();
     m.restoreState(new StateReader(this.state));
     m.cpu.flushBlocks();
-    m.cpu.flushTlb();
   }
 
   /** A snapshot over existing bytes (not copied: the caller must not change them). */

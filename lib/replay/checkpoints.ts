@@ -277,7 +277,6 @@ export class CheckpointStore {
     }
     // Translated code on pages that were not rewritten is still exact: keep it.
     m.restoreState(new StateReader(c.state), true);
-    m.cpu.flushTlb();
     this.setBase(c);
   }
 

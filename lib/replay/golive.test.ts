@@ -93,7 +93,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "rrx-golive-test-"));
   const out = join(dir, "src.rrx");
   const p = Bun.spawnSync([BUN, RRX, "run", "dbg.elf", "--input", "dbg.input.txt", "--record", out, "--pack", "--hash-interval", String(HASH_INTERVAL),
-    "--serial", "none", "--rtc", "2026-01-01T00:00:00Z", "--no-realtime"], { cwd: KERNEL_DIR, stdout: "pipe", stderr: "pipe" });
+    "--serial", "none", "--rtc", "2026-01-01T00:00:00Z", "--no-realtime", "--board-version", "1"], { cwd: KERNEL_DIR, stdout: "pipe", stderr: "pipe" });
   if (!existsSync(out)) throw new Error(`recording failed: ${p.stderr.toString()}`);
   src = openLog(out);
   live = await goLiveAndRecord(src, LIVE_AT);
@@ -102,10 +102,11 @@ beforeAll(async () => {
 afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
 describe("go live and re-record", () => {
-  test("the new log is v3 (v2's snapshot start, and the CPU model), starts at N, and holds the scripted input", () => {
+  test("the new log is v4 (v2's snapshot start, the CPU model, the board version), starts at N, and holds the scripted input", () => {
     const log = readLog(live.bytes);
-    expect(log.version).toBe(3);
+    expect(log.version).toBe(4);
     expect(log.header.compared.cpu).toBe("i686");
+    expect(log.header.compared.boardVersion).toBe(1); // the source log's (see test/gdb/record.ts for why 1)
     expect(log.startIcount).toBe(LIVE_AT);
     expect(log.snapshot!.icount).toBe(LIVE_AT);
     expect(log.chunks.map((c) => c.kind).slice(0, 2)).toEqual([ChunkKind.IMAGE, ChunkKind.SNAPSHOT]);
@@ -116,8 +117,8 @@ describe("go live and re-record", () => {
     expect(log.hashes.length).toBeGreaterThan(3);
     expect(log.trailer).toMatchObject({ reason: "exit", status: 1, finalIcount: live.icount });
     const text = formatLogInfo(logInfo(log));
-    expect(text).toContain("rrx log v3");
-    expect(text).toContain("machine: pc board, i386 CPU i686, 33554432 bytes RAM");
+    expect(text).toContain("rrx log v4");
+    expect(text).toContain("machine: pc board version 1, i386 CPU i686, 33554432 bytes RAM");
     expect(text).toContain(`starts from a snapshot at icount ${LIVE_AT}`);
     expect(text).toMatch(/chunks: \d+ \(1 IMAGE, 1 SNAPSHOT, \d+ EVENTS, 1 TRAILER\)/);
   });
@@ -202,22 +203,30 @@ describe("go live and re-record", () => {
   }, 60_000);
 });
 
-/** The live log with its compared section's "cpu" key renamed (same length: an unknown extra key). */
-function withoutCpuKey(bytes: Uint8Array): Uint8Array {
+/** The live log with compared-section keys renamed (same length: unknown extra keys). */
+function withoutKeys(bytes: Uint8Array, ...names: string[]): Uint8Array {
   const b = bytes.slice();
-  const key = new TextEncoder().encode('"cpu":');
-  const at = b.findIndex((_, i) => key.every((k, j) => b[i + j] === k));
-  expect(at).toBeGreaterThan(0);
-  b[at + 3] = 0x58; // "cpX"
+  for (const name of names) {
+    const key = new TextEncoder().encode(`"${name}":`);
+    const at = b.findIndex((_, i) => key.every((k, j) => b[i + j] === k));
+    expect(at).toBeGreaterThan(0);
+    b[at + name.length] = 0x58; // its last letter becomes X
+  }
   return b;
 }
 
-describe("v2 and v3 logs: what cannot read them says so in one line", () => {
-  test("a reader that knows only v1 or v2 rejects a v3 log with a clear error", () => {
-    for (const maxVersion of [1, 2]) {
+describe("v2 to v4 logs: what cannot read them says so in one line", () => {
+  test("a reader that knows only v1, v2 or v3 rejects a v4 log with a clear error", () => {
+    for (const maxVersion of [1, 2, 3]) {
       const e = outcome(live.bytes, { maxVersion });
       expect(e).toBeInstanceOf(LogError);
-      expect((e as LogError).message).toMatch(/^log format version 3 is not supported \(this rrx reads versions? [12, ]+; upgrade rrx\); version 3 logs name their CPU model$/);
+      expect((e as LogError).message).toMatch(/^log format version 4 is not supported \(this rrx reads versions? [123, ]+; upgrade rrx\); version 4 logs name their board version$/);
+    }
+    // a v3 log (the board-version key renamed) gives v3's own hint to a v1/v2 reader
+    const v3 = withoutKeys(live.bytes, "boardVersion");
+    v3[8] = 3;
+    for (const maxVersion of [1, 2]) {
+      expect((outcome(fixCrcs(v3), { maxVersion }) as LogError).message).toMatch(/^log format version 3 is not supported .*; version 3 logs name their CPU model$/);
     }
     // and v1 logs (the golden logs, recorded before CPU models) still read with it
     expect(outcome(readFileSync(join(import.meta.dir, "../../golden/hello-v1.rrx")), { maxVersion: 1 })).not.toBeInstanceOf(LogError);
@@ -230,8 +239,15 @@ describe("v2 and v3 logs: what cannot read them says so in one line", () => {
     expect((e as LogError).message).toBe("header: a version 2 log cannot name a CPU model (cpu needs version 3)");
   });
 
+  test("a log before v4 cannot name a board version", () => {
+    const b = live.bytes.slice();
+    b[8] = 3;
+    const e = outcome(fixCrcs(b));
+    expect((e as LogError).message).toBe("header: a version 3 log cannot name a board version (boardVersion needs version 4)");
+  });
+
   test("a SNAPSHOT chunk in a v1 log is an unknown chunk kind (v1 rules unchanged)", () => {
-    const b = withoutCpuKey(live.bytes);
+    const b = withoutKeys(live.bytes, "cpu", "boardVersion");
     b[8] = 1;
     const e = outcome(fixCrcs(b));
     expect(e).toBeInstanceOf(LogError);

@@ -7,7 +7,7 @@ import { imageInfo, type ComparedSection, type ImageInfo, type HashRecord } from
 import { hashBytes, hashComponents, RamHasher } from "./hash.ts";
 import { StateWriter } from "../machine/snapshot.ts";
 import type { Board } from "../boards/board.ts";
-import { boardFor, DEFAULT_BOARD } from "../boards/registry.ts";
+import { boardFor, checkBoardVersion, DEFAULT_BOARD, newestVersion } from "../boards/registry.ts";
 
 export interface NamedImage {
   name: string;
@@ -29,6 +29,8 @@ export interface MachineConfig {
   cpuModel?: string;
   /** The board (lib/boards/registry.ts; a log header's `board`); default: the PC. */
   board?: string;
+  /** The board's version (a log header's `boardVersion`); default: its newest. */
+  boardVersion?: number;
 }
 
 /** The board a configuration names. */
@@ -41,13 +43,19 @@ export const DEVICE_LIST = [...boardFor(DEFAULT_BOARD).devices];
 
 /** Check images before booting: one-line errors for anything the board cannot boot. */
 export function validateConfig(cfg: MachineConfig): void {
-  boardOf(cfg).validate(cfg);
+  const board = boardOf(cfg);
+  if (cfg.boardVersion !== undefined) checkBoardVersion(board, cfg.boardVersion);
+  board.validate(cfg);
 }
 
 export function buildMachine(cfg: MachineConfig): Machine {
   const board = boardOf(cfg);
+  if (cfg.boardVersion !== undefined) checkBoardVersion(board, cfg.boardVersion);
   board.validate(cfg);
-  const m = new Machine({ memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data, cpuModel: cfg.cpuModel, board });
+  const m = new Machine({
+    memBytes: cfg.memBytes, ips: cfg.ips, bootEpochSeconds: cfg.bootDate, rom: cfg.bios?.data,
+    cpuModel: cfg.cpuModel, board, boardVersion: cfg.boardVersion,
+  });
   board.boot(m, cfg);
   return m;
 }
@@ -67,6 +75,7 @@ export function comparedSection(cfg: MachineConfig, args: string[]): ComparedSec
     board: board.name,
     isa: board.isa,
     cpu: cfg.cpuModel ?? board.defaultCpu,
+    boardVersion: cfg.boardVersion ?? newestVersion(board),
     memoryBytes: cfg.memBytes,
     devices: [...board.devices],
     ips: cfg.ips,
@@ -88,9 +97,12 @@ export function configFromCompared(c: ComparedSection, find: (info: ImageInfo) =
     memBytes: c.memoryBytes, ips: c.ips, bootDate: c.bootDate,
     // A log made before the header named its CPU model was recorded with the legacy model.
     cpuModel: c.cpu ?? board.legacyCpu,
+    // A log made before boards had versions was recorded with version 1.
+    boardVersion: c.boardVersion ?? 1,
   };
   if (board.name !== DEFAULT_BOARD) cfg.board = board.name;
   board.checkCpu(cfg.cpuModel!); // an unknown model: one line, before anything is built
+  checkBoardVersion(board, cfg.boardVersion!);
   const mc = Array.isArray(c.moduleCmdlines) ? (c.moduleCmdlines as string[]) : [];
   let mi = 0;
   for (const info of c.images) {

@@ -57,5 +57,4 @@ export function applyState(m: Machine, s: SnapshotData): void {
     throw new LogError(`the log's snapshot does not fit this rrx build's machine state (${why.split("\n")[0]})`, undefined, s.icount);
   }
   m.cpu.flushBlocks();
-  m.cpu.flushTlb();
 }

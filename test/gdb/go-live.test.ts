@@ -76,7 +76,7 @@ describe.skipIf(!GDB)("go live and re-record under gdb", () => {
 
     const info = await rrx(["log", "info", rec]);
     expect(info.code).toBe(0);
-    expect(info.out).toContain("rrx log v3");
+    expect(info.out).toContain("rrx log v4");
     expect(info.out).toContain("starts from a snapshot at icount 5000");
     expect(info.out).toContain("recorded live from: ");
 

@@ -54,6 +54,38 @@ describe("block cache equals single step", () => {
     expect(m.cpu.regs[EAX]).toBe(0x11223344);
     expect(m.cpu.icount).toBe(3);
   });
+
+  test("code patched after many data writes to its page (which miss it) takes effect", () => {
+    // f and data on one page. Twice: call f; 200 writes to the data; f's immediate patched to
+    // ++esi. The second round builds no block, so the patch comes after writes that missed
+    // every block of the page (and built its coverage); the last call must return 2.
+    const F = CODE + 0x40, VAR = CODE + 0x800;
+    const prog: number[] = [];
+    const at = () => CODE + prog.length;
+    const call = () => { const next = at() + 5; prog.push(0xe8, ...le32((F - next) >>> 0)); };
+    const jnz = (to: number) => prog.push(0x75, (to - (at() + 2)) & 0xff);
+    prog.push(0xbb, ...le32(2)); // mov ebx, 2
+    const outer = at();
+    call(); // outer: call f
+    prog.push(0xb9, ...le32(200)); // mov ecx, 200
+    const l1 = at();
+    prog.push(0x89, 0x0d, ...le32(VAR), 0x49); // l1: mov [VAR], ecx ; dec ecx
+    jnz(l1);
+    prog.push(0x46, 0x89, 0x35, ...le32(F + 1), 0x4b); // inc esi ; mov [f+1], esi ; dec ebx
+    jnz(outer);
+    call();
+    prog.push(0xf4); // hlt
+    expect(at()).toBeLessThan(F);
+    const code = new Uint8Array(F - CODE + 6);
+    code.set(prog);
+    code.set([0xb8, 5, 0, 0, 0, 0xc3], F - CODE); // f: mov eax, 5 ; ret
+    for (const mode of [{ jitThreshold: 1 }, { jitThreshold: 3 }, { jitThreshold: 500 }, { singleStep: true }]) {
+      const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, mode);
+      expect(m.cpu.run(1e5)).toBe(Stop.HALT);
+      expect({ mode, eax: m.cpu.regs[EAX] }).toEqual({ mode, eax: 2 });
+      expect(m.mem.ram[VAR]).toBe(1);
+    }
+  });
 });
 
 describe("interpreter inline register forms", () => {

@@ -20,6 +20,14 @@ export abstract class CpuBlocks extends CpuInterp {
   protected readonly blocks = new Map<number, Block>();
   protected readonly l1 = new Array<Block | null>(1 << L1_BITS).fill(null);
   protected readonly pageBlocks = new Map<number, Block[]>();
+  /**
+   * Per code page, the bytes its valid blocks cover (a bit a byte), built when a write to the
+   * page misses them all and dropped when the page's list changes: a page whose data is
+   * written next to its code (or whose dead code is being overwritten byte by byte) is then
+   * checked in O(1) a write instead of a walk over its blocks. Bits of blocks dropped since
+   * are harmless: the walk decides.
+   */
+  private readonly codeBits = new Map<number, Uint8Array>();
   protected curBlock: Block | null = null;
   /** The block that ran last (for the successor cache) and the epoch of all successor links. */
   protected prevBlock: Block | null = null;
@@ -57,12 +65,34 @@ export abstract class CpuBlocks extends CpuInterp {
     this.ublk.fill(null);
     for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
     this.pageBlocks.clear();
+    this.codeBits.clear();
     this.flushWriteTlb();
+  }
+
+  /** Translations dropped to make room (JIT_MAX_BLOCKS), for tests and the bench. */
+  translationDrops = 0;
+
+  /**
+   * Drop every translation (the blocks stay decoded): each block counts its executions to the
+   * translation threshold again. For when the most translations are kept.
+   */
+  protected dropTranslations(): void {
+    for (const b of this.blocks.values()) {
+      if (b.fn === null) continue;
+      b.fn = null; b.region = false; b.rMembers = null; b.rHead = null;
+      const u = b.u!;
+      if (this.ublk[u >> 2] === b && this.uc[u + 1]! !== 0) this.uc[u + 1] = 1;
+    }
+    this.translated = 0;
+    this.translationDrops++;
+    this.chainEpoch++;
   }
 
   /** A guest write hit a page holding translated code: drop the blocks that cover it. */
   protected invalidateCodeAt(p: number): void {
     const pg = p >>> 12;
+    const bits = this.codeBits.get(pg);
+    if (bits !== undefined && (bits[(p & 0xfff) >>> 3]! & (1 << (p & 7))) === 0) return;
     const list = this.pageBlocks.get(pg);
     if (!list) { this.mem.code[pg] = 0; return; }
     let keep: Block[] | null = null;
@@ -92,8 +122,11 @@ export abstract class CpuBlocks extends CpuInterp {
     if (keep && keep.length) {
       this.pageBlocks.set(pg, keep);
       this.mem.code[pg] = keep.length;
+      if (hit) this.codeBits.delete(pg);
+      else if (bits === undefined) this.codeBits.set(pg, coverage(pg, keep));
     } else {
       this.pageBlocks.delete(pg);
+      this.codeBits.delete(pg);
       this.mem.code[pg] = 0;
     }
   }
@@ -307,6 +340,7 @@ export abstract class CpuBlocks extends CpuInterp {
     let list = this.pageBlocks.get(pg);
     if (!list) { list = []; this.pageBlocks.set(pg, list); }
     list.push(b);
+    this.codeBits.delete(pg);
     const wasCode = this.mem.code[pg] !== 0;
     this.mem.code[pg] = list.length;
     if (!wasCode) this.flushWriteTlb();
@@ -333,12 +367,29 @@ export abstract class CpuBlocks extends CpuInterp {
             const keep = ol.filter((x) => x !== b);
             if (keep.length) { this.pageBlocks.set(other, keep); this.mem.code[other] = keep.length; }
             else { this.pageBlocks.delete(other); this.mem.code[other] = 0; }
+            this.codeBits.delete(other);
           }
         }
       }
       this.pageBlocks.delete(pg);
     }
+    this.codeBits.delete(pg);
     this.mem.code[pg] = 0;
     this.chainEpoch++;
   }
+}
+
+/** The bytes of page `pg` the valid blocks of `list` cover, as invalidateCodeAt tests them. */
+function coverage(pg: number, list: readonly Block[]): Uint8Array {
+  const bits = new Uint8Array(512);
+  const lo = pg * 4096, hi = lo + 4096;
+  const mark = (a: number, b: number) => {
+    for (let x = Math.max(a, lo); x < Math.min(b, hi); x++) bits[(x - lo) >>> 3]! |= 1 << (x & 7);
+  };
+  for (const b of list) {
+    if (!b.valid) continue;
+    mark(b.phys, b.physEnd);
+    if (b.phys2 >= 0) mark(b.phys2, b.phys2 + 4096);
+  }
+  return bits;
 }

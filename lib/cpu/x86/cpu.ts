@@ -21,6 +21,7 @@ import { X86Debug } from "./debug.ts";
 import { DEFAULT_MODEL, FEAT, hasP6Pmu, type X86Model } from "./model.ts";
 import { Fpu, ES as FSW_ES } from "./fpu/fpu.ts";
 import { escOp } from "./x87.ts";
+import { X87J } from "./jit-x87.ts";
 
 export { Stop, type Watchpoint } from "../contract.ts";
 export { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FAULT, descBase, descLimit, descAr } from "./arch.ts";
@@ -39,6 +40,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   noJit = false;
   /** Executions of a block before it is translated (tests set 1 to translate everything). */
   jitThreshold = JIT_THRESHOLD;
+  /** The most translated blocks kept (tests set a few to exercise dropping them). */
+  jitMaxBlocks = JIT_MAX_BLOCKS;
 
   constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
@@ -83,6 +86,9 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.setSZP(lo, 2, over ? 1 : 0, over);
     return lo;
   }
+
+  /** The x87 forms translated code runs without escOp's dispatch (jit-x87.ts). */
+  readonly x87j = X87J;
 
   /** An x87 instruction from translated code (jit-insn.ts x87): see x87.ts escOp. */
   x87(e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): void {
@@ -140,6 +146,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     this.fpu?.reset();
     this.ignne = false;
     this.modeChanged();
+    this.flushTlb();
   }
 
   // =====================================================================================
@@ -223,7 +230,8 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         if (hv > 0 && hv <= thr) uc[h + 1] = hv + 1;
         if (hv >= thr) {
           const blk = this.ublk[h >> 2]!;
-          if (hv === thr && blk.fn === null && this.translated < JIT_MAX_BLOCKS) {
+          if (hv === thr && blk.fn === null) {
+            if (this.translated >= this.jitMaxBlocks) this.dropTranslations();
             blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
             if (blk.fn !== null) this.translated++;
           }
@@ -372,6 +380,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     if (this.model.features & FEAT.MCA) for (let i = 0; i < 12; i++) this.mcCtl[i] = r.u32();
     if (this.fpu !== null) { this.fpu.restore(r); this.ignne = r.bool(); }
     this.modeChanged();
+    this.flushTlb();
     this.prevBlock = null;
     this.prevH = -1;
     if (!keepBlocks) this.flushBlocks();

@@ -9,6 +9,7 @@
  */
 import type { Insn } from "./decode.ts";
 import { SS } from "./decode.ts";
+import { x87Translate } from "./jit-x87.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, RW = a
@@ -567,6 +568,10 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!x87Direct(i)) return null;
       const mem = i.mod !== 3;
       const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
+      // The common forms: one call of a per-form function (jit-x87.ts), this call when it declines.
+      const fast = x87Translate(i, k, mem ? ea(i) : "0", mem ? segOf(i) : 0, `((e0 + ${i.off}) >>> 0)`,
+        `c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0);`);
+      if (fast) return fast;
       return { src: `c.ci = ${k}; c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? ea(i) : 0}, (e0 + ${i.off}) >>> 0);`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
     }
   }

@@ -17,9 +17,10 @@ import { compileBlock } from "./jit.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 
-const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "single") => {
+const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "drop" | "single") => {
   const m = programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
   m.tscPerInsn = 7; // RDTSC then reads its own icount
+  if (mode === "drop") m.cpu.jitMaxBlocks = 2; // every third translation drops the others
   return m;
 };
 
@@ -95,8 +96,9 @@ const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneo
 
 describe("block translator equals single step", () => {
   // Threshold 1 translates each block on its first execution (mostly single blocks); threshold 3
-  // translates a loop's head after its other blocks exist, so regions form.
-  test.each(["jit", "region"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
+  // translates a loop's head after its other blocks exist, so regions form; "drop" keeps at most
+  // two translations, so translations are dropped (and made again) while blocks run.
+  test.each(["jit", "region", "drop"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
     fc.assert(
       fc.property(
         arbJitProgram,
@@ -128,6 +130,32 @@ describe("block translator equals single step", () => {
     expect(j).toEqual(i);
     expect(j.eax).toBe(500500);
     expect(j.icount).toBe(2 + 3 * 1000 + 1);
+  });
+
+  test("past the most translations kept, all are dropped and the hot blocks translated again", () => {
+    // Two loops one after the other, each of two blocks: mov ecx, 300 ; l1: inc eax ; test cl, 1 ;
+    // jz s1 ; inc ebx ; s1: dec ecx ; jnz l1 ; mov ecx, 300 ; l2: (the same with edx, esi) ; hlt
+    const loop = (a: number, b: number) => [0xb9, 0x2c, 0x01, 0, 0, 0x40 + a, 0xf6, 0xc1, 0x01, 0x74, 0x01, 0x40 + b, 0x49, 0x75, 0xf6];
+    const code = new Uint8Array([...loop(0, 3), ...loop(2, 6)]);
+    const run = (max: number | null) => {
+      const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, max === null ? { singleStep: true } : { jitThreshold: 4 });
+      if (max !== null) m.cpu.jitMaxBlocks = max;
+      expect(m.cpu.run(1e6)).toBe(Stop.HALT);
+      return { m, state: m.state(), icount: m.cpu.icount };
+    };
+    const ref = run(null);
+    expect(ref.m.cpu.regs[0]).toBe(300);
+    expect(ref.m.cpu.regs[3]).toBe(150);
+    for (const max of [1, 2, 16384]) {
+      const r = run(max);
+      expect({ max, icount: r.icount }).toEqual({ max, icount: ref.icount });
+      expect(Buffer.compare(r.state, ref.state)).toBe(0);
+      // With room for one, the second loop's blocks got hot after the first loop's were
+      // translated: those were dropped, and the second loop still ran translated.
+      if (max !== 2) expect({ max, drops: r.m.cpu.translationDrops > 0 }).toEqual({ max, drops: max === 1 });
+      expect(r.m.cpu.translated).toBeGreaterThan(0);
+      expect(r.m.cpu.translated).toBeLessThanOrEqual(max);
+    }
   });
 
   test("a shift by CL = 0 keeps the flags of the INC before it for the branch after it", () => {

@@ -3,10 +3,19 @@
  * through the software TLB and the page walker (#PF), RAM and the bus, the supervisor
  * accesses used for system structures, watchpoint checks, and the debugger's translation.
  *
- * The TLB (one per privilege and access kind: linear page -> physical page + 1) holds only
- * plain-RAM pages; the write TLB only pages that are already dirty for every dirty tracker and
- * hold no code, so the write fast path needs no per-write bookkeeping. A write to a page that
- * holds code goes the slow way and invalidates the blocks covering it (blocks.ts).
+ * Two TLBs, each one array per privilege and access kind (linear page -> physical page + 1):
+ * - The architectural TLB (arch*): what the guest's CPU has cached. A page walk, which sets
+ *   the accessed and dirty bits in guest memory, happens exactly when it misses, and only
+ *   guest actions empty it (CR0/CR3/CR4 writes, INVLPG, A20, reset). So when a guest clears an
+ *   accessed or dirty bit without flushing, whether the next access sets it again depends on
+ *   the guest alone, never on rrx's caches, checkpoints or breakpoints; snapshots carry it
+ *   (saveCaches).
+ * - The fast TLB (tlbSR...): the subset the memory fast paths and translated code use. It
+ *   holds only plain-RAM pages, and its write half only pages that are already dirty for every
+ *   dirty tracker and hold no code, so the write fast path needs no per-write bookkeeping; rrx
+ *   drops its entries whenever that no longer holds (flushWriteTlb, watchpoints) and refills
+ *   them from the architectural TLB without a walk. A write to a page that holds code goes the
+ *   slow way and invalidates the blocks covering it (blocks.ts).
  */
 import type { CpuBus } from "./bus.ts";
 import type { PhysMem } from "../../machine/ram.ts";
@@ -14,6 +23,7 @@ import { Stop, type Watchpoint } from "../contract.ts";
 import { CR0_WP, CR4_PSE, CR4_PGE, AR_P, AR_CODE, AR_DB } from "./arch.ts";
 import { CS, SS, type Insn } from "./decode.ts";
 import { CpuState } from "./state.ts";
+import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 const TLB_ENTRIES = 1 << 20;
 
@@ -28,10 +38,19 @@ export abstract class CpuMemory extends CpuState {
   /** The TLBs for the current privilege level (read by translated code). */
   tlbR: Uint32Array;
   tlbW: Uint32Array;
+  /** The architectural TLB (see above): same layout; filled by every walk with paging on. */
+  protected readonly archSR = new Uint32Array(TLB_ENTRIES);
+  protected readonly archSW = new Uint32Array(TLB_ENTRIES);
+  protected readonly archUR = new Uint32Array(TLB_ENTRIES);
+  protected readonly archUW = new Uint32Array(TLB_ENTRIES);
   /** 1 where the last walk that filled a linear page's entries found a global page (PTE/PDE.G with CR4.PGE). */
   protected readonly tlbG = new Uint8Array(TLB_ENTRIES);
+  /** Linear pages with fast entries, to clear them (past capacity: clear the whole arrays). */
   protected readonly tlbUsed = new Int32Array(4096);
   protected tlbUsedN = 0;
+  /** The same for the architectural TLB (its own list: it must not depend on fast fills). */
+  protected readonly archUsed = new Int32Array(4096);
+  protected archUsedN = 0;
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
   protected readonly ram32: Int32Array;
   /** RAM as aligned 16-bit words, for translated code's aligned 16-bit accesses. */
@@ -272,8 +291,13 @@ export abstract class CpuMemory extends CpuState {
   xlate(l: number, write: boolean, user: boolean): number {
     l >>>= 0;
     let phys: number, global = 0;
-    if (!this.paging()) {
+    const at = !this.paging() ? null : write ? (user ? this.archUW : this.archSW) : (user ? this.archUR : this.archSR);
+    if (at === null) {
       phys = (l & this.a20Mask) >>> 0;
+    } else if (at[l >>> 12] !== 0) {
+      // Cached by the guest's CPU: no walk (the accessed/dirty bits were set when it was filled).
+      phys = (((at[l >>> 12]! - 1) << 12) | (l & 0xfff)) >>> 0;
+      global = this.tlbG[l >>> 12]!;
     } else {
       const pdeA = ((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0;
       const pde = this.pr32(pdeA);
@@ -302,6 +326,13 @@ export abstract class CpuMemory extends CpuState {
       }
       if (!(this.cr4 & CR4_PGE)) global = 0;
       phys = (phys & this.a20Mask) >>> 0;
+      const lp = l >>> 12;
+      if ((this.archSR[lp]! | this.archSW[lp]! | this.archUR[lp]! | this.archUW[lp]!) === 0) {
+        if (this.archUsedN < this.archUsed.length) this.archUsed[this.archUsedN++] = lp;
+        else this.archUsedN = this.archUsed.length + 1;
+      }
+      at[lp] = (phys >>> 12) + 1;
+      this.tlbG[lp] = global;
     }
     if (phys < this.ramLen && this.watchpoints.length === 0) {
       const pg = phys >>> 12, lp = l >>> 12;
@@ -310,7 +341,7 @@ export abstract class CpuMemory extends CpuState {
         if (!this.mem.readonly[pg] && !this.mem.code[pg] && !this.mem.watched[pg]) {
           this.mem.markDirty(pg);
           const t = user ? this.tlbUW : this.tlbSW;
-          if (t[lp] === 0) this.tlbNote(lp);
+          if (t[lp] === 0) this.noteIfNew(lp);
           t[lp] = pg + 1;
           this.tlbG[lp] = global;
         }
@@ -319,7 +350,7 @@ export abstract class CpuMemory extends CpuState {
         // flush: a walk that finds a new mapping for a cached page drops them too.
         const t = user ? this.tlbUR : this.tlbSR, o = t[lp]!;
         if (o !== pg + 1) {
-          if (o === 0) this.tlbNote(lp); else this.chainEpoch++;
+          if (o === 0) this.noteIfNew(lp); else this.chainEpoch++;
           t[lp] = pg + 1;
         }
         this.tlbG[lp] = global;
@@ -334,8 +365,8 @@ export abstract class CpuMemory extends CpuState {
    */
   probeWrite(l: number): void {
     l >>>= 0;
-    if (this.tlbW[l >>> 12] !== 0 || !this.paging()) return;
     const user = this.cpl === 3, err = 2 | (user ? 4 : 0);
+    if (this.tlbW[l >>> 12] !== 0 || !this.paging() || (user ? this.archUW : this.archSW)[l >>> 12] !== 0) return;
     const wp = (this.cr0 & CR0_WP) !== 0;
     const pde = this.pr32(((this.cr3 & 0xfffff000) + ((l >>> 22) << 2)) >>> 0);
     if (!(pde & 1)) this.pageFault(l, err);
@@ -359,41 +390,91 @@ export abstract class CpuMemory extends CpuState {
     else this.tlbUsedN = this.tlbUsed.length + 1; // overflowed: flush clears everything
   }
 
+  /** Note a linear page in the fast list before its first fast entry. */
+  private noteIfNew(lp: number): void {
+    if ((this.tlbSR[lp]! | this.tlbSW[lp]! | this.tlbUR[lp]! | this.tlbUW[lp]!) === 0) this.tlbNote(lp);
+  }
+
   /**
    * Drop TLB entries: all of them, or (`keepGlobal`: a CR3 write with CR4.PGE) all but those of
    * global pages. Past the list's capacity every entry goes, global or not (a TLB may always
    * drop entries; the SDM guarantees only that non-global ones go).
    */
   flushTlb(keepGlobal = false): void {
-    this.chainEpoch++;
+    this.flushFastTlb();
     let kept = 0;
-    if (this.tlbUsedN > this.tlbUsed.length) {
-      this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
+    if (this.archUsedN > this.archUsed.length) {
+      this.archSR.fill(0); this.archSW.fill(0); this.archUR.fill(0); this.archUW.fill(0);
     } else {
-      const used = this.tlbUsed, g = this.tlbG;
-      for (let i = 0; i < this.tlbUsedN; i++) {
+      const used = this.archUsed, g = this.tlbG;
+      for (let i = 0; i < this.archUsedN; i++) {
         const lp = used[i]!;
         if (keepGlobal && g[lp] === 1) { used[kept++] = lp; continue; }
-        this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+        this.archSR[lp] = 0; this.archSW[lp] = 0; this.archUR[lp] = 0; this.archUW[lp] = 0;
       }
     }
-    this.tlbUsedN = kept;
-    this.tlbR = this.cpl === 3 ? this.tlbUR : this.tlbSR;
-    this.tlbW = this.cpl === 3 ? this.tlbUW : this.tlbSW;
+    this.archUsedN = kept;
   }
 
+  /** Drop the fast TLB's write entries (the architectural TLB keeps them). */
   flushWriteTlb(): void {
-    if (this.tlbUsedN > this.tlbUsed.length) { this.flushTlb(); return; }
+    if (this.tlbUsedN > this.tlbUsed.length) { this.tlbSW.fill(0); this.tlbUW.fill(0); return; }
     for (let i = 0; i < this.tlbUsedN; i++) {
       const lp = this.tlbUsed[i]!;
       this.tlbSW[lp] = 0; this.tlbUW[lp] = 0;
     }
   }
 
+  /** Drop the whole fast TLB (the architectural TLB keeps its entries). */
+  protected flushFastTlb(): void {
+    this.chainEpoch++;
+    if (this.tlbUsedN > this.tlbUsed.length) {
+      this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
+    } else {
+      for (let i = 0; i < this.tlbUsedN; i++) {
+        const lp = this.tlbUsed[i]!;
+        this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+      }
+    }
+    this.tlbUsedN = 0;
+    this.tlbR = this.cpl === 3 ? this.tlbUR : this.tlbSR;
+    this.tlbW = this.cpl === 3 ? this.tlbUW : this.tlbSW;
+  }
+
   invlpg(l: number): void {
     this.chainEpoch++;
     const lp = l >>> 12;
     this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+    this.archSR[lp] = 0; this.archSW[lp] = 0; this.archUR[lp] = 0; this.archUW[lp] = 0;
+  }
+
+  /**
+   * The architectural TLB, for snapshots (not hashed: it is not guest memory or registers, but
+   * it decides when walks set accessed and dirty bits, so a restored machine must have it).
+   * The list of used pages in its order, each with its four entries and global bit.
+   */
+  saveCaches(w: StateWriter): void {
+    const over = this.archUsedN > this.archUsed.length;
+    w.bool(over);
+    const lps: number[] = [];
+    if (over) {
+      for (let lp = 0; lp < TLB_ENTRIES; lp++) if ((this.archSR[lp]! | this.archSW[lp]! | this.archUR[lp]! | this.archUW[lp]!) !== 0) lps.push(lp);
+    } else for (let i = 0; i < this.archUsedN; i++) lps.push(this.archUsed[i]!);
+    w.u32(lps.length);
+    for (const lp of lps) w.u32(lp).u32(this.archSR[lp]!).u32(this.archSW[lp]!).u32(this.archUR[lp]!).u32(this.archUW[lp]!).u8(this.tlbG[lp]!);
+  }
+
+  restoreCaches(r: StateReader): void {
+    this.flushTlb();
+    const over = r.bool(), n = r.u32();
+    if (n > (over ? TLB_ENTRIES : this.archUsed.length)) throw new RangeError(`TLB state with ${n} entries`);
+    for (let i = 0; i < n; i++) {
+      const lp = r.u32() & (TLB_ENTRIES - 1);
+      this.archSR[lp] = r.u32(); this.archSW[lp] = r.u32(); this.archUR[lp] = r.u32(); this.archUW[lp] = r.u32();
+      this.tlbG[lp] = r.u8();
+      if (!over) this.archUsed[this.archUsedN++] = lp;
+    }
+    if (over) this.archUsedN = this.archUsed.length + 1;
   }
 
   setCpl(c: number): void {
@@ -437,6 +518,6 @@ export abstract class CpuMemory extends CpuState {
   setWatchpoints(list: Watchpoint[]): void {
     this.watchpoints.length = 0;
     this.watchpoints.push(...list);
-    this.flushTlb();
+    this.flushFastTlb(); // the fast TLB holds no page while watchpoints are set
   }
 }

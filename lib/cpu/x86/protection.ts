@@ -23,12 +23,18 @@ export abstract class CpuProtection extends CpuMemory {
   // Mode bookkeeping
   // =====================================================================================
 
-  /** Recompute everything derived from segment caches, CR0/CR4 and CPL. */
+  /**
+   * Recompute everything derived from the segment caches, CR0 and CPL. Block links are
+   * dropped (they assume CS). The TLB stays: it maps linear pages, which no segment or
+   * privilege change touches (the user and supervisor entries are kept apart, and setCpl
+   * picks them), as on a real CPU, which keeps its TLB across interrupts, IRET and far
+   * transfers. Writes to CR0, CR3 and CR4 flush it.
+   */
   modeChanged(): void {
     this.code32 = (this.segAr[CS]! & AR_DB) !== 0 && this.pe();
     this.stack32 = (this.segAr[SS]! & AR_DB) !== 0 && this.pe();
     for (let s = 0; s < 6; s++) this.updateSegFast(s);
-    this.flushTlb();
+    this.chainEpoch++;
   }
 
   protected updateSegFast(s: number): void {
@@ -443,6 +449,7 @@ export abstract class CpuProtection extends CpuMemory {
         if ((v & CR0_PG) && !(v & CR0_PE)) this.gp(0);
         this.cr0 = (v | 0x10) >>> 0; // ET is hard-wired
         this.modeChanged();
+        this.flushTlb(); // PG, WP
         break;
       }
       case 2: this.cr2 = v; break;

@@ -251,7 +251,7 @@ describe("state", () => {
   });
 });
 
-describe("in translated code (jit-insn.ts calls x87.ts with the address from its locals)", () => {
+describe("in translated code (jit-insn.ts and jit-x87.ts call x87.ts with the address from its locals)", () => {
   const FLD_M64 = (a: number) => raw(0xdd, 0x05, ...le32(a));
   const FSTP_M64 = (a: number) => raw(0xdd, 0x1d, ...le32(a));
   const FMUL_M64 = (a: number) => raw(0xdc, 0x0d, ...le32(a));
@@ -264,6 +264,10 @@ describe("in translated code (jit-insn.ts calls x87.ts with the address from its
       m.cpu.jitThreshold = 1;
       const x87 = m.cpu.x87.bind(m.cpu);
       m.cpu.x87 = (...a: Parameters<typeof x87>) => { direct++; x87(...a); };
+      // The forms jit-x87.ts calls without escOp's dispatch.
+      const fast: Record<string, (...a: unknown[]) => unknown> = {};
+      for (const [k, fn] of Object.entries(m.cpu.x87j)) fast[k] = (...a: unknown[]) => { direct++; return (fn as (...a: unknown[]) => unknown)(...a); };
+      (m.cpu as unknown as { x87j: typeof fast }).x87j = fast;
     } else m.cpu.noJit = true;
     prep(m);
     const v = vector(m, 2000);

@@ -1,5 +1,5 @@
 /**
- * rrx log format, versions 1 to 3: constants, types, and the table-driven event codecs.
+ * rrx log format, versions 1 to 4: constants, types, and the table-driven event codecs.
  * docs/LOG-FORMAT.md is the byte-by-byte specification; keep the two in step.
  *
  * Layout: header, chunks ('I' images, 'E' events), then one 'T' trailer chunk.
@@ -23,8 +23,15 @@ export const SNAPSHOT_FORMAT_VERSION = 2;
  * replay such a log with its own CPU, so it must refuse it instead.
  */
 export const CPU_MODEL_FORMAT_VERSION = 3;
+/**
+ * The version written for a log whose compared section names its board version
+ * (`boardVersion`): every recording since board versions exist. v4 = v3 plus that key; a
+ * build that reads only v1-v3 would replay such a log on its version-1 board, so it must
+ * refuse it instead.
+ */
+export const BOARD_VERSION_FORMAT_VERSION = 4;
 /** Every version this build reads (reader.ts keeps one reader per version). */
-export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3];
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3, 4];
 
 /** Header flags (u16). */
 export const HeaderFlag = {
@@ -105,6 +112,11 @@ export interface ComparedSection {
   isa?: string;
   /** The CPU model (optional: a log without it was recorded with the legacy model, "rrx-i586"). */
   cpu?: string;
+  /**
+   * The board's version (lib/boards/board.ts `versions`; optional: a log without it was
+   * recorded with version 1 of its board).
+   */
+  boardVersion?: number;
   [extra: string]: unknown;
 }
 
@@ -209,6 +221,7 @@ export function checkCompared(v: unknown): string | null {
   if (!isStrArr(v.args)) return "compared section: args must be an array of strings";
   if (typeof v.bootDate !== "number" || !Number.isFinite(v.bootDate)) return "compared section: bootDate must be a number";
   if (v.board !== undefined && typeof v.board !== "string") return "compared section: board must be a string";
+  if (v.boardVersion !== undefined && !(Number.isSafeInteger(v.boardVersion) && (v.boardVersion as number) >= 1)) return "compared section: boardVersion must be a positive integer";
   if (v.isa !== undefined && typeof v.isa !== "string") return "compared section: isa must be a string";
   if (v.cpu !== undefined && typeof v.cpu !== "string") return "compared section: cpu must be a string";
   if (!Array.isArray(v.images)) return "compared section: images must be an array";

@@ -88,7 +88,7 @@ export function formatLogInfo(i: LogInfo): string {
   const c = i.compared;
   const L: string[] = [];
   L.push(`rrx log v${i.version}, ${i.fileBytes} bytes (header ${i.headerBytes})${i.packed ? ", packed" : ""}`);
-  L.push(`machine: ${c.board ?? "pc"} board, ${c.isa ?? "i386"} CPU ${c.cpu ?? "rrx-i586"}, ${c.memoryBytes} bytes RAM, ${c.ips} ips, devices: ${c.devices.join(" ") || "-"}`);
+  L.push(`machine: ${c.board ?? "pc"} board version ${c.boardVersion ?? 1}, ${c.isa ?? "i386"} CPU ${c.cpu ?? "rrx-i586"}, ${c.memoryBytes} bytes RAM, ${c.ips} ips, devices: ${c.devices.join(" ") || "-"}`);
   L.push(`args: ${c.args.length ? c.args.join(" ") : "-"}`);
   L.push(`boot date: ${c.bootDate} (s since epoch)`);
   for (const im of i.images) L.push(`image ${im.role} ${im.name}: ${im.size} bytes sha256 ${im.sha256}${im.packed ? " [packed]" : ""}`);

@@ -156,8 +156,8 @@ describe("reader errors", () => {
     expectError(new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1, 0]), /ELF kernel.*`rrx run`/);
     expectError(MAGIC.subarray(0, 5), /truncated inside its header/);
     const b = sampleLog();
-    b[8] = 4;
-    const e = expectError(b, /version 4 is not supported \(this rrx reads versions 1, 2, 3; upgrade rrx\)/);
+    b[8] = 5;
+    const e = expectError(b, /version 5 is not supported \(this rrx reads versions 1, 2, 3, 4; upgrade rrx\)/);
     expect(e.offset).toBe(8);
     expect(FORMAT_VERSION).toBe(1);
   });

@@ -92,7 +92,7 @@ export interface ReadOptions {
 
 type VersionReader = (bytes: Uint8Array, opts: ReadOptions) => ParsedLog;
 
-const READERS: Record<number, VersionReader> = { 1: readV1, 2: readV2, 3: readV3 };
+const READERS: Record<number, VersionReader> = { 1: readV1, 2: readV2, 3: readV3, 4: readV4 };
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
@@ -116,7 +116,8 @@ export function readLog(bytes: Uint8Array, opts: ReadOptions = {}): ParsedLog {
     const newest = Math.max(...known);
     const what = known.length === 1 ? `version ${known[0]}` : `versions ${known.join(", ")}`;
     const hint = version === 2 && newest < 2 ? "; version 2 logs start from a machine snapshot (rrx gdb --record)"
-      : version === 3 && newest < 3 ? "; version 3 logs name their CPU model" : "";
+      : version === 3 && newest < 3 ? "; version 3 logs name their CPU model"
+      : version === 4 && newest < 4 ? "; version 4 logs name their board version" : "";
     throw new LogError(`log format version ${version} is not supported (this rrx reads ${what}${version > newest ? "; upgrade rrx" : ""})${hint}`, 8);
   }
   return reader(bytes, opts);
@@ -148,7 +149,12 @@ function readV3(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
   return readChunked(bytes, opts, 3);
 }
 
-function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2 | 3): ParsedLog {
+/** v4: v3 plus the compared section's `boardVersion` (the board version the log was recorded with). */
+function readV4(bytes: Uint8Array, opts: ReadOptions): ParsedLog {
+  return readChunked(bytes, opts, 4);
+}
+
+function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2 | 3 | 4): ParsedLog {
   const len = bytes.length;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const truncHeader = () => new LogError(`log truncated inside its header (${len} bytes)`, 0);
@@ -181,6 +187,10 @@ function readChunked(bytes: Uint8Array, opts: ReadOptions, version: 1 | 2 | 3): 
   // v3: the CPU model; a v1/v2 log was recorded before models, with the legacy one.
   if (version < 3 && (compared as ComparedSection).cpu !== undefined) {
     throw new LogError(`header: a version ${version} log cannot name a CPU model (cpu needs version 3)`, 16);
+  }
+  // v4: the board version; a v1-v3 log was recorded with version 1 of its board.
+  if (version < 4 && (compared as ComparedSection).boardVersion !== undefined) {
+    throw new LogError(`header: a version ${version} log cannot name a board version (boardVersion needs version 4)`, 16);
   }
   // v2: a log that starts from a snapshot says so in its compared section.
   let snapInfo: SnapshotInfo | null = null;

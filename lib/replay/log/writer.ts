@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { crc32 } from "./crc32.ts";
 import {
-  ByteWriter, CHUNK_HEADER_BYTES, ChunkKind, EventKind, HeaderFlag, LIMITS, SNAPSHOT_FORMAT_VERSION, CPU_MODEL_FORMAT_VERSION,
+  ByteWriter, CHUNK_HEADER_BYTES, ChunkKind, EventKind, HeaderFlag, LIMITS, SNAPSHOT_FORMAT_VERSION, CPU_MODEL_FORMAT_VERSION, BOARD_VERSION_FORMAT_VERSION,
   checkSnapshotInfo, encodeEvent, sha256Hex, encodeHeaderBody, encodeImagePayload, encodeTrailerPayload, imageInfo, newCodecState,
   type CodecState, type EventKindCode, type HashRecord, type LogHeader, type PackedImage, type PayloadMap, type Trailer,
 } from "./format.ts";
@@ -176,7 +176,8 @@ export class LogWriter {
     } else if (header.compared.snapshot !== undefined) {
       throw new Error("the compared section names a snapshot but none was given");
     }
-    const version = header.compared.cpu !== undefined ? CPU_MODEL_FORMAT_VERSION : snap ? SNAPSHOT_FORMAT_VERSION : undefined;
+    const version = header.compared.boardVersion !== undefined ? BOARD_VERSION_FORMAT_VERSION
+      : header.compared.cpu !== undefined ? CPU_MODEL_FORMAT_VERSION : snap ? SNAPSHOT_FORMAT_VERSION : undefined;
     const body = encodeHeaderBody(header, pack.length > 0 ? HeaderFlag.PACKED : 0, version);
     const hw = new ByteWriter(body.length + 4);
     hw.raw(body).u32(crc32(body));

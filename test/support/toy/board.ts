@@ -121,6 +121,7 @@ export const toyBoard: Board<ToyCpu> = {
   loaders: ["raw"],
   defaultCpu: "toy1",
   legacyCpu: "toy1",
+  versions: [{ version: 1, note: "the toy board" }],
   checkCpu(model) { if (model !== "toy1") throw new BootError(`unknown CPU model ${JSON.stringify(model)}; this board has: toy1`); },
   createCpu: (bus, mem) => new ToyCpu(bus, mem),
   wire: (cpu, host) => new ToyWiring(cpu, host),
