@@ -48,7 +48,11 @@ export interface Block {
   u?: number;
 }
 
-/** Runs the block; `lim` is the instruction budget (loops and regions iterate within it). */
-export type BlockFn = (c: CpuCore, r: Uint32Array, I: Insn[], X: typeof exec, lim: number) => number;
+/**
+ * Runs the block; `r` is the registers' Int32Array view (a Uint32Array element of 2^31 or more
+ * is a double, which the engine's optimised code had speculated it was not); `lim` is the
+ * instruction budget (loops and regions iterate within it).
+ */
+export type BlockFn = (c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number) => number;
 /** A region function: entered at the member `d0` bytes after its head (BlockFn with the entry). */
-export type RegionFn = (c: CpuCore, r: Uint32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number;
+export type RegionFn = (c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number;

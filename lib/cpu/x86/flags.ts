@@ -12,6 +12,12 @@ export const LF_EAGER = 0, LF_ADD = 1, LF_SUB = 2, LF_LOGIC = 3, LF_INC = 4, LF_
  * jitFlags): 32-bit and 16-bit shifts (a = value, b = count, r = result; the size says which).
  */
 export const SH_SHL = 10, SH_SHR = 11, SH_SAR = 12;
+/**
+ * A 32-bit two- or three-operand IMUL's pending flags in translated code: a = 1 when the
+ * product does not fit in int32 (CF = OF), r = the result (SF, ZF, PF from it, AF clear: what
+ * the interpreter leaves).
+ */
+export const IMUL_FLAGS = 13;
 
 /** Operand sizes: 0 = byte, 1 = word, 2 = dword. */
 export const MASK = [0xff, 0xffff, 0xffffffff] as const;

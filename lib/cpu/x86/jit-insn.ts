@@ -10,7 +10,7 @@
 import type { Insn } from "./decode.ts";
 import { SS } from "./decode.ts";
 import { x87Translate } from "./jit-x87.ts";
-import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
+import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, RW = a
 // writer that also depends on old flags (ADC/SBB read CF, INC/DEC keep it), N = neither.
@@ -48,7 +48,7 @@ export function flagUse(i: Insn): number {
   return RW; // anything else: assume it reads and writes flags
 }
 
-export type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8";
+export type ProdKind = "sub" | "logic" | "add" | "sub8" | "logic8" | "incdec";
 export type Prod = { kind: ProdKind; k: number } | null;
 
 export interface Out {
@@ -70,6 +70,15 @@ function ea(i: Insn): string {
   if (i.index >= 0) s += i.scale ? ` + (r${i.index} << ${i.scale})` : ` + r${i.index}`;
   return `((${s}) >>> 0)`;
 }
+/**
+ * An offset expression as int32 for the inline memory paths: addresses of 2^31 and above (a
+ * kernel's) then stay int32 in the engine's optimised code rather than becoming doubles; the
+ * CPU's accessors on the slow path take the offset as unsigned (`o >>> 0`).
+ */
+function i32(off: string): string {
+  const mt = /^\(\((.*)\) >>> 0\)$/.exec(off) ?? /^\((r[0-7]) >>> 0\)$/.exec(off);
+  return mt ? `((${mt[1]}) | 0)` : /^-?\d+$/.test(off) ? String(Number(off) | 0) : `((${off}) | 0)`;
+}
 function segOf(i: Insn): number { return i.seg >= 0 ? i.seg : i.defSeg; }
 /** An 8-bit register as an expression. */
 function r8(n: number): string { return n < 4 ? `(r${n} & 255)` : `((r${n - 4} >> 8) & 255)`; }
@@ -85,26 +94,27 @@ function setR8(n: number, v: string): string {
  * (which checks limits, walks page tables, faults, and handles unaligned accesses).
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else ${dst} = c.rd32(${s}, o) | 0;`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else try { ${dst} = c.rd32(${s}, o >>> 0) | 0; } catch (x) { $FAULT }`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else c.wr32(${s}, o, (${val}) >>> 0);`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else try { c.wr32(${s}, o >>> 0, (${val}) >>> 0); } catch (x) { $FAULT }`;
 }
+/** Inline 16-bit read into `dst`: aligned words through the RAM's Uint16Array view, the rest through the CPU. */
 function rd16(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); ${dst} = m[p] | (m[p + 1] << 8); } else ${dst} = c.rd16(${s}, o);`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m2[((e - 1) << 11) | ((l & 4095) >> 1)]; else try { ${dst} = c.rd16(${s}, o >>> 0); } catch (x) { $FAULT }`;
 }
-/** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o. */
+/** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o, aligned words inline. */
 function wr16(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0 && (l & 4095) <= 4094) { p = ((e - 1) << 12) | (l & 4095); t = ${val}; m[p] = t; m[p + 1] = t >> 8; } else c.wr16(${s}, o, (${val}) & 65535);`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tw[l >>> 12]) !== 0) m2[((e - 1) << 11) | ((l & 4095) >> 1)] = ${val}; else try { c.wr16(${s}, o >>> 0, (${val}) & 65535); } catch (x) { $FAULT }`;
 }
 /** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
 function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }
 function rd8(s: number, off: string, dst: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else ${dst} = c.rd8(${s}, o);`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else try { ${dst} = c.rd8(${s}, o >>> 0); } catch (x) { $FAULT }`;
 }
 function wr8(s: number, off: string, val: string): string {
-  return `o = ${off}; l = (sb${s} + o) >>> 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else c.wr8(${s}, o, ${val});`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else try { c.wr8(${s}, o >>> 0, ${val}); } catch (x) { $FAULT }`;
 }
 
 /** int32 result expressions of the 32-bit ALU ops on locals (ADC/SBB: not translated). */
@@ -126,6 +136,9 @@ function aluFlags(kind: number, sz = 2): string {
   if (kind === 5 || kind === 7) return `fk = ${LF_SUB}; fa = a; fb = b2; fr = t; fz = ${sz}; fc = 0;`;
   return `fk = ${LF_LOGIC}; fr = t; fz = ${sz};`;
 }
+
+/** The int32 sign bit. */
+const MIN = -2147483648;
 
 /**
  * A condition from a known producer (the last flag writer in this block: its operands and
@@ -165,16 +178,29 @@ function condExpr(cc: number, prod: Prod): string {
     }
     return `c.cond(${cc})`;
   }
+  if (prod && prod.kind === "incdec") {
+    // 32-bit INC/DEC: ZF and SF from the result (CF is the old one's, OF rarely tested).
+    const T = `ft${prod.k}`;
+    switch (cc) {
+      case 4: return `(${T} === 0)`;
+      case 5: return `(${T} !== 0)`;
+      case 8: return `(${T} < 0)`;
+      case 9: return `(${T} >= 0)`;
+    }
+    return `c.cond(${cc})`;
+  }
   if (prod && prod.kind !== "add") {
     const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
     if (prod.kind === "sub") {
       switch (cc) {
-        case 2: return `((${A} >>> 0) < (${B} >>> 0))`;
-        case 3: return `((${A} >>> 0) >= (${B} >>> 0))`;
+        // Unsigned order as a signed one with the sign bits flipped: int32 throughout (x >>> 0
+        // is a double for negative x, and the engine's optimised code speculated it was not).
+        case 2: return `((${A} ^ ${MIN}) < (${B} ^ ${MIN}))`;
+        case 3: return `((${A} ^ ${MIN}) >= (${B} ^ ${MIN}))`;
         case 4: return `(${A} === ${B})`;
         case 5: return `(${A} !== ${B})`;
-        case 6: return `((${A} >>> 0) <= (${B} >>> 0))`;
-        case 7: return `((${A} >>> 0) > (${B} >>> 0))`;
+        case 6: return `((${A} ^ ${MIN}) <= (${B} ^ ${MIN}))`;
+        case 7: return `((${A} ^ ${MIN}) > (${B} ^ ${MIN}))`;
         case 8: return `(${T} < 0)`;
         case 9: return `(${T} >= 0)`;
         case 12: return `(${A} < ${B})`;
@@ -205,11 +231,37 @@ function condExpr(cc: number, prod: Prod): string {
  * One instruction as JavaScript on int32 register locals r0..r7, or null (interpreter
  * fallback). `k` numbers the instruction in the function (c.ci, producer consts).
  */
+/** The pending-flag stores of a flag writer (aluFlags and the shifts). */
+const DEAD_FLAG_STORE = /fk = \d+; (?:fa = \w+; fb = \w+; )?fr = t; fz = \d;(?: fc = \w+;)?/g;
+
 export function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
   const out = translate1(i, k, kl, nextOff, needFlags, prod);
+  // Flags no one can observe (the block's liveness): the pending-flag stores are left out.
+  if (out && !needFlags) out.src = out.src.replace(DEAD_FLAG_STORE, "");
   // Anything that reads the CPU's flag state sees the pending (local) flags first.
   if (out && (out.src.includes("c.cond(") || out.branch?.cond.includes("c.cond(")) && !out.src.includes("$MAT")) out.src = "$MAT " + out.src;
+  if (out) out.src = faultSites(out.src, k);
   return out;
+}
+
+/** Calls of translated code into the CPU that never raise a guest exception. */
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable)\(/g;
+
+/**
+ * Where the instruction can fault, and what then: translated code has no try around its
+ * whole body (a try makes the engine keep every variable the handler reads in memory across
+ * the whole protected code), only around the calls that can raise a guest exception, which
+ * are off the fast paths. `$FAULT` (a memory access's slow path) notes the instruction and
+ * leaves through the function's fault exit (jit.ts), which writes the locals back and
+ * rethrows; an instruction with any other call that may fault is protected as a whole.
+ */
+function faultSites(src: string, k: number): string {
+  const exit = `ci = ${k}; fx = x; break R;`;
+  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$FAULT", exit);
+  const rest = src.replace(/else try \{[^{}]*\} catch \(x\) \{[^{}]*\}/g, "").replace(NO_FAULT_CALL, "");
+  if (!/\bc\.[\w.]+\(/.test(rest)) return src;
+  // (Its producer consts stay visible after the try: var, not const.)
+  return `try { ${src.replace(/\bconst (f[abt]\d+ = )/g, "var $1")} } catch (x) { ${exit} }`;
 }
 
 function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
@@ -328,7 +380,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
         return { src: `c.ci = ${k}; ${rd16(segOf(i), ea(i), "t")} ${setR16(i.reg, "t")}` };
       }
       if (i.mod === 3) return { src: `r${i.reg} = r${i.rm};` };
-      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), "t")} r${i.reg} = t;` };
+      return { src: `c.ci = ${k}; ${rd32(segOf(i), ea(i), `r${i.reg}`)}` };
     case 0x88:
       if (i.mod === 3) return { src: `t = ${r8(i.reg)}; ${setR8(i.rm, "t")}` };
       return { src: `c.ci = ${k}; ${wr8(segOf(i), ea(i), r8(i.reg))}`, store: true };
@@ -349,7 +401,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       return { src: `c.ci = ${k}; ${wr32(segOf(i), ea(i), String(i.imm | 0))}`, store: true };
     case 0x8d:
       if (!o32 || i.mod === 3) return null;
-      return { src: `r${i.reg} = ${ea(i)} | 0;` };
+      return { src: `r${i.reg} = ${i32(ea(i))};` };
     case 0x90: return { src: "" };
     case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
       return { src: setR8(op & 7, String(i.imm & 255)) };
@@ -383,8 +435,9 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!o32) return null;
       const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;
       const other = op === 0x1af ? `r${i.reg}` : String(op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0);
-      // With the flags needed: the CPU computes them as the interpreter does (pending flags dropped: all are written).
-      if (needFlags) return { src: `${load} fk = 0; r${i.reg} = c.jitMul(${other}, b2, true) | 0;` };
+      // With the flags needed: pending (IMUL_FLAGS), CF = OF = the product does not fit in
+      // int32, which the double product tells exactly (see Cpu.jitFlags).
+      if (needFlags) return { src: `${load} t = Math.imul(${other}, b2); fk = ${IMUL_FLAGS}; fa = ${other} * b2 !== t ? 1 : 0; fr = t; fz = 2; r${i.reg} = t;` };
       return { src: `${load} r${i.reg} = Math.imul(${other}, b2);` };
     }
     case 0x131: // RDTSC: at its exact icount, as the interpreter (where it ends a block)
@@ -560,27 +613,32 @@ function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | 
   };
 }
 
+/** CF of the pending flags (or the CPU's), materialising nothing (Cpu.jitCf): a statement's right side. */
+const JIT_CF = "c.jitCf(fk, fa, fb, fr, fz, fc);";
+
 /**
  * INC/DEC of a 32-bit register (`reg`) or memory operand (`reg` -1). They keep CF: with their flags
- * needed, the CPU's lazy state takes them directly (CF materialised into EFLAGS first, as
- * CpuState.inc/dec do), after the memory write, so a fault leaves the flags untouched.
+ * needed, they are pending like any other flags, with the CF they keep (that of the flags before
+ * them) in fc; set after the memory write, so a fault leaves the flags untouched.
  */
 function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: number): Out {
   const res = `t = (a ${dec ? "-" : "+"} 1) | 0;`;
-  const flags = needFlags ? `$MAT if (c.lop !== ${LF_INC} && c.lop !== ${LF_DEC}) { c.eflags = (c.eflags & ~1) | c.cf(); } c.lop = ${dec ? LF_DEC : LF_INC}; c.la = a; c.lb = 1; c.lres = t; c.lsz = 2;` : "";
-  if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags}` };
+  const flags = needFlags ? `cy = ${JIT_CF} fk = ${dec ? LF_DEC : LF_INC}; fa = a; fb = 1; fr = t; fz = 2; fc = cy;` : "";
+  // The result for a fused condition after it (jz/jnz of a loop counter).
+  const kp = `const ft${k} = t;`;
+  if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags} ${kp}`, prod: "incdec" };
   const s = segOf(i);
-  return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${res} ${wr32(s, "o", "t")} ${flags}`, store: true };
+  return { src: `c.ci = ${k}; ${rd32(s, ea(i), "a")} ${res} ${wr32(s, "o", "t")} ${flags} ${kp}`, store: true, prod: "incdec" };
 }
 
 /**
- * ADC/SBB on 32-bit operands: the carry in from the materialised flags; the result's flags
+ * ADC/SBB on 32-bit operands: the carry in from the pending flags (jitCf); the result's flags
  * are pending with it (fc), as CpuState.alu leaves them.
  */
 function adcSbb32(i: Insn, k: number, sbb: boolean, form: "eax,imm" | "rm,r" | "r,rm" | "rm,imm", imm: number): Out {
   const res = sbb ? "t = (a - b2 - cy) | 0;" : "t = (a + b2 + cy) | 0;";
   const fl = `fk = ${sbb ? LF_SUB : LF_ADD}; fa = a; fb = b2; fr = t; fz = 2; fc = cy;`;
-  const cin = "$MAT cy = c.cf();";
+  const cin = `cy = ${JIT_CF}`;
   if (form === "eax,imm") return { src: `${cin} a = r0; b2 = ${imm}; ${res} r0 = t; ${fl}` };
   if (form === "r,rm") {
     const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;

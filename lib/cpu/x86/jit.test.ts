@@ -10,7 +10,8 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encode, CONDS, type Insn as EncInsn, type Reg32, type Reg16 } from "../../../test/support/x86-encoder.ts";
 import { Stop, EAX } from "./cpu.ts";
-import { TestMachine, CODE, DATA, programMachine, compareRuns } from "../../../test/cpu/machine.ts";
+import { TestMachine, CODE, DATA, TSS, programMachine, compareRuns, descriptor } from "../../../test/cpu/machine.ts";
+import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 
@@ -71,12 +72,13 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(imm, reg).map(([v, r]) => [{ op: "push", src: { imm: v }, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
   fc.tuple(fc.oneof(reg.map((r) => ({ reg: r })), mem), reg).map(([src, r]) => [{ op: "push", dst: src, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
 );
-/** cmp/test + jcc over a simple item, so the condition is fused with its producer. */
-const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "test", "and", "xor", "or"), reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v }))), fc.constantFrom(...CONDS), simple)
+/** cmp/test/inc/dec... + jcc over a simple item, so the condition is fused with its producer. */
+const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "test", "and", "xor", "or", "inc", "dec"), reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v }))), fc.constantFrom(...CONDS), simple)
   .map(([op, r, src, cc, body]) => {
     const bodyBytes = body.reduce((n, x) => n + encode(x).length, 0);
     const s2 = op === "test" && "imm" in src ? { reg: r } : src;
-    return [{ op, dst: { reg: r }, src: s2 } as EncInsn, { op: "jcc", cc, rel: bodyBytes }, ...body];
+    const producer = op === "inc" || op === "dec" ? { op, dst: { reg: r } } : { op, dst: { reg: r }, src: s2 };
+    return [producer as EncInsn, { op: "jcc", cc, rel: bodyBytes }, ...body];
   });
 const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneof(simple, simple, branch), { minLength: 1, maxLength: 25 }))
   .map(([n, items]) => {
@@ -289,6 +291,76 @@ describe("block translator equals single step", () => {
     expect(m.cpu.run(1e6)).toBe(Stop.WATCH);
     expect(m.cpu.icount - at).toBe(1); // stopped right after the next load
     expect(m.cpu.eip).toBe(CODE + 11);
+  });
+
+  test("translated code built under a flat data segment runs as the interpreter once it is not", () => {
+    // mov ecx, 100 ; l: mov eax, [DATA] ; dec ecx ; jnz l ; hlt. The loop's accesses take the
+    // inline path with DS checked once on entry; then DS gets a limit below DATA (selector 0x30).
+    const code = [0xb9, 100, 0, 0, 0, 0x8b, 0x05, ...[DATA & 0xff, (DATA >>> 8) & 0xff, (DATA >>> 16) & 0xff, DATA >>> 24], 0x49, 0x75, 0xf7, 0xf4];
+    const run = (interp: boolean) => {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      m.cpu.noJit = interp;
+      m.cpu.jitThreshold = 1;
+      m.cpu.flushBlocks();
+      expect(m.cpu.run(1 + 3 * 5)).toBe(Stop.BUDGET);
+      expect(m.cpu.translated > 0).toBe(!interp);
+      m.gdt(0x30, descriptor(0, DATA - 1, 0x92, 0x4));
+      m.loadSeg(DS, 0x30);
+      const stop = m.cpu.run(1000);
+      return { stop, icount: m.cpu.icount, exc: m.exception(), ecx: m.cpu.regs[1] };
+    };
+    const j = run(false), i = run(true);
+    expect(i.exc?.vector).toBe(13);
+    expect(i.exc?.eip).toBe(CODE + 5);
+    expect(j).toEqual(i);
+    // Still a fast segment (4 GiB limit) but based at 0x1000: the loop reads DATA + 0x1000.
+    const based = (interp: boolean) => {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      m.w32(DATA, 0x11111111); m.w32(DATA + 0x1000, 0x22222222);
+      m.cpu.noJit = interp;
+      m.cpu.jitThreshold = 1;
+      m.cpu.flushBlocks();
+      expect(m.cpu.run(1 + 3 * 5)).toBe(Stop.BUDGET);
+      expect(m.cpu.regs[EAX]).toBe(0x11111111);
+      m.gdt(0x30, descriptor(0x1000, 0xfffff, 0x92, 0xc));
+      m.loadSeg(DS, 0x30);
+      const stop = m.cpu.run(30);
+      return { stop, icount: m.cpu.icount, eax: m.cpu.regs[EAX], ecx: m.cpu.regs[1] };
+    };
+    expect(based(true).eax).toBe(0x22222222);
+    expect(based(false)).toEqual(based(true));
+  });
+
+  test("IN and RDTSC that fault inside a translated loop leave the interpreter's state", () => {
+    // At CPL 3: l: inc ebx ; in al, 0x60 ; rdtsc ; dec ecx ; jnz l ; hlt. After a few passes
+    // (translated, flags of the INC pending) the port is denied in the TSS bitmap, or CR4.TSD
+    // is set: #GP(0) at the IN or the RDTSC, with the registers and EFLAGS as interpreted.
+    const code = [0x43, 0xe4, 0x60, 0x0f, 0x31, 0x49, 0x75, 0xf8, 0xf4];
+    for (const deny of ["port", "tsd"] as const) {
+      const run = (interp: boolean) => {
+        const m = new TestMachine(2 << 20);
+        m.flat(3, CODE);
+        m.write(CODE, code);
+        m.cpu.regs[1] = 1000; m.cpu.regs[3] = 0x7fffffff - 5;
+        m.cpu.noJit = interp;
+        m.cpu.jitThreshold = 1;
+        m.cpu.flushBlocks();
+        expect(m.cpu.run(5 * 5)).toBe(Stop.BUDGET);
+        expect(m.cpu.translated > 0).toBe(!interp);
+        if (deny === "port") m.w8(TSS + 0x68 + (0x60 >> 3), 1 << (0x60 & 7));
+        else m.cpu.cr4 |= 4;
+        const stop = m.cpu.run(1000);
+        return { stop, icount: m.cpu.icount, exc: m.exception(), regs: [...m.cpu.regs] };
+      };
+      const j = run(false), i = run(true);
+      expect(i.exc).toMatchObject({ vector: 13, err: 0, eip: deny === "port" ? CODE + 1 : CODE + 3 });
+      expect(i.exc!.eflags & 0x800).toBe(0x800); // the INC's OF: EBX went past 0x7fffffff
+      expect(j).toEqual(i);
+    }
   });
 
   test("16-bit code is not translated", () => {

@@ -11,19 +11,20 @@
  *  - a *region* function runs a hot block together with the blocks it reaches by direct
  *    branches, calls and returns inside the same 4 KiB page, when all of them translate without
  *    interpreter fallbacks: a loop spread over several blocks then runs inside one function
- *    (a `switch` on the offset from the region's head), with the instruction budget checked
+ *    (a `switch` on a dense member index), with the instruction budget checked
  *    before each block.
  *
  * Guest registers live in JavaScript locals (int32) for the whole function: they are loaded on
  * entry and written back on every exit, before an interpreter fallback (and reloaded after it),
- * and on a fault (a catch that writes back and rethrows).
+ * and on a fault (only the calls that can fault are inside a try, off the fast paths: its catch
+ * leaves through a fault exit that writes back and rethrows; see jit-insn.ts faultSites).
  *
  * Contract with the run loop (cpu.ts) and the block cache (blocks.ts, block.ts):
  *  - the function runs only when its first block fits the instruction budget, interrupts are
  *    not inhibited and TF is clear; it returns the number of instructions it retired, or -1
  *    when an entry guard fails (the interpreter then runs the block);
- *  - before any instruction that can fault it notes an index (a local `ci`, stored in `cpu.ci`
- *    when a fault leaves the function); `Block.jitOff[ci]` is that instruction's offset from
+ *  - a fault notes the faulting instruction's index (`ci`, stored in `cpu.ci` when the fault
+ *    leaves the function); `Block.jitOff[ci]` is that instruction's offset from
  *    the function's entry EIP and `Block.jitIdx[ci]` its index in its block, and `cpu.jitDone`
  *    holds the instructions retired by earlier blocks (or loop iterations) of this call, so a
  *    fault leaves the state the interpreter would;
@@ -273,33 +274,47 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
   // A region is entered at its head (d0 undefined) or at a member d0 bytes after it.
   if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
-  const text = body.join("\n").replace(/\$STABLE\(o, \d\)/g, "");
+  let text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
   for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
   const regs = [...used];
   const segs = [0, 1, 2, 3, 4, 5].filter((x) => text.includes(`sb${x}`));
+  // Segments that take the inline memory paths (segFast: a writable expand-up data segment
+  // with a 4 GiB limit) when the function is built: checked once on entry rather than at every
+  // access, in functions without interpreter fallbacks (which may load segments). The entry
+  // guard fails (the interpreter runs the block) if one is not fast then.
+  const fastSegs = text.includes("$LD") ? [] : segs.filter((x) => cpu.segFast[x] === 1);
+  for (const x of fastSegs) text = text.replaceAll(`if (sf${x} && `, "if (");
+  // Of those, the ones based at 0 (flat memory: guarded for it too) need no offset apart from
+  // the linear address: one variable less to keep (the write of a read-modify-write reuses l).
+  const zeroSegs = fastSegs.filter((x) => cpu.segBase[x] === 0);
+  for (const x of zeroSegs) {
+    text = text.replaceAll(`o = ((o) | 0); l = (sb${x} + o) | 0; `, "")
+      .replace(new RegExp(`o = ([^;]*); l = \\(sb${x} \\+ o\\) \\| 0;`, "g"), "l = $1;")
+      .replace(new RegExp(`c\\.(rd|wr)(8|16|32)\\(${x}, o >>> 0`, "g"), `c.$1$2(${x}, l >>> 0`);
+  }
   const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
   const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
+  // The fault exit (reached by `break R` with fx set): the instructions retired by earlier
+  // blocks or iterations of this call and the faulting one's index for cpu.ts, the locals
+  // written back, the exception rethrown.
+  const FAULTEXIT = `if (fx !== null) { c.jitDone = done; c.ci = ci; ${WB} throw fx; }`;
   // After an interpreter fallback: registers, segments and the TLB of the privilege level may have changed.
   const LD = regs.map((n) => `r${n} = r[${n}] | 0;`).join(" ") + " " + segs.map((x) => `sb${x} = sb[${x}]; sf${x} = sf[${x}] === 1;`).join(" ") + " tr = c.tlbR; tw = c.tlbW;";
-  L.push("const m = c.ram, m4 = c.ram32, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
-  L.push("if (c.segLimit[1] !== 4294967295 || !c.stack32) return -1;");
+  L.push("const m = c.ram, m4 = c.ram32, m2 = c.ram16, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
+  L.push(`if (c.segLimit[1] !== 4294967295 || !c.stack32${fastSegs.map((x) => ` || sf[${x}] !== 1`).join("")}${zeroSegs.map((x) => ` || sb[${x}] !== 0`).join("")}) return -1;`);
   // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
-  if (region) L.push("d = d0 | 0;");
+  // The entry member's index (emitRegion numbers the members in order).
+  if (region) L.push(`switch (d0 | 0) { ${members.map((m, j) => `case ${m.delta}: d = ${j}; break;`).join(" ")} }`);
   const spin = text.includes("$SPINEQ");
   if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
-  // `sy` is 1 while an interpreter fallback runs (the array is then the truth: a fault inside
-  // it must not be overwritten by the locals).
-  const fallback = text.includes("$SYNC");
-  if (fallback) L.push("let sy = 0;");
-  L.push("try {");
+  // `fx`: the exception a call raised (see jit-insn.ts faultSites); the fault exit rethrows it.
+  L.push("let fx = null;");
   const spinEq = regs.map((n) => `r${n} === q${n}`).join(" && ") || "true";
   const spinSave = regs.map((n) => `q${n} = r${n};`).join(" ");
-  L.push(text.replaceAll("c.ci = ", "ci = ").replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$SYNC", "").replaceAll("$MAT", MAT));
-  // On a fault: instructions retired by earlier blocks or iterations of this call, for cpu.ts.
-  L.push(fallback ? `} catch (x) { c.jitDone = done; c.ci = ci; if (sy === 0) { ${WB} } throw x; }` : `} catch (x) { c.jitDone = done; c.ci = ci; ${WB} throw x; }`);
+  L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$FAULTEXIT", FAULTEXIT).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$MAT", MAT));
   // Names the function in profiles and stack traces.
   L.push(`//# sourceURL=rrx-${region ? "region" : "block"}-${b.phys.toString(16)}.js`);
   let fn: BlockFn;
@@ -319,6 +334,19 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   return fn;
 }
 
+/**
+ * Leaves out the producer consts (`const fa7 = a, fb7 = b2, ft7 = t;`) that no fused condition
+ * reads: fewer variables for the engine.
+ */
+function dropUnusedConsts(text: string): string {
+  const uses = new Map<string, number>();
+  for (const mt of text.matchAll(/\bf[abt]\d+\b/g)) uses.set(mt[0], (uses.get(mt[0]) ?? 0) + 1);
+  return text.replace(/const (f[abt]\d+ = \w+(?:, f[abt]\d+ = \w+)*);/g, (_, decl: string) => {
+    const kept = decl.split(", ").filter((d) => uses.get(d.slice(0, d.indexOf(" ")))! > 1);
+    return kept.length ? `const ${kept.join(", ")};` : "";
+  });
+}
+
 /** One block, looping inside the function when it branches back to its own start. */
 function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
   const ins = tr.b.insns;
@@ -330,6 +358,8 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
   // decided again under the new set; translation happens as the block is entered, at cpu.eip.)
   const selfLoop = tr.pure && !!last?.branch && last.branch.takenOff === 0 && !cpu.breakpoints.has(startLin);
   L.push("const e0 = E;");
+  // Every way out returns inside R but a fault, which breaks out of it to the fault exit.
+  L.push("R: {");
   if (selfLoop) L.push("for (;;) {");
   for (let k = 0; k < n; k++) {
     const i = ins[k]!;
@@ -338,8 +368,9 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
     const code = outs[k]!;
     if (code === null) {
       // Interpreter fallback for this one instruction: registers go back to the array first.
-      L.push(`$SYNC$WB sy = 1; c.ci = ${k}; c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} X(c, I[${k}]);`);
-      if (!isLast) L.push(`$LD sy = 0; if (c.brk !== 0) return ${k + 1};`);
+      // A fault inside it finds the registers in the array already.
+      L.push(`$WB c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} try { X(c, I[${k}]); } catch (x) { c.jitDone = done; c.ci = ${k}; throw x; }`);
+      if (!isLast) L.push(`$LD if (c.brk !== 0) return ${k + 1};`);
       else L.push(`return ${n};`);
       continue;
     }
@@ -361,6 +392,8 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
     if (code.ends) { L.push(`$WB return ${n};`); continue; }
     if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; $WB return ${n};`);
   }
+  L.push("}");
+  L.push("$FAULTEXIT");
 }
 
 /**
@@ -385,13 +418,24 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
   const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta));
   spin = spin && isHdr.some((x) => x);
   const writesFlags = members.some((tr, j) => safe[j] && tr.b.insns.slice(0, tr.b.n).some((i) => (flagUse(i) & W) !== 0));
-  // Every exit but a fault leaves through the end (`break R`, with pc and done set).
+  // Dispatch on a dense index `d` (a jump table): members are 0..n-1 in order; every static
+  // successor outside the region gets an index past them whose case leaves. Every exit but a
+  // fault leaves through the end (`break R`): with d >= 0 the next EIP is that index's offset
+  // from the head, with d = -1 it is in pc.
+  const index = new Map<number, number>(members.map((tr, j) => [tr.delta, j]));
+  const exits: number[] = [];
+  const to = (delta: number): number => {
+    let x = index.get(delta);
+    if (x === undefined) { x = members.length + exits.length; index.set(delta, x); exits.push(delta); }
+    return x;
+  };
+  const memberSwitch = members.map((tr, j) => `case ${tr.delta}: d = ${j}; continue R;`).join(" ");
   L.push("R: for (;;) { switch (d) {");
   for (const [j, tr] of members.entries()) {
     const ins = tr.b.insns;
     const n = tr.b.n;
     const dl = tr.delta;
-    L.push(`case ${dl}: { if (done + ${n} > lim) break; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
+    L.push(`case ${j}: { if (done + ${n} > lim) break R; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
     if (spin && isHdr[j]) {
       const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qa && fb === qb && fr === qr && fz === qz && fc === qc)`;
       // Sampled, so that loops that never reach a fixed point pay almost nothing: every
@@ -409,22 +453,31 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       if (code.store || code.ends) stores = true;
       let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
       // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
-      if (spin && safe[j]) src = src.replace(/else ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o\)(?: \| 0)?);/g, "else { qs = 0; $1 = $2; }");
+      if (spin && safe[j]) src = src.replace(/else try \{ ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o >>> 0\)(?: \| 0)?); \}/g, "else try { qs = 0; $1 = $2; }");
       L.push(src);
       if (isLast) {
         L.push(`done += ${n};`);
         const br = code.branch;
-        if (code.ends) L.push("pc = c.eip;");
-        else if (br && br.cond !== "true") L.push(`pc = ${br.cond} ? ((e0 + ${br.takenOff}) >>> 0) : ((e0 + ${nextOff}) >>> 0);`);
-        else L.push(`pc = (e0 + ${br ? br.takenOff : nextOff}) >>> 0;`);
+        if (code.ends) {
+          // A computed target (RET, CALL, indirect JMP): a member, or out.
+          L.push("pc = c.eip; d = -1;");
+          if (stores) L.push("if (c.brk !== 0) break R;");
+          L.push(`switch ((pc - E) | 0) { ${memberSwitch} } break R; }`);
+          continue;
+        }
+        if (br && br.cond !== "true") L.push(`d = ${br.cond} ? ${to(dl + br.takenOff)} : ${to(dl + nextOff)};`);
+        else L.push(`d = ${to(dl + (br ? br.takenOff : nextOff))};`);
         if (stores) L.push("if (c.brk !== 0) break R;");
         if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) break R;");
-        L.push("d = (pc - E) | 0; continue; }");
+        L.push("continue; }");
       } else if (code.store) {
-        L.push(`if (c.brk !== 0) { pc = (e0 + ${nextOff}) >>> 0; done += ${k + 1}; break R; }`);
+        L.push(`if (c.brk !== 0) { pc = (e0 + ${nextOff}) >>> 0; d = -1; done += ${k + 1}; break R; }`);
       }
     }
   }
-  L.push("} pc = (E + d) >>> 0; break; }");
+  L.push(`default: break R; } }`);
+  L.push("$FAULTEXIT");
+  const all = [...members.map((tr) => tr.delta), ...exits];
+  L.push(`if (d >= 0) switch (d) { ${all.map((dl, x) => `case ${x}: pc = (E + ${dl}) >>> 0; break;`).join(" ")} }`);
   L.push("c.eip = pc; $WB return done;");
 }

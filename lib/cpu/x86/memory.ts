@@ -53,6 +53,8 @@ export abstract class CpuMemory extends CpuState {
   protected archUsedN = 0;
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
   protected readonly ram32: Int32Array;
+  /** RAM as aligned 16-bit words, for translated code's aligned 16-bit accesses. */
+  protected readonly ram16: Uint16Array;
   /**
    * Epoch of every successor link between blocks (blocks.ts): bumped whenever a linear page may
    * map elsewhere or CS changes, which drops all links at once.
@@ -65,6 +67,7 @@ export abstract class CpuMemory extends CpuState {
     this.ramLen = mem.ram.length;
     if ((mem.ram.byteOffset & 3) !== 0) throw new Error("RAM must be 4-byte aligned");
     this.ram32 = new Int32Array(mem.ram.buffer, mem.ram.byteOffset, mem.ram.length >>> 2);
+    this.ram16 = new Uint16Array(mem.ram.buffer, mem.ram.byteOffset, mem.ram.length >>> 1);
     this.tlbR = this.tlbSR;
     this.tlbW = this.tlbSW;
     mem.onRevokeFastWrite = () => this.flushWriteTlb();

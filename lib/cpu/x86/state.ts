@@ -19,7 +19,38 @@ import type { Watchpoint } from "../contract.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
 import { DEFAULT_MODEL, type X86Model } from "./model.ts";
 import type { Fpu } from "./fpu/fpu.ts";
-import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR } from "./flags.ts";
+import { ARITH, AF, CF, LF_ADD, LF_DEC, LF_EAGER, LF_INC, LF_LOGIC, LF_SUB, MASK, OF, PARITY, PF, SF, SIGN, VM, ZF, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
+
+
+/** The int32 sign bit: x ^ MIN < y ^ MIN is the unsigned x < y, in int32 (x >>> 0 is a double for negative x). */
+const MIN = -2147483648;
+
+/** CF of an addition a + b + cin of size sz (operands int32 bits for 32-bit, else 0..mask). */
+function addCarry(a: number, b: number, cin: number, sz: number): number {
+  if (sz !== 2) return a + b + cin > MASK[sz]! ? 1 : 0;
+  const r = (a + b + cin) ^ MIN, x = a ^ MIN;
+  return (cin === 0 ? r < x : r <= x) ? 1 : 0;
+}
+
+/** CF (borrow) of a subtraction a - b - cin of size sz (operands as for addCarry). */
+function subBorrow(a: number, b: number, cin: number, sz: number): number {
+  if (sz !== 2) return a < b + cin ? 1 : 0;
+  const x = a ^ MIN, y = b ^ MIN;
+  return (cin === 0 ? x < y : x <= y) ? 1 : 0;
+}
+
+/** CF of a 32-bit shift by 1-31 (SH_SHL, SH_SHR, SH_SAR; a: the value shifted, int32). */
+function shiftCf32(k: number, a: number, cnt: number): number {
+  return k === SH_SHL ? (a >>> (32 - cnt)) & 1 : k === SH_SHR ? (a >>> (cnt - 1)) & 1 : (a >> (cnt - 1)) & 1;
+}
+
+/** CF of a 16-bit shift by 1-31 (a: the value shifted, 0..65535; a count above 16 shifts everything out). */
+function shiftCf16(k: number, a: number, cnt: number): number {
+  if (k === SH_SHL) return cnt > 16 ? 0 : (a >>> (16 - cnt)) & 1;
+  if (k === SH_SHR) return cnt > 16 ? 0 : (a >>> (cnt - 1)) & 1;
+  const sv = (a << 16) >> 16;
+  return cnt >= 16 ? (sv < 0 ? 1 : 0) : (sv >> (cnt - 1)) & 1;
+}
 
 export abstract class CpuState {
   /** What this CPU reports in CPUID and implements (set once, by the constructor). */
@@ -145,8 +176,8 @@ export abstract class CpuState {
   cf(): number {
     switch (this.lop) {
       case LF_EAGER: case LF_INC: case LF_DEC: return this.eflags & CF;
-      case LF_ADD: return (this.la >>> 0) + (this.lb >>> 0) + this.lcin > MASK[this.lsz]! ? 1 : 0;
-      case LF_SUB: return (this.la >>> 0) < (this.lb >>> 0) + this.lcin ? 1 : 0;
+      case LF_ADD: return addCarry(this.la, this.lb, this.lcin, this.lsz);
+      case LF_SUB: return subBorrow(this.la, this.lb, this.lcin, this.lsz);
       default: return 0;
     }
   }
@@ -192,14 +223,34 @@ export abstract class CpuState {
   /**
    * Translated code's pending flags (jit.ts): a lazy kind (LF_*) stored as is, or a 32-bit
    * or 16-bit shift (SH_SHL, SH_SHR, SH_SAR; a = the value shifted, int32 or 0..65535 by sz,
-   * b = count 1-31, r = result) evaluated as the interpreter does.
+   * b = count 1-31, r = result) or an IMUL (IMUL_FLAGS) evaluated as the interpreter does.
    */
   jitFlags(k: number, a: number, b: number, r: number, sz: number, cin: number): void {
     if (k < SH_SHL) {
+      // INC/DEC keep CF, which the pending state carries in cin (see jitCf).
+      if (k === LF_INC || k === LF_DEC) this.eflags = (this.eflags & ~CF) | cin;
       this.lop = k; this.la = a | 0; this.lb = b | 0; this.lres = r | 0; this.lsz = sz; this.lcin = cin;
       return;
     }
-    if (sz === 2) this.shiftFlags32(k, a, b, r); else this.shiftFlags16(k, a, b, r);
+    if (k === IMUL_FLAGS) this.setSZP(r | 0, 2, a, a !== 0);
+    else if (sz === 2) this.shiftFlags32(k, a, b, r); else this.shiftFlags16(k, a, b, r);
+  }
+
+  /**
+   * CF of translated code's pending flags (as jitFlags would leave it), or of the CPU's flags
+   * when none are pending (k = 0), without materialising anything: the carry into ADC/SBB and
+   * the CF that INC/DEC keep (their pending state carries it in cin).
+   */
+  jitCf(k: number, a: number, b: number, r: number, sz: number, cin: number): number {
+    switch (k) {
+      case 0: return this.cf();
+      case LF_ADD: return addCarry(a, b, cin, sz);
+      case LF_SUB: return subBorrow(a, b, cin, sz);
+      case LF_INC: case LF_DEC: return cin;
+      case IMUL_FLAGS: return a;
+      case SH_SHL: case SH_SHR: case SH_SAR: return sz === 2 ? shiftCf32(k, a, b) : shiftCf16(k, a, b);
+      default: return 0;
+    }
   }
 
   /**
@@ -207,10 +258,8 @@ export abstract class CpuState {
    * shift() computes them (a count above 16 shifts everything out: CF 0 for SHL and SHR).
    */
   protected shiftFlags16(k: number, a: number, cnt: number, r: number): void {
-    let cf: number, of: boolean;
-    if (k === SH_SHL) { cf = cnt > 16 ? 0 : (a >>> (16 - cnt)) & 1; of = (((r >>> 15) & 1) ^ cf) !== 0; }
-    else if (k === SH_SHR) { cf = cnt > 16 ? 0 : (a >>> (cnt - 1)) & 1; of = (a & 0x8000) !== 0; }
-    else { const sv = (a << 16) >> 16; cf = cnt >= 16 ? (sv < 0 ? 1 : 0) : (sv >> (cnt - 1)) & 1; of = false; }
+    const cf = shiftCf16(k, a, cnt);
+    const of = k === SH_SHL ? (((r >>> 15) & 1) ^ cf) !== 0 : k === SH_SHR ? (a & 0x8000) !== 0 : false;
     this.setSZP(r, 1, cf, of);
   }
 
@@ -219,10 +268,8 @@ export abstract class CpuState {
    * result, both int32), as shift() computes them: for translated code and interp().
    */
   protected shiftFlags32(k: number, a: number, cnt: number, r: number): void {
-    let cf: number, of: boolean;
-    if (k === SH_SHL) { cf = (a >>> (32 - cnt)) & 1; of = ((r >>> 31) ^ cf) !== 0; }
-    else if (k === SH_SHR) { cf = (a >>> (cnt - 1)) & 1; of = a < 0; }
-    else { cf = (a >> (cnt - 1)) & 1; of = false; }
+    const cf = shiftCf32(k, a, cnt);
+    const of = k === SH_SHL ? ((r >>> 31) ^ cf) !== 0 : k === SH_SHR ? a < 0 : false;
     this.setSZP(r | 0, 2, cf, of);
   }
 
@@ -248,7 +295,7 @@ export abstract class CpuState {
     // after a subtraction is a signed a < b), without materialising any flag.
     if (lop === LF_SUB && this.lsz === 2 && this.lcin === 0 && c2 !== 0 && c2 !== 5) {
       const x = this.la, y = this.lb;
-      r = c2 === 2 ? x === y : c2 === 1 ? (x >>> 0) < (y >>> 0) : c2 === 3 ? (x >>> 0) <= (y >>> 0) :
+      r = c2 === 2 ? x === y : c2 === 1 ? (x ^ MIN) < (y ^ MIN) : c2 === 3 ? (x ^ MIN) <= (y ^ MIN) :
         c2 === 4 ? this.lres < 0 : c2 === 6 ? x < y : x <= y;
       return (c & 1) ? !r : r;
     }
