@@ -212,10 +212,8 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
         throw new Error(`${form.name} (i=${i}, o=${o.toString(16)}): ${ra} vs ${rb}\nstate ${JSON.stringify(st)}\nbytes ${bytes}\nfast   ${dump(a, o)}\nescOp  ${dump(b, o)}`);
       }
     }
-    if (process.env.SHOWRAN) console.log(ran);
-    // Every form ran fast on some of its cases.
-    for (const f of FORMS) expect([f.name, ran.get(f.name) ?? 0]).toEqual([f.name, expect.any(Number)]);
-    for (const f of FORMS) if ((ran.get(f.name) ?? 0) < 20) throw new Error(`${f.name} ran fast ${ran.get(f.name) ?? 0} times`);
+    // Every form ran fast on at least 20 of its cases.
+    for (const f of FORMS) expect({ form: f.name, fast: (ran.get(f.name) ?? 0) >= 20 }).toEqual({ form: f.name, fast: true });
   }, 60_000);
   test("FDIV on 100,000 operand pairs: random, exact and nearly exact quotients, ties", () => {
     const a = machine(), b = machine();
