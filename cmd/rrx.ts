@@ -194,7 +194,7 @@ function makeDisplay(opts: Record<string, unknown>, pane?: SerialPane): { onSlic
 /** The run arguments that affect the guest (recording-only and host-only options dropped). */
 function guestArgs(argv: string[]): string[] {
   const drop = new Set(["--record", "--hash-interval", "--serial", "--serial2", "--debugcon", "--display", "--input"]);
-  const flags = new Set(["--pack", "--verbose", "--screen", "--realtime", "--no-realtime"]);
+  const flags = new Set(["--pack", "--verbose", "--screen", "--realtime", "--no-realtime", "--force"]);
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;

@@ -85,7 +85,16 @@ describe("board versions", () => {
     }
   });
 
-  test("rrx info names the version", () => {
+  test("--force (overwrite the log) is not a guest argument: the compared section is the same", () => {
+    const path = join(dir, "force.rrx");
+    const args = ["run", join(FIX, "hello.elf"), "--record", path, "--serial", "none", "--rtc", "2026-01-01T00:00:00Z", "--no-realtime"];
+    rrx(...args);
+    const first = readLog(new Uint8Array(readFileSync(path))).comparedJson;
+    rrx(...args, "--force");
+    expect(readLog(new Uint8Array(readFileSync(path))).comparedJson).toBe(first);
+  });
+
+  test("rrx log info names the version", () => {
     expect(rrx("log", "info", v1.path).out).toContain("machine: pc board version 1,");
     expect(rrx("log", "info", dflt.path).out).toContain("machine: pc board version 2,");
   });
