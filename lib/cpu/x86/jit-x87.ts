@@ -20,6 +20,10 @@
  * decision computed without branches on the data, and a division and square root of their own,
  * see `div`); the other forms call the FPU's fast entry points (fpu.ts: regOp, arithF64,
  * stF64, fldF80, stF80).
+ * The add, multiply and divide each load their operands and store their result themselves,
+ * in locals, rather than through a shared operand loader and fast.ts's addFast/mulFast (which
+ * pass values through module variables): written that way, with fast.ts's rounding made
+ * branch-free too, the x87 n-body loop took 2.7 s of CPU against 2.0 s.
  * jit-x87.test.ts checks every form against escOp on random states.
  *
  * Each form is a call rather than code in the translated function: an n-body loop is 75 x87
