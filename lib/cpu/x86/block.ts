@@ -49,10 +49,9 @@ export interface Block {
 }
 
 /**
- * Runs the block; `r` is the registers' Int32Array view (a Uint32Array element of 2^31 or more
+ * Runs the block (a region: from its member `d0` bytes after its head, the block's
+ * `jitEntry`); `r` is the registers' Int32Array view (a Uint32Array element of 2^31 or more
  * is a double, which the engine's optimised code had speculated it was not); `lim` is the
  * instruction budget (loops and regions iterate within it).
  */
-export type BlockFn = (c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number) => number;
-/** A region function: entered at the member `d0` bytes after its head (BlockFn with the entry). */
-export type RegionFn = (c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number;
+export type BlockFn = (c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number;

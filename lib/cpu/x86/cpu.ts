@@ -311,7 +311,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       this.jitDone = 0;
       let k: number;
       try {
-        k = fn(this, this.regsI, insns, exec, target - base);
+        k = fn(this, this.regsI, insns, exec, target - base, blk.jitEntry);
       } catch (e) {
         this.curBlock = null;
         if (e !== FAULT) throw e;

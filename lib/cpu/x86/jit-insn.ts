@@ -94,27 +94,27 @@ function setR8(n: number, v: string): string {
  * (which checks limits, walks page tables, faults, and handles unaligned accesses).
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else try { ${dst} = c.rd32(${s}, o >>> 0) | 0; } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else { ${dst} = c.jr32(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } }`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else try { c.wr32(${s}, o >>> 0, (${val}) >>> 0); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tw[l >>> 12]) !== 0) m4[((e - 1) << 10) | ((l & 4095) >> 2)] = ${val}; else { if (c.jw32(${s}, o >>> 0, (${val}) >>> 0) !== 0) { $FAULT } sk = 1; }`;
 }
 /** Inline 16-bit read into `dst`: aligned words through the RAM's Uint16Array view, the rest through the CPU. */
 function rd16(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m2[((e - 1) << 11) | ((l & 4095) >> 1)]; else try { ${dst} = c.rd16(${s}, o >>> 0); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m2[((e - 1) << 11) | ((l & 4095) >> 1)]; else { ${dst} = c.jr16(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } }`;
 }
 /** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o, aligned words inline. */
 function wr16(s: number, off: string, val: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tw[l >>> 12]) !== 0) m2[((e - 1) << 11) | ((l & 4095) >> 1)] = ${val}; else try { c.wr16(${s}, o >>> 0, (${val}) & 65535); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tw[l >>> 12]) !== 0) m2[((e - 1) << 11) | ((l & 4095) >> 1)] = ${val}; else { if (c.jw16(${s}, o >>> 0, (${val}) & 65535) !== 0) { $FAULT } sk = 1; }`;
 }
 /** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
 function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }
 function rd8(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else try { ${dst} = c.rd8(${s}, o >>> 0); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else { ${dst} = c.jr8(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } }`;
 }
 function wr8(s: number, off: string, val: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else try { c.wr8(${s}, o >>> 0, ${val}); } catch (x) { $FAULT }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else { if (c.jw8(${s}, o >>> 0, ${val}) !== 0) { $FAULT } sk = 1; }`;
 }
 
 /** int32 result expressions of the 32-bit ALU ops on locals (ADC/SBB: not translated). */
@@ -245,7 +245,17 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 }
 
 /** Calls of translated code into the CPU that never raise a guest exception. */
-const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable)\(/g;
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
+/**
+ * Whether an instruction's code calls the CPU only for flags and through the memory accessors'
+ * slow paths. Only a slow path can then set `c.brk` (a write to a page with code: a fast-path
+ * store hits plain RAM without code, and nothing is translated while a watchpoint is set), and
+ * a write's slow path sets the local `sk`: the check after such a store reads `c.brk` only when
+ * `sk` is set.
+ */
+export function inlineOnly(src: string): boolean {
+  return !/\bc\.[\w.]+\(/.test(src.replace(NO_FAULT_CALL, ""));
+}
 
 /**
  * Where the instruction can fault, and what then: translated code has no try around its
@@ -256,10 +266,10 @@ const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStabl
  * rethrows; an instruction with any other call that may fault is protected as a whole.
  */
 function faultSites(src: string, k: number): string {
-  const exit = `ci = ${k}; fx = x; break R;`;
-  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$FAULT", exit);
-  const rest = src.replace(/else try \{[^{}]*\} catch \(x\) \{[^{}]*\}/g, "").replace(NO_FAULT_CALL, "");
+  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$FAULT", `ci = ${k}; fx = c.jfx; c.jfx = null; break R;`);
+  const rest = src.replace(NO_FAULT_CALL, "");
   if (!/\bc\.[\w.]+\(/.test(rest)) return src;
+  const exit = `ci = ${k}; fx = x; break R;`;
   // (Its producer consts stay visible after the try: var, not const.)
   return `try { ${src.replace(/\bconst (f[abt]\d+ = )/g, "var $1")} } catch (x) { ${exit} }`;
 }

@@ -34,11 +34,11 @@
  */
 import { noFTL } from "bun:jsc";
 import type { CpuCore as Cpu } from "./interrupts.ts";
-import type { Block, BlockFn, RegionFn } from "./block.ts";
+import type { Block, BlockFn } from "./block.ts";
 import type { Insn } from "./decode.ts";
 import { CS } from "./decode.ts";
 import { OPFLAGS, OpF, endsBlock } from "./optable.ts";
-import { flagUse, translate, R, RW, W, type Out, type Prod } from "./jit-insn.ts";
+import { flagUse, inlineOnly, translate, R, RW, W, type Out, type Prod } from "./jit-insn.ts";
 
 /**
  * Executions before a block is translated, and the most translated blocks kept. Creating a
@@ -230,9 +230,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // blocks of one loop then share one function, however many of them become hot entries.
   const h = b.rHead;
   if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.rMembers !== null && h.rMembers.includes(b)) {
-    const rf = h.fn as unknown as RegionFn, d0 = b.phys - h.phys;
-    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = d0; b.region = true;
-    return (c, r, I, X, lim) => rf(c, r, I, X, lim, d0);
+    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.phys - h.phys; b.region = true;
+    return h.fn;
   }
   const head = translateBlock(b, 0, 0);
   const members: Tr[] = [head];
@@ -272,7 +271,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const L: string[] = [];
   const body: string[] = [];
   if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
-  // A region is entered at its head (d0 undefined) or at a member d0 bytes after it.
+  // A region is entered at its head (d0 = 0) or at a member d0 bytes after it.
   if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
   let text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
   for (const mt of text.matchAll(/\br([0-7])\b/g)) used.add(Number(mt[1]));
@@ -290,7 +289,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   for (const x of zeroSegs) {
     text = text.replaceAll(`o = ((o) | 0); l = (sb${x} + o) | 0; `, "")
       .replace(new RegExp(`o = ([^;]*); l = \\(sb${x} \\+ o\\) \\| 0;`, "g"), "l = $1;")
-      .replace(new RegExp(`c\\.(rd|wr)(8|16|32)\\(${x}, o >>> 0`, "g"), `c.$1$2(${x}, l >>> 0`);
+      .replace(new RegExp(`c\\.(jr|jw)(8|16|32)\\(${x}, o >>> 0`, "g"), `c.$1$2(${x}, l >>> 0`);
   }
   const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
   const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
@@ -303,7 +302,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   L.push("const m = c.ram, m4 = c.ram32, m2 = c.ram16, sb = c.segBase, sf = c.segFast; let tr = c.tlbR, tw = c.tlbW;");
   L.push(`if (c.segLimit[1] !== 4294967295 || !c.stack32${fastSegs.map((x) => ` || sf[${x}] !== 1`).join("")}${zeroSegs.map((x) => ` || sb[${x}] !== 0`).join("")}) return -1;`);
   // `ci`: the index of the instruction that may fault next, a local (cpu.ci is set on a fault only).
-  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0;");
+  L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0, sk = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
   // The entry member's index (emitRegion numbers the members in order).
@@ -332,6 +331,11 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   b.rMembers = b.region ? members.slice(1).map((m) => m.b) : null;
   for (const m of members) if (m.delta !== 0) m.b.rHead = b;
   return fn;
+}
+
+/** The test after a store for a stop it may have caused (see inlineOnly). */
+function brkTest(src: string): string {
+  return inlineOnly(src) ? "sk !== 0 && c.brk !== 0" : "c.brk !== 0";
 }
 
 /**
@@ -388,7 +392,7 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
       continue;
     }
     L.push(code.src);
-    if (code.store && !isLast) L.push(`if (c.brk !== 0) { c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
+    if (code.store && !isLast) L.push(`if (${brkTest(code.src)}) { c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
     if (code.ends) { L.push(`$WB return ${n};`); continue; }
     if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; $WB return ${n};`);
   }
@@ -444,16 +448,17 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       L.push(`if (qs === 1 && fk === qk && ${flagsSame} && $SPINEQ) { qn = done - qd; qe = Math.floor((lim - done) / qn) - 1; if (qe > 0) { done += qe * qn; c.spinSkipped += qe * qn; } }`);
       L.push(`qh = ${SPIN_NONE}; qt = ${SPIN_SAMPLE}; } else { qh = ${dl}; qt = 1; qs = 1; qd = done; qk = fk; qa = fa; qb = fb; qr = fr; qz = fz; qc = fc; $SPINSAVE } }`);
     } else if (spin && !safe[j]) L.push("qs = 0;");
-    let stores = false;
+    // Whether an instruction so far stored: 1 through the inline accessors only, 2 otherwise.
+    let stores = 0;
     for (let k = 0; k < n; k++) {
       const i = ins[k]!;
       const nextOff = i.off + i.len;
       const isLast = k === n - 1;
       const code = tr.outs[k]!;
-      if (code.store || code.ends) stores = true;
+      if (code.store || code.ends) stores = Math.max(stores, inlineOnly(code.src) ? 1 : 2);
       let src = code.src.replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
       // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
-      if (spin && safe[j]) src = src.replace(/else try \{ ([a-z0-9]+) = (c\.rd(?:8|16|32)\(\d, o >>> 0\)(?: \| 0)?); \}/g, "else try { qs = 0; $1 = $2; }");
+      if (spin && safe[j]) src = src.replace(/else \{ ([a-z0-9]+) = (c\.jr(?:8|16|32)\(\d, o >>> 0\));/g, "else { qs = 0; $1 = $2;");
       L.push(src);
       if (isLast) {
         L.push(`done += ${n};`);
@@ -461,17 +466,17 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
         if (code.ends) {
           // A computed target (RET, CALL, indirect JMP): a member, or out.
           L.push("pc = c.eip; d = -1;");
-          if (stores) L.push("if (c.brk !== 0) break R;");
+          if (stores) L.push(`if (${stores === 1 ? "sk !== 0 && " : ""}c.brk !== 0) break R;`);
           L.push(`switch ((pc - E) | 0) { ${memberSwitch} } break R; }`);
           continue;
         }
         if (br && br.cond !== "true") L.push(`d = ${br.cond} ? ${to(dl + br.takenOff)} : ${to(dl + nextOff)};`);
         else L.push(`d = ${to(dl + (br ? br.takenOff : nextOff))};`);
-        if (stores) L.push("if (c.brk !== 0) break R;");
+        if (stores) L.push(`if (${stores === 1 ? "sk !== 0 && " : ""}c.brk !== 0) break R;`);
         if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) break R;");
         L.push("continue; }");
       } else if (code.store) {
-        L.push(`if (c.brk !== 0) { pc = (e0 + ${nextOff}) >>> 0; d = -1; done += ${k + 1}; break R; }`);
+        L.push(`if (${brkTest(code.src)}) { pc = (e0 + ${nextOff}) >>> 0; d = -1; done += ${k + 1}; break R; }`);
       }
     }
   }

@@ -151,6 +151,20 @@ export abstract class CpuMemory extends CpuState {
     if (sz === 2) this.wr32(s, off, v); else if (sz === 1) this.wr16(s, off, v); else this.wr8(s, off, v);
   }
 
+  /**
+   * The exception the last translated-code accessor below caught, or null. Translated code
+   * calls these on its slow paths and tests `jfx` after a read (a write returns 1): with no try
+   * in the generated functions, the engine keeps their locals in registers and compiles them
+   * faster.
+   */
+  jfx: unknown = null;
+  jr8(s: number, off: number): number { try { return this.rd8(s, off); } catch (e) { this.jfx = e; return 0; } }
+  jr16(s: number, off: number): number { try { return this.rd16(s, off); } catch (e) { this.jfx = e; return 0; } }
+  jr32(s: number, off: number): number { try { return this.rd32(s, off) | 0; } catch (e) { this.jfx = e; return 0; } }
+  jw8(s: number, off: number, v: number): number { try { this.wr8(s, off, v); return 0; } catch (e) { this.jfx = e; return 1; } }
+  jw16(s: number, off: number, v: number): number { try { this.wr16(s, off, v); return 0; } catch (e) { this.jfx = e; return 1; } }
+  jw32(s: number, off: number, v: number): number { try { this.wr32(s, off, v); return 0; } catch (e) { this.jfx = e; return 1; } }
+
   // =====================================================================================
   // Memory: linear accesses through the TLB
   // =====================================================================================
