@@ -21,7 +21,20 @@ export function stringOp(c: Cpu, i: Insn, kind: number, sz: number): void {
     const cx0 = a32 ? c.regs[ECX]! : c.regs[ECX]! & 0xffff;
     if (cx0 === 0) { c.eip = next(c, i); return; }
   }
+  // REP MOVS and STOS through flat memory, forwards: whole runs of iterations at once. icount
+  // counts the iteration about to run; up to runTarget - icount of them fit the budget.
+  const bulk = rep !== REP_NONE && a32 && step > 0 && (kind === 0 || kind === 2);
   for (;;) {
+    if (bulk) {
+      const n = c.bulkString(kind, sz, src, Math.min(c.regs[ECX]!, c.runTarget - c.icount));
+      if (n > 0) {
+        c.icount += n - 1;
+        if (c.regs[ECX] === 0) { c.eip = next(c, i); return; }
+        if (c.icount + 1 >= c.runTarget || c.brk !== 0 || (c.intrLine && (c.eflags & IF))) return;
+        c.icount++;
+        continue;
+      }
+    }
     const si = a32 ? c.regs[ESI]! : c.regs[ESI]! & 0xffff;
     const di = a32 ? c.regs[EDI]! : c.regs[EDI]! & 0xffff;
     let stop = false;
