@@ -55,7 +55,7 @@ export abstract class CpuBlocks extends CpuInterp {
 
   flushBlocks(): void {
     this.translated = 0;
-    this.chainEpoch++;
+    this.newLinkGen();
     this.prevBlock = null;
     for (const b of this.blocks.values()) b.valid = false;
     this.blocks.clear();
@@ -85,7 +85,7 @@ export abstract class CpuBlocks extends CpuInterp {
     }
     this.translated = 0;
     this.translationDrops++;
-    this.chainEpoch++;
+    this.newLinkGen();
   }
 
   /** A guest write hit a page holding translated code: drop the blocks that cover it. */
@@ -213,6 +213,7 @@ export abstract class CpuBlocks extends CpuInterp {
     const linEip = (this.segBase[CS]! + this.eip) >>> 0;
     const e = this.tlbR[linEip >>> 12]!;
     const phys = e !== 0 ? (((e - 1) << 12) | (linEip & 0xfff)) >>> 0 : this.xlate(linEip, false, this.cpl === 3);
+    if (this.tlbG[linEip >>> 12] !== 1 || (linEip & 0xfff) > 0xff0) this.linkedLocal = true;
     const slot = phys & ((1 << L1_BITS) - 1);
     let b = this.l1[slot];
     if (b !== null && b !== undefined && b.phys === phys && b.code32 === this.code32 && b.valid && (b.phys2 < 0 || this.phys2Matches(b, linEip))) return b;
@@ -327,7 +328,7 @@ export abstract class CpuBlocks extends CpuInterp {
         this.uc = uc; this.ucf = ucf; this.ublk = ublk;
         this.ucTop = top;
         this.l1.fill(null);
-        this.chainEpoch++;
+        this.newLinkGen();
         this.prevH = -1;
       }
     }
@@ -376,7 +377,7 @@ export abstract class CpuBlocks extends CpuInterp {
     }
     this.codeBits.delete(pg);
     this.mem.code[pg] = 0;
-    this.chainEpoch++;
+    this.newLinkGen();
   }
 }
 

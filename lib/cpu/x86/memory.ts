@@ -27,6 +27,9 @@ import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 const TLB_ENTRIES = 1 << 20;
 
+/** Link contexts remembered at once (CpuMemory.linkContext). */
+const LINK_CTX = 8;
+
 export abstract class CpuMemory extends CpuState {
   readonly ram: Uint8Array;
   protected readonly ramLen: number;
@@ -60,6 +63,40 @@ export abstract class CpuMemory extends CpuState {
    * map elsewhere or CS changes, which drops all links at once.
    */
   protected chainEpoch = 0;
+  /**
+   * The epoch is linkGen * LINK_CTX + the slot of the link context: CS (base, limit, size), CPL
+   * and the mode. linkGen moves on whenever a link may have gone wrong (newLinkGen); a change
+   * of context only picks another slot (linkContext), so that a kernel entered from user mode
+   * and left again finds its links as it left them, and so does the user code.
+   */
+  private linkGen = 0;
+  private ctxId = 0;
+  private ctxNext = 0;
+  private readonly ctxKey = new Float64Array(LINK_CTX * 3).fill(-1);
+
+  /** Drop every link between blocks. */
+  protected newLinkGen(): void {
+    this.linkGen++;
+    this.chainEpoch = this.linkGen * LINK_CTX + this.ctxId;
+  }
+
+  /** After a change of CS, CPL or mode: the links of that context. */
+  protected linkContext(): void {
+    const base = this.segBase[CS]!, lim = this.segLimit[CS]!;
+    const f = ((this.segAr[CS]! & AR_DB) !== 0 ? 1 : 0) | (this.cpl << 1) | ((this.cr0 & 1) << 3) | ((this.eflags & 0x20000) !== 0 ? 16 : 0);
+    const k = this.ctxKey;
+    let id = -1;
+    for (let i = 0; i < LINK_CTX; i++) if (k[i * 3] === base && k[i * 3 + 1] === lim && k[i * 3 + 2] === f) { id = i; break; }
+    if (id < 0) {
+      // A slot for a new context: the links stamped with it (by the context it had) must go.
+      id = this.ctxNext;
+      this.ctxNext = (id + 1) % LINK_CTX;
+      k[id * 3] = base; k[id * 3 + 1] = lim; k[id * 3 + 2] = f;
+      this.linkGen++;
+    }
+    this.ctxId = id;
+    this.chainEpoch = this.linkGen * LINK_CTX + id;
+  }
 
   constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
     super();
@@ -411,7 +448,7 @@ export abstract class CpuMemory extends CpuState {
         // flush: a walk that finds a new mapping for a cached page drops them too.
         const t = user ? this.tlbUR : this.tlbSR, o = t[lp]!;
         if (o !== pg + 1) {
-          if (o === 0) this.noteIfNew(lp); else this.chainEpoch++;
+          if (o === 0) this.noteIfNew(lp); else this.newLinkGen();
           t[lp] = pg + 1;
         }
         this.tlbG[lp] = global;
@@ -462,7 +499,7 @@ export abstract class CpuMemory extends CpuState {
    * drop entries; the SDM guarantees only that non-global ones go).
    */
   flushTlb(keepGlobal = false): void {
-    this.flushFastTlb();
+    if (keepGlobal) this.flushFastTlbLocal(); else this.flushFastTlb();
     let kept = 0;
     if (this.archUsedN > this.archUsed.length) {
       this.archSR.fill(0); this.archSW.fill(0); this.archUR.fill(0); this.archUW.fill(0);
@@ -486,9 +523,34 @@ export abstract class CpuMemory extends CpuState {
     }
   }
 
+  /**
+   * Whether a block was looked up through a page that is not global, or crossing pages, since
+   * the chain epoch last moved on: the links between blocks may then depend on a mapping that
+   * a CR3 write drops (flushFastTlbLocal).
+   */
+  protected linkedLocal = true;
+
+  /**
+   * Drop the fast TLB's entries of pages that are not global (a CR3 write with CR4.PGE). The
+   * links between blocks survive unless one was made through such a page: a kernel switching
+   * address spaces keeps its own code linked.
+   */
+  protected flushFastTlbLocal(): void {
+    if (this.linkedLocal || this.tlbUsedN > this.tlbUsed.length) { this.flushFastTlb(); return; }
+    const used = this.tlbUsed, g = this.tlbG;
+    let kept = 0;
+    for (let i = 0; i < this.tlbUsedN; i++) {
+      const lp = used[i]!;
+      if (g[lp] === 1) { used[kept++] = lp; continue; }
+      this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
+    }
+    this.tlbUsedN = kept;
+  }
+
   /** Drop the whole fast TLB (the architectural TLB keeps its entries). */
   protected flushFastTlb(): void {
-    this.chainEpoch++;
+    this.newLinkGen();
+    this.linkedLocal = false;
     if (this.tlbUsedN > this.tlbUsed.length) {
       this.tlbSR.fill(0); this.tlbSW.fill(0); this.tlbUR.fill(0); this.tlbUW.fill(0);
     } else {
@@ -503,8 +565,11 @@ export abstract class CpuMemory extends CpuState {
   }
 
   invlpg(l: number): void {
-    this.chainEpoch++;
     const lp = l >>> 12;
+    // Links between blocks can involve the page only if it maps code (or ROM, whose blocks
+    // RAM's code map does not count).
+    const r1 = this.archSR[lp]!, r2 = this.archUR[lp]!, code = this.mem.code, pages = this.mem.pages;
+    if (!this.paging() || (r1 !== 0 && (r1 - 1 >= pages || code[r1 - 1] !== 0)) || (r2 !== 0 && (r2 - 1 >= pages || code[r2 - 1] !== 0))) this.newLinkGen();
     this.tlbSR[lp] = 0; this.tlbSW[lp] = 0; this.tlbUR[lp] = 0; this.tlbUW[lp] = 0;
     this.archSR[lp] = 0; this.archSW[lp] = 0; this.archUR[lp] = 0; this.archUW[lp] = 0;
   }
@@ -542,6 +607,7 @@ export abstract class CpuMemory extends CpuState {
     this.cpl = c;
     this.tlbR = c === 3 ? this.tlbUR : this.tlbSR;
     this.tlbW = c === 3 ? this.tlbUW : this.tlbSW;
+    this.linkContext();
   }
 
   // =====================================================================================

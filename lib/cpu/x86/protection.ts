@@ -24,8 +24,8 @@ export abstract class CpuProtection extends CpuMemory {
   // =====================================================================================
 
   /**
-   * Recompute everything derived from the segment caches, CR0 and CPL. Block links are
-   * dropped (they assume CS). The TLB stays: it maps linear pages, which no segment or
+   * Recompute everything derived from the segment caches, CR0 and CPL. Block links switch to
+   * those of the new context (they assume CS and CPL: memory.ts linkContext). The TLB stays: it maps linear pages, which no segment or
    * privilege change touches (the user and supervisor entries are kept apart, and setCpl
    * picks them), as on a real CPU, which keeps its TLB across interrupts, IRET and far
    * transfers. Writes to CR0, CR3 and CR4 flush it.
@@ -34,7 +34,7 @@ export abstract class CpuProtection extends CpuMemory {
     this.code32 = (this.segAr[CS]! & AR_DB) !== 0 && this.pe();
     this.stack32 = (this.segAr[SS]! & AR_DB) !== 0 && this.pe();
     for (let s = 0; s < 6; s++) this.updateSegFast(s);
-    this.chainEpoch++;
+    this.linkContext();
   }
 
   protected updateSegFast(s: number): void {
@@ -141,20 +141,19 @@ export abstract class CpuProtection extends CpuMemory {
     v &= 0xffff;
     this.sel[s] = v;
     this.segBase[s] = v << 4;
-    if (s === CS) this.chainEpoch++;
     // Limit and rights stay cached, as on hardware (unreal mode).
     this.updateSegFast(s);
+    if (s === CS) this.linkContext();
   }
 
   /** Load a segment cache from a descriptor (no checks). */
   loadSegDesc(s: number, sel: number, lo: number, hi: number): void {
-    if (s === CS) this.chainEpoch++;
     this.sel[s] = sel;
     this.segBase[s] = descBase(lo, hi);
     this.segLimit[s] = descLimit(lo, hi);
     this.segAr[s] = descAr(hi);
     this.updateSegFast(s);
-    if (s === CS) this.code32 = (this.segAr[CS]! & AR_DB) !== 0;
+    if (s === CS) { this.code32 = (this.segAr[CS]! & AR_DB) !== 0; this.linkContext(); }
     if (s === SS) this.stack32 = (this.segAr[SS]! & AR_DB) !== 0;
   }
 
@@ -405,7 +404,6 @@ export abstract class CpuProtection extends CpuMemory {
       const v = segs[s]! & 0xffff;
       this.sel[s] = v; this.segBase[s] = v << 4; this.segLimit[s] = 0xffff; this.segAr[s] = 0xf3;
     }
-    this.chainEpoch++;
     this.setCpl(3);
     this.eip = eip;
     this.modeChanged();
