@@ -297,7 +297,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (kind === 2 || kind === 3) return null;
       return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
     }
-    if (!f) return adcSbb32(i, k, kind === 3, form === 5 ? "eax,imm" : form === 1 ? "rm,r" : "r,rm", i.imm | 0);
+    if (!f) return adcSbb32(i, k, kind === 3, form === 5 ? "eax,imm" : form === 1 ? "rm,r" : "r,rm", i.imm | 0, prod);
     const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
     const fl = aluFlags(kind);
     const res = `t = ${f("a", "b2")};`;
@@ -335,7 +335,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const kind = i.reg;
       const f = ALU_EXPR[kind];
       const imm = op === 0x83 ? (i.imm << 24) >> 24 : i.imm | 0;
-      if (!f) return adcSbb32(i, k, kind === 3, "rm,imm", imm);
+      if (!f) return adcSbb32(i, k, kind === 3, "rm,imm", imm, prod);
       const pk: ProdKind = kind === 5 || kind === 7 ? "sub" : kind === 0 ? "add" : "logic";
       const fl = aluFlags(kind);
       const res = `t = ${f("a", "b2")};`;
@@ -421,7 +421,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
     case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
       if (!o32) return null;
-      return incDec32(i, k, op >= 0x48, needFlags, op & 7);
+      return incDec32(i, k, op >= 0x48, needFlags, op & 7, prod);
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x55: case 0x56: case 0x57:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${wr32(SS, "((r4 - 4) >>> 0)", `r${op & 7}`)} r4 = (r4 - 4) | 0;`, store: true };
@@ -515,7 +515,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${rd32(SS, "(r5 >>> 0)", "t")} r4 = (r5 + 4) | 0; r5 = t;` };
     case 0xff: {
-      if (o32 && i.reg < 2) return incDec32(i, k, i.reg === 1, needFlags, i.mod === 3 ? i.rm : -1);
+      if (o32 && i.reg < 2) return incDec32(i, k, i.reg === 1, needFlags, i.mod === 3 ? i.rm : -1, prod);
       if (!o32 || i.reg < 2 || i.reg === 3 || i.reg === 5 || i.reg === 7) return null;
       const load = i.mod === 3 ? `b2 = r${i.rm};` : `${rd32(segOf(i), ea(i), "b2")}`;
       if (i.reg === 4) return { src: `c.ci = ${k}; ${load} c.eip = b2 >>> 0;`, ends: true };
@@ -625,15 +625,33 @@ function alu8(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" | 
 
 /** CF of the pending flags (or the CPU's), materialising nothing (Cpu.jitCf): a statement's right side. */
 const JIT_CF = "c.jitCf(fk, fa, fb, fr, fz, fc);";
+/**
+ * The same from a known producer's consts, without the call, where its kind gives CF simply:
+ * ADD's carry, SUB's and CMP's borrow (32- or 8-bit), 0 after a logic operation, the CF an
+ * INC or DEC kept.
+ */
+function cfFrom(prod: Prod): string {
+  if (prod === null) return JIT_CF;
+  const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
+  switch (prod.kind) {
+    case "add": return `(${T} >>> 0) < (${A} >>> 0) ? 1 : 0;`;
+    case "sub": return `(${A} >>> 0) < (${B} >>> 0) ? 1 : 0;`;
+    case "sub8": return `${A} < ${B} ? 1 : 0;`;
+    case "logic": case "logic8": return "0;";
+    // The CF an INC/DEC kept is in cy already (flag liveness made it compute cy: this reads CF).
+    case "incdec": return "cy;";
+    default: return JIT_CF;
+  }
+}
 
 /**
  * INC/DEC of a 32-bit register (`reg`) or memory operand (`reg` -1). They keep CF: with their flags
  * needed, they are pending like any other flags, with the CF they keep (that of the flags before
  * them) in fc; set after the memory write, so a fault leaves the flags untouched.
  */
-function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: number): Out {
+function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: number, prod: Prod): Out {
   const res = `t = (a ${dec ? "-" : "+"} 1) | 0;`;
-  const flags = needFlags ? `cy = ${JIT_CF} fk = ${dec ? LF_DEC : LF_INC}; fa = a; fb = 1; fr = t; fz = 2; fc = cy;` : "";
+  const flags = needFlags ? `cy = ${cfFrom(prod)} fk = ${dec ? LF_DEC : LF_INC}; fa = a; fb = 1; fr = t; fz = 2; fc = cy;` : "";
   // The result for a fused condition after it (jz/jnz of a loop counter).
   const kp = `const ft${k} = t;`;
   if (reg >= 0) return { src: `a = r${reg}; ${res} r${reg} = t; ${flags} ${kp}`, prod: "incdec" };
@@ -645,10 +663,10 @@ function incDec32(i: Insn, k: number, dec: boolean, needFlags: boolean, reg: num
  * ADC/SBB on 32-bit operands: the carry in from the pending flags (jitCf); the result's flags
  * are pending with it (fc), as CpuState.alu leaves them.
  */
-function adcSbb32(i: Insn, k: number, sbb: boolean, form: "eax,imm" | "rm,r" | "r,rm" | "rm,imm", imm: number): Out {
+function adcSbb32(i: Insn, k: number, sbb: boolean, form: "eax,imm" | "rm,r" | "r,rm" | "rm,imm", imm: number, prod: Prod): Out {
   const res = sbb ? "t = (a - b2 - cy) | 0;" : "t = (a + b2 + cy) | 0;";
   const fl = `fk = ${sbb ? LF_SUB : LF_ADD}; fa = a; fb = b2; fr = t; fz = 2; fc = cy;`;
-  const cin = `cy = ${JIT_CF}`;
+  const cin = `cy = ${cfFrom(prod)}`;
   if (form === "eax,imm") return { src: `${cin} a = r0; b2 = ${imm}; ${res} r0 = t; ${fl}` };
   if (form === "r,rm") {
     const load = i.mod === 3 ? `b2 = r${i.rm};` : `c.ci = ${k}; ${rd32(segOf(i), ea(i), "b2")}`;

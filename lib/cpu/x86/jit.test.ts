@@ -159,6 +159,27 @@ describe("block translator equals single step", () => {
     }
   });
 
+  test("the carry into ADC/SBB and the CF that INC/DEC keep, from the producer before them in the block", () => {
+    // The translator takes CF from a known producer's operands (ADD, SUB, CMP, logic, 8-bit CMP),
+    // or the CF an INC/DEC before kept (with CF set or clear on entry).
+    const producers: EncInsn[] = (["add", "sub", "cmp", "and", "xor", "or"] as const).map((op) => ({ op, dst: { reg: "eax" }, src: { reg: "ebx" } } as EncInsn));
+    producers.push({ op: "cmp", dst: { reg: "al" }, src: { reg: "bl" } } as EncInsn, { op: "sub", dst: { reg: "eax" }, src: { reg: "eax" } } as EncInsn,
+      { op: "inc", dst: { reg: "eax" } } as EncInsn, { op: "dec", dst: { reg: "ebx" } } as EncInsn);
+    const consumers: EncInsn[] = [
+      { op: "adc", dst: { reg: "ecx" }, src: { reg: "edx" } }, { op: "sbb", dst: { reg: "ecx" }, src: { imm: 7 } },
+      { op: "inc", dst: { reg: "ecx" } }, { op: "dec", dst: { reg: "edx" } },
+    ] as EncInsn[];
+    const pairs = [[5, 5], [5, 6], [6, 5], [0xffffffff, 1], [1, 0xffffffff], [0x80000000, 0x80000000], [0, 0], [0x1ff, 0x2ff]];
+    for (const p of producers) for (const q of consumers) for (const [a, b] of pairs) {
+      const code = Uint8Array.from([...encode(p), ...encode(q), 0x9c, 0x5e]); // ...; pushfd; pop esi
+      const regs = [a!, 0x10, 0x20, b!, 0, 0, 0];
+      for (const cf of [0, 1]) {
+        const single = setup(code, regs, cf, 0, "single"), jit = setup(code, regs, cf, 0, "jit");
+        compareRuns(single, jit, [100], 1, () => `${disasm(code)} eax=${a} ebx=${b} CF=${cf}`);
+      }
+    }
+  });
+
   test("a block that reaches the threshold slowly is translated only after JIT_LUKEWARM rounds", () => {
     // mov esi, N ; outer: inc ebx ; call F ; dec esi ; jnz outer ; hlt, and on the next page
     // F: mov ecx, 300 ; l: dec ecx ; jnz l ; ret. The loop l is hot at once; the blocks run once
