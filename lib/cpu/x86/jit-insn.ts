@@ -245,7 +245,7 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 }
 
 /** Calls of translated code into the CPU that never raise a guest exception. */
-const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable)\(/g;
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|x87t|x87j\.\w+)\(/g;
 
 /**
  * Where the instruction can fault, and what then: translated code has no try around its
@@ -257,7 +257,7 @@ const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStabl
  */
 function faultSites(src: string, k: number): string {
   const exit = `ci = ${k}; fx = x; break R;`;
-  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$FAULT", exit);
+  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$XFAULT", `ci = ${k}; break R;`).replaceAll("$FAULT", exit);
   const rest = src.replace(/else try \{[^{}]*\} catch \(x\) \{[^{}]*\}/g, "").replace(NO_FAULT_CALL, "");
   if (!/\bc\.[\w.]+\(/.test(rest)) return src;
   // (Its producer consts stay visible after the try: var, not const.)
@@ -570,9 +570,9 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
       // The common forms: one call of a per-form function (jit-x87.ts), this call when it declines.
       const fast = x87Translate(i, k, mem ? ea(i) : "0", mem ? segOf(i) : 0, `((e0 + ${i.off}) >>> 0)`,
-        `c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0);`);
+        `{ if ((fx = c.x87t(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0)) !== null) { $XFAULT } }`);
       if (fast) return fast;
-      return { src: `c.ci = ${k}; c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? ea(i) : 0}, (e0 + ${i.off}) >>> 0);`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
+      return { src: `${mem ? `o = ${ea(i)}; ` : ""}if ((fx = c.x87t(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0)) !== null) { $XFAULT }`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
     }
   }
   return null;
