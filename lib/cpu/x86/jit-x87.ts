@@ -198,16 +198,20 @@ export const X87J = {
     } else {
       const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
-      bse = ((hi >>> 31) << 15) | (x + 15360); bhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; blo = (lo << 11) >>> 0;
+      bse = ((hi >>> 31) << 15) | (x + 15360); bhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); blo = (lo << 11) >>> 0;
     }
     const ase = R[pd]!, ahi = H[pd]!, alo = L[pd]!, ea = ase & 0x7fff, eb = bse & 0x7fff;
     if (ea === 0 || ea === 0x7fff || eb === 0 || eb === 0x7fff || ahi < 0x80000000 || bhi < 0x80000000) return false;
     // fast.ts mulFast: four 32x32-bit products, each split exactly into two words.
     let e = ea + eb - 16383;
-    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round((alo * blo - l00) * INV32);
-    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round((alo * bhi - l01) * INV32);
-    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round((ahi * blo - l10) * INV32);
-    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round((ahi * bhi - l11) * INV32);
+    // (The high words as round(x * (y / 2^32) - low / 2^32): the same doubles scaled by 2^-32,
+    // which keeps the engine from speculating on 64-bit integer products and leaving its
+    // optimised code when they overflow.)
+    const bl = blo * INV32, bh = bhi * INV32;
+    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round(alo * bl - l00 * INV32);
+    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round(alo * bh - l01 * INV32);
+    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round(ahi * bl - l10 * INV32);
+    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round(ahi * bh - l11 * INV32);
     const m1 = h00 + l01 + l10, w1 = m1 >>> 0;
     const m2 = h01 + h10 + l11 + (m1 - w1) * INV32, w2 = m2 >>> 0;
     const w3 = h11 + (m2 - w2) * INV32;
@@ -243,7 +247,7 @@ export const X87J = {
     } else {
       const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
-      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
+      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); xlo = (lo << 11) >>> 0;
     }
     const dse = R[pd]!, dhi = H[pd]!, dlo = L[pd]!;
     let ea = dse & 0x7fff, eb = xse & 0x7fff;
@@ -331,16 +335,16 @@ export const X87J = {
     // x = M * 2^(2j), M in [1, 4): the significand over 2^63, doubled when the exponent is odd.
     const E = ex - 16383, odd = E & 1, sc = odd ? 2.168404344971009e-19 : 1.0842021724855044e-19;   // 2^-62, 2^-63
     const m0 = lo0 & 0x7ff;
-    const M1 = (hi0 * TWO32 + (lo0 - m0)) * sc, M0 = m0 * sc;
+    const M1 = (hi0 + (lo0 - m0) * INV32) * (sc * TWO32), M0 = m0 * sc;
     const y = Math.sqrt(M1);
     let u = y * SPLIT; const yh = u - (u - y), yl = y - yh;
     const pr = y * y, er = ((yh * yh - pr) + 2 * (yh * yl)) + yl * yl;          // y^2 = pr + er
     const y2 = (((M1 - pr) - er) + M0) / (2 * y);
-    const P1 = y * 9.223372036854776e18, w = y2 * 9.223372036854776e18;         // 2^63
+    const P1 = y * 2147483648, w = y2 * 9.223372036854776e18;                  // 2^31 (y * 2^63 / 2^32), 2^63
     const kw = Math.floor(w), fr = w - kw;
     if (fr < CERT || fr > 1 - CERT || (fr > 0.5 - CERT && fr < 0.5 + CERT)) return false;
     const up = fr > 0.5 ? 1 : 0;
-    let hi = Math.floor(P1 * INV32), lo = P1 - hi * TWO32 + kw + up;
+    let hi = Math.floor(P1), lo = (P1 - hi) * TWO32 + kw + up;
     if (lo < 0) { lo += TWO32; hi -= 1; } else if (lo >= TWO32) { lo -= TWO32; hi += 1; }
     if (hi < 0x80000000 || hi >= TWO32) return false;
     f.sw = swAfterI(f.sw, f.cw, 1, up);
@@ -369,7 +373,7 @@ export const X87J = {
     } else {
       const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
-      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
+      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); xlo = (lo << 11) >>> 0;
     }
     const dse = R[pd]!, dhi = H[pd]!, dlo = L[pd]!;
     const ed = dse & 0x7fff, ex = xse & 0x7fff;
@@ -379,21 +383,22 @@ export const X87J = {
     if (op === 6) { nse = dse; nhi = dhi; nlo = dlo; vse = xse; vhi = xhi; vlo = xlo; }
     else { nse = xse; nhi = xhi; nlo = xlo; vse = dse; vhi = dhi; vlo = dlo; }
     const n0 = nlo & 0x7ff, v0 = vlo & 0x7ff;
-    const N1 = nhi * TWO32 + (nlo - n0), V1 = vhi * TWO32 + (vlo - v0);
+    // (N1, V1 and the remainder scaled by 2^-32, exactly: see mul.)
+    const N1 = nhi + (nlo - n0) * INV32, V1 = vhi + (vlo - v0) * INV32, n0s = n0 * INV32, v0s = v0 * INV32;
     const q1 = N1 / V1;
     let u = q1 * SPLIT; const qh = u - (u - q1), ql = q1 - qh;
     u = V1 * SPLIT; const vh = u - (u - V1), vl = V1 - vh;
     const pr = q1 * V1, er = ((qh * vh - pr) + qh * vl + ql * vh) + ql * vl;     // q1 * V1 = pr + er
-    const rem = ((N1 - pr) - er) + (n0 - q1 * v0);                                // N - q1 * V
-    const q2 = rem / (V1 + v0);
+    const rem = ((N1 - pr) - er) + (n0s - q1 * v0s);                              // N - q1 * V
+    const q2 = rem / (V1 + v0s);
     let e = (nse & 0x7fff) - (vse & 0x7fff) + 16383, k: number;
     if (q1 > 1) k = 9.223372036854776e18;                                        // 2^63: the quotient in [1, 2)
     else if (q1 < 1) { k = 1.8446744073709552e19; e -= 1; }                      // 2^64
     else return false;
-    const P1 = q1 * k, w = q2 * k, kw = Math.floor(w), fr = w - kw;
+    const P1 = q1 * (k * INV32), w = q2 * k, kw = Math.floor(w), fr = w - kw;     // P1: the top word and a fraction
     if (fr < CERT || fr > 1 - CERT || (fr > 0.5 - CERT && fr < 0.5 + CERT)) return false;
     const up = fr > 0.5 ? 1 : 0;
-    let hi = Math.floor(P1 * INV32), lo = P1 - hi * TWO32 + kw + up;
+    let hi = Math.floor(P1), lo = (P1 - hi) * TWO32 + kw + up;
     if (lo < 0) { lo += TWO32; hi -= 1; } else if (lo >= TWO32) { lo -= TWO32; hi += 1; }
     if (hi < 0x80000000 || hi >= TWO32 || e < 1 || e > 0x7ffe) return false;
     f.sw = swAfterI(f.sw, f.cw, 1, up);
