@@ -111,42 +111,31 @@ function machine(): TestMachine {
 /** The forms: [name, escape, ModRM reg (memory forms) or ModRM (register forms), memory bytes]. */
 type Form = { name: string; e: number; modrm: (i: number) => number; bytes: number; run: (m: TestMachine, o: number, i: number, eip: number, fop: number) => boolean };
 const ram = (m: TestMachine) => (m.cpu as unknown as { ram32: Int32Array }).ram32;
-/**
- * What translated code passes for an operand of n bytes at DS:o (jit-x87.ts x87Translate): its
- * word in RAM when the segment is flat, the address 4-aligned, the bytes in one page and the
- * TLB maps it; else -1 (translated code then makes the escOp call).
- */
-function word(m: TestMachine, tlb: Uint32Array, o: number, n: number): number {
-  const l = (m.cpu.segBase[DS]! + o) >>> 0, e = tlb[l >>> 12]!;
-  return m.cpu.segFast[DS] === 1 && (l & 3) === 0 && (l & 4095) <= 4096 - n && e !== 0 ? ((e - 1) << 10) | ((l & 4095) >> 2) : -1;
-}
-const rd = (m: TestMachine, o: number, n: number, f: (p: number) => boolean) => { const p = word(m, m.cpu.tlbR, o, n); return p >= 0 && f(p); };
-const wr = (m: TestMachine, o: number, n: number, f: (p: number) => boolean) => { const p = word(m, m.cpu.tlbW, o, n); return p >= 0 && f(p); };
 const FORMS: Form[] = [
-  { name: "FLD m64", e: 5, modrm: () => 0x05, bytes: 8, run: (m, o, _i, eip, fop) => rd(m, o, 8, (p) => X87J.ld64(m.cpu, ram(m), p, DS, o, eip, fop)) },
-  { name: "FST m64", e: 5, modrm: () => 0x15, bytes: 8, run: (m, o, _i, eip, fop) => wr(m, o, 8, (p) => X87J.st64(m.cpu, ram(m), p, DS, o, eip, fop, false)) },
-  { name: "FSTP m64", e: 5, modrm: () => 0x1d, bytes: 8, run: (m, o, _i, eip, fop) => wr(m, o, 8, (p) => X87J.st64(m.cpu, ram(m), p, DS, o, eip, fop, true)) },
-  { name: "FLD m80", e: 3, modrm: () => 0x2d, bytes: 10, run: (m, o, _i, eip, fop) => rd(m, o, 10, (p) => X87J.ld80(m.cpu, m.mem.ram, ram(m), p, DS, o, eip, fop)) },
-  { name: "FSTP m80", e: 3, modrm: () => 0x3d, bytes: 10, run: (m, o, _i, eip, fop) => wr(m, o, 10, (p) => X87J.st80(m.cpu, m.mem.ram, ram(m), p, DS, o, eip, fop)) },
+  { name: "FLD m64", e: 5, modrm: () => 0x05, bytes: 8, run: (m, o, _i, eip, fop) => X87J.ld64(m.cpu, DS, o, eip, fop) },
+  { name: "FST m64", e: 5, modrm: () => 0x15, bytes: 8, run: (m, o, _i, eip, fop) => X87J.st64(m.cpu, DS, o, eip, fop, false) },
+  { name: "FSTP m64", e: 5, modrm: () => 0x1d, bytes: 8, run: (m, o, _i, eip, fop) => X87J.st64(m.cpu, DS, o, eip, fop, true) },
+  { name: "FLD m80", e: 3, modrm: () => 0x2d, bytes: 10, run: (m, o, _i, eip, fop) => X87J.ld80(m.cpu, DS, o, eip, fop) },
+  { name: "FSTP m80", e: 3, modrm: () => 0x3d, bytes: 10, run: (m, o, _i, eip, fop) => X87J.st80(m.cpu, DS, o, eip, fop) },
   ...[0, 1, 4, 5, 6, 7].map((reg): Form => ({
     name: `D8 /${reg} ST0, ST(i)`, e: 0, modrm: (i) => 0xc0 | (reg << 3) | i, bytes: 0,
-    run: (m, _o, i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop)
-      : reg >= 6 ? X87J.div(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg) : X87J.add(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg),
+    run: (m, _o, i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, 0, 0, 0, i, 0, eip, fop)
+      : reg >= 6 ? X87J.div(m.cpu, 0, 0, 0, i, 0, eip, fop, reg) : X87J.add(m.cpu, 0, 0, 0, i, 0, eip, fop, reg),
   })),
   ...[4, 6].flatMap((e) => [0, 1, 4, 5, 6, 7].map((reg): Form => ({
     name: `${(0xd8 + e).toString(16)} /${reg} ST(i), ST0`, e, modrm: (i) => 0xc0 | (reg << 3) | i, bytes: 0,
     run: (m, _o, i, eip, fop) => {
       const op = reg >= 4 ? reg ^ 1 : reg, pops = e === 6 ? 1 : 0;
-      return op === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop)
-        : op >= 6 ? X87J.div(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op) : X87J.add(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op);
+      return op === 1 ? X87J.mul(m.cpu, 0, 0, i, 0, pops, eip, fop)
+        : op >= 6 ? X87J.div(m.cpu, 0, 0, i, 0, pops, eip, fop, op) : X87J.add(m.cpu, 0, 0, i, 0, pops, eip, fop, op);
     },
   }))),
   ...[0, 1, 2, 3, 4, 5, 6, 7].map((reg): Form => ({
     name: `DC /${reg} m64`, e: 4, modrm: () => (reg << 3) | 5, bytes: 8,
-    run: (m, o, _i, eip, fop) => rd(m, o, 8, (p) => reg === 1 ? X87J.mul(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop)
-      : reg === 0 || reg === 4 || reg === 5 ? X87J.add(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
-      : reg >= 6 ? X87J.div(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
-      : X87J.ar64(m.cpu, ram(m), p, DS, o, eip, fop, reg)),
+    run: (m, o, _i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, DS, o, 0, -1, 0, eip, fop)
+      : reg === 0 || reg === 4 || reg === 5 ? X87J.add(m.cpu, DS, o, 0, -1, 0, eip, fop, reg)
+      : reg >= 6 ? X87J.div(m.cpu, DS, o, 0, -1, 0, eip, fop, reg)
+      : X87J.ar64(m.cpu, DS, o, eip, fop, reg),
   })),
   { name: "FSQRT", e: 1, modrm: () => 0xfa, bytes: 0, run: (m, _o, _i, eip, fop) => X87J.sqrt(m.cpu, eip, fop) },
   { name: "FLD ST(i)", e: 1, modrm: (i) => 0xc0 | i, bytes: 0, run: (m, _o, i, eip, fop) => X87J.fld(m.cpu, i, eip, fop) },
@@ -241,7 +230,7 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
       const r = u32() & 1, modrm = r ? 0xf9 : 0xf1;                     // FDIVR / FDIV ST0, ST1
       load(a.cpu, st); load(b.cpu, st);
       const before = dump(a, DATA);
-      if (X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, modrm, 6 + r)) fast++;
+      if (X87J.div(a.cpu, 0, 0, 0, 1, 0, 5, modrm, 6 + r)) fast++;
       else { expect(dump(a, DATA)).toBe(before); escOp(a.cpu, 0, modrm, true, DS, 0, 5); }
       escOp(b.cpu, 0, modrm, true, DS, 0, 5);
       if (dump(a, DATA) !== dump(b, DATA)) throw new Error(`FDIV${r ? "R" : ""} ${JSON.stringify(st)}\nfast  ${dump(a, DATA)}\nescOp ${dump(b, DATA)}`);
@@ -280,8 +269,8 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
         }
         load(a.cpu, st);
       }
-      const ok = op === 8 ? X87J.sqrt(a.cpu, 5, 0x1fa) : op === 1 ? X87J.mul(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc9)
-        : op >= 6 ? X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xf1, op) : X87J.add(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc1, op);
+      const ok = op === 8 ? X87J.sqrt(a.cpu, 5, 0x1fa) : op === 1 ? X87J.mul(a.cpu, 0, 0, 0, 1, 0, 5, 0xc9)
+        : op >= 6 ? X87J.div(a.cpu, 0, 0, 0, 1, 0, 5, 0xf1, op) : X87J.add(a.cpu, 0, 0, 0, 1, 0, 5, 0xc1, op);
       if (!ok) continue;
       taken[k]!++;
       const dm = (BigInt(st.rhi[0]!) << 32n) | BigInt(st.rlo[0]!), xm = (BigInt(xh) << 32n) | BigInt(xl);

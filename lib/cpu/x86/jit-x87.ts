@@ -9,10 +9,11 @@
  * A fast function runs the instruction only when escOp would run it without more ado: an FPU,
  * CR0.EM and CR0.TS clear, no pending unmasked exception (FSW.ES clear: IGNNE# then drops, as
  * in escOp); for a memory operand a flat segment and a read (or write) TLB hit with the whole
- * operand in one page at a 4-aligned address, which the translated code tests on its own
- * locals (`sbN`, `sfN`, `tr`, `tw`) before it passes the operand's word index in its RAM view
- * `m4`. It then sets FIP/FCS/FOP (and FDP/FDS for a memory operand) as escOp does: every form
- * here is a non-control instruction.
+ * operand in one page at a 4-aligned address (`word`: translated code passes the segment and
+ * offset, and each form tests them itself, which keeps the translated function small: its
+ * optimising compile takes the time it does per instruction of it). It then sets FIP/FCS/FOP
+ * (and FDP/FDS for a memory operand) as escOp does: every form here is a non-control
+ * instruction.
  *
  * FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (register and m64 forms), FSQRT, FLD m64, FST(P) m64 and
  * the register moves are done here in full (the arithmetic for the default control word's PC
@@ -54,6 +55,19 @@ const TWO32 = 4294967296, INV32 = 1 / 4294967296;
 /** Dekker's splitting constant (2^27 + 1); the margin of div's rounding decision (2^-30). */
 const SPLIT = 134217729, CERT = 9.313225746154785e-10;
 
+/**
+ * The word index in the RAM view `ram32` of an operand of n bytes at seg:o when translated code
+ * may access it directly: a flat segment (segFast), the address 4-aligned, the n bytes in one
+ * page, and the TLB (read: tlbR, write: tlbW) mapping the page (to plain RAM); else -1.
+ */
+function word(c: Cpu, s: number, o: number, n: number, write: boolean): number {
+  if (c.segFast[s] !== 1) return -1;
+  const l = (c.segBase[s]! + o) >>> 0;
+  if ((l & 3) !== 0 || (l & 4095) > 4096 - n) return -1;
+  const e = (write ? c.tlbW : c.tlbR)[l >>> 12]!;
+  return e === 0 ? -1 : ((e - 1) << 10) | ((l & 4095) >> 2);
+}
+
 /** The register-form bookkeeping of an instruction that ran (escOp's FIP/FCS/FOP, IGNNE#). */
 function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
   c.ignne = false;
@@ -73,20 +87,21 @@ function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
 }
 
 /**
- * The fast forms. Arguments: the CPU, the function's RAM views where needed, the operand's
- * word index in `m4`, the segment and offset of a memory operand, the instruction's EIP and
- * FOP (11 bits). `mul`, `add`, `div` and `sqrt` take the default control word (PC 64 bits, to
+ * The fast forms. Arguments: the CPU, the segment and offset of a memory operand, the
+ * instruction's EIP and FOP (11 bits). `mul`, `add`, `div` and `sqrt` take the default control word (PC 64 bits, to
  * nearest) only, normal operands and a normal result; `dst`/`src` are stack indices, `src` < 0
  * for the m64 operand (then `dst` is 0), `pops` 0 or 1.
  */
 export const X87J = {
   /** FLD m64. */
-  ld64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
+  ld64(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
     const t = (f.top - 1) & 7;
     if (((f.empty >> t) & 1) === 0) return false;
-    const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+    const p = word(c, s, o, 8, false);
+    if (p < 0) return false;
+    const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
     if (x === 0 || x === 0x7ff) return false;
     f.sw &= ~0x200;
     f.top = t;
@@ -97,16 +112,21 @@ export const X87J = {
     return noteMem(c, f, eip, fop, s, o);
   },
   /** FADD, FMUL, FCOM, FCOMP, FSUB, FSUBR, FDIV, FDIVR m64 (`reg` the ModRM reg field). */
-  ar64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number, reg: number): boolean {
+  ar64(c: Cpu, s: number, o: number, eip: number, fop: number, reg: number): boolean {
     const f = ready(c);
     if (f === null) return false;
+    const p = word(c, s, o, 8, false);
+    if (p < 0) return false;
+    const m4 = c.ram32;
     return f.arithF64(reg, m4[p]!, m4[p + 1]!) && noteMem(c, f, eip, fop, s, o);
   },
   /** FST m64, FSTP m64. */
-  st64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number, pop: boolean): boolean {
+  st64(c: Cpu, s: number, o: number, eip: number, fop: number, pop: boolean): boolean {
     const f = ready(c);
     if (f === null) return false;
-    const t = f.top, cw = f.cw;
+    const p = word(c, s, o, 8, true);
+    if (p < 0) return false;
+    const m4 = c.ram32, t = f.top, cw = f.cw;
     if ((cw & 0xc00) !== 0 || ((f.empty >> t) & 1) !== 0) {
       if (!f.stF64(pop)) return false;
       m4[p] = f.mlo; m4[p + 1] = f.mhi;
@@ -127,16 +147,21 @@ export const X87J = {
     return noteMem(c, f, eip, fop, s, o);
   },
   /** FLD m80. */
-  ld80(c: Cpu, m: Uint8Array, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
+  ld80(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
+    const p = word(c, s, o, 10, false);
+    if (p < 0) return false;
+    const m = c.ram, m4 = c.ram32;
     return f.fldF80(m4[p]!, m4[p + 1]!, m[(p << 2) + 8]! | (m[(p << 2) + 9]! << 8)) && noteMem(c, f, eip, fop, s, o);
   },
   /** FSTP m80. */
-  st80(c: Cpu, m: Uint8Array, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
+  st80(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
-    if (!f.stF80()) return false;
+    const p = word(c, s, o, 10, true);
+    if (p < 0 || !f.stF80()) return false;
+    const m = c.ram, m4 = c.ram32;
     m4[p] = f.mlo; m4[p + 1] = f.mhi; m[(p << 2) + 8] = f.mse; m[(p << 2) + 9] = f.mse >> 8;
     return noteMem(c, f, eip, fop, s, o);
   },
@@ -185,7 +210,7 @@ export const X87J = {
     return f !== null && f.regOp(e, modrm) && noteReg(c, f, eip, ((e << 8) | modrm) & 0x7ff);
   },
   /** ST(dst) = ST(dst) * (ST(src) or m64), then `pops` pops. */
-  mul(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
+  mul(c: Cpu, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -196,7 +221,9 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       bse = R[ps]!; bhi = H[ps]!; blo = L[ps]!;
     } else {
-      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      const p = word(c, s, o, 8, false);
+      if (p < 0) return false;
+      const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
       bse = ((hi >>> 31) << 15) | (x + 15360); bhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); blo = (lo << 11) >>> 0;
     }
@@ -234,7 +261,7 @@ export const X87J = {
    * ST(dst) = ST(dst) + x (`op` 0), ST(dst) - x (4) or x - ST(dst) (5), x = ST(src) or m64,
    * then `pops` pops.
    */
-  add(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+  add(c: Cpu, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -245,7 +272,9 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
     } else {
-      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      const p = word(c, s, o, 8, false);
+      if (p < 0) return false;
+      const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
       xse = ((hi >>> 31) << 15) | (x + 15360); xhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); xlo = (lo << 11) >>> 0;
     }
@@ -360,7 +389,7 @@ export const X87J = {
    * place are within 2^-30 of 0 or of a half (an exact or nearly exact quotient, or a tie), and
    * such cases, like the binade edges, decline to escOp (fast.ts's exact long division).
    */
-  div(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+  div(c: Cpu, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -371,7 +400,9 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
     } else {
-      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      const p = word(c, s, o, 8, false);
+      if (p < 0) return false;
+      const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
       xse = ((hi >>> 31) << 15) | (x + 15360); xhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); xlo = (lo << 11) >>> 0;
     }
@@ -424,7 +455,7 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
     const r = i.reg, op = e === 0 ? r : r >= 4 ? r ^ 1 : r;
     if ((e === 0 || e === 4 || e === 6) && r !== 2 && r !== 3) {
       const [dst, src] = e === 0 ? [0, i.rm] : [i.rm, 0];
-      const args = `c, m4, 0, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
+      const args = `c, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
       return { src: `c.ci = ${k}; if (!c.x87j.${op === 1 ? `mul(${args})` : op >= 6 ? `div(${args}, ${op})` : `add(${args}, ${op})`}) ${call}`, store: false };
     }
     if (e === 1 && r === 0) return { src: `c.ci = ${k}; if (!c.x87j.fld(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
@@ -434,22 +465,19 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
     if (!regFast(e, i.reg, modrm)) return null;
     return { src: `c.ci = ${k}; if (!c.x87j.reg(c, ${e}, ${modrm}, ${eip})) ${call}`, store: false };
   }
-  // The operand's word in RAM (the RAM view m4) when the segment is flat and the TLB (tr or
-  // tw) maps its page, the n bytes 4-aligned in it; else the call.
-  const at = (n: number, tlb: string) =>
-    `c.ci = ${k}; o = ${ea}; l = (sb${seg} + o) >>> 0; if (!(sf${seg} && (l & 3) === 0 && (l & 4095) <= ${4096 - n} && (e = ${tlb}[l >>> 12]) !== 0 && c.x87j.`;
-  const P = "((e - 1) << 10) | ((l & 4095) >> 2)";
-  const args = `${seg}, o, ${eip}, ${fop}`;
-  const end = `)) ${call}`;
+  // The memory forms take the operand's segment and offset (see word).
+  const at = `c.ci = ${k}; o = ${ea}; if (!c.x87j.`;
+  const args = `c, ${seg}, o, ${eip}, ${fop}`;
+  const end = `) ${call}`;
   if (e === 4 && i.reg !== 2 && i.reg !== 3) {
-    const a = `c, m4, ${P}, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
-    return { src: `${at(8, "tr")}${i.reg === 1 ? `mul(${a})` : i.reg >= 6 ? `div(${a}, ${i.reg})` : `add(${a}, ${i.reg})`}${end}`, store: false };
+    const a = `c, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
+    return { src: `${at}${i.reg === 1 ? `mul(${a})` : i.reg >= 6 ? `div(${a}, ${i.reg})` : `add(${a}, ${i.reg})`}${end}`, store: false };
   }
-  if (e === 5 && i.reg === 0) return { src: `${at(8, "tr")}ld64(c, m4, ${P}, ${args})${end}`, store: false };
-  if (e === 4) return { src: `${at(8, "tr")}ar64(c, m4, ${P}, ${args}, ${i.reg})${end}`, store: false };
-  if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${at(8, "tw")}st64(c, m4, ${P}, ${args}, ${i.reg === 3})${end}`, store: true };
-  if (e === 3 && i.reg === 5) return { src: `${at(10, "tr")}ld80(c, m, m4, ${P}, ${args})${end}`, store: false };
-  if (e === 3 && i.reg === 7) return { src: `${at(10, "tw")}st80(c, m, m4, ${P}, ${args})${end}`, store: true };
+  if (e === 5 && i.reg === 0) return { src: `${at}ld64(${args})${end}`, store: false };
+  if (e === 4) return { src: `${at}ar64(${args}, ${i.reg})${end}`, store: false };
+  if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${at}st64(${args}, ${i.reg === 3})${end}`, store: true };
+  if (e === 3 && i.reg === 5) return { src: `${at}ld80(${args})${end}`, store: false };
+  if (e === 3 && i.reg === 7) return { src: `${at}st80(${args})${end}`, store: true };
   return null;
 }
 
