@@ -110,7 +110,7 @@ function machine(): TestMachine {
 
 /** The forms: [name, escape, ModRM reg (memory forms) or ModRM (register forms), memory bytes]. */
 type Form = { name: string; e: number; modrm: (i: number) => number; bytes: number; run: (m: TestMachine, o: number, i: number, eip: number, fop: number) => boolean };
-const ram = (m: TestMachine) => (m.cpu as unknown as { ram32: Int32Array }).ram32;
+const ram = (m: TestMachine) => m.cpu.ram32;
 const FORMS: Form[] = [
   { name: "FLD m64", e: 5, modrm: () => 0x05, bytes: 8, run: (m, o, _i, eip, fop) => X87J.ld64(m.cpu, DS, o, eip, fop) },
   { name: "FST m64", e: 5, modrm: () => 0x15, bytes: 8, run: (m, o, _i, eip, fop) => X87J.st64(m.cpu, DS, o, eip, fop, false) },
