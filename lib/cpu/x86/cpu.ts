@@ -244,7 +244,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         if (hv >= thr) {
           const blk = this.ublk[h >> 2]!;
           if (hv === thr && blk.fn === null) {
-            if (!this.hotEnough(blk)) uc[h + 1] = 1; // lukewarm: counted again
+            if (!this.hotEnough(blk)) uc[h + 1] = blk.head; // lukewarm: counted again
             else {
               if (this.translated >= this.jitMaxBlocks) this.dropTranslations();
               blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);
@@ -303,7 +303,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
    */
   private hotEnough(blk: Block): boolean {
     const el = this.icount - blk.hotFrom;
-    if (el <= JIT_WINDOW || el <= this.jitThreshold * blk.n * JIT_SHARE || blk.lukewarm >= JIT_LUKEWARM) return true;
+    if (el <= JIT_WINDOW || el <= (this.jitThreshold - blk.head + 1) * blk.n * JIT_SHARE || blk.lukewarm >= JIT_LUKEWARM) return true;
     blk.lukewarm++;
     blk.hotFrom = this.icount;
     return false;

@@ -11,6 +11,7 @@ import { MODEL_I586, MODEL_I686 } from "./model.ts";
 import { TestMachine, CODE, DATA, KCODE, KDATA } from "../../../test/cpu/machine.ts";
 import type { Insn } from "../../../test/support/x86-encoder.ts";
 import { CF, PF, ZF } from "./flags.ts";
+import { JIT_THRESHOLD, JIT_X87_THRESHOLD } from "./jit.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -312,6 +313,24 @@ describe("in translated code (jit-insn.ts and jit-x87.ts call x87.ts with the ad
     const c = run([FLD1, HLT], true, () => {}, CR0_MP | CR0_TS);
     expect(c.v).toBe(7);
     expect(c.eip).toBe(CODE);
+  });
+
+  test("a block with x87 instructions is translated after JIT_X87_THRESHOLD executions, others after JIT_THRESHOLD", () => {
+    // ECX counts n passes of a block: FLD1 ; FSTP ST0 (or two NOPs) ; DEC ECX ; JNZ to the top.
+    const loop = (x87: boolean, n: number) => {
+      const body = [...(x87 ? [FLD1, raw(0xdd, 0xd8)] : [raw(0x90), raw(0x90)]), raw(0x49), raw(0x75, 0)];
+      const len = body.reduce((k, x) => k + (x as { bytes: number[] }).bytes.length, 0);
+      (body[body.length - 1] as { bytes: number[] }).bytes[1] = (-len) & 0xff;
+      const m = machine([FNINIT, raw(0xb9, ...le32(n)), ...body, HLT]);
+      expect(m.cpu.jitThreshold).toBe(JIT_THRESHOLD);
+      expect(vector(m, 100_000)).toBe(null);
+      return m.cpu.translated;
+    };
+    expect(JIT_X87_THRESHOLD).toBeLessThan(JIT_THRESHOLD / 2);
+    expect(loop(true, JIT_X87_THRESHOLD + 10)).toBe(1);
+    expect(loop(false, JIT_X87_THRESHOLD + 10)).toBe(0);
+    expect(loop(true, JIT_X87_THRESHOLD - 10)).toBe(0);
+    expect(loop(false, JIT_THRESHOLD + 10)).toBe(1);
   });
 
   test("a double store that page-faults changes nothing in the FPU", () => {
