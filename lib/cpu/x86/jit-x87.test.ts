@@ -204,6 +204,33 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
     // Every form ran fast on at least 20 of its cases.
     for (const f of FORMS) expect({ form: f.name, fast: (ran.get(f.name) ?? 0) >= 20 }).toEqual({ form: f.name, fast: true });
   }, 60_000);
+  test("FMUL m64 of doubles whose product needs the 64-bit significand: exact, a tie to even, past a tie", () => {
+    // ST0 * m64 with ST0 the m64 operand's value or near it; expected by hand: (1 + 2^-30)^2 =
+    // 1 + 2^-29 + 2^-60 is exact in 64 bits (a double would drop 2^-60); (1 + 2^-32)^2 =
+    // 1 + 2^-31 + 2^-64 is a tie, to even (down, PE, C1 = 0); (1 + 2^-32)(1 + 2^-32 + 2^-52) is
+    // 2^-84 past a tie (up: PE, C1 = 1).
+    const cases: [number, number, number, number, number, number, number][] = [
+      // ST0 hi, lo; m64 lo, hi; result hi, lo; FSW
+      [0x80000002, 0, 0x400000, 0x3ff00000, 0x80000004, 8, 0],
+      [0x80000000, 0x80000000, 0x100000, 0x3ff00000, 0x80000001, 0, 0x20],
+      [0x80000000, 0x80000000, 0x100001, 0x3ff00000, 0x80000001, 0x801, 0x220],
+    ];
+    for (const [sh, sl, ml, mh, rh, rl, sw] of cases) {
+      const a = machine(), b = machine();
+      const st: State = { rse: [0x3fff, 0, 0, 0, 0, 0, 0, 0], rhi: [sh, 0, 0, 0, 0, 0, 0, 0], rlo: [sl, 0, 0, 0, 0, 0, 0, 0],
+        empty: 0xfe, top: 0, cw: 0x037f, sw: 0, ptr: [0, 0, 0, 0, 0] };
+      for (const m of [a, b]) {
+        load(m.cpu, st);
+        m.cpu.wr32(DS, DATA, ml); m.cpu.wr32(DS, DATA + 4, mh);
+        m.cpu.rd32(DS, DATA);                                                // the TLB holds the page
+      }
+      expect(X87J.mul(a.cpu, DS, DATA, 0, -1, 0, 5, 0x40d)).toBe(true);
+      escOp(b.cpu, 4, 0x0d, true, DS, DATA, 5);
+      const f = a.cpu.fpu!;
+      expect([f.rse[0], f.rhi[0], f.rlo[0], f.sw & 0x3f7f]).toEqual([0x3fff, rh, rl, sw]);
+      expect(dump(a, DATA)).toBe(dump(b, DATA));
+    }
+  });
   test("FDIV on 100,000 operand pairs: random, exact and nearly exact quotients, ties", () => {
     const a = machine(), b = machine();
     const sig = (): [number, number] => {
