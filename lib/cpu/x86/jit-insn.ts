@@ -9,7 +9,7 @@
  */
 import type { Insn } from "./decode.ts";
 import { SS } from "./decode.ts";
-import { x87Translate } from "./jit-x87.ts";
+import { x87Pair, x87Translate } from "./jit-x87.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, RW = a
@@ -671,4 +671,15 @@ function alu16(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" |
     src: `c.ci = ${k}; ${rd16(s, ea(i), "a")} b2 = ${src}; ${res} ${write ? wr16(s, "o", "t") : ""} ${fl}`,
     store: write,
   };
+}
+
+/**
+ * Two translated x87 instructions in a row that can run as one call (jit-x87.ts x87Pair: FSTP
+ * m64 and FLD m64 of the same operand, the same address expression and segment): the pair's
+ * source, to stand in for the second's (the first's is then empty), or null.
+ */
+export function translatePair(a: Insn, b: Insn, srcA: string, srcB: string): string | null {
+  if (a.mod === 3 || b.mod === 3 || !x87Direct(a) || !x87Direct(b)) return null;
+  if (ea(a) !== ea(b) || segOf(a) !== segOf(b) || a.a32 !== b.a32 || !a.a32) return null;
+  return x87Pair(a, b, ea(a), segOf(a), srcA, srcB);
 }

@@ -146,6 +146,36 @@ export const X87J = {
     if (pop) { f.empty |= 1 << t; f.top = (t + 1) & 7; }
     return noteMem(c, f, eip, fop, s, o);
   },
+  /**
+   * FSTP m64 then FLD m64 of the same operand (a compiler's rounding of ST0 to double through
+   * memory): both at once, as the two would run here, for round to nearest with PE masked
+   * (so the store cannot leave an exception pending for the load) and a normal double; FIP,
+   * FOP and FDP end as the load's.
+   */
+  stld64(c: Cpu, s: number, o: number, eip: number, fop: number, eip2: number, fop2: number): boolean {
+    const f = ready(c);
+    if (f === null) return false;
+    const p = word(c, s, o, 8, true);
+    if (p < 0 || word(c, s, o, 8, false) !== p) return false;
+    const t = f.top, cw = f.cw;
+    if ((cw & 0xc20) !== 0x20 || ((f.empty >> t) & 1) !== 0) return false;
+    const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
+    if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
+    // st64's rounding to nearest.
+    const rb = (lo >>> 10) & 1, rest = ((lo & 0x3ff) + 0x3ff) >>> 10, up = rb & (rest | ((lo >>> 11) & 1));
+    let l = lo - (lo & 0x7ff) + up * 0x800, h = hi, x = e - 15360;
+    if (l === TWO32) { l = 0; h += 1; if (h === TWO32) { h = 0x80000000; x += 1; } }
+    if (x > 0x7fe) return false;
+    const m4 = c.ram32;
+    m4[p] = (h << 21) | (l >>> 11);
+    m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
+    // The load pushes what the store popped: the same register, the double's value (C1 = 0).
+    f.sw = swAfterI(f.sw, cw, rb | rest, up) & ~0x200;
+    f.rse[t] = (se & 0x8000) | (x + 15360); f.rhi[t] = h; f.rlo[t] = l;
+    c.ignne = false;
+    f.fcs = c.sel[1]!; f.fip = eip2; f.fop = fop2; f.fds = c.sel[s]!; f.fdp = o;
+    return true;
+  },
   /** FLD m80. */
   ld80(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
@@ -489,4 +519,16 @@ function regFast(e: number, reg: number, modrm: number): boolean {
     case 5: return reg === 2 || reg === 3;
   }
   return false;
+}
+
+/**
+ * FSTP m64 followed by FLD m64 of the same operand (`a` then `b`, their sources `srcA` and
+ * `srcB` as translated, `ea` and `seg` the operand): the source of the pair as one call of
+ * X87J.stld64, the two instructions' own code when it declines (with `$BRKPREV`, the check
+ * after a store that the emitter writes for the first of them, between), or null.
+ */
+export function x87Pair(a: Insn, b: Insn, ea: string, seg: number, srcA: string, srcB: string): string | null {
+  if (a.op !== 0xdd || a.mod === 3 || a.reg !== 3 || b.op !== 0xdd || b.mod === 3 || b.reg !== 0) return null;
+  const fop = (i: Insn) => ((5 << 8) | (i.mod << 6) | (i.reg << 3) | i.rm) & 0x7ff;
+  return `o = ${ea}; if (!c.x87j.stld64(c, ${seg}, o, ((e0 + ${a.off}) >>> 0), ${fop(a)}, ((e0 + ${b.off}) >>> 0), ${fop(b)})) { ${srcA} $BRKPREV ${srcB} }`;
 }
