@@ -14,7 +14,7 @@ import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
 import { mul32, imul32 } from "./ops.ts";
 import { readTsc } from "./system.ts";
-import { compileBlock, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_SHARE, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
+import { compileBlock, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
@@ -297,13 +297,11 @@ export class Cpu extends CpuBlocks implements GuestCpu {
 
   /**
    * Whether a block that reached the translation threshold is hot enough to translate: it got
-   * there within JIT_WINDOW instructions or while its own instructions were at least
-   * 1/JIT_SHARE of those run, or has got there slowly JIT_LUKEWARM times (jit.ts).
+   * there within JIT_WINDOW instructions, or has got there slowly JIT_LUKEWARM times (jit.ts).
    * Otherwise its count starts again.
    */
   private hotEnough(blk: Block): boolean {
-    const el = this.icount - blk.hotFrom;
-    if (el <= JIT_WINDOW || el <= (this.jitThreshold - blk.head + 1) * blk.n * JIT_SHARE || blk.lukewarm >= JIT_LUKEWARM) return true;
+    if (this.icount - blk.hotFrom <= JIT_WINDOW || blk.lukewarm >= JIT_LUKEWARM) return true;
     blk.lukewarm++;
     blk.hotFrom = this.icount;
     return false;

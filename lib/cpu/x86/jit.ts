@@ -61,15 +61,6 @@ export const JIT_THRESHOLD = 500;
 export const JIT_WINDOW = 100_000;
 export const JIT_LUKEWARM = 40;
 /**
- * A block that reached the threshold in more than JIT_WINDOW instructions is hot all the same
- * when its own instructions were at least 1/JIT_SHARE of those run meanwhile (threshold x
- * length x JIT_SHARE >= instructions since its count started). A long block of a loop nest
- * runs less often than a short inner loop but weighs as much: the x87 n-body's 64-instruction
- * outer blocks, run 4 times in a step of 830 instructions, missed the window by a little and
- * were interpreted for their 40 slow rounds (6 M instructions, most of a short run's time).
- */
-export const JIT_SHARE = 64;
-/**
  * Executions before a block with x87 instructions is translated (it starts counting this far
  * below JIT_THRESHOLD). The interpreter runs each of them through escOp's decoding and
  * checks, translated code makes one call of a form's function: the x87 n-body's 64-instruction
