@@ -44,6 +44,11 @@ export interface Block {
    */
   hotFrom: number;
   lukewarm: number;
+  /**
+   * The execution count the block starts from (1; for a block with x87 instructions, nearer
+   * the threshold: jit.ts JIT_X87_THRESHOLD).
+   */
+  head: number;
   /** Offset of the block's interpreter records in the record store (interp.ts) (UREC words per instruction). */
   u?: number;
 }

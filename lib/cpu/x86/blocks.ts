@@ -9,6 +9,7 @@ import { endsBlock } from "./optable.ts";
 import { handlerFor } from "./handlers.ts";
 import type { Block } from "./block.ts";
 import { CpuInterp, UHDR, UREC, encodeRec, markDeadFlags } from "./interp.ts";
+import { JIT_X87_THRESHOLD } from "./jit.ts";
 
 const MAX_BLOCK = 64;
 /** A block joins a region when it ran at least 1/REGION_HOT of the translation threshold. */
@@ -81,7 +82,7 @@ export abstract class CpuBlocks extends CpuInterp {
       if (b.fn === null) continue;
       b.fn = null; b.region = false; b.rMembers = null; b.rHead = null; b.hotFrom = this.icount;
       const u = b.u!;
-      if (this.ublk[u >> 2] === b && this.uc[u + 1]! !== 0) this.uc[u + 1] = 1;
+      if (this.ublk[u >> 2] === b && this.uc[u + 1]! !== 0) this.uc[u + 1] = b.head;
     }
     this.translated = 0;
     this.translationDrops++;
@@ -115,7 +116,7 @@ export abstract class CpuBlocks extends CpuInterp {
       for (const b of keep) {
         if (!b.region) continue;
         b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
-        if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = 1; // counted again to the threshold
+        if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head; // counted again to the threshold
         if (b === this.curBlock) this.brk = this.brk || 1;
       }
     }
@@ -138,8 +139,9 @@ export abstract class CpuBlocks extends CpuInterp {
     hasBreakpoint(lin: number): boolean { return this.cpu.breakpoints.has(lin); },
     hot(b: Block): boolean {
       // Executions counted in the header (up to the threshold; -1 once left interpreted for good).
+      // (Counted from b.head: its executions are v - b.head + 1 of thr - b.head + 1.)
       const v = this.cpu.uc[b.u! + 1]!, thr = this.cpu.jitThreshold;
-      return this.cpu.ublk[b.u! >> 2] === b && (v < 0 || v * REGION_HOT >= thr);
+      return this.cpu.ublk[b.u! >> 2] === b && (v < 0 || (v - b.head + 1) * REGION_HOT >= thr - b.head + 1);
     },
   };
 
@@ -278,7 +280,9 @@ export abstract class CpuBlocks extends CpuInterp {
     // Instruction crossing the page boundary as the only / last instruction.
     if (phys2 < 0 && ((linEip & 0xfff) + off) > 0x1000) phys2 = this.xlate(pageEnd >>> 0, false, this.decodeUser);
     const u = this.ucAlloc(UHDR + insns.length * UREC), uc = this.uc;
-    uc[u] = insns.length; uc[u + 1] = 1;
+    // A block with x87 instructions starts its count nearer the threshold (JIT_X87_THRESHOLD).
+    const head = insns.some((i) => i.op >= 0xd8 && i.op <= 0xdf) ? Math.max(1, this.jitThreshold - JIT_X87_THRESHOLD + 1) : 1;
+    uc[u] = insns.length; uc[u + 1] = head;
     this.ucf[(u >> 1) + 1] = -1;
     uc[u + 4] = -1; uc[u + 5] = 0; uc[u + 6] = -1; uc[u + 7] = 0;
     for (let k = 0; k < insns.length; k++) encodeRec(insns[k]!, this.code32, uc, u + UHDR + k * UREC);
@@ -286,7 +290,7 @@ export abstract class CpuBlocks extends CpuInterp {
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
       fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
-      hotFrom: this.icount, lukewarm: 0, u,
+      hotFrom: this.icount, lukewarm: 0, head, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.ublk[u >> 2] = b;

@@ -102,6 +102,19 @@ export class Cpu extends CpuBlocks implements GuestCpu {
     escOp(this, e, modrm, o32, seg, off, eip);
   }
 
+  /**
+   * x87() for translated code without a try of its own around the call: what it threw (a
+   * guest exception), or null. The caller leaves through its fault exit, which rethrows.
+   */
+  x87t(e: number, modrm: number, o32: boolean, seg: number, off: number, eip: number): unknown {
+    try {
+      this.x87(e, modrm, o32, seg, off, eip);
+    } catch (x) {
+      return x;
+    }
+    return null;
+  }
+
   /** The debugger's view (gdb i386 registers, translation, disassembler). */
   get debug(): X86Debug { return new X86Debug(this); }
 
@@ -231,7 +244,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         if (hv >= thr) {
           const blk = this.ublk[h >> 2]!;
           if (hv === thr && blk.fn === null) {
-            if (!this.hotEnough(blk)) uc[h + 1] = 1; // lukewarm: counted again
+            if (!this.hotEnough(blk)) uc[h + 1] = blk.head; // lukewarm: counted again
             else {
               if (this.translated >= this.jitMaxBlocks) this.dropTranslations();
               blk.fn = compileBlock(this, blk, this.singleStep ? undefined : this.regionHost);

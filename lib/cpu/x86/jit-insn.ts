@@ -9,7 +9,7 @@
  */
 import type { Insn } from "./decode.ts";
 import { SS } from "./decode.ts";
-import { x87Translate } from "./jit-x87.ts";
+import { x87Pair, x87Translate } from "./jit-x87.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
 // How an instruction uses the arithmetic flags: W = writes all six, R = reads some, RW = a
@@ -245,16 +245,17 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 }
 
 /** Calls of translated code into the CPU that never raise a guest exception. */
-const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
+const INLINE_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|jr8|jr16|jr32|jw8|jw16|jw32|x87t|x87j\.\w+)\(/g;
 /**
  * Whether an instruction's code calls the CPU only for flags and through the memory accessors'
- * slow paths. Only a slow path can then set `c.brk` (a write to a page with code: a fast-path
- * store hits plain RAM without code, and nothing is translated while a watchpoint is set), and
- * a write's slow path sets the local `sk`: the check after such a store reads `c.brk` only when
- * `sk` is set.
+ * slow paths (INLINE_CALL). Only a slow path can then set `c.brk` (a write to a page with code:
+ * a fast-path store hits plain RAM without code, and nothing is translated while a watchpoint
+ * is set), and a write's slow path sets the local `sk`: the check after such a store reads
+ * `c.brk` only when `sk` is set. (The x87 calls store through the CPU: not inline.)
  */
 export function inlineOnly(src: string): boolean {
-  return !/\bc\.[\w.]+\(/.test(src.replace(NO_FAULT_CALL, ""));
+  return !/\bc\.[\w.]+\(/.test(src.replace(INLINE_CALL, ""));
 }
 
 /**
@@ -266,7 +267,7 @@ export function inlineOnly(src: string): boolean {
  * rethrows; an instruction with any other call that may fault is protected as a whole.
  */
 function faultSites(src: string, k: number): string {
-  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$FAULT", `ci = ${k}; fx = c.jfx; c.jfx = null; break R;`);
+  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$XFAULT", `ci = ${k}; break R;`).replaceAll("$FAULT", `ci = ${k}; fx = c.jfx; c.jfx = null; break R;`);
   const rest = src.replace(NO_FAULT_CALL, "");
   if (!/\bc\.[\w.]+\(/.test(rest)) return src;
   const exit = `ci = ${k}; fx = x; break R;`;
@@ -580,9 +581,9 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const modrm = (i.mod << 6) | (i.reg << 3) | i.rm;
       // The common forms: one call of a per-form function (jit-x87.ts), this call when it declines.
       const fast = x87Translate(i, k, mem ? ea(i) : "0", mem ? segOf(i) : 0, `((e0 + ${i.off}) >>> 0)`,
-        `c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0);`);
+        `{ if ((fx = c.x87t(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0)) !== null) { $XFAULT } }`);
       if (fast) return fast;
-      return { src: `c.ci = ${k}; c.x87(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? ea(i) : 0}, (e0 + ${i.off}) >>> 0);`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
+      return { src: `${mem ? `o = ${ea(i)}; ` : ""}if ((fx = c.x87t(${op - 0xd8}, ${modrm}, ${o32}, ${mem ? segOf(i) : 0}, ${mem ? "o" : 0}, (e0 + ${i.off}) >>> 0)) !== null) { $XFAULT }`, store: mem && (op & 1) === 1 && (i.reg & 2) !== 0 };
     }
   }
   return null;
@@ -699,4 +700,15 @@ function alu16(i: Insn, k: number, kind: number, form: "imm" | "rm,r" | "r,rm" |
     src: `c.ci = ${k}; ${rd16(s, ea(i), "a")} b2 = ${src}; ${res} ${write ? wr16(s, "o", "t") : ""} ${fl}`,
     store: write,
   };
+}
+
+/**
+ * Two translated x87 instructions in a row that can run as one call (jit-x87.ts x87Pair: FSTP
+ * m64 and FLD m64 of the same operand, the same address expression and segment): the pair's
+ * source, to stand in for the second's (the first's is then empty), or null.
+ */
+export function translatePair(a: Insn, b: Insn, srcA: string, srcB: string): string | null {
+  if (a.mod === 3 || b.mod === 3 || !x87Direct(a) || !x87Direct(b)) return null;
+  if (ea(a) !== ea(b) || segOf(a) !== segOf(b) || a.a32 !== b.a32 || !a.a32) return null;
+  return x87Pair(a, b, ea(a), segOf(a), srcA, srcB);
 }

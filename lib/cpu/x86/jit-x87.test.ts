@@ -110,43 +110,32 @@ function machine(): TestMachine {
 
 /** The forms: [name, escape, ModRM reg (memory forms) or ModRM (register forms), memory bytes]. */
 type Form = { name: string; e: number; modrm: (i: number) => number; bytes: number; run: (m: TestMachine, o: number, i: number, eip: number, fop: number) => boolean };
-const ram = (m: TestMachine) => (m.cpu as unknown as { ram32: Int32Array }).ram32;
-/**
- * What translated code passes for an operand of n bytes at DS:o (jit-x87.ts x87Translate): its
- * word in RAM when the segment is flat, the address 4-aligned, the bytes in one page and the
- * TLB maps it; else -1 (translated code then makes the escOp call).
- */
-function word(m: TestMachine, tlb: Uint32Array, o: number, n: number): number {
-  const l = (m.cpu.segBase[DS]! + o) >>> 0, e = tlb[l >>> 12]!;
-  return m.cpu.segFast[DS] === 1 && (l & 3) === 0 && (l & 4095) <= 4096 - n && e !== 0 ? ((e - 1) << 10) | ((l & 4095) >> 2) : -1;
-}
-const rd = (m: TestMachine, o: number, n: number, f: (p: number) => boolean) => { const p = word(m, m.cpu.tlbR, o, n); return p >= 0 && f(p); };
-const wr = (m: TestMachine, o: number, n: number, f: (p: number) => boolean) => { const p = word(m, m.cpu.tlbW, o, n); return p >= 0 && f(p); };
+const ram = (m: TestMachine) => m.cpu.ram32;
 const FORMS: Form[] = [
-  { name: "FLD m64", e: 5, modrm: () => 0x05, bytes: 8, run: (m, o, _i, eip, fop) => rd(m, o, 8, (p) => X87J.ld64(m.cpu, ram(m), p, DS, o, eip, fop)) },
-  { name: "FST m64", e: 5, modrm: () => 0x15, bytes: 8, run: (m, o, _i, eip, fop) => wr(m, o, 8, (p) => X87J.st64(m.cpu, ram(m), p, DS, o, eip, fop, false)) },
-  { name: "FSTP m64", e: 5, modrm: () => 0x1d, bytes: 8, run: (m, o, _i, eip, fop) => wr(m, o, 8, (p) => X87J.st64(m.cpu, ram(m), p, DS, o, eip, fop, true)) },
-  { name: "FLD m80", e: 3, modrm: () => 0x2d, bytes: 10, run: (m, o, _i, eip, fop) => rd(m, o, 10, (p) => X87J.ld80(m.cpu, m.mem.ram, ram(m), p, DS, o, eip, fop)) },
-  { name: "FSTP m80", e: 3, modrm: () => 0x3d, bytes: 10, run: (m, o, _i, eip, fop) => wr(m, o, 10, (p) => X87J.st80(m.cpu, m.mem.ram, ram(m), p, DS, o, eip, fop)) },
+  { name: "FLD m64", e: 5, modrm: () => 0x05, bytes: 8, run: (m, o, _i, eip, fop) => X87J.ld64(m.cpu, DS, o, eip, fop) },
+  { name: "FST m64", e: 5, modrm: () => 0x15, bytes: 8, run: (m, o, _i, eip, fop) => X87J.st64(m.cpu, DS, o, eip, fop, false) },
+  { name: "FSTP m64", e: 5, modrm: () => 0x1d, bytes: 8, run: (m, o, _i, eip, fop) => X87J.st64(m.cpu, DS, o, eip, fop, true) },
+  { name: "FLD m80", e: 3, modrm: () => 0x2d, bytes: 10, run: (m, o, _i, eip, fop) => X87J.ld80(m.cpu, DS, o, eip, fop) },
+  { name: "FSTP m80", e: 3, modrm: () => 0x3d, bytes: 10, run: (m, o, _i, eip, fop) => X87J.st80(m.cpu, DS, o, eip, fop) },
   ...[0, 1, 4, 5, 6, 7].map((reg): Form => ({
     name: `D8 /${reg} ST0, ST(i)`, e: 0, modrm: (i) => 0xc0 | (reg << 3) | i, bytes: 0,
-    run: (m, _o, i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop)
-      : reg >= 6 ? X87J.div(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg) : X87J.add(m.cpu, ram(m), 0, 0, 0, 0, i, 0, eip, fop, reg),
+    run: (m, _o, i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, 0, 0, 0, i, 0, eip, fop)
+      : reg >= 6 ? X87J.div(m.cpu, 0, 0, 0, i, 0, eip, fop, reg) : X87J.add(m.cpu, 0, 0, 0, i, 0, eip, fop, reg),
   })),
   ...[4, 6].flatMap((e) => [0, 1, 4, 5, 6, 7].map((reg): Form => ({
     name: `${(0xd8 + e).toString(16)} /${reg} ST(i), ST0`, e, modrm: (i) => 0xc0 | (reg << 3) | i, bytes: 0,
     run: (m, _o, i, eip, fop) => {
       const op = reg >= 4 ? reg ^ 1 : reg, pops = e === 6 ? 1 : 0;
-      return op === 1 ? X87J.mul(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop)
-        : op >= 6 ? X87J.div(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op) : X87J.add(m.cpu, ram(m), 0, 0, 0, i, 0, pops, eip, fop, op);
+      return op === 1 ? X87J.mul(m.cpu, 0, 0, i, 0, pops, eip, fop)
+        : op >= 6 ? X87J.div(m.cpu, 0, 0, i, 0, pops, eip, fop, op) : X87J.add(m.cpu, 0, 0, i, 0, pops, eip, fop, op);
     },
   }))),
   ...[0, 1, 2, 3, 4, 5, 6, 7].map((reg): Form => ({
     name: `DC /${reg} m64`, e: 4, modrm: () => (reg << 3) | 5, bytes: 8,
-    run: (m, o, _i, eip, fop) => rd(m, o, 8, (p) => reg === 1 ? X87J.mul(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop)
-      : reg === 0 || reg === 4 || reg === 5 ? X87J.add(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
-      : reg >= 6 ? X87J.div(m.cpu, ram(m), p, DS, o, 0, -1, 0, eip, fop, reg)
-      : X87J.ar64(m.cpu, ram(m), p, DS, o, eip, fop, reg)),
+    run: (m, o, _i, eip, fop) => reg === 1 ? X87J.mul(m.cpu, DS, o, 0, -1, 0, eip, fop)
+      : reg === 0 || reg === 4 || reg === 5 ? X87J.add(m.cpu, DS, o, 0, -1, 0, eip, fop, reg)
+      : reg >= 6 ? X87J.div(m.cpu, DS, o, 0, -1, 0, eip, fop, reg)
+      : X87J.ar64(m.cpu, DS, o, eip, fop, reg),
   })),
   { name: "FSQRT", e: 1, modrm: () => 0xfa, bytes: 0, run: (m, _o, _i, eip, fop) => X87J.sqrt(m.cpu, eip, fop) },
   { name: "FLD ST(i)", e: 1, modrm: (i) => 0xc0 | i, bytes: 0, run: (m, _o, i, eip, fop) => X87J.fld(m.cpu, i, eip, fop) },
@@ -215,6 +204,62 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
     // Every form ran fast on at least 20 of its cases.
     for (const f of FORMS) expect({ form: f.name, fast: (ran.get(f.name) ?? 0) >= 20 }).toEqual({ form: f.name, fast: true });
   }, 60_000);
+  test("FSTP m64 then FLD m64 of the same operand as one call (stld64) on 20,000 random states", () => {
+    const a = machine(), b = machine();
+    let fast = 0;
+    for (let n = 0; n < 20_000; n++) {
+      const st = randomState();
+      if (u32() % 2) st.cw = (st.cw & ~0xc00) | 0x20;                       // mostly its case: to nearest, PE masked
+      const r = u32() % 8;
+      const o = r === 0 ? DATA + 0x1000 - 8 + 4 * (u32() % 3) : r === 1 ? DATA + 1 + (u32() % 3) : DATA + 4 * (u32() % 64);
+      const ts = u32() % 50 === 0, eip = u32(), eip2 = u32(), ignne = u32() % 2 === 0;
+      const bytes = [0, 1, 2, 3, 4, 5, 6, 7].map(() => u32() & 255);
+      for (const m of [a, b]) {
+        load(m.cpu, st);
+        for (let k = 0; k < 8; k++) m.mem.ram[o + k] = bytes[k]!;
+        m.cpu.cr0 = ts ? (m.cpu.cr0 | 8) >>> 0 : (m.cpu.cr0 & ~8) >>> 0;
+        m.cpu.ignne = ignne;
+        m.cpu.rd32(DS, o & ~0xfff); m.cpu.wr32(DS, o & ~0xfff, m.cpu.rd32(DS, o & ~0xfff));   // the TLB holds the page
+      }
+      const both = (m: TestMachine) => {
+        try { escOp(m.cpu, 5, 0x1d, true, DS, o, eip); escOp(m.cpu, 5, 0x05, true, DS, o, eip2); return "ok"; } catch { return `fault ${m.cpu.excVec}`; }
+      };
+      const before = dump(a, o);
+      let ra = "ok";
+      if (X87J.stld64(a.cpu, DS, o, eip, 0x51d, eip2, 0x505)) fast++;
+      else { expect(dump(a, o)).toBe(before); ra = both(a); }
+      const rb = both(b);
+      if (ra !== rb || dump(a, o) !== dump(b, o)) throw new Error(`stld64 (o=${o.toString(16)}): ${ra} vs ${rb}\nstate ${JSON.stringify(st)}\nfast  ${dump(a, o)}\nescOp ${dump(b, o)}`);
+    }
+    expect(fast).toBeGreaterThan(2_000);
+  }, 60_000);
+  test("FMUL m64 of doubles whose product needs the 64-bit significand: exact, a tie to even, past a tie", () => {
+    // ST0 * m64 with ST0 the m64 operand's value or near it; expected by hand: (1 + 2^-30)^2 =
+    // 1 + 2^-29 + 2^-60 is exact in 64 bits (a double would drop 2^-60); (1 + 2^-32)^2 =
+    // 1 + 2^-31 + 2^-64 is a tie, to even (down, PE, C1 = 0); (1 + 2^-32)(1 + 2^-32 + 2^-52) is
+    // 2^-84 past a tie (up: PE, C1 = 1).
+    const cases: [number, number, number, number, number, number, number][] = [
+      // ST0 hi, lo; m64 lo, hi; result hi, lo; FSW
+      [0x80000002, 0, 0x400000, 0x3ff00000, 0x80000004, 8, 0],
+      [0x80000000, 0x80000000, 0x100000, 0x3ff00000, 0x80000001, 0, 0x20],
+      [0x80000000, 0x80000000, 0x100001, 0x3ff00000, 0x80000001, 0x801, 0x220],
+    ];
+    for (const [sh, sl, ml, mh, rh, rl, sw] of cases) {
+      const a = machine(), b = machine();
+      const st: State = { rse: [0x3fff, 0, 0, 0, 0, 0, 0, 0], rhi: [sh, 0, 0, 0, 0, 0, 0, 0], rlo: [sl, 0, 0, 0, 0, 0, 0, 0],
+        empty: 0xfe, top: 0, cw: 0x037f, sw: 0, ptr: [0, 0, 0, 0, 0] };
+      for (const m of [a, b]) {
+        load(m.cpu, st);
+        m.cpu.wr32(DS, DATA, ml); m.cpu.wr32(DS, DATA + 4, mh);
+        m.cpu.rd32(DS, DATA);                                                // the TLB holds the page
+      }
+      expect(X87J.mul(a.cpu, DS, DATA, 0, -1, 0, 5, 0x40d)).toBe(true);
+      escOp(b.cpu, 4, 0x0d, true, DS, DATA, 5);
+      const f = a.cpu.fpu!;
+      expect([f.rse[0], f.rhi[0], f.rlo[0], f.sw & 0x3f7f]).toEqual([0x3fff, rh, rl, sw]);
+      expect(dump(a, DATA)).toBe(dump(b, DATA));
+    }
+  });
   test("FDIV on 100,000 operand pairs: random, exact and nearly exact quotients, ties", () => {
     const a = machine(), b = machine();
     const sig = (): [number, number] => {
@@ -241,7 +286,7 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
       const r = u32() & 1, modrm = r ? 0xf9 : 0xf1;                     // FDIVR / FDIV ST0, ST1
       load(a.cpu, st); load(b.cpu, st);
       const before = dump(a, DATA);
-      if (X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, modrm, 6 + r)) fast++;
+      if (X87J.div(a.cpu, 0, 0, 0, 1, 0, 5, modrm, 6 + r)) fast++;
       else { expect(dump(a, DATA)).toBe(before); escOp(a.cpu, 0, modrm, true, DS, 0, 5); }
       escOp(b.cpu, 0, modrm, true, DS, 0, 5);
       if (dump(a, DATA) !== dump(b, DATA)) throw new Error(`FDIV${r ? "R" : ""} ${JSON.stringify(st)}\nfast  ${dump(a, DATA)}\nescOp ${dump(b, DATA)}`);
@@ -280,8 +325,8 @@ describe("x87 fast forms in translated code (jit-x87.ts) leave what escOp leaves
         }
         load(a.cpu, st);
       }
-      const ok = op === 8 ? X87J.sqrt(a.cpu, 5, 0x1fa) : op === 1 ? X87J.mul(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc9)
-        : op >= 6 ? X87J.div(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xf1, op) : X87J.add(a.cpu, ram(a), 0, 0, 0, 0, 1, 0, 5, 0xc1, op);
+      const ok = op === 8 ? X87J.sqrt(a.cpu, 5, 0x1fa) : op === 1 ? X87J.mul(a.cpu, 0, 0, 0, 1, 0, 5, 0xc9)
+        : op >= 6 ? X87J.div(a.cpu, 0, 0, 0, 1, 0, 5, 0xf1, op) : X87J.add(a.cpu, 0, 0, 0, 1, 0, 5, 0xc1, op);
       if (!ok) continue;
       taken[k]!++;
       const dm = (BigInt(st.rhi[0]!) << 32n) | BigInt(st.rlo[0]!), xm = (BigInt(xh) << 32n) | BigInt(xl);

@@ -9,10 +9,11 @@
  * A fast function runs the instruction only when escOp would run it without more ado: an FPU,
  * CR0.EM and CR0.TS clear, no pending unmasked exception (FSW.ES clear: IGNNE# then drops, as
  * in escOp); for a memory operand a flat segment and a read (or write) TLB hit with the whole
- * operand in one page at a 4-aligned address, which the translated code tests on its own
- * locals (`sbN`, `sfN`, `tr`, `tw`) before it passes the operand's word index in its RAM view
- * `m4`. It then sets FIP/FCS/FOP (and FDP/FDS for a memory operand) as escOp does: every form
- * here is a non-control instruction.
+ * operand in one page at a 4-aligned address (`word`: translated code passes the segment and
+ * offset, and each form tests them itself, which keeps the translated function small: its
+ * optimising compile takes the time it does per instruction of it). It then sets FIP/FCS/FOP
+ * (and FDP/FDS for a memory operand) as escOp does: every form here is a non-control
+ * instruction.
  *
  * FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (register and m64 forms), FSQRT, FLD m64, FST(P) m64 and
  * the register moves are done here in full (the arithmetic for the default control word's PC
@@ -54,6 +55,19 @@ const TWO32 = 4294967296, INV32 = 1 / 4294967296;
 /** Dekker's splitting constant (2^27 + 1); the margin of div's rounding decision (2^-30). */
 const SPLIT = 134217729, CERT = 9.313225746154785e-10;
 
+/**
+ * The word index in the RAM view `ram32` of an operand of n bytes at seg:o when translated code
+ * may access it directly: a flat segment (segFast), the address 4-aligned, the n bytes in one
+ * page, and the TLB (read: tlbR, write: tlbW) mapping the page (to plain RAM); else -1.
+ */
+function word(c: Cpu, s: number, o: number, n: number, write: boolean): number {
+  if (c.segFast[s] !== 1) return -1;
+  const l = (c.segBase[s]! + o) >>> 0;
+  if ((l & 3) !== 0 || (l & 4095) > 4096 - n) return -1;
+  const e = (write ? c.tlbW : c.tlbR)[l >>> 12]!;
+  return e === 0 ? -1 : ((e - 1) << 10) | ((l & 4095) >> 2);
+}
+
 /** The register-form bookkeeping of an instruction that ran (escOp's FIP/FCS/FOP, IGNNE#). */
 function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
   c.ignne = false;
@@ -73,20 +87,21 @@ function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
 }
 
 /**
- * The fast forms. Arguments: the CPU, the function's RAM views where needed, the operand's
- * word index in `m4`, the segment and offset of a memory operand, the instruction's EIP and
- * FOP (11 bits). `mul`, `add`, `div` and `sqrt` take the default control word (PC 64 bits, to
+ * The fast forms. Arguments: the CPU, the segment and offset of a memory operand, the
+ * instruction's EIP and FOP (11 bits). `mul`, `add`, `div` and `sqrt` take the default control word (PC 64 bits, to
  * nearest) only, normal operands and a normal result; `dst`/`src` are stack indices, `src` < 0
  * for the m64 operand (then `dst` is 0), `pops` 0 or 1.
  */
 export const X87J = {
   /** FLD m64. */
-  ld64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
+  ld64(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
     const t = (f.top - 1) & 7;
     if (((f.empty >> t) & 1) === 0) return false;
-    const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+    const p = word(c, s, o, 8, false);
+    if (p < 0) return false;
+    const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
     if (x === 0 || x === 0x7ff) return false;
     f.sw &= ~0x200;
     f.top = t;
@@ -97,16 +112,21 @@ export const X87J = {
     return noteMem(c, f, eip, fop, s, o);
   },
   /** FADD, FMUL, FCOM, FCOMP, FSUB, FSUBR, FDIV, FDIVR m64 (`reg` the ModRM reg field). */
-  ar64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number, reg: number): boolean {
+  ar64(c: Cpu, s: number, o: number, eip: number, fop: number, reg: number): boolean {
     const f = ready(c);
     if (f === null) return false;
+    const p = word(c, s, o, 8, false);
+    if (p < 0) return false;
+    const m4 = c.ram32;
     return f.arithF64(reg, m4[p]!, m4[p + 1]!) && noteMem(c, f, eip, fop, s, o);
   },
   /** FST m64, FSTP m64. */
-  st64(c: Cpu, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number, pop: boolean): boolean {
+  st64(c: Cpu, s: number, o: number, eip: number, fop: number, pop: boolean): boolean {
     const f = ready(c);
     if (f === null) return false;
-    const t = f.top, cw = f.cw;
+    const p = word(c, s, o, 8, true);
+    if (p < 0) return false;
+    const m4 = c.ram32, t = f.top, cw = f.cw;
     if ((cw & 0xc00) !== 0 || ((f.empty >> t) & 1) !== 0) {
       if (!f.stF64(pop)) return false;
       m4[p] = f.mlo; m4[p + 1] = f.mhi;
@@ -126,17 +146,52 @@ export const X87J = {
     if (pop) { f.empty |= 1 << t; f.top = (t + 1) & 7; }
     return noteMem(c, f, eip, fop, s, o);
   },
-  /** FLD m80. */
-  ld80(c: Cpu, m: Uint8Array, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
+  /**
+   * FSTP m64 then FLD m64 of the same operand (a compiler's rounding of ST0 to double through
+   * memory): both at once, as the two would run here, for round to nearest with PE masked
+   * (so the store cannot leave an exception pending for the load) and a normal double; FIP,
+   * FOP and FDP end as the load's.
+   */
+  stld64(c: Cpu, s: number, o: number, eip: number, fop: number, eip2: number, fop2: number): boolean {
     const f = ready(c);
     if (f === null) return false;
+    const p = word(c, s, o, 8, true);
+    if (p < 0 || word(c, s, o, 8, false) !== p) return false;
+    const t = f.top, cw = f.cw;
+    if ((cw & 0xc20) !== 0x20 || ((f.empty >> t) & 1) !== 0) return false;
+    const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
+    if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
+    // st64's rounding to nearest.
+    const rb = (lo >>> 10) & 1, rest = ((lo & 0x3ff) + 0x3ff) >>> 10, up = rb & (rest | ((lo >>> 11) & 1));
+    let l = lo - (lo & 0x7ff) + up * 0x800, h = hi, x = e - 15360;
+    if (l === TWO32) { l = 0; h += 1; if (h === TWO32) { h = 0x80000000; x += 1; } }
+    if (x > 0x7fe) return false;
+    const m4 = c.ram32;
+    m4[p] = (h << 21) | (l >>> 11);
+    m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
+    // The load pushes what the store popped: the same register, the double's value (C1 = 0).
+    f.sw = swAfterI(f.sw, cw, rb | rest, up) & ~0x200;
+    f.rse[t] = (se & 0x8000) | (x + 15360); f.rhi[t] = h; f.rlo[t] = l;
+    c.ignne = false;
+    f.fcs = c.sel[1]!; f.fip = eip2; f.fop = fop2; f.fds = c.sel[s]!; f.fdp = o;
+    return true;
+  },
+  /** FLD m80. */
+  ld80(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
+    const f = ready(c);
+    if (f === null) return false;
+    const p = word(c, s, o, 10, false);
+    if (p < 0) return false;
+    const m = c.ram, m4 = c.ram32;
     return f.fldF80(m4[p]!, m4[p + 1]!, m[(p << 2) + 8]! | (m[(p << 2) + 9]! << 8)) && noteMem(c, f, eip, fop, s, o);
   },
   /** FSTP m80. */
-  st80(c: Cpu, m: Uint8Array, m4: Int32Array, p: number, s: number, o: number, eip: number, fop: number): boolean {
+  st80(c: Cpu, s: number, o: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null) return false;
-    if (!f.stF80()) return false;
+    const p = word(c, s, o, 10, true);
+    if (p < 0 || !f.stF80()) return false;
+    const m = c.ram, m4 = c.ram32;
     m4[p] = f.mlo; m4[p + 1] = f.mhi; m[(p << 2) + 8] = f.mse; m[(p << 2) + 9] = f.mse >> 8;
     return noteMem(c, f, eip, fop, s, o);
   },
@@ -185,7 +240,7 @@ export const X87J = {
     return f !== null && f.regOp(e, modrm) && noteReg(c, f, eip, ((e << 8) | modrm) & 0x7ff);
   },
   /** ST(dst) = ST(dst) * (ST(src) or m64), then `pops` pops. */
-  mul(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
+  mul(c: Cpu, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -196,18 +251,24 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       bse = R[ps]!; bhi = H[ps]!; blo = L[ps]!;
     } else {
-      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      const p = word(c, s, o, 8, false);
+      if (p < 0) return false;
+      const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
-      bse = ((hi >>> 31) << 15) | (x + 15360); bhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; blo = (lo << 11) >>> 0;
+      bse = ((hi >>> 31) << 15) | (x + 15360); bhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); blo = (lo << 11) >>> 0;
     }
     const ase = R[pd]!, ahi = H[pd]!, alo = L[pd]!, ea = ase & 0x7fff, eb = bse & 0x7fff;
     if (ea === 0 || ea === 0x7fff || eb === 0 || eb === 0x7fff || ahi < 0x80000000 || bhi < 0x80000000) return false;
     // fast.ts mulFast: four 32x32-bit products, each split exactly into two words.
     let e = ea + eb - 16383;
-    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round((alo * blo - l00) * INV32);
-    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round((alo * bhi - l01) * INV32);
-    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round((ahi * blo - l10) * INV32);
-    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round((ahi * bhi - l11) * INV32);
+    // (The high words as round(x * (y / 2^32) - low / 2^32): the same doubles scaled by 2^-32,
+    // which keeps the engine from speculating on 64-bit integer products and leaving its
+    // optimised code when they overflow.)
+    const bl = blo * INV32, bh = bhi * INV32;
+    const l00 = Math.imul(alo, blo) >>> 0, h00 = Math.round(alo * bl - l00 * INV32);
+    const l01 = Math.imul(alo, bhi) >>> 0, h01 = Math.round(alo * bh - l01 * INV32);
+    const l10 = Math.imul(ahi, blo) >>> 0, h10 = Math.round(ahi * bl - l10 * INV32);
+    const l11 = Math.imul(ahi, bhi) >>> 0, h11 = Math.round(ahi * bh - l11 * INV32);
     const m1 = h00 + l01 + l10, w1 = m1 >>> 0;
     const m2 = h01 + h10 + l11 + (m1 - w1) * INV32, w2 = m2 >>> 0;
     const w3 = h11 + (m2 - w2) * INV32;
@@ -230,7 +291,7 @@ export const X87J = {
    * ST(dst) = ST(dst) + x (`op` 0), ST(dst) - x (4) or x - ST(dst) (5), x = ST(src) or m64,
    * then `pops` pops.
    */
-  add(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+  add(c: Cpu, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -241,9 +302,11 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
     } else {
-      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      const p = word(c, s, o, 8, false);
+      if (p < 0) return false;
+      const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
-      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
+      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); xlo = (lo << 11) >>> 0;
     }
     const dse = R[pd]!, dhi = H[pd]!, dlo = L[pd]!;
     let ea = dse & 0x7fff, eb = xse & 0x7fff;
@@ -331,16 +394,16 @@ export const X87J = {
     // x = M * 2^(2j), M in [1, 4): the significand over 2^63, doubled when the exponent is odd.
     const E = ex - 16383, odd = E & 1, sc = odd ? 2.168404344971009e-19 : 1.0842021724855044e-19;   // 2^-62, 2^-63
     const m0 = lo0 & 0x7ff;
-    const M1 = (hi0 * TWO32 + (lo0 - m0)) * sc, M0 = m0 * sc;
+    const M1 = (hi0 + (lo0 - m0) * INV32) * (sc * TWO32), M0 = m0 * sc;
     const y = Math.sqrt(M1);
     let u = y * SPLIT; const yh = u - (u - y), yl = y - yh;
     const pr = y * y, er = ((yh * yh - pr) + 2 * (yh * yl)) + yl * yl;          // y^2 = pr + er
     const y2 = (((M1 - pr) - er) + M0) / (2 * y);
-    const P1 = y * 9.223372036854776e18, w = y2 * 9.223372036854776e18;         // 2^63
+    const P1 = y * 2147483648, w = y2 * 9.223372036854776e18;                  // 2^31 (y * 2^63 / 2^32), 2^63
     const kw = Math.floor(w), fr = w - kw;
     if (fr < CERT || fr > 1 - CERT || (fr > 0.5 - CERT && fr < 0.5 + CERT)) return false;
     const up = fr > 0.5 ? 1 : 0;
-    let hi = Math.floor(P1 * INV32), lo = P1 - hi * TWO32 + kw + up;
+    let hi = Math.floor(P1), lo = (P1 - hi) * TWO32 + kw + up;
     if (lo < 0) { lo += TWO32; hi -= 1; } else if (lo >= TWO32) { lo -= TWO32; hi += 1; }
     if (hi < 0x80000000 || hi >= TWO32) return false;
     f.sw = swAfterI(f.sw, f.cw, 1, up);
@@ -356,7 +419,7 @@ export const X87J = {
    * place are within 2^-30 of 0 or of a half (an exact or nearly exact quotient, or a tie), and
    * such cases, like the binade edges, decline to escOp (fast.ts's exact long division).
    */
-  div(c: Cpu, m4: Int32Array, p: number, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
+  div(c: Cpu, s: number, o: number, dst: number, src: number, pops: number, eip: number, fop: number, op: number): boolean {
     const f = ready(c);
     if (f === null || (f.cw & 0xf00) !== 0x300) return false;
     const t = f.top, pd = (t + dst) & 7, em = f.empty, R = f.rse, H = f.rhi, L = f.rlo;
@@ -367,9 +430,11 @@ export const X87J = {
       if ((em >> ps) & 1) return false;
       xse = R[ps]!; xhi = H[ps]!; xlo = L[ps]!;
     } else {
-      const lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
+      const p = word(c, s, o, 8, false);
+      if (p < 0) return false;
+      const m4 = c.ram32, lo = m4[p]!, hi = m4[p + 1]!, x = (hi >>> 20) & 0x7ff;
       if (x === 0 || x === 0x7ff) return false;
-      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = (0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21)) >>> 0; xlo = (lo << 11) >>> 0;
+      xse = ((hi >>> 31) << 15) | (x + 15360); xhi = 2147483648 + (((hi & 0xfffff) << 11) | (lo >>> 21)); xlo = (lo << 11) >>> 0;
     }
     const dse = R[pd]!, dhi = H[pd]!, dlo = L[pd]!;
     const ed = dse & 0x7fff, ex = xse & 0x7fff;
@@ -379,21 +444,22 @@ export const X87J = {
     if (op === 6) { nse = dse; nhi = dhi; nlo = dlo; vse = xse; vhi = xhi; vlo = xlo; }
     else { nse = xse; nhi = xhi; nlo = xlo; vse = dse; vhi = dhi; vlo = dlo; }
     const n0 = nlo & 0x7ff, v0 = vlo & 0x7ff;
-    const N1 = nhi * TWO32 + (nlo - n0), V1 = vhi * TWO32 + (vlo - v0);
+    // (N1, V1 and the remainder scaled by 2^-32, exactly: see mul.)
+    const N1 = nhi + (nlo - n0) * INV32, V1 = vhi + (vlo - v0) * INV32, n0s = n0 * INV32, v0s = v0 * INV32;
     const q1 = N1 / V1;
     let u = q1 * SPLIT; const qh = u - (u - q1), ql = q1 - qh;
     u = V1 * SPLIT; const vh = u - (u - V1), vl = V1 - vh;
     const pr = q1 * V1, er = ((qh * vh - pr) + qh * vl + ql * vh) + ql * vl;     // q1 * V1 = pr + er
-    const rem = ((N1 - pr) - er) + (n0 - q1 * v0);                                // N - q1 * V
-    const q2 = rem / (V1 + v0);
+    const rem = ((N1 - pr) - er) + (n0s - q1 * v0s);                              // N - q1 * V
+    const q2 = rem / (V1 + v0s);
     let e = (nse & 0x7fff) - (vse & 0x7fff) + 16383, k: number;
     if (q1 > 1) k = 9.223372036854776e18;                                        // 2^63: the quotient in [1, 2)
     else if (q1 < 1) { k = 1.8446744073709552e19; e -= 1; }                      // 2^64
     else return false;
-    const P1 = q1 * k, w = q2 * k, kw = Math.floor(w), fr = w - kw;
+    const P1 = q1 * (k * INV32), w = q2 * k, kw = Math.floor(w), fr = w - kw;     // P1: the top word and a fraction
     if (fr < CERT || fr > 1 - CERT || (fr > 0.5 - CERT && fr < 0.5 + CERT)) return false;
     const up = fr > 0.5 ? 1 : 0;
-    let hi = Math.floor(P1 * INV32), lo = P1 - hi * TWO32 + kw + up;
+    let hi = Math.floor(P1), lo = (P1 - hi) * TWO32 + kw + up;
     if (lo < 0) { lo += TWO32; hi -= 1; } else if (lo >= TWO32) { lo -= TWO32; hi += 1; }
     if (hi < 0x80000000 || hi >= TWO32 || e < 1 || e > 0x7ffe) return false;
     f.sw = swAfterI(f.sw, f.cw, 1, up);
@@ -419,7 +485,7 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
     const r = i.reg, op = e === 0 ? r : r >= 4 ? r ^ 1 : r;
     if ((e === 0 || e === 4 || e === 6) && r !== 2 && r !== 3) {
       const [dst, src] = e === 0 ? [0, i.rm] : [i.rm, 0];
-      const args = `c, m4, 0, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
+      const args = `c, 0, 0, ${dst}, ${src}, ${e === 6 ? 1 : 0}, ${eip}, ${fop}`;
       return { src: `c.ci = ${k}; if (!c.x87j.${op === 1 ? `mul(${args})` : op >= 6 ? `div(${args}, ${op})` : `add(${args}, ${op})`}) ${call}`, store: false };
     }
     if (e === 1 && r === 0) return { src: `c.ci = ${k}; if (!c.x87j.fld(c, ${i.rm}, ${eip}, ${fop})) ${call}`, store: false };
@@ -429,22 +495,19 @@ export function x87Translate(i: Insn, k: number, ea: string, seg: number, eip: s
     if (!regFast(e, i.reg, modrm)) return null;
     return { src: `c.ci = ${k}; if (!c.x87j.reg(c, ${e}, ${modrm}, ${eip})) ${call}`, store: false };
   }
-  // The operand's word in RAM (the RAM view m4) when the segment is flat and the TLB (tr or
-  // tw) maps its page, the n bytes 4-aligned in it; else the call.
-  const at = (n: number, tlb: string) =>
-    `c.ci = ${k}; o = ${ea}; l = (sb${seg} + o) >>> 0; if (!(sf${seg} && (l & 3) === 0 && (l & 4095) <= ${4096 - n} && (e = ${tlb}[l >>> 12]) !== 0 && c.x87j.`;
-  const P = "((e - 1) << 10) | ((l & 4095) >> 2)";
-  const args = `${seg}, o, ${eip}, ${fop}`;
-  const end = `)) ${call}`;
+  // The memory forms take the operand's segment and offset (see word).
+  const at = `c.ci = ${k}; o = ${ea}; if (!c.x87j.`;
+  const args = `c, ${seg}, o, ${eip}, ${fop}`;
+  const end = `) ${call}`;
   if (e === 4 && i.reg !== 2 && i.reg !== 3) {
-    const a = `c, m4, ${P}, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
-    return { src: `${at(8, "tr")}${i.reg === 1 ? `mul(${a})` : i.reg >= 6 ? `div(${a}, ${i.reg})` : `add(${a}, ${i.reg})`}${end}`, store: false };
+    const a = `c, ${seg}, o, 0, -1, 0, ${eip}, ${fop}`;
+    return { src: `${at}${i.reg === 1 ? `mul(${a})` : i.reg >= 6 ? `div(${a}, ${i.reg})` : `add(${a}, ${i.reg})`}${end}`, store: false };
   }
-  if (e === 5 && i.reg === 0) return { src: `${at(8, "tr")}ld64(c, m4, ${P}, ${args})${end}`, store: false };
-  if (e === 4) return { src: `${at(8, "tr")}ar64(c, m4, ${P}, ${args}, ${i.reg})${end}`, store: false };
-  if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${at(8, "tw")}st64(c, m4, ${P}, ${args}, ${i.reg === 3})${end}`, store: true };
-  if (e === 3 && i.reg === 5) return { src: `${at(10, "tr")}ld80(c, m, m4, ${P}, ${args})${end}`, store: false };
-  if (e === 3 && i.reg === 7) return { src: `${at(10, "tw")}st80(c, m, m4, ${P}, ${args})${end}`, store: true };
+  if (e === 5 && i.reg === 0) return { src: `${at}ld64(${args})${end}`, store: false };
+  if (e === 4) return { src: `${at}ar64(${args}, ${i.reg})${end}`, store: false };
+  if (e === 5 && (i.reg === 2 || i.reg === 3)) return { src: `${at}st64(${args}, ${i.reg === 3})${end}`, store: true };
+  if (e === 3 && i.reg === 5) return { src: `${at}ld80(${args})${end}`, store: false };
+  if (e === 3 && i.reg === 7) return { src: `${at}st80(${args})${end}`, store: true };
   return null;
 }
 
@@ -456,4 +519,16 @@ function regFast(e: number, reg: number, modrm: number): boolean {
     case 5: return reg === 2 || reg === 3;
   }
   return false;
+}
+
+/**
+ * FSTP m64 followed by FLD m64 of the same operand (`a` then `b`, their sources `srcA` and
+ * `srcB` as translated, `ea` and `seg` the operand): the source of the pair as one call of
+ * X87J.stld64, the two instructions' own code when it declines (with `$BRKPREV`, the check
+ * after a store that the emitter writes for the first of them, between), or null.
+ */
+export function x87Pair(a: Insn, b: Insn, ea: string, seg: number, srcA: string, srcB: string): string | null {
+  if (a.op !== 0xdd || a.mod === 3 || a.reg !== 3 || b.op !== 0xdd || b.mod === 3 || b.reg !== 0) return null;
+  const fop = (i: Insn) => ((5 << 8) | (i.mod << 6) | (i.reg << 3) | i.rm) & 0x7ff;
+  return `o = ${ea}; if (!c.x87j.stld64(c, ${seg}, o, ((e0 + ${a.off}) >>> 0), ${fop(a)}, ((e0 + ${b.off}) >>> 0), ${fop(b)})) { ${srcA} $BRKPREV ${srcB} }`;
 }

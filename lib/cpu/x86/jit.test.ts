@@ -175,7 +175,7 @@ describe("block translator equals single step", () => {
       const regs = [a!, 0x10, 0x20, b!, 0, 0, 0];
       for (const cf of [0, 1]) {
         const single = setup(code, regs, cf, 0, "single"), jit = setup(code, regs, cf, 0, "jit");
-        compareRuns(single, jit, [100], 1, () => `${disasm(code)} eax=${a} ebx=${b} CF=${cf}`);
+        compareRuns(single, jit, [100], 1, () => `${disasm(code, true, CODE).join("; ")} eax=${a} ebx=${b} CF=${cf}`);
       }
     }
   });
@@ -388,7 +388,7 @@ describe("block translator equals single step", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
     m.cpu.code32 = false;
-    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0 };
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0, head: 1 };
     expect(compileBlock(m.cpu, blk)).toBeNull();
   });
 });

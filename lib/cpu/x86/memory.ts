@@ -55,7 +55,7 @@ export abstract class CpuMemory extends CpuState {
   protected readonly archUsed = new Int32Array(4096);
   protected archUsedN = 0;
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
-  protected readonly ram32: Int32Array;
+  readonly ram32: Int32Array;
   /** RAM as aligned 16-bit words, for translated code's aligned 16-bit accesses. */
   protected readonly ram16: Uint16Array;
   /**

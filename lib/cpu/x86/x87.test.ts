@@ -11,6 +11,7 @@ import { MODEL_I586, MODEL_I686 } from "./model.ts";
 import { TestMachine, CODE, DATA, KCODE, KDATA } from "../../../test/cpu/machine.ts";
 import type { Insn } from "../../../test/support/x86-encoder.ts";
 import { CF, PF, ZF } from "./flags.ts";
+import { JIT_THRESHOLD, JIT_X87_THRESHOLD } from "./jit.ts";
 
 const raw = (...bytes: number[]): Insn => ({ op: "raw", bytes });
 const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -312,6 +313,55 @@ describe("in translated code (jit-insn.ts and jit-x87.ts call x87.ts with the ad
     const c = run([FLD1, HLT], true, () => {}, CR0_MP | CR0_TS);
     expect(c.v).toBe(7);
     expect(c.eip).toBe(CODE);
+  });
+
+  test("FSTP m64 ; FLD m64 of one operand (one call translated) runs as interpreted: fast, declined with #MF, over its own code", () => {
+    // x = x * 1.1 rounded to double through DATA+16 (the pair), 5 passes.
+    const body = [FLD_M64(DATA), FMUL_M64(DATA + 8), FSTP_M64(DATA + 16), FLD_M64(DATA + 16), FSTP_M64(DATA), raw(0x49), raw(0x75, 0)];
+    const len = body.reduce((n, x) => n + (x as { bytes: number[] }).bytes.length, 0);
+    (body[body.length - 1] as { bytes: number[] }).bytes[1] = (-len) & 0xff;
+    const prep = (cw: number) => (m: TestMachine) => {
+      const dv = new DataView(new ArrayBuffer(16));
+      dv.setFloat64(0, 1.75, true); dv.setFloat64(8, 1.1, true);
+      for (let k = 0; k < 16; k += 4) m.w32(DATA + k, dv.getUint32(k, true));
+      m.w16(DATA + 0x40, cw);
+    };
+    for (const cw of [0x037f, 0x0b7f, 0x035f]) {                    // to nearest; round up (declines); PE unmasked (#MF at the FLD)
+      const insns = [FNINIT, FLDCW(DATA + 0x40), raw(0xb9, ...le32(5)), ...body, HLT];
+      const a = run(insns, true, prep(cw)), b = run(insns, false, prep(cw));
+      expect(a.v).toBe(cw === 0x035f ? 16 : null);
+      expect([a.v, a.eip, a.fpu, a.m.cpu.icount]).toEqual([b.v, b.eip, b.fpu, b.m.cpu.icount]);
+      expect([a.m.r32(DATA), a.m.r32(DATA + 4), a.m.r32(DATA + 16), a.m.r32(DATA + 20)]).toEqual([b.m.r32(DATA), b.m.r32(DATA + 4), b.m.r32(DATA + 16), b.m.r32(DATA + 20)]);
+      if (cw === 0x035f) expect(a.eip).toBe(offsetOf(insns, 6));     // the FLD of the pair
+    }
+    // The FSTP writes eight NOPs (a double's bytes) over the FLD after it and two NOPs: the
+    // translated code must run the new bytes, as the interpreter does (the stack ends empty).
+    const insns = [FNINIT, FLD_M64(DATA), FSTP_M64(0), FLD_M64(0), raw(0x90), raw(0x90), HLT];
+    const at = offsetOf(insns, 3);
+    (insns[2] as { bytes: number[] }).bytes.splice(2, 4, ...le32(at));
+    (insns[3] as { bytes: number[] }).bytes.splice(2, 4, ...le32(at));
+    const nops = (m: TestMachine) => { m.w32(DATA, 0x90909090); m.w32(DATA + 4, 0x90909090); };
+    const a = run(insns, true, nops), b = run(insns, false, nops);
+    expect(b.m.cpu.fpu!.empty).toBe(0xff);
+    expect([a.v, a.eip, a.fpu, a.m.cpu.icount]).toEqual([b.v, b.eip, b.fpu, b.m.cpu.icount]);
+  });
+
+  test("a block with x87 instructions is translated after JIT_X87_THRESHOLD executions, others after JIT_THRESHOLD", () => {
+    // ECX counts n passes of a block: FLD1 ; FSTP ST0 (or two NOPs) ; DEC ECX ; JNZ to the top.
+    const loop = (x87: boolean, n: number) => {
+      const body = [...(x87 ? [FLD1, raw(0xdd, 0xd8)] : [raw(0x90), raw(0x90)]), raw(0x49), raw(0x75, 0)];
+      const len = body.reduce((k, x) => k + (x as { bytes: number[] }).bytes.length, 0);
+      (body[body.length - 1] as { bytes: number[] }).bytes[1] = (-len) & 0xff;
+      const m = machine([FNINIT, raw(0xb9, ...le32(n)), ...body, HLT]);
+      expect(m.cpu.jitThreshold).toBe(JIT_THRESHOLD);
+      expect(vector(m, 100_000)).toBe(null);
+      return m.cpu.translated;
+    };
+    expect(JIT_X87_THRESHOLD).toBeLessThan(JIT_THRESHOLD / 2);
+    expect(loop(true, JIT_X87_THRESHOLD + 10)).toBe(1);
+    expect(loop(false, JIT_X87_THRESHOLD + 10)).toBe(0);
+    expect(loop(true, JIT_X87_THRESHOLD - 10)).toBe(0);
+    expect(loop(false, JIT_THRESHOLD + 10)).toBe(1);
   });
 
   test("a double store that page-faults changes nothing in the FPU", () => {
