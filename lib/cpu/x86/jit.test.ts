@@ -180,6 +180,34 @@ describe("block translator equals single step", () => {
     }
   });
 
+  test("flags a producer leaves are exact at a later fault and at a stop after a store to code", () => {
+    // Producers whose flags only those exits can see (the next flag writer comes first) keep
+    // them in their consts; the exits rebuild them (jit.ts sinking).
+    const producers: EncInsn[] = [
+      ...(["add", "sub", "cmp", "and", "xor", "or"] as const).map((op) => ({ op, dst: { reg: "eax" }, src: { reg: "ebx" } } as EncInsn)),
+      { op: "cmp", dst: { reg: "al" }, src: { reg: "bl" } } as EncInsn, { op: "and", dst: { reg: "al" }, src: { imm: 0x81 } } as EncInsn,
+      { op: "inc", dst: { reg: "eax" } } as EncInsn, { op: "dec", dst: { reg: "ebx" } } as EncInsn,
+    ];
+    const over: EncInsn = { op: "xor", dst: { reg: "edx" }, src: { reg: "edx" } } as EncInsn; // the next flag writer
+    for (const p of producers) for (const [a, b] of [[5, 5], [0xffffffff, 1], [0x80000000, 1], [0x7f, 0x80]]) for (const cf of [0, 1]) {
+      const where = () => `${disasm(encode(p), true, CODE).join("; ")} eax=${a} ebx=${b} CF=${cf}`;
+      // A load from a page that is not present: #PF, whose frame holds EFLAGS.
+      const fault = Uint8Array.from([...encode(p), 0x8b, 0x0d, ...le32(0x300000), ...encode(over)]); // mov ecx, [0x300000]
+      const [f1, f2] = [setup(fault, [a!, 0, 0, b!, 0, 0, 0], cf, 0, "single"), setup(fault, [a!, 0, 0, b!, 0, 0, 0], cf, 0, "jit")];
+      for (const m of [f1, f2]) { m.paging(); m.w32(m.pte(0x300000), 0); }
+      compareRuns(f1, f2, [100], 1, where);
+      expect(f2.exception()?.vector).toBe(14);
+      // A store over a later instruction of the block (the same byte): the block stops after it,
+      // and the interpreter goes on to the faulting load.
+      const smcAt = CODE + encode(p).length + 7;
+      const smc = Uint8Array.from([...encode(p), 0xc6, 0x05, ...le32(smcAt), 0x90, 0x90, 0x8b, 0x0d, ...le32(0x300000), ...encode(over)]); // mov byte [nop], 0x90; nop; mov ecx, [0x300000]
+      const [s1, s2] = [setup(smc, [a!, 0, 0, b!, 0, 0, 0], cf, 0, "single"), setup(smc, [a!, 0, 0, b!, 0, 0, 0], cf, 0, "jit")];
+      for (const m of [s1, s2]) { m.paging(); m.w32(m.pte(0x300000), 0); }
+      compareRuns(s1, s2, [100], 1, where);
+      expect(s2.exception()?.vector).toBe(14);
+    }
+  });
+
   test("a block that reaches the threshold slowly is translated only after JIT_LUKEWARM rounds", () => {
     // mov esi, N ; outer: inc ebx ; call F ; dec esi ; jnz outer ; hlt, and on the next page
     // F: mov ecx, 300 ; l: dec ecx ; jnz l ; ret. The loop l is hot at once; the blocks run once
