@@ -183,7 +183,8 @@ export abstract class CpuBlocks extends CpuInterp {
     const b = this.lookupBlockSlow();
     // A block that crosses a page is linked only while the read TLB maps its second page (as
     // lookupBlockSlow just checked): that entry changes only with a new chain epoch.
-    if (prev !== null && (b.phys2 < 0 || this.tlbR[(((this.segBase[CS]! + eip) & ~0xfff) + 0x1000) >>> 12] === (b.phys2 >>> 12) + 1)) {
+    const lp = ((this.segBase[CS]! + eip) >>> 12) & 0xfffff;
+    if (prev !== null && (b.phys2 < 0 || this.tlbR[(lp + 1) & 0xfffff] === (b.phys2 >>> 12) + 1)) {
       if (prev.sEpoch !== this.chainEpoch) { prev.sEpoch = this.chainEpoch; prev.s1 = null; prev.s2 = null; prev.s1Eip = -1; prev.s2Eip = -1; }
       if (prev.s1 === null) { prev.s1 = b; prev.s1Eip = eip; }
       else if (prev.s2 === null) { prev.s2 = b; prev.s2Eip = eip; }
@@ -209,6 +210,16 @@ export abstract class CpuBlocks extends CpuInterp {
     const phys = (((e - 1) << 12) | (linEip & 0xfff)) >>> 0;
     const b = this.l1[phys & ((1 << L1_BITS) - 1)];
     return b !== null && b !== undefined && b.phys === phys && b.code32 === this.code32 && b.valid && b.phys2 < 0 ? b : null;
+  }
+
+  /**
+   * The header of the cached block at EIP if the read TLB and the L1 find it (probeBlock), else
+   * 0: where the interpreter goes on when neither successor link matches (a return to one of
+   * many callers).
+   */
+  protected probeH(eip: number): number {
+    const b = this.probeBlock(eip);
+    return b !== null && this.ublk[b.u! >> 2] === b ? b.u! : 0;
   }
 
   protected lookupBlockSlow(): Block {

@@ -190,6 +190,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       if (this.intrLine && !this.inhibit && (this.eflags & IF)) {
         this.halted = false;
         this.deliverExternal();
+        this.prevH = -1; // the handler is no successor of the block before it
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
         if (this.stopOnDelivery) return Stop.DELIVERED;
       }
@@ -218,6 +219,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         } catch (e) {
           if (e !== FAULT) throw e;
           this.raise(this.excVec, this.excHasErr, this.excErr);
+          this.prevH = -1;
           if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
           if (this.stopOnDelivery) return Stop.DELIVERED;
           continue;
@@ -258,7 +260,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
             this.prevBlock = blk;
             const r = this.runTranslated(blk, target);
             this.curBlock = null;
-            this.prevH = this.prevBlock!.u!;
+            this.prevH = this.prevBlock !== null ? this.prevBlock.u! : -1;
             if (r === RT_CONTINUE) continue;
             if (r !== RT_NOT_RUN) return r;
             this.curH = h;
@@ -273,6 +275,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         this.curH = -1;
         if (e !== FAULT) throw e;
         this.raise(this.excVec, this.excHasErr, this.excErr);
+        this.prevH = -1;
         if (this.brk === Stop.SHUTDOWN) return Stop.SHUTDOWN;
         if (this.stopOnDelivery) return Stop.DELIVERED;
         continue;
@@ -281,6 +284,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       if (tf && !this.inhibit) {
         this.dr[6] |= 0x4000;
         this.raise(1, false, 0);
+        this.prevH = -1;
       }
       if (this.brk !== 0) {
         const r = this.brk;
@@ -332,6 +336,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
         this.eip = (e0 - blk.jitEntry + blk.jitOff![ci]!) >>> 0;
         this.icount = Math.max(this.icount, base + this.jitDone + blk.jitIdx![ci]!);
         this.raise(this.excVec, this.excHasErr, this.excErr);
+        this.prevBlock = null;
         return this.brk === Stop.SHUTDOWN ? Stop.SHUTDOWN : RT_CONTINUE;
       }
       if (k < 0) return iter === 0 ? RT_NOT_RUN : RT_CONTINUE;

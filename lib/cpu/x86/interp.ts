@@ -141,6 +141,8 @@ export abstract class CpuInterp extends CpuInterrupts {
   protected prevH = -1;
   /** Header of the block being interpreted, or -1. */
   protected curH = -1;
+  /** The header of the cached block at EIP that the read TLB and the L1 find, else 0 (blocks.ts). */
+  protected abstract probeH(eip: number): number;
 
   /** The interpreter's effective address from a record (see UREC): w0 and the displacement. */
   protected uea(w: number, disp: number): number { return this.ueaI(w, disp) >>> 0; }
@@ -424,11 +426,13 @@ export abstract class CpuInterp extends CpuInterrupts {
       else this.icount = base + ((p - h - UHDR) >> 2);
       // The next block, if run()'s loop would do nothing before it but find it (linked, and
       // not for the translator).
-      if (!chain || this.ucf[(h >> 1) + 1] !== this.chainEpoch) break;
+      if (!chain) break;
       const e = eip | 0;
       let nh = 0;
-      if (uc[h + 4] === e) nh = uc[h + 5]!;
+      if (this.ucf[(h >> 1) + 1] !== this.chainEpoch) nh = this.probeH(eip);
+      else if (uc[h + 4] === e) nh = uc[h + 5]!;
       else if (uc[h + 6] === e) nh = uc[h + 7]!;
+      else nh = this.probeH(eip);
       const hv = uc[nh + 1]!;
       if (hv === 0 || (thr >= 0 && hv >= thr) || this.brk !== 0) break;
       // Only a handler (GEN or uop) can halt, set the interrupt shadow or TF, raise the
