@@ -4,8 +4,8 @@
  * blocks from their records, the common 32-bit forms inline and everything else through the
  * instruction's handler (exec.ts), following the successor links between headers.
  */
-import { ECX, FAULT, CR0_PE } from "./arch.ts";
-import { CS, REP_NONE, type Insn } from "./decode.ts";
+import { ECX, ESP, FAULT, CR0_PE } from "./arch.ts";
+import { CS, SS, REP_NONE, type Insn } from "./decode.ts";
 import { CF, IF, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, TF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
 import { shift } from "./ops.ts";
 import type { Handler } from "./handlers.ts";
@@ -194,6 +194,11 @@ export abstract class CpuInterp extends CpuInterrupts {
     let eip = this.eip, p = h + UHDR, pend = p + count * UREC, gen = false;
     // The CS limit for near jumps (none in real mode); only a handler can change it.
     let csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
+    // A 32-bit flat stack: pushes and pops through the TLB fast path inline (only a handler
+    // can change SS).
+    let stk = this.stack32 && segFast[SS] !== 0;
+    // The current privilege's fast TLB (only a handler changes CPL or flushes it).
+    let tR = this.tlbR, tW = this.tlbW;
     this.icount = base + count - 1;
     try {
       for (;;) {
@@ -235,10 +240,12 @@ export abstract class CpuInterp extends CpuInterrupts {
             break;
           case K.MOV_MR: {
             // uw32(uea(...)) inline: flat segment, aligned, TLB hit.
-            const s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!;
-            const a = this.ueaI(w, uc[p + 2]!);
+            const s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+            let a = uc[p + 2]!;
+            if (rb < 8) a = (a + ri[rb]!) | 0;
+            if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
             if (segFast[s] !== 0) {
-              const l = (segBaseI[s]! + a) | 0, e = this.tlbW[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = tW[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v;
               else { this.wl32(l >>> 0, v); gen = true; }
             } else { this.wl32(this.linSlow(s, a >>> 0, 4, true), v); gen = true; }
@@ -250,11 +257,13 @@ export abstract class CpuInterp extends CpuInterrupts {
           }
           case K.MOV_RM: case K.ALU_RM: {
             // 32-bit load inline (ur32(uea(...))): flat segment, aligned, TLB hit.
-            const s = uc[p + 3]!;
-            const a = this.ueaI(w, uc[p + 2]!);
+            const s = uc[p + 3]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+            let a = uc[p + 2]!;
+            if (rb < 8) a = (a + ri[rb]!) | 0;
+            if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
             let v: number;
             if (segFast[s] !== 0) {
-              const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = tR[l >>> 12]!;
               if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
               else { v = this.rl32(l >>> 0) | 0; gen = true; }
             } else { v = this.rl32(this.linSlow(s, a >>> 0, 4, false)) | 0; gen = true; }
@@ -302,11 +311,13 @@ export abstract class CpuInterp extends CpuInterrupts {
           case K.MOVX_M: {
             // Byte or word load through a flat segment's TLB fast path inline (a word only
             // within its page).
-            const vt = w >>> 30, s = uc[p + 3]!;
-            const a = this.ueaI(w, uc[p + 2]!);
+            const vt = w >>> 30, s = uc[p + 3]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+            let a = uc[p + 2]!;
+            if (rb < 8) a = (a + ri[rb]!) | 0;
+            if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
             let v: number;
             if (segFast[s] !== 0) {
-              const l = (segBaseI[s]! + a) | 0, e = this.tlbR[l >>> 12]!;
+              const l = (segBaseI[s]! + a) | 0, e = tR[l >>> 12]!;
               if (e !== 0 && ((vt & 1) === 0 || (l & 0xfff) !== 0xfff)) {
                 const q = ((e - 1) << 12) | (l & 0xfff);
                 v = (vt & 1) !== 0 ? ram8[q]! | (ram8[q + 1]! << 8) : ram8[q]!;
@@ -323,7 +334,11 @@ export abstract class CpuInterp extends CpuInterrupts {
             break;
           }
           case K.LEA: {
-            ri[(w >>> 12) & 15] = this.ueaI(w, uc[p + 2]!);
+            const rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+            let a = uc[p + 2]!;
+            if (rb < 8) a = (a + ri[rb]!) | 0;
+            if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
+            ri[(w >>> 12) & 15] = a;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
@@ -346,19 +361,23 @@ export abstract class CpuInterp extends CpuInterrupts {
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
           }
-          case K.PUSH:
-            this.push32(ri[(w >>> 12) & 15]!);
+          case K.PUSH: {
+            // push32 inline: flat 32-bit stack, aligned, TLB hit (plain RAM, no code).
+            const v = ri[(w >>> 12) & 15]!, sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
+            if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v; ri[ESP] = sp; }
+            else { this.push32(v); gen = true; }
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            gen = true;
-            if (this.brk !== 0) { p += UREC; break body; }
+            if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
+          }
           case K.POP: {
-            const v = this.peek(true) | 0;
-            this.adjSp(4);
+            const sp = ri[ESP]!, l = (segBaseI[SS]! + sp) | 0, e = tR[l >>> 12]!;
+            let v: number;
+            if (stk && e !== 0 && (l & 3) === 0) { v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!; ri[ESP] = (sp + 4) | 0; }
+            else { v = this.peek(true) | 0; this.adjSp(4); gen = true; }
             ri[(w >>> 12) & 15] = v;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            gen = true;
-            if (this.brk !== 0) { p += UREC; break body; }
+            if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.TEST_RR: {
@@ -385,13 +404,22 @@ export abstract class CpuInterp extends CpuInterrupts {
           case K.CALL: {
             const nx = (eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
             if (t > csLim) this.gp(0);
-            this.push32(nx);
+            const sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
+            if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = nx | 0; ri[ESP] = sp; }
+            else { this.push32(nx); gen = true; }
             eip = t;
-            gen = true;
-            if (this.brk !== 0) { p += UREC; break body; }
+            if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.RET: {
+            const sp = ri[ESP]!, l = (segBaseI[SS]! + sp) | 0, e = tR[l >>> 12]!;
+            if (stk && e !== 0 && (l & 3) === 0) {
+              const t = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]! >>> 0;
+              if (t > csLim) this.gp(0);
+              eip = t;
+              ri[ESP] = (sp + 4) | 0;
+              break;
+            }
             const t = this.peek(true);
             if (t > csLim) this.gp(0);
             eip = t;
@@ -407,6 +435,8 @@ export abstract class CpuInterp extends CpuInterrupts {
             eip = this.eip;
             gen = true;
             csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
+            stk = this.stack32 && segFast[SS] !== 0;
+            tR = this.tlbR; tW = this.tlbW;
             if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
