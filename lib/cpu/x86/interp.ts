@@ -4,7 +4,7 @@
  * blocks from their records, the common 32-bit forms inline and everything else through the
  * instruction's handler (exec.ts), following the successor links between headers.
  */
-import { ECX, ESP, FAULT, CR0_PE } from "./arch.ts";
+import { ECX, ESP, EBP, FAULT, CR0_PE } from "./arch.ts";
 import { CS, SS, REP_NONE, type Insn } from "./decode.ts";
 import { CF, IF, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, TF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
 import { shift } from "./ops.ts";
@@ -43,7 +43,13 @@ const enum K {
   // 0 zx8, 1 zx16, 2 sx8, 3 sx16); byte MOV to and from memory; SETcc; CMOVcc (register
   // source in the base field).
   SHIFT_R, MOVX_R, MOVX_M, MOV8_MR, MOV8_RM, SETCC_R, SETCC_M, CMOV_RR, CMOV_RM,
+  // Byte ALU (x: the ALU op, 8 for TEST): on a byte register (base) with an immediate or a
+  // byte register (y), and on memory with an immediate. PUSH imm, PUSH m32, LEAVE; MOV m32,
+  // imm32; MOV m8, imm8; INC/DEC m32 (x: 0 INC, 1 DEC); NOT r32.
+  ALU8_RI, ALU8_RR, ALU8_MI, PUSH_I, PUSH_M, LEAVE, MOV8_MI, INCDEC_M, NOT_R,
 }
+/** The ALU op number ALU8 records give TEST (AND without a store). */
+const TEST8 = 8;
 
 /** Fill the interpreter record for `i` (a 32-bit code block) at uc[p..p+3]. */
 export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): void {
@@ -57,6 +63,10 @@ export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): 
       if (form === 1) { if (mem) { k = K.ALU_MR; y = i.reg; } else { k = K.ALU_RR; base = i.rm; y = i.reg; } }
       else if (form === 3) { if (mem) { k = K.ALU_RM; y = i.reg; } else { k = K.ALU_RR; base = i.reg; y = i.rm; } }
       else if (form === 5) { k = K.ALU_RI; base = 0; imm = i.imm; }
+      // Byte forms: op AL, imm8; op r/m8, r8 and op r8, r/m8 between registers.
+      else if (form === 4) { k = K.ALU8_RI; base = 0; imm = i.imm & 0xff; }
+      else if (form === 0) { if (!mem) { k = K.ALU8_RR; base = i.rm; y = i.reg; } }
+      else if (!mem) { k = K.ALU8_RR; base = i.reg; y = i.rm; }
     } else if (op >= 0x40 && op <= 0x47) { k = K.INC; x = op & 7; }
     else if (op >= 0x48 && op <= 0x4f) { k = K.DEC; x = op & 7; }
     else if (op >= 0x50 && op <= 0x57) { k = K.PUSH; x = op & 7; }
@@ -86,6 +96,18 @@ export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): 
           x = i.reg;
           if (mem) k = K.MOVX_M; else { k = K.MOVX_R; y = i.rm; }
           break;
+        case 0xa1: k = K.MOV_RM; x = 0; break; // MOV EAX, moffs32: the memory fields below
+        case 0xa3: k = K.MOV_MR; y = 0; break;
+        case 0x80: x = i.reg; imm = i.imm & 0xff; if (mem) k = K.ALU8_MI; else { k = K.ALU8_RI; base = i.rm; } break;
+        case 0xf6: if (i.reg === 0) { x = TEST8; imm = i.imm & 0xff; if (mem) k = K.ALU8_MI; else { k = K.ALU8_RI; base = i.rm; } } break;
+        case 0xa8: k = K.ALU8_RI; x = TEST8; base = 0; imm = i.imm & 0xff; break;
+        case 0x84: if (!mem) { k = K.ALU8_RR; x = TEST8; base = i.rm; y = i.reg; } break;
+        case 0x68: k = K.PUSH_I; imm = i.imm; break;
+        case 0x6a: k = K.PUSH_I; imm = (i.imm << 24) >> 24; break;
+        case 0xff: if (mem && i.reg === 6) k = K.PUSH_M; else if (mem && i.reg <= 1) { k = K.INCDEC_M; x = i.reg; } break;
+        case 0xc9: k = K.LEAVE; break;
+        case 0xc6: if (mem && i.reg === 0) { k = K.MOV8_MI; imm = i.imm & 0xff; } break;
+        case 0xf7: if (!mem && i.reg === 2) { k = K.NOT_R; x = i.rm; } break;
         case 0x88: if (mem) { k = K.MOV8_MR; y = i.reg; } break;
         case 0x8a: if (mem) { k = K.MOV8_RM; x = i.reg; } break;
         default:
@@ -95,7 +117,8 @@ export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): 
     }
     if (mem && (k === K.ALU_RM || k === K.ALU_MR || k === K.ALU_MI || k === K.MOV_RM || k === K.MOV_MR ||
         k === K.MOV_MI || k === K.LEA || k === K.TEST_RM || k === K.MOVX_M || k === K.MOV8_MR ||
-        k === K.MOV8_RM || k === K.SETCC_M || k === K.CMOV_RM)) {
+        k === K.MOV8_RM || k === K.SETCC_M || k === K.CMOV_RM || k === K.ALU8_MI || k === K.PUSH_M ||
+        k === K.MOV8_MI || k === K.INCDEC_M)) {
       base = i.base >= 0 ? i.base : 8;
       index = i.index >= 0 ? i.index : 8;
       scale = i.scale;
@@ -238,9 +261,9 @@ export abstract class CpuInterp extends CpuInterrupts {
             ri[(w >>> 12) & 15] = uc[p + 1]!;
             eip = (eip + ((w >>> 8) & 15)) >>> 0;
             break;
-          case K.MOV_MR: {
+          case K.MOV_MR: case K.MOV_MI: {
             // uw32(uea(...)) inline: flat segment, aligned, TLB hit.
-            const s = uc[p + 3]!, v = ri[(w >>> 16) & 15]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+            const s = uc[p + 3]!, v = (w & 0xff) === K.MOV_MR ? ri[(w >>> 16) & 15]! : uc[p + 1]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
             let a = uc[p + 2]!;
             if (rb < 8) a = (a + ri[rb]!) | 0;
             if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
@@ -428,6 +451,99 @@ export abstract class CpuInterp extends CpuInterrupts {
             if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
+          case K.ALU8_RI: case K.ALU8_RR: {
+            // As exec's byte ALU forms between registers (AL, CL, DL, BL, AH, CH, DH, BH).
+            const d = (w >>> 20) & 15, op = (w >>> 12) & 15, a = d < 4 ? ri[d]! & 0xff : (ri[d - 4]! >> 8) & 0xff;
+            let b: number;
+            if ((w & 0xff) === K.ALU8_RI) b = uc[p + 1]!;
+            else { const y = (w >>> 16) & 15; b = y < 4 ? ri[y]! & 0xff : (ri[y - 4]! >> 8) & 0xff; }
+            const r = this.alu(op === TEST8 ? 4 : op, a, b, 0);
+            if (op !== 7 && op !== TEST8) {
+              if (d < 4) ri[d] = (ri[d]! & ~0xff) | r; else ri[d - 4] = (ri[d - 4]! & ~0xff00) | (r << 8);
+            }
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
+          case K.ALU8_MI: case K.MOV8_MI: case K.INCDEC_M: {
+            // Byte ALU with an immediate on memory, MOV m8, imm8 and INC/DEC m32 through a flat
+            // segment's TLB fast path (a read-modify-write needs the read and the write entry, as
+            // rdRmw and the store use them); otherwise the accessors exec uses.
+            const kk = w & 0xff, s = uc[p + 3]!, op = (w >>> 12) & 15, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+            let a = uc[p + 2]!;
+            if (rb < 8) a = (a + ri[rb]!) | 0;
+            if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
+            const fast = segFast[s] !== 0, l = (segBaseI[s]! + a) | 0, eR = tR[l >>> 12]!, eW = tW[l >>> 12]!;
+            if (kk === K.MOV8_MI) {
+              if (fast && eW !== 0) ram8[((eW - 1) << 12) | (l & 0xfff)] = uc[p + 1]!;
+              else { this.wr8(s, a >>> 0, uc[p + 1]!); gen = true; }
+            } else if (kk === K.INCDEC_M) {
+              if (fast && eR !== 0 && eW !== 0 && (l & 3) === 0) {
+                const v = ram32[(((eR - 1) << 12) | (l & 0xfff)) >> 2]!, r = op === 0 ? (v + 1) | 0 : (v - 1) | 0;
+                // INC/DEC keep CF: it goes to EFLAGS from the previous lazy state.
+                this.eflags = (this.eflags & ~CF) | this.cf();
+                this.lop = op === 0 ? LF_INC : LF_DEC; this.la = v; this.lb = 1; this.lres = r; this.lsz = 2;
+                ram32[(((eW - 1) << 12) | (l & 0xfff)) >> 2] = r;
+              } else {
+                const o = a >>> 0, v = this.rdRmw(2, s, o);
+                this.wr32(s, o, op === 0 ? this.inc(v, 2) : this.dec(v, 2));
+                gen = true;
+              }
+            } else if (op === 7 || op === TEST8) {
+              let v: number;
+              if (fast && eR !== 0) v = ram8[((eR - 1) << 12) | (l & 0xfff)]!;
+              else { v = this.rd8(s, a >>> 0); gen = true; }
+              this.alu(op === TEST8 ? 4 : 7, v, uc[p + 1]!, 0);
+            } else if (fast && eR !== 0 && eW !== 0) {
+              const v = ram8[((eR - 1) << 12) | (l & 0xfff)]!;
+              ram8[((eW - 1) << 12) | (l & 0xfff)] = this.alu(op, v, uc[p + 1]!, 0);
+            } else {
+              const o = a >>> 0, v = this.rdRmw(0, s, o);
+              this.wr8(s, o, this.alu(op, v, uc[p + 1]!, 0));
+              gen = true;
+            }
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (gen && this.brk !== 0) { p += UREC; break body; }
+            break;
+          }
+          case K.PUSH_I: case K.PUSH_M: {
+            // PUSH imm32 (sign-extended imm8) and PUSH m32 (read, then pushed) as PUSH.
+            let v: number;
+            if ((w & 0xff) === K.PUSH_I) v = uc[p + 1]!;
+            else {
+              const s = uc[p + 3]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+              let a = uc[p + 2]!;
+              if (rb < 8) a = (a + ri[rb]!) | 0;
+              if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
+              const l = (segBaseI[s]! + a) | 0, e = tR[l >>> 12]!;
+              if (segFast[s] !== 0 && e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+              else { v = this.rd32(s, a >>> 0) | 0; gen = true; }
+            }
+            const sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
+            if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v; ri[ESP] = sp; }
+            else { this.push32(v); gen = true; }
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (gen && this.brk !== 0) { p += UREC; break body; }
+            break;
+          }
+          case K.LEAVE: {
+            // ESP = EBP, then POP EBP (a 16-bit stack through the handler).
+            if (!stk) { eip = this.ugen(h, p, eip); gen = true; if (this.brk !== 0) { p += UREC; break body; } break; }
+            const bp = ri[EBP]!, l = (segBaseI[SS]! + bp) | 0, e = tR[l >>> 12]!;
+            let v: number;
+            if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+            else { v = this.rl32(l >>> 0) | 0; gen = true; }
+            ri[ESP] = (bp + 4) | 0;
+            ri[EBP] = v;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            if (gen && this.brk !== 0) { p += UREC; break body; }
+            break;
+          }
+          case K.NOT_R: {
+            const d = (w >>> 12) & 15;
+            ri[d] = ~ri[d]!;
+            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            break;
+          }
           case K.GEN: {
             const ins = this.ublk[h >> 2]!.insns[(p - h - UHDR) >> 2]!;
             this.eip = eip;
@@ -492,6 +608,14 @@ export abstract class CpuInterp extends CpuInterrupts {
     this.prevH = h;
   }
 
+  /** Run the handler of the instruction at record `p` of block `h`, EIP `eip`: the EIP after it. */
+  protected ugen(h: number, p: number, eip: number): number {
+    const ins = this.ublk[h >> 2]!.insns[(p - h - UHDR) >> 2]!;
+    this.eip = eip;
+    (ins.fn as Handler)(this, ins);
+    return this.eip;
+  }
+
   /**
    * The record kinds interp() does not run inline (no control transfer: EIP is the caller's):
    * the less common ones, kept out of interp() to keep it small.
@@ -521,9 +645,6 @@ export abstract class CpuInterp extends CpuInterrupts {
         if ((w & 0x7000) !== 0x7000) this.uw32(s, o, r);
         break;
       }
-      case K.MOV_MI:
-        this.uw32(uc[p + 3]!, this.uea(w, uc[p + 2]!), uc[p + 1]!);
-        break;
       case K.TEST_RM:
         this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), regs[(w >>> 16) & 15]!, 2);
         break;
