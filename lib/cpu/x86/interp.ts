@@ -32,6 +32,7 @@ import { CpuInterrupts } from "./interrupts.ts";
  *   w1: immediate   w2: displacement   w3: segment of the memory operand
  */
 export const UHDR = 8, UREC = 4;
+const MIN = 0x80000000 | 0;
 /** w0 bit 31 on an ADD/SUB/LOGIC register record: its flags are dead (markDeadFlags). */
 const DEAD_FLAGS = 1 << 31;
 const enum K {
@@ -214,9 +215,11 @@ export abstract class CpuInterp extends CpuInterrupts {
   protected interp(h: number, count: number, base: number, target: number, chain: boolean, thr: number): void {
     const ri = this.regsI, uc = this.uc, d0 = this.deliveries;
     const segFast = this.segFast, segBaseI = this.segBaseI, ram32 = this.ram32, ram8 = this.ram;
-    let eip = this.eip, p = h + UHDR, pend = p + count * UREC, gen = false;
+    let eip = this.eip | 0, p = h + UHDR, pend = p + count * UREC, gen = false;
     // The CS limit for near jumps (none in real mode); only a handler can change it.
-    let csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
+    // EIP stays int32 here (a kernel's addresses above 2^31 as doubles made the engine's
+    // optimised code fail its checks); the limit is compared unsigned: as int32 ^ MIN.
+    let csLim = (this.cr0 & CR0_PE) !== 0 ? (this.segLimit[CS]! ^ MIN) | 0 : 0x7fffffff;
     // A 32-bit flat stack: pushes and pops through the TLB fast path inline (only a handler
     // can change SS).
     let stk = this.stack32 && segFast[SS] !== 0;
@@ -233,7 +236,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             const r = (a + b) | 0;
             if (w >= 0 || p + UREC === pend) { this.lop = LF_ADD; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             ri[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.SUB_RR: case K.SUB_RI: case K.CMP_RR: case K.CMP_RI: {
@@ -242,7 +245,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             const r = (a - b) | 0;
             if (w >= 0 || p + UREC === pend) { this.lop = LF_SUB; this.lcin = 0; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             if (kk === K.SUB_RR || kk === K.SUB_RI) ri[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.LOGIC_RR: case K.LOGIC_RI: {
@@ -250,16 +253,16 @@ export abstract class CpuInterp extends CpuInterrupts {
             const op = (w >>> 12) & 15, r = op === 6 ? a ^ b : op === 4 ? a & b : a | b;
             if (w >= 0 || p + UREC === pend) { this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = r; this.lsz = 2; }
             ri[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.MOV_RR:
             ri[(w >>> 12) & 15] = ri[(w >>> 16) & 15]!;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           case K.MOV_RI:
             ri[(w >>> 12) & 15] = uc[p + 1]!;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           case K.MOV_MR: case K.MOV_MI: {
             // uw32(uea(...)) inline: flat segment, aligned, TLB hit.
@@ -272,7 +275,7 @@ export abstract class CpuInterp extends CpuInterrupts {
               if (e !== 0 && (l & 3) === 0) ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v;
               else { this.wl32(l >>> 0, v); gen = true; }
             } else { this.wl32(this.linSlow(s, a >>> 0, 4, true), v); gen = true; }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             // A TLB hit is plain RAM holding no code, with no watchpoint: only the slow path
             // can set brk.
             if (gen && this.brk !== 0) { p += UREC; break body; }
@@ -304,7 +307,7 @@ export abstract class CpuInterp extends CpuInterrupts {
               }
               if (op !== 7) ri[y] = r;
             }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             // A TLB hit is plain RAM with no watchpoint: only the slow path can set brk.
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
@@ -320,7 +323,7 @@ export abstract class CpuInterp extends CpuInterrupts {
                 ri[y] = r;
               } else ri[y] = shift(this, op, v, cnt, 2) | 0;
             }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.MOVX_R: {
@@ -328,7 +331,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             let v = (vt & 1) !== 0 ? ri[y]! & 0xffff : y < 4 ? ri[y]! & 0xff : (ri[y - 4]! >> 8) & 0xff;
             if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
             ri[(w >>> 12) & 15] = v;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.MOVX_M: {
@@ -352,7 +355,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             }
             if (vt >= 2) v = (vt & 1) !== 0 ? (v << 16) >> 16 : (v << 24) >> 24;
             ri[(w >>> 12) & 15] = v;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
@@ -362,7 +365,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             if (rb < 8) a = (a + ri[rb]!) | 0;
             if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
             ri[(w >>> 12) & 15] = a;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.INC: {
@@ -372,7 +375,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             this.eflags = (this.eflags & ~CF) | this.cf();
             this.lop = LF_INC; this.la = a; this.lb = 1; this.lres = r; this.lsz = 2;
             ri[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.DEC: {
@@ -381,7 +384,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             this.eflags = (this.eflags & ~CF) | this.cf();
             this.lop = LF_DEC; this.la = a; this.lb = 1; this.lres = r; this.lsz = 2;
             ri[d] = r;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.PUSH: {
@@ -389,7 +392,7 @@ export abstract class CpuInterp extends CpuInterrupts {
             const v = ri[(w >>> 12) & 15]!, sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
             if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v; ri[ESP] = sp; }
             else { this.push32(v); gen = true; }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
@@ -399,36 +402,36 @@ export abstract class CpuInterp extends CpuInterrupts {
             if (stk && e !== 0 && (l & 3) === 0) { v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!; ri[ESP] = (sp + 4) | 0; }
             else { v = this.peek(true) | 0; this.adjSp(4); gen = true; }
             ri[(w >>> 12) & 15] = v;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             if (gen && this.brk !== 0) { p += UREC; break body; }
             break;
           }
           case K.TEST_RR: {
             const x = ri[(w >>> 12) & 15]!, y = ri[(w >>> 16) & 15]!;
             this.lop = LF_LOGIC; this.la = x; this.lb = y; this.lres = x & y; this.lsz = 2;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             break;
           }
           case K.JMP: {
-            const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) >>> 0;
-            if (t > csLim) this.gp(0);
+            const t = (eip + ((w >>> 8) & 15) + uc[p + 1]!) | 0;
+            if ((t ^ MIN) > csLim) this.gp(0);
             eip = t;
             break;
           }
           case K.JCC: {
-            const nx = (eip + ((w >>> 8) & 15)) >>> 0;
+            const nx = (eip + ((w >>> 8) & 15)) | 0;
             if (this.cond((w >>> 12) & 15)) {
-              const t = (nx + uc[p + 1]!) >>> 0;
-              if (t > csLim) this.gp(0);
+              const t = (nx + uc[p + 1]!) | 0;
+              if ((t ^ MIN) > csLim) this.gp(0);
               eip = t;
             } else eip = nx;
             break;
           }
           case K.CALL: {
-            const nx = (eip + ((w >>> 8) & 15)) >>> 0, t = (nx + uc[p + 1]!) >>> 0;
-            if (t > csLim) this.gp(0);
+            const nx = (eip + ((w >>> 8) & 15)) | 0, t = (nx + uc[p + 1]!) | 0;
+            if ((t ^ MIN) > csLim) this.gp(0);
             const sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
-            if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = nx | 0; ri[ESP] = sp; }
+            if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = nx; ri[ESP] = sp; }
             else { this.push32(nx); gen = true; }
             eip = t;
             if (gen && this.brk !== 0) { p += UREC; break body; }
@@ -437,120 +440,27 @@ export abstract class CpuInterp extends CpuInterrupts {
           case K.RET: {
             const sp = ri[ESP]!, l = (segBaseI[SS]! + sp) | 0, e = tR[l >>> 12]!;
             if (stk && e !== 0 && (l & 3) === 0) {
-              const t = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]! >>> 0;
-              if (t > csLim) this.gp(0);
+              const t = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+              if ((t ^ MIN) > csLim) this.gp(0);
               eip = t;
               ri[ESP] = (sp + 4) | 0;
               break;
             }
-            const t = this.peek(true);
-            if (t > csLim) this.gp(0);
+            const t = this.peek(true) | 0;
+            if ((t ^ MIN) > csLim) this.gp(0);
             eip = t;
             this.adjSp(4);
             gen = true;
             if (this.brk !== 0) { p += UREC; break body; }
             break;
           }
-          case K.ALU8_RI: case K.ALU8_RR: {
-            // As exec's byte ALU forms between registers (AL, CL, DL, BL, AH, CH, DH, BH).
-            const d = (w >>> 20) & 15, op = (w >>> 12) & 15, a = d < 4 ? ri[d]! & 0xff : (ri[d - 4]! >> 8) & 0xff;
-            let b: number;
-            if ((w & 0xff) === K.ALU8_RI) b = uc[p + 1]!;
-            else { const y = (w >>> 16) & 15; b = y < 4 ? ri[y]! & 0xff : (ri[y - 4]! >> 8) & 0xff; }
-            const r = this.alu(op === TEST8 ? 4 : op, a, b, 0);
-            if (op !== 7 && op !== TEST8) {
-              if (d < 4) ri[d] = (ri[d]! & ~0xff) | r; else ri[d - 4] = (ri[d - 4]! & ~0xff00) | (r << 8);
-            }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
-          case K.ALU8_MI: case K.MOV8_MI: case K.INCDEC_M: {
-            // Byte ALU with an immediate on memory, MOV m8, imm8 and INC/DEC m32 through a flat
-            // segment's TLB fast path (a read-modify-write needs the read and the write entry, as
-            // rdRmw and the store use them); otherwise the accessors exec uses.
-            const kk = w & 0xff, s = uc[p + 3]!, op = (w >>> 12) & 15, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
-            let a = uc[p + 2]!;
-            if (rb < 8) a = (a + ri[rb]!) | 0;
-            if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
-            const fast = segFast[s] !== 0, l = (segBaseI[s]! + a) | 0, eR = tR[l >>> 12]!, eW = tW[l >>> 12]!;
-            if (kk === K.MOV8_MI) {
-              if (fast && eW !== 0) ram8[((eW - 1) << 12) | (l & 0xfff)] = uc[p + 1]!;
-              else { this.wr8(s, a >>> 0, uc[p + 1]!); gen = true; }
-            } else if (kk === K.INCDEC_M) {
-              if (fast && eR !== 0 && eW !== 0 && (l & 3) === 0) {
-                const v = ram32[(((eR - 1) << 12) | (l & 0xfff)) >> 2]!, r = op === 0 ? (v + 1) | 0 : (v - 1) | 0;
-                // INC/DEC keep CF: it goes to EFLAGS from the previous lazy state.
-                this.eflags = (this.eflags & ~CF) | this.cf();
-                this.lop = op === 0 ? LF_INC : LF_DEC; this.la = v; this.lb = 1; this.lres = r; this.lsz = 2;
-                ram32[(((eW - 1) << 12) | (l & 0xfff)) >> 2] = r;
-              } else {
-                const o = a >>> 0, v = this.rdRmw(2, s, o);
-                this.wr32(s, o, op === 0 ? this.inc(v, 2) : this.dec(v, 2));
-                gen = true;
-              }
-            } else if (op === 7 || op === TEST8) {
-              let v: number;
-              if (fast && eR !== 0) v = ram8[((eR - 1) << 12) | (l & 0xfff)]!;
-              else { v = this.rd8(s, a >>> 0); gen = true; }
-              this.alu(op === TEST8 ? 4 : 7, v, uc[p + 1]!, 0);
-            } else if (fast && eR !== 0 && eW !== 0) {
-              const v = ram8[((eR - 1) << 12) | (l & 0xfff)]!;
-              ram8[((eW - 1) << 12) | (l & 0xfff)] = this.alu(op, v, uc[p + 1]!, 0);
-            } else {
-              const o = a >>> 0, v = this.rdRmw(0, s, o);
-              this.wr8(s, o, this.alu(op, v, uc[p + 1]!, 0));
-              gen = true;
-            }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            if (gen && this.brk !== 0) { p += UREC; break body; }
-            break;
-          }
-          case K.PUSH_I: case K.PUSH_M: {
-            // PUSH imm32 (sign-extended imm8) and PUSH m32 (read, then pushed) as PUSH.
-            let v: number;
-            if ((w & 0xff) === K.PUSH_I) v = uc[p + 1]!;
-            else {
-              const s = uc[p + 3]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
-              let a = uc[p + 2]!;
-              if (rb < 8) a = (a + ri[rb]!) | 0;
-              if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
-              const l = (segBaseI[s]! + a) | 0, e = tR[l >>> 12]!;
-              if (segFast[s] !== 0 && e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
-              else { v = this.rd32(s, a >>> 0) | 0; gen = true; }
-            }
-            const sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
-            if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v; ri[ESP] = sp; }
-            else { this.push32(v); gen = true; }
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            if (gen && this.brk !== 0) { p += UREC; break body; }
-            break;
-          }
-          case K.LEAVE: {
-            // ESP = EBP, then POP EBP (a 16-bit stack through the handler).
-            if (!stk) { eip = this.ugen(h, p, eip); gen = true; if (this.brk !== 0) { p += UREC; break body; } break; }
-            const bp = ri[EBP]!, l = (segBaseI[SS]! + bp) | 0, e = tR[l >>> 12]!;
-            let v: number;
-            if (e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
-            else { v = this.rl32(l >>> 0) | 0; gen = true; }
-            ri[ESP] = (bp + 4) | 0;
-            ri[EBP] = v;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            if (gen && this.brk !== 0) { p += UREC; break body; }
-            break;
-          }
-          case K.NOT_R: {
-            const d = (w >>> 12) & 15;
-            ri[d] = ~ri[d]!;
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
-            break;
-          }
           case K.GEN: {
             const ins = this.ublk[h >> 2]!.insns[(p - h - UHDR) >> 2]!;
-            this.eip = eip;
+            this.eip = eip >>> 0;
             (ins.fn as Handler)(this, ins);
-            eip = this.eip;
+            eip = this.eip | 0;
             gen = true;
-            csLim = (this.cr0 & CR0_PE) !== 0 ? this.segLimit[CS]! : 0xffffffff;
+            csLim = (this.cr0 & CR0_PE) !== 0 ? (this.segLimit[CS]! ^ MIN) | 0 : 0x7fffffff;
             stk = this.stack32 && segFast[SS] !== 0;
             tR = this.tlbR; tW = this.tlbW;
             if (this.brk !== 0) { p += UREC; break body; }
@@ -558,7 +468,7 @@ export abstract class CpuInterp extends CpuInterrupts {
           }
           default:
             this.uop(w, uc, p);
-            eip = (eip + ((w >>> 8) & 15)) >>> 0;
+            eip = (eip + ((w >>> 8) & 15)) | 0;
             gen = true;
             if (this.brk !== 0) { p += UREC; break body; }
             break;
@@ -573,7 +483,7 @@ export abstract class CpuInterp extends CpuInterrupts {
       // The next block, if run()'s loop would do nothing before it but find it (linked, and
       // not for the translator).
       if (!chain) break;
-      const e = eip | 0;
+      const e = eip;
       let nh = 0;
       if (this.ucf[(h >> 1) + 1] !== this.chainEpoch) nh = this.probeH(eip);
       else if (uc[h + 4] === e) nh = uc[h + 5]!;
@@ -599,21 +509,13 @@ export abstract class CpuInterp extends CpuInterrupts {
     } catch (e) {
       // An inline form faults before it changes anything: EIP is at the instruction. Every
       // instruction but the last ran with icount preset for the last one.
-      if ((uc[p]! & 0xff) !== K.GEN) this.eip = eip;
+      if ((uc[p]! & 0xff) !== K.GEN) this.eip = eip >>> 0;
       if (e === FAULT && p + UREC !== pend) this.icount = base + ((p - h - UHDR) >> 2);
       this.prevH = h;
       throw e;
     }
-    this.eip = eip;
+    this.eip = eip >>> 0;
     this.prevH = h;
-  }
-
-  /** Run the handler of the instruction at record `p` of block `h`, EIP `eip`: the EIP after it. */
-  protected ugen(h: number, p: number, eip: number): number {
-    const ins = this.ublk[h >> 2]!.insns[(p - h - UHDR) >> 2]!;
-    this.eip = eip;
-    (ins.fn as Handler)(this, ins);
-    return this.eip;
   }
 
   /**
@@ -621,8 +523,96 @@ export abstract class CpuInterp extends CpuInterrupts {
    * the less common ones, kept out of interp() to keep it small.
    */
   protected uop(w: number, uc: Int32Array, p: number): void {
-    const regs = this.regs;
+    const regs = this.regs, ri = this.regsI, segFast = this.segFast, segBaseI = this.segBaseI, ram32 = this.ram32, ram8 = this.ram;
+    const tR = this.tlbR, tW = this.tlbW, stk = this.stack32 && segFast[SS] !== 0;
     switch (w & 0xff) {
+      case K.ALU8_RI: case K.ALU8_RR: {
+        // As exec's byte ALU forms between registers (AL, CL, DL, BL, AH, CH, DH, BH).
+        const d = (w >>> 20) & 15, op = (w >>> 12) & 15, a = d < 4 ? ri[d]! & 0xff : (ri[d - 4]! >> 8) & 0xff;
+        let b: number;
+        if ((w & 0xff) === K.ALU8_RI) b = uc[p + 1]!;
+        else { const y = (w >>> 16) & 15; b = y < 4 ? ri[y]! & 0xff : (ri[y - 4]! >> 8) & 0xff; }
+        const r = this.alu(op === TEST8 ? 4 : op, a, b, 0);
+        if (op !== 7 && op !== TEST8) {
+          if (d < 4) ri[d] = (ri[d]! & ~0xff) | r; else ri[d - 4] = (ri[d - 4]! & ~0xff00) | (r << 8);
+        }
+        break;
+      }
+      case K.ALU8_MI: case K.MOV8_MI: case K.INCDEC_M: {
+        // Byte ALU with an immediate on memory, MOV m8, imm8 and INC/DEC m32 through a flat
+        // segment's TLB fast path (a read-modify-write needs the read and the write entry, as
+        // rdRmw and the store use them); otherwise the accessors exec uses.
+        const kk = w & 0xff, s = uc[p + 3]!, op = (w >>> 12) & 15, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+        let a = uc[p + 2]!;
+        if (rb < 8) a = (a + ri[rb]!) | 0;
+        if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
+        const fast = segFast[s] !== 0, l = (segBaseI[s]! + a) | 0, eR = tR[l >>> 12]!, eW = tW[l >>> 12]!;
+        if (kk === K.MOV8_MI) {
+          if (fast && eW !== 0) ram8[((eW - 1) << 12) | (l & 0xfff)] = uc[p + 1]!;
+          else this.wr8(s, a >>> 0, uc[p + 1]!);
+        } else if (kk === K.INCDEC_M) {
+          if (fast && eR !== 0 && eW !== 0 && (l & 3) === 0) {
+            const v = ram32[(((eR - 1) << 12) | (l & 0xfff)) >> 2]!, r = op === 0 ? (v + 1) | 0 : (v - 1) | 0;
+            // INC/DEC keep CF: it goes to EFLAGS from the previous lazy state.
+            this.eflags = (this.eflags & ~CF) | this.cf();
+            this.lop = op === 0 ? LF_INC : LF_DEC; this.la = v; this.lb = 1; this.lres = r; this.lsz = 2;
+            ram32[(((eW - 1) << 12) | (l & 0xfff)) >> 2] = r;
+          } else {
+            const o = a >>> 0, v = this.rdRmw(2, s, o);
+            this.wr32(s, o, op === 0 ? this.inc(v, 2) : this.dec(v, 2));
+          }
+        } else if (op === 7 || op === TEST8) {
+          let v: number;
+          if (fast && eR !== 0) v = ram8[((eR - 1) << 12) | (l & 0xfff)]!;
+          else v = this.rd8(s, a >>> 0);
+          this.alu(op === TEST8 ? 4 : 7, v, uc[p + 1]!, 0);
+        } else if (fast && eR !== 0 && eW !== 0) {
+          const v = ram8[((eR - 1) << 12) | (l & 0xfff)]!;
+          ram8[((eW - 1) << 12) | (l & 0xfff)] = this.alu(op, v, uc[p + 1]!, 0);
+        } else {
+          const o = a >>> 0, v = this.rdRmw(0, s, o);
+          this.wr8(s, o, this.alu(op, v, uc[p + 1]!, 0));
+        }
+        break;
+      }
+      case K.PUSH_I: case K.PUSH_M: {
+        // PUSH imm32 (sign-extended imm8) and PUSH m32 (read, then pushed) as PUSH.
+        let v: number;
+        if ((w & 0xff) === K.PUSH_I) v = uc[p + 1]!;
+        else {
+          const s = uc[p + 3]!, rb = (w >>> 20) & 15, rx = (w >>> 24) & 15;
+          let a = uc[p + 2]!;
+          if (rb < 8) a = (a + ri[rb]!) | 0;
+          if (rx < 8) a = (a + (ri[rx]! << ((w >>> 28) & 3))) | 0;
+          const l = (segBaseI[s]! + a) | 0, e = tR[l >>> 12]!;
+          if (segFast[s] !== 0 && e !== 0 && (l & 3) === 0) v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+          else v = this.rd32(s, a >>> 0) | 0;
+        }
+        const sp = (ri[ESP]! - 4) | 0, l = (segBaseI[SS]! + sp) | 0, e = tW[l >>> 12]!;
+        if (stk && e !== 0 && (l & 3) === 0) { ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2] = v; ri[ESP] = sp; }
+        else this.push32(v);
+        break;
+      }
+      case K.LEAVE: {
+        // ESP = EBP, then POP EBP (exec's code off the fast path).
+        const bp = ri[EBP]!, l = (segBaseI[SS]! + bp) | 0, e = tR[l >>> 12]!;
+        if (stk && e !== 0 && (l & 3) === 0) {
+          const v = ram32[(((e - 1) << 12) | (l & 0xfff)) >> 2]!;
+          ri[ESP] = (bp + 4) | 0;
+          ri[EBP] = v;
+          break;
+        }
+        const sp = this.stack32 ? bp >>> 0 : bp & 0xffff, v = this.rd32(SS, sp);
+        this.setReg(this.stack32 ? 2 : 1, ESP, sp);
+        this.adjSp(4);
+        this.regs[EBP] = v;
+        break;
+      }
+      case K.NOT_R: {
+        const d = (w >>> 12) & 15;
+        ri[d] = ~ri[d]!;
+        break;
+      }
       case K.ALU_RR: {
         const d = (w >>> 20) & 15, r = this.alu((w >>> 12) & 15, regs[d]!, regs[(w >>> 16) & 15]!, 2);
         if ((w & 0x7000) !== 0x7000) regs[d] = r;
