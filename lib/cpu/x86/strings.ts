@@ -22,8 +22,9 @@ export function stringOp(c: Cpu, i: Insn, kind: number, sz: number): void {
     if (cx0 === 0) { c.eip = next(c, i); return; }
   }
   // REP MOVS and STOS through flat memory, forwards: whole runs of iterations at once. icount
-  // counts the iteration about to run; up to runTarget - icount of them fit the budget.
-  const bulk = rep !== REP_NONE && a32 && step > 0 && (kind === 0 || kind === 2);
+  // counts the iteration about to run; up to runTarget - icount of them fit the budget. The
+  // single-step mode (the tests' reference) goes one iteration at a time.
+  const bulk = rep !== REP_NONE && a32 && step > 0 && (kind === 0 || kind === 2) && !c.singleStep;
   for (;;) {
     if (bulk) {
       const n = c.bulkString(kind, sz, src, Math.min(c.regs[ECX]!, c.runTarget - c.icount));
