@@ -234,32 +234,6 @@ function condExpr(cc: number, prod: Prod): string {
 /** The pending-flag stores of a flag writer (aluFlags and the shifts). */
 const DEAD_FLAG_STORE = /fk = \d+; (?:fa = \w+; fb = \w+; )?fr = t; fz = \d;(?: fc = \w+;)?/g;
 
-/**
- * A producer's pending flags rebuilt from its consts (see jit.ts sinking): the statements that
- * set fk..fc as its own stores would have, or null if its kind or code does not allow it.
- * `src` is the producer's code with its stores; returns the code without them too.
- */
-export function sinkFlags(out: Out, k: number): { src: string; mat: string } | null {
-  const kind = out.prod, src = out.src;
-  if (kind === undefined || !src.includes(`ft${k} = t`)) return null;
-  const sz = kind === "sub8" || kind === "logic8" ? 0 : 2;
-  let mat: string;
-  if (kind === "add" || kind === "sub" || kind === "sub8") {
-    if (!src.includes(`fa${k} = a, fb${k} = b2`)) return null;
-    mat = `fk = ${kind === "add" ? LF_ADD : LF_SUB}; fa = fa${k}; fb = fb${k}; fr = ft${k}; fz = ${sz}; fc = 0;`;
-  } else if (kind === "logic" || kind === "logic8") mat = `fk = ${LF_LOGIC}; fr = ft${k}; fz = ${sz};`;
-  else if (kind === "incdec") {
-    // INC/DEC: the operand is the result less or plus one; the CF they keep is in cy (only an
-    // INC, DEC, ADC or SBB sets cy, and any of them after this one reads its flags).
-    const dec = src.includes(`fk = ${LF_DEC};`);
-    if (!dec && !src.includes(`fk = ${LF_INC};`)) return null;
-    mat = `fk = ${dec ? LF_DEC : LF_INC}; fa = (ft${k} ${dec ? "+" : "-"} 1) | 0; fb = 1; fr = ft${k}; fz = 2; fc = cy;`;
-  } else return null;
-  const stores = src.match(DEAD_FLAG_STORE);
-  if (stores === null || stores.length !== 1) return null;
-  return { src: src.replace(DEAD_FLAG_STORE, ""), mat };
-}
-
 export function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
   const out = translate1(i, k, kl, nextOff, needFlags, prod);
   // Flags no one can observe (the block's liveness): the pending-flag stores are left out.
@@ -293,11 +267,10 @@ export function inlineOnly(src: string): boolean {
  * rethrows; an instruction with any other call that may fault is protected as a whole.
  */
 function faultSites(src: string, k: number): string {
-  // ($PF: the flags pending before the instruction that only a producer's consts hold, jit.ts.)
-  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$XFAULT", `$PF ci = ${k}; break R;`).replaceAll("$FAULT", `$PF ci = ${k}; fx = c.jfx; c.jfx = null; break R;`);
+  src = src.replaceAll(`c.ci = ${k}; `, "").replaceAll("$XFAULT", `ci = ${k}; break R;`).replaceAll("$FAULT", `ci = ${k}; fx = c.jfx; c.jfx = null; break R;`);
   const rest = src.replace(NO_FAULT_CALL, "");
   if (!/\bc\.[\w.]+\(/.test(rest)) return src;
-  const exit = `$PF ci = ${k}; fx = x; break R;`;
+  const exit = `ci = ${k}; fx = x; break R;`;
   // (Its producer consts stay visible after the try: var, not const.)
   return `try { ${src.replace(/\bconst (f[abt]\d+ = )/g, "var $1")} } catch (x) { ${exit} }`;
 }

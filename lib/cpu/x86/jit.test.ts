@@ -181,8 +181,8 @@ describe("block translator equals single step", () => {
   });
 
   test("flags a producer leaves are exact at a later fault and at a stop after a store to code", () => {
-    // Producers whose flags only those exits can see (the next flag writer comes first) keep
-    // them in their consts; the exits rebuild them (jit.ts sinking).
+    // Producers whose flags only those exits can see (the next flag writer comes first): the
+    // liveness must keep them.
     const producers: EncInsn[] = [
       ...(["add", "sub", "cmp", "and", "xor", "or"] as const).map((op) => ({ op, dst: { reg: "eax" }, src: { reg: "ebx" } } as EncInsn)),
       { op: "cmp", dst: { reg: "al" }, src: { reg: "bl" } } as EncInsn, { op: "and", dst: { reg: "al" }, src: { imm: 0x81 } } as EncInsn,

@@ -38,7 +38,7 @@ import type { Block, BlockFn } from "./block.ts";
 import type { Insn } from "./decode.ts";
 import { CS } from "./decode.ts";
 import { OPFLAGS, OpF, endsBlock } from "./optable.ts";
-import { flagUse, inlineOnly, sinkFlags, translate, translatePair, R, RW, W, type Out, type Prod } from "./jit-insn.ts";
+import { flagUse, inlineOnly, translate, translatePair, R, RW, W, type Out, type Prod } from "./jit-insn.ts";
 
 /**
  * Executions before a block is translated, and the most translated blocks kept. Creating a
@@ -151,12 +151,6 @@ function spinLoad(i: Insn): boolean {
 interface Tr {
   b: Block;
   outs: (Out | null)[];
-  /**
-   * Per instruction, the statements that set the pending flags as they are before and after
-   * it, where only a producer's consts hold them (its stores sunk into the exits), else "".
-   */
-  after: string[];
-  before: string[];
   pure: boolean;
   /** Index of the block's first instruction in the function's ci numbering. */
   ciBase: number;
@@ -164,49 +158,33 @@ interface Tr {
   delta: number;
 }
 
-/**
- * Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not
- * counted. `need`: the flags a writer leaves can be observed (by a reader, at the block's end,
- * or where an instruction after it faults or stops the block after a store); `read`: only by a
- * reader or at the end (the rest can rebuild them from the producer's consts: sinking).
- */
-function liveness(ins: Insn[], fused: Set<number>): { need: boolean[]; read: boolean[] } {
+/** Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not counted. */
+function liveness(ins: Insn[], fused: Set<number>): { need: boolean[] } {
   const n = ins.length;
-  const need = new Array<boolean>(n).fill(false), read = new Array<boolean>(n).fill(false);
-  let live = true, liveR = true; // flags escape the block
+  const need = new Array<boolean>(n).fill(false);
+  let live = true; // flags escape the block
   for (let k = n - 1; k >= 0; k--) {
     let u = flagUse(ins[k]!);
     if (fused.has(k)) u &= ~R;
     // (A writer that also reads, ADC/SBB or INC/DEC, needs its result flags only if they are live.)
-    if (u & W) { need[k] = live; read[k] = liveR; }
-    if (u === W) live = liveR = false;
-    if (u & R) live = liveR = true;
+    if (u & W) need[k] = live;
+    if (u === W) live = false;
+    if (u & R) live = true;
     // An instruction that can fault (or end the block early after a store) exposes EFLAGS:
     // the flags before it must be exact.
     if (mayFault(ins[k]!)) live = true;
   }
-  return { need, read };
+  return { need };
 }
 
-/**
- * Translate a block's instructions. A producer whose flags only a fault or a stop after a store
- * could observe (need but not read) keeps them in its consts alone: its stores move into those
- * exits (`before`/`after`, and $PF in its successors' fault exits), off the path that runs.
- */
-function translateAll(ins: Insn[], ciBase: number, need: boolean[], read: boolean[]): { outs: (Out | null)[]; before: string[]; after: string[] } {
+function translateAll(ins: Insn[], ciBase: number, need: boolean[]): (Out | null)[] {
   const outs: (Out | null)[] = [];
-  const before: string[] = [], after: string[] = [];
-  let prod: Prod = null, pend = "";
+  let prod: Prod = null;
   for (let k = 0; k < ins.length; k++) {
     const i = ins[k]!;
     const code = translate(i, ciBase + k, k, i.off + i.len, need[k]!, prod);
     outs.push(code);
     const u = flagUse(i);
-    before.push(pend);
-    const sunk = code !== null && need[k] && !read[k] ? sinkFlags(code, ciBase + k) : null;
-    if (sunk !== null) { code!.src = sunk.src; pend = sunk.mat; }
-    else if (code === null || (u & W)) pend = "";
-    after.push(pend);
     if (code === null) prod = null;
     else if (code.prod) prod = { kind: code.prod, k: ciBase + k };
     else if (u & W) prod = null;
@@ -218,17 +196,15 @@ function translateAll(ins: Insn[], ciBase: number, need: boolean[], read: boolea
       if (pair !== null) { outs[k - 1] = { ...pv, src: "", store: false }; outs[k] = { ...code, src: pair, store: false }; }
     }
   }
-  // (A pair's two instructions change no arithmetic flag: the same flags are pending before both.)
-  for (let k = 0; k < outs.length; k++) { const o = outs[k]; if (o) o.src = o.src.replaceAll("$PF", before[k]!); }
-  return { outs, before, after };
+  return outs;
 }
 
 function translateBlock(b: Block, ciBase: number, delta: number): Tr {
   const ins = b.insns.slice(0, b.n);
   const n = b.n;
   // First pass: which flag readers take their condition from a producer's consts.
-  let { need, read } = liveness(ins, new Set());
-  let { outs } = translateAll(ins, ciBase, need, read);
+  let { need } = liveness(ins, new Set());
+  let outs = translateAll(ins, ciBase, need);
   const fused = new Set<number>();
   for (let k = 0; k < n; k++) {
     const o = outs[k];
@@ -238,9 +214,9 @@ function translateBlock(b: Block, ciBase: number, delta: number): Tr {
       if (!o.src.includes("$MAT")) fused.add(k);
     }
   }
-  ({ need, read } = liveness(ins, fused));
-  const t = translateAll(ins, ciBase, need, read);
-  return { b, outs: t.outs, before: t.before, after: t.after, pure: t.outs.every((o) => o !== null), ciBase, delta };
+  need = liveness(ins, fused).need;
+  outs = translateAll(ins, ciBase, need);
+  return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta };
 }
 
 /** Static successors of a block, as offsets from its start (call targets and return points included). */
@@ -412,7 +388,7 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
     if (code === null) {
       // Interpreter fallback for this one instruction: registers go back to the array first.
       // A fault inside it finds the registers in the array already.
-      L.push(`${tr.before[k]} $WB c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} try { X(c, I[${k}]); } catch (x) { c.jitDone = done; c.ci = ${k}; throw x; }`);
+      L.push(`$WB c.eip = (e0 + ${i.off}) >>> 0; ${isLast ? `c.icount = c.jitBase + ${k};` : ""} try { X(c, I[${k}]); } catch (x) { c.jitDone = done; c.ci = ${k}; throw x; }`);
       if (!isLast) L.push(`$LD if (c.brk !== 0) return ${k + 1};`);
       else L.push(`return ${n};`);
       continue;
@@ -431,8 +407,8 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
       continue;
     }
     // (A pair's first instruction, a store, ended at this one's offset: translateAll.)
-    L.push(code.src.replace("$BRKPREV", `if (c.brk !== 0) { ${tr.before[k]} c.eip = (e0 + ${i.off}) >>> 0; $WB return done + ${k}; }`));
-    if (code.store && !isLast) L.push(`if (${brkTest(code.src)}) { ${tr.after[k]} c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
+    L.push(code.src.replace("$BRKPREV", `if (c.brk !== 0) { c.eip = (e0 + ${i.off}) >>> 0; $WB return done + ${k}; }`));
+    if (code.store && !isLast) L.push(`if (${brkTest(code.src)}) { c.eip = (e0 + ${nextOff}) >>> 0; $WB return done + ${k + 1}; }`);
     if (code.ends) { L.push(`$WB return ${n};`); continue; }
     if (isLast) L.push(`c.eip = (e0 + ${nextOff}) >>> 0; $WB return ${n};`);
   }
@@ -496,7 +472,7 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
       const isLast = k === n - 1;
       const code = tr.outs[k]!;
       if (code.store || code.ends) stores = Math.max(stores, inlineOnly(code.src) ? 1 : 2);
-      let src = code.src.replace("$BRKPREV", `if (c.brk !== 0) { ${tr.before[k]} pc = (e0 + ${i.off}) >>> 0; d = -1; done += ${k}; break R; }`).replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
+      let src = code.src.replace("$BRKPREV", `if (c.brk !== 0) { pc = (e0 + ${i.off}) >>> 0; d = -1; done += ${k}; break R; }`).replace(/\$STABLE\(o, (\d)\)/g, spin ? `if (qh !== ${SPIN_NONE} && !c.ioStable(o, $1)) qs = 0;` : "");
       // A memory read off the TLB (not plain RAM, or crossing a page) makes the pass count as unstable.
       if (spin && safe[j]) src = src.replace(/else \{ ([a-z0-9]+) = (c\.jr(?:8|16|32)\(\d, o >>> 0\));/g, "else { qs = 0; $1 = $2;");
       L.push(src);
@@ -516,7 +492,7 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
         if (code.io) L.push("if (c.brk !== 0 || (c.intrLine && (c.eflags & 512) !== 0)) break R;");
         L.push("continue; }");
       } else if (code.store) {
-        L.push(`if (${brkTest(code.src)}) { ${tr.after[k]} pc = (e0 + ${nextOff}) >>> 0; d = -1; done += ${k + 1}; break R; }`);
+        L.push(`if (${brkTest(code.src)}) { pc = (e0 + ${nextOff}) >>> 0; d = -1; done += ${k + 1}; break R; }`);
       }
     }
   }
