@@ -635,8 +635,9 @@ function cfFrom(prod: Prod): string {
   if (prod === null) return JIT_CF;
   const A = `fa${prod.k}`, B = `fb${prod.k}`, T = `ft${prod.k}`;
   switch (prod.kind) {
-    case "add": return `(${T} >>> 0) < (${A} >>> 0) ? 1 : 0;`;
-    case "sub": return `(${A} >>> 0) < (${B} >>> 0) ? 1 : 0;`;
+    // (Unsigned order in int32, as condExpr: x >>> 0 is a double for negative x.)
+    case "add": return `(${T} ^ ${MIN}) < (${A} ^ ${MIN}) ? 1 : 0;`;
+    case "sub": return `(${A} ^ ${MIN}) < (${B} ^ ${MIN}) ? 1 : 0;`;
     case "sub8": return `${A} < ${B} ? 1 : 0;`;
     case "logic": case "logic8": return "0;";
     // The CF an INC/DEC kept is in cy already (flag liveness made it compute cy: this reads CF).

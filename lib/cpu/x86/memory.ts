@@ -58,10 +58,7 @@ export abstract class CpuMemory extends CpuState {
   readonly ram32: Int32Array;
   /** RAM as aligned 16-bit words, for translated code's aligned 16-bit accesses. */
   protected readonly ram16: Uint16Array;
-  /**
-   * Epoch of every successor link between blocks (blocks.ts): bumped whenever a linear page may
-   * map elsewhere or CS changes, which drops all links at once.
-   */
+  /** Epoch of every successor link between blocks (blocks.ts): see linkGen. */
   protected chainEpoch = 0;
   /**
    * The epoch is linkGen * LINK_CTX + the slot of the link context: CS (base, limit, size), CPL

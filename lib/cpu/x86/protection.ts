@@ -25,10 +25,10 @@ export abstract class CpuProtection extends CpuMemory {
 
   /**
    * Recompute everything derived from the segment caches, CR0 and CPL. Block links switch to
-   * those of the new context (they assume CS and CPL: memory.ts linkContext). The TLB stays: it maps linear pages, which no segment or
-   * privilege change touches (the user and supervisor entries are kept apart, and setCpl
-   * picks them), as on a real CPU, which keeps its TLB across interrupts, IRET and far
-   * transfers. Writes to CR0, CR3 and CR4 flush it.
+   * those of the new context (they assume CS and CPL: memory.ts linkContext). The TLB stays:
+   * it maps linear pages, which no segment or privilege change touches (the user and
+   * supervisor entries are kept apart, and setCpl picks them), as on a real CPU, which keeps
+   * its TLB across interrupts, IRET and far transfers. Writes to CR0, CR3 and CR4 flush it.
    */
   modeChanged(): void {
     this.code32 = (this.segAr[CS]! & AR_DB) !== 0 && this.pe();
