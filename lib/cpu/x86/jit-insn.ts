@@ -8,7 +8,7 @@
  * region function.
  */
 import type { Insn } from "./decode.ts";
-import { SS } from "./decode.ts";
+import { DS, ES, SS } from "./decode.ts";
 import { x87Pair, x87Translate } from "./jit-x87.ts";
 import { LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, SH_SHL, SH_SHR, SH_SAR, IMUL_FLAGS } from "./flags.ts";
 
@@ -33,6 +33,9 @@ export function flagUse(i: Insn): number {
   if (op === 0xf7 || op === 0xf6) return i.reg === 2 ? N : i.reg < 6 ? W : RW; // TEST, NEG, MUL, IMUL: W; DIV: RW (conservative)
   // (Rotates change only CF and OF: they are partial writers.)
   if (op === 0xd1 || op === 0xd0 || ((op === 0xc1 || op === 0xc0) && (i.imm & 31) !== 0)) return i.reg >= 4 ? W : RW;
+  // MOVS, STOS, LODS touch no arithmetic flag (DF is not one); CMPS and SCAS write all six.
+  if (op === 0xa4 || op === 0xa5 || (op >= 0xaa && op <= 0xad)) return N;
+  if (op === 0xa6 || op === 0xa7 || op === 0xae || op === 0xaf) return W;
   switch (op) {
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
@@ -327,6 +330,7 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     if (kind === 2 || kind === 3) return null;
     return alu8(i, k, kind, form === 4 ? "imm" : form === 0 ? "rm,r" : "r,rm", needFlags);
   }
+  if (op >= 0xa4 && op <= 0xaf && op !== 0xa8 && op !== 0xa9) return stringOne(i, k);
   switch (op) {
     case 0x81: case 0x83: {
       if (!o32) {
@@ -595,6 +599,42 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
  */
 export function x87Direct(i: Insn): boolean {
   return i.mod !== 3 || (i.op !== 0xda && i.op !== 0xdb && i.op !== 0xdf);
+}
+
+/**
+ * One iteration of a string instruction without REP (32-bit addresses): MOVS, STOS and LODS of
+ * any size, CMPS and SCAS of bytes and dwords (word compares are interpreted). Source DS:ESI
+ * (or its override), destination ES:EDI; the step's sign from DF, read from the CPU (CLD and
+ * STD are interpreted). ESI and EDI move after every access succeeded, and a compare's flags
+ * are set last, so a fault leaves the instruction undone, as stringOp does.
+ */
+function stringOne(i: Insn, k: number): Out | null {
+  const op = i.op;
+  const sz = (op & 1) === 0 ? 1 : i.o32 ? 4 : 2;
+  const src = i.seg >= 0 ? i.seg : DS;
+  const step = `((c.eflags & 1024) !== 0 ? ${-sz} : ${sz})`;
+  const rd = sz === 1 ? rd8 : sz === 2 ? rd16 : rd32;
+  const wr = sz === 1 ? wr8 : sz === 2 ? wr16 : wr32;
+  const si = "(r6 >>> 0)", di = "(r7 >>> 0)";
+  const acc = sz === 1 ? "(r0 & 255)" : sz === 2 ? "(r0 & 65535)" : "r0";
+  const setAcc = (v: string) => sz === 1 ? setR8(0, v) : sz === 2 ? setR16(0, v) : `r0 = ${v};`;
+  switch (op) {
+    case 0xa4: case 0xa5: // MOVS
+      return { src: `c.ci = ${k}; ${rd(src, si, "t")} ${wr(ES, di, "t")} b2 = ${step}; r6 = (r6 + b2) | 0; r7 = (r7 + b2) | 0;`, store: true };
+    case 0xaa: case 0xab: // STOS
+      return { src: `c.ci = ${k}; ${wr(ES, di, acc)} r7 = (r7 + ${step}) | 0;`, store: true };
+    case 0xac: case 0xad: // LODS
+      return { src: `c.ci = ${k}; ${rd(src, si, "t")} ${setAcc("t")} r6 = (r6 + ${step}) | 0;` };
+  }
+  if (sz === 2) return null;
+  // CMPS: [ESI] - [EDI]; SCAS: accumulator - [EDI]. A producer like CMP of the same size.
+  const load = op === 0xa6 || op === 0xa7 ? `${rd(src, si, "a")} ${rd(ES, di, "b2")}` : `${rd(ES, di, "b2")} a = ${acc};`;
+  const move = op === 0xa6 || op === 0xa7 ? `b2 = ${step}; r6 = (r6 + b2) | 0; r7 = (r7 + b2) | 0;` : `r7 = (r7 + ${step}) | 0;`;
+  // (The step reuses b2 only after the producer's consts kept the operand.)
+  if (sz === 1) {
+    return { src: `c.ci = ${k}; ${load} t = (a - b2) & 255; ${aluFlags(7, 0)} const fa${k} = a, fb${k} = b2, ft${k} = t; ${move}`, prod: "sub8" };
+  }
+  return { src: `c.ci = ${k}; ${load} t = (a - b2) | 0; ${aluFlags(7)} const fa${k} = a, fb${k} = b2, ft${k} = t; ${move}`, prod: "sub" };
 }
 
 /**

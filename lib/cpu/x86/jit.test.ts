@@ -34,6 +34,14 @@ const alu = fc.constantFrom("add", "or", "adc", "sbb", "and", "sub", "xor", "cmp
 const reg16 = fc.constantFrom<Reg16[]>("ax", "dx", "bx", "si", "di", "bp");
 const imm16 = fc.oneof(fc.constantFrom(0, 1, 0x7fff, 0x8000, 0xffff), fc.integer({ min: 0, max: 0xffff }));
 const imm = fc.oneof(fc.integer({ min: -128, max: 127 }), fc.integer({ min: 0, max: 0xffffffff }));
+// String instructions without REP (MOVS, CMPS, STOS, LODS, SCAS; bytes, words, dwords), ESI
+// and EDI in the data, upwards or (STD before, CLD after) downwards.
+const strOp: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom([0xa4], [0xa5], [0x66, 0xa5], [0xa6], [0xa7], [0x66, 0xa7], [0xaa], [0xab], [0x66, 0xab], [0xac], [0xad], [0x66, 0xad], [0xae], [0xaf]),
+  fc.integer({ min: 0, max: 0x3fc }), fc.integer({ min: 0, max: 0x3fc }), fc.boolean())
+  .map(([bytes, si, di, down]) => [
+    { op: "mov", dst: { reg: "esi" }, src: { imm: DATA + si } }, { op: "mov", dst: { reg: "edi" }, src: { imm: DATA + di } },
+    ...(down ? [{ op: "raw", bytes: [0xfd] }] : []), { op: "raw", bytes }, ...(down ? [{ op: "raw", bytes: [0xfc] }] : []),
+  ] as EncInsn[]);
 const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(alu, reg, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })), mem)).map(([op, d, src]) => [{ op, dst: { reg: d }, src } as EncInsn]),
   fc.tuple(alu, mem, fc.oneof(reg.map((r) => ({ reg: r })), imm.map((v) => ({ imm: v })))).map(([op, d, src]) => [{ op, dst: d, src, size: 32 } as EncInsn]),
@@ -70,6 +78,7 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.constant([{ op: "cdq" } as EncInsn]),
   fc.tuple(reg, reg).map(([a, b]) => [{ op: "xchg", dst: { reg: a }, src: { reg: b } }]),
   fc.tuple(imm, reg).map(([v, r]) => [{ op: "push", src: { imm: v }, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
+  strOp,
   fc.tuple(fc.oneof(reg.map((r) => ({ reg: r })), mem), reg).map(([src, r]) => [{ op: "push", dst: src, size: 32 } as EncInsn, { op: "pop", dst: { reg: r } }]),
 );
 /** cmp/test/inc/dec... + jcc over a simple item, so the condition is fused with its producer. */
@@ -80,7 +89,8 @@ const branch: fc.Arbitrary<EncInsn[]> = fc.tuple(fc.constantFrom("cmp", "sub", "
     const producer = op === "inc" || op === "dec" ? { op, dst: { reg: r } } : { op, dst: { reg: r }, src: s2 };
     return [producer as EncInsn, { op: "jcc", cc, rel: bodyBytes }, ...body];
   });
-const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneof(simple, simple, branch), { minLength: 1, maxLength: 25 }))
+/** A loop (ECX iterations) over items. */
+const loopOf = (item: fc.Arbitrary<EncInsn[]>) => fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(item, { minLength: 1, maxLength: 25 }))
   .map(([n, items]) => {
     const body: EncInsn[] = items.flat();
     const bodyLen = body.reduce((k, x) => k + encode(x).length, 0);
@@ -94,6 +104,13 @@ const arbJitProgram = fc.tuple(fc.integer({ min: 1, max: 30 }), fc.array(fc.oneo
     if (jcc.length !== (short >= -128 ? 2 : 6)) throw new Error("loop branch encoded with an unexpected length");
     return Uint8Array.from(bytes);
   });
+const arbJitProgram = loopOf(fc.oneof(simple, simple, branch));
+/** String instructions, with a compare or a branch on their flags after some (SCAS, CMPS). */
+const strBranch: fc.Arbitrary<EncInsn[]> = fc.tuple(strOp, fc.constantFrom(...CONDS), simple).map(([str, cc, body]) => {
+  const bodyBytes = body.reduce((n, x) => n + encode(x).length, 0);
+  return [...str, { op: "jcc", cc, rel: bodyBytes }, ...body];
+});
+const arbStringProgram = loopOf(fc.oneof(strOp, strBranch, strBranch, simple));
 
 describe("block translator equals single step", () => {
   // Threshold 1 translates each block on its first execution (mostly single blocks); threshold 3
@@ -103,6 +120,22 @@ describe("block translator equals single step", () => {
     fc.assert(
       fc.property(
         arbJitProgram,
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
+        (code, regs, chunks) => {
+          const a = setup(code, regs, 0, 0, mode);
+          const b = setup(code, regs, 0, 0, "single");
+          compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  test.each(["jit", "region"] as const)(`string instructions without REP and branches on their flags, %s (${RUNS} runs)`, (mode) => {
+    fc.assert(
+      fc.property(
+        arbStringProgram,
         fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
         fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
         (code, regs, chunks) => {

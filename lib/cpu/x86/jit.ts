@@ -103,6 +103,7 @@ function mayFault(i: Insn): boolean {
   if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed || op === 0x131) return true;
   if ((OPFLAGS[op]! & OpF.MODRM) && i.mod !== 3) return op !== 0x8d; // LEA touches no memory
   if ((OPFLAGS[op]! & OpF.MOFFS)) return true;
+  if (op >= 0xa4 && op <= 0xaf && op !== 0xa8 && op !== 0xa9) return true; // string instructions
   // Register forms of ALU ops (ADC/SBB included), group 1 and the shifts cannot fault.
   if ((op < 0x40 && (op & 7) < 6) || (op >= 0x80 && op <= 0x83) || op === 0xc0 || op === 0xc1 || (op >= 0xd0 && op <= 0xd3)) return false;
   return flagUse(i) === RW && !(op >= 0x40 && op <= 0x4f); // unknown instructions: assume so
