@@ -148,6 +148,39 @@ describe("block translator equals single step", () => {
     );
   });
 
+  test("a call of a PC thunk on another page runs inside the region, and the thunk is checked at every call", () => {
+    // mov ecx, 40 ; L: call T ; add eax, ebx ; cmp ecx, 20 ; jne S ; <action> ; S: dec ecx ; jnz L ; hlt
+    // T (CODE + 0x1000): mov ebx, [esp] ; ret. The action, run once halfway: none, a rewrite of
+    // the thunk's register (to EDX), or the thunk's page unmapped (a #PF on the next call's fetch).
+    const T = 0x1000;
+    const actions: Record<string, number[]> = {
+      none: [],
+      rewrite: [0xc6, 0x05, ...le32(CODE + T + 1), 0x14], // mov byte [T + 1], 0x14
+      unmap: [0xc7, 0x05, ...le32(0x101000 + ((CODE + T) >>> 12) * 4), 0, 0, 0, 0, 0x0f, 0x01, 0x3d, ...le32(CODE + T)], // mov dword [pte], 0 ; invlpg [T]
+      misaligned: [],
+    };
+    for (const [name, act] of Object.entries(actions)) {
+      const t = name === "misaligned" ? T + 2 : T;
+      const head = [0xb9, 40, 0, 0, 0];
+      const body = [0xe8, ...le32(t - (head.length + 5)), 0x01, 0xd8, 0x83, 0xf9, 0x14, 0x75, act.length, ...act, 0x49];
+      const back = -(body.length + 2);
+      const code = new Uint8Array(t + 4);
+      code.set([...head, ...body, 0x75, back & 0xff, 0xf4]);
+      code.set([0x8b, 0x1c, 0x24, 0xc3], t);
+      for (const chunks of [[100000], [1], [2], [3], [5], [7], [1, 2, 3, 5, 8, 13, 21]]) {
+        const [a, b] = [setup(code, [1, 0, 0, 0, 0, 0, 0], 0, 0, "region"), setup(code, [1, 0, 0, 0, 0, 0, 0], 0, 0, "single")];
+        for (const m of [a, b]) m.paging();
+        compareRuns(a, b, chunks, 100000, () => `${name} chunks ${chunks}\n${disasm(code.subarray(0, head.length + body.length + 3), true, CODE).join("\n")}`);
+        expect({ name, halted: a.cpu.halted || a.exception() !== null }).toEqual({ name, halted: true });
+        if (name === "unmap") expect(a.exception()?.vector).toBe(14);
+        // The loop's region holds the thunk's check (the misaligned thunk is called as usual).
+        const fns = [...(a.cpu as unknown as { blocks: Map<number, { fn: unknown }> }).blocks.values()].map((x) => String(x.fn));
+        const word = String(0xc3241c8b | 0); // the bytes 8B 1C 24 C3 as an int32
+        expect({ name, inline: fns.some((f) => f.includes(word)) }).toEqual({ name, inline: name !== "misaligned" });
+      }
+    }
+  });
+
   test("a hot loop is translated and gives the interpreter's result", () => {
     // mov ecx, 1000 ; xor eax, eax ; l: add eax, ecx ; dec ecx ; jnz l ; hlt
     const code = [0xb9, 0xe8, 0x03, 0, 0, 0x31, 0xc0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];

@@ -157,6 +157,8 @@ interface Tr {
   ciBase: number;
   /** Offset of the block's start from the function's entry EIP. */
   delta: number;
+  /** The register a PC thunk that its last instruction (CALL rel32) calls loads, else -1 (thunkAt). */
+  thunk: number;
 }
 
 /** Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not counted. */
@@ -217,7 +219,7 @@ function translateBlock(b: Block, ciBase: number, delta: number): Tr {
   }
   need = liveness(ins, fused).need;
   outs = translateAll(ins, ciBase, need);
-  return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta };
+  return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta, thunk: -1 };
 }
 
 /** Static successors of a block, as offsets from its start (call targets and return points included). */
@@ -232,6 +234,27 @@ function successors(b: Block): number[] {
   if (op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed || op === 0x131) return [end]; // IN and RDTSC end a block but fall through
   if (endsBlock(op, last.reg)) return [];
   return [end];
+}
+
+/**
+ * Position-independent code (i386 PIC and PIE: glibc, a static busybox) calls a *PC thunk* at
+ * every function entry, `MOV reg, [ESP]; RET`, to load its own address, and the thunk lies on
+ * another page than its callers: two region exits per call. When the call's target holds such
+ * a thunk (aligned, in the read TLB: a page that can be fetched), this returns its register
+ * (else -1) and the region runs the call, the MOV and the RET at once (emitRegion), after the
+ * same check of the bytes at run time: a guest that rewrites or remaps the thunk runs it.
+ */
+function thunkAt(cpu: Cpu, lin: number): number {
+  if ((lin & 3) !== 0) return -1;
+  const e = cpu.tlbR[lin >>> 12]!;
+  if (e === 0) return -1;
+  const w = cpu.ram32[((e - 1) << 10) | ((lin & 4095) >> 2)]!;
+  const reg = (w >>> 11) & 7;
+  return thunkWord(reg) === w && reg !== 4 ? reg : -1;
+}
+/** The bytes of `MOV reg, [ESP]; RET` (8B /r with ModRM mod 0, rm 4; SIB 24; C3), little-endian, as an int32. */
+function thunkWord(reg: number): number {
+  return (0x8b | ((0x04 | (reg << 3)) << 8) | (0x24 << 16) | (0xc3 << 24)) | 0;
 }
 
 /**
@@ -276,6 +299,14 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   }
   // A pure head is emitted as a region even alone (it may loop to itself).
   const region = canRegion && head.pure;
+  if (region) {
+    for (const m of members) {
+      const last = m.b.insns[m.b.n - 1]!;
+      if (last.op !== 0xe8 || !last.o32) continue;
+      const target = (startLin + m.delta + last.off + last.len + last.imm) >>> 0;
+      if (!cpu.breakpoints.has(target) && !cpu.breakpoints.has((target + 3) >>> 0)) m.thunk = thunkAt(cpu, target);
+    }
+  }
   const total = members.reduce((s, m) => s + m.b.n, 0);
   const jitOff = new Int32Array(total), jitIdx = new Int32Array(total);
   for (const m of members) {
@@ -484,6 +515,11 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
           // A computed target (RET, CALL, indirect JMP): a member, or out.
           L.push("pc = c.eip; d = -1;");
           if (stores) L.push(`if (${stores === 1 ? "sk !== 0 && " : ""}c.brk !== 0) break R;`);
+          if (tr.thunk >= 0) {
+            // A call of a PC thunk (thunkAt) that is still there: its MOV and RET as well, on to the return point.
+            L.push(`if (done + 2 <= lim && ((l = (sb[1] + pc) | 0) & 3) === 0 && (e = tr[l >>> 12]) !== 0 && m4[((e - 1) << 10) | ((l & 4095) >> 2)] === ${thunkWord(tr.thunk)}) {`);
+            L.push(`r${tr.thunk} = (e0 + ${nextOff}) | 0; r4 = (r4 + 4) | 0; done += 2; d = ${to(dl + nextOff)}; continue; }`);
+          }
           L.push(`switch ((pc - E) | 0) { ${memberSwitch} } break R; }`);
           continue;
         }
