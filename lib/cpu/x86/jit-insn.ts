@@ -94,10 +94,11 @@ function setR8(n: number, v: string): string {
  * Inline 32-bit read of seg:o into `dst` (an int32 local; a statement): the TLB fast path for
  * aligned accesses through flat segments to plain-RAM pages (a word of the RAM's Int32Array
  * view: the host is little-endian, as the interpreter assumes), the CPU's accessor otherwise
- * (which checks limits, walks page tables, faults, and handles unaligned accesses).
+ * (which checks limits, walks page tables, faults, and handles unaligned accesses). The slow
+ * path reads into `p` first: a load that faults leaves its destination register as it was.
  */
 function rd32(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else { ${dst} = c.jr32(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 3) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m4[((e - 1) << 10) | ((l & 4095) >> 2)]; else { p = c.jr32(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } ${dst} = p; }`;
 }
 /** Inline 32-bit write of `val` (an expression without side effects) to seg:o. */
 function wr32(s: number, off: string, val: string): string {
@@ -105,7 +106,7 @@ function wr32(s: number, off: string, val: string): string {
 }
 /** Inline 16-bit read into `dst`: aligned words through the RAM's Uint16Array view, the rest through the CPU. */
 function rd16(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m2[((e - 1) << 11) | ((l & 4095) >> 1)]; else { ${dst} = c.jr16(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (l & 1) === 0 && (e = tr[l >>> 12]) !== 0) ${dst} = m2[((e - 1) << 11) | ((l & 4095) >> 1)]; else { p = c.jr16(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } ${dst} = p; }`;
 }
 /** Inline 16-bit write of `val` (an expression without side effects; only its low 16 bits count) to seg:o, aligned words inline. */
 function wr16(s: number, off: string, val: string): string {
@@ -114,7 +115,7 @@ function wr16(s: number, off: string, val: string): string {
 /** Assign a 16-bit value (an expression; only its low 16 bits count) to a 16-bit register. */
 function setR16(n: number, v: string): string { return `r${n} = (r${n} & -65536) | ((${v}) & 65535);`; }
 function rd8(s: number, off: string, dst: string): string {
-  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else { ${dst} = c.jr8(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } }`;
+  return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tr[l >>> 12]) !== 0) { ${dst} = m[((e - 1) << 12) | (l & 4095)]; } else { p = c.jr8(${s}, o >>> 0); if (c.jfx !== null) { $FAULT } ${dst} = p; }`;
 }
 function wr8(s: number, off: string, val: string): string {
   return `o = ${i32(off)}; l = (sb${s} + o) | 0; if (sf${s} && (e = tw[l >>> 12]) !== 0) { m[((e - 1) << 12) | (l & 4095)] = ${val}; } else { if (c.jw8(${s}, o >>> 0, ${val}) !== 0) { $FAULT } sk = 1; }`;

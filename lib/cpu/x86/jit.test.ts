@@ -253,6 +253,8 @@ describe("block translator equals single step", () => {
       ...(["add", "sub", "cmp", "and", "xor", "or"] as const).map((op) => ({ op, dst: { reg: "eax" }, src: { reg: "ebx" } } as EncInsn)),
       { op: "cmp", dst: { reg: "al" }, src: { reg: "bl" } } as EncInsn, { op: "and", dst: { reg: "al" }, src: { imm: 0x81 } } as EncInsn,
       { op: "inc", dst: { reg: "eax" } } as EncInsn, { op: "dec", dst: { reg: "ebx" } } as EncInsn,
+      // ECX, which the faulting load below writes, set before it: the fault keeps its value.
+      { op: "add", dst: { reg: "ecx" }, src: { reg: "ebx" } } as EncInsn,
     ];
     const over: EncInsn = { op: "xor", dst: { reg: "edx" }, src: { reg: "edx" } } as EncInsn; // the next flag writer
     for (const p of producers) for (const [a, b] of [[5, 5], [0xffffffff, 1], [0x80000000, 1], [0x7f, 0x80]]) for (const cf of [0, 1]) {
