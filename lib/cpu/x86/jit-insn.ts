@@ -238,8 +238,8 @@ function condExpr(cc: number, prod: Prod): string {
 /** The pending-flag stores of a flag writer (aluFlags and the shifts). */
 const DEAD_FLAG_STORE = /fk = \d+; (?:fa = \w+; fb = \w+; )?fr = t; fz = \d;(?: fc = \w+;)?/g;
 
-export function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
-  const out = translate1(i, k, kl, nextOff, needFlags, prod);
+export function translate(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod, faultOnly = false): Out | null {
+  const out = translate1(i, k, kl, nextOff, needFlags, prod, faultOnly);
   // Flags no one can observe (the block's liveness): the pending-flag stores are left out.
   if (out && !needFlags) out.src = out.src.replace(DEAD_FLAG_STORE, "");
   // Anything that reads the CPU's flag state sees the pending (local) flags first.
@@ -279,7 +279,7 @@ function faultSites(src: string, k: number): string {
   return `try { ${src.replace(/\bconst (f[abt]\d+ = )/g, "var $1")} } catch (x) { ${exit} }`;
 }
 
-function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod): Out | null {
+function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod, faultOnly: boolean): Out | null {
   const op = i.op;
   if (op === 0x90 && !i.lock) return { src: "" }; // NOP, and PAUSE (F3 90)
   if (i.rep !== 0 || !i.a32 || i.lock) return null;
@@ -470,9 +470,10 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
         if (n === 0) return { src: "" };
         const rm = i.rm, rol = i.reg === 0;
         const res = rol ? `(a << ${n}) | (a >>> ${32 - n})` : `(a >>> ${n}) | (a << ${32 - n})`;
-        const fl = !needFlags ? "" : rol
-          ? "$MAT c.materialise(); c.eflags = (c.eflags & ~2049) | (t & 1) | ((((t >>> 31) ^ t) & 1) << 11);"
-          : "$MAT c.materialise(); c.eflags = (c.eflags & ~2049) | (t >>> 31) | ((((t >>> 31) ^ (t >>> 30)) & 1) << 11);";
+        const bits = rol ? "(t & 1) | ((((t >>> 31) ^ t) & 1) << 11)" : "(t >>> 31) | ((((t >>> 31) ^ (t >>> 30)) & 1) << 11)";
+        // Flags that only a fault or a stop before the next flag writer can see (faultOnly):
+        // CF and OF wait in `fo`, which the exits apply over the pending flags (jit.ts).
+        const fl = !needFlags ? "" : faultOnly ? `fo = ${bits};` : `$MAT c.materialise(); c.eflags = (c.eflags & ~2049) | ${bits};`;
         return { src: `a = r${rm}; t = ${res}; r${rm} = t; ${fl}` };
       }
       if (i.mod !== 3 || i.reg < 4) return null;

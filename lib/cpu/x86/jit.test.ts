@@ -256,6 +256,13 @@ describe("block translator equals single step", () => {
       // ECX, which the faulting load below writes, set before it: the fault keeps its value.
       { op: "add", dst: { reg: "ecx" }, src: { reg: "ebx" } } as EncInsn,
     ];
+    // Rotates change CF and OF only: the exits apply them over the flags before (the CPU's, or
+    // an ADD's or a SUB's still pending).
+    for (const op of ["rol", "ror"] as const) for (const n of [1, 7, 31]) {
+      const rot = { op, dst: { reg: "eax" }, src: { imm: n } } as EncInsn;
+      producers.push(rot);
+      for (const pre of ["add", "sub"] as const) producers.push({ op: "raw", bytes: [...encode({ op: pre, dst: { reg: "ecx" }, src: { reg: "ebx" } } as EncInsn), ...encode(rot)] } as EncInsn);
+    }
     const over: EncInsn = { op: "xor", dst: { reg: "edx" }, src: { reg: "edx" } } as EncInsn; // the next flag writer
     for (const p of producers) for (const [a, b] of [[5, 5], [0xffffffff, 1], [0x80000000, 1], [0x7f, 0x80]]) for (const cf of [0, 1]) {
       const where = () => `${disasm(encode(p), true, CODE).join("; ")} eax=${a} ebx=${b} CF=${cf}`;

@@ -162,7 +162,7 @@ interface Tr {
 }
 
 /** Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not counted. */
-function liveness(ins: Insn[], fused: Set<number>): { need: boolean[] } {
+function liveness(ins: Insn[], fused: Set<number>, faults = true): { need: boolean[] } {
   const n = ins.length;
   const need = new Array<boolean>(n).fill(false);
   let live = true; // flags escape the block
@@ -175,19 +175,23 @@ function liveness(ins: Insn[], fused: Set<number>): { need: boolean[] } {
     if (u & R) live = true;
     // An instruction that can fault (or end the block early after a store) exposes EFLAGS:
     // the flags before it must be exact.
-    if (mayFault(ins[k]!)) live = true;
+    if (faults && mayFault(ins[k]!)) live = true;
   }
   return { need };
 }
 
-function translateAll(ins: Insn[], ciBase: number, need: boolean[]): (Out | null)[] {
+function translateAll(ins: Insn[], ciBase: number, need: boolean[], real: boolean[]): (Out | null)[] {
   const outs: (Out | null)[] = [];
   let prod: Prod = null;
+  // A rotate's CF and OF wait in `fo` (jit-insn.ts) until the next writer of all the flags.
+  let rot = false;
   for (let k = 0; k < ins.length; k++) {
     const i = ins[k]!;
-    const code = translate(i, ciBase + k, k, i.off + i.len, need[k]!, prod);
+    const code = translate(i, ciBase + k, k, i.off + i.len, need[k]!, prod, need[k]! && !real[k]!);
     outs.push(code);
     const u = flagUse(i);
+    if (code !== null && rot && u === W) { code.src += " fo = -1;"; rot = false; }
+    if (code !== null && code.src.includes("fo = (")) rot = true;
     if (code === null) prod = null;
     else if (code.prod) prod = { kind: code.prod, k: ciBase + k };
     else if (u & W) prod = null;
@@ -206,8 +210,9 @@ function translateBlock(b: Block, ciBase: number, delta: number): Tr {
   const ins = b.insns.slice(0, b.n);
   const n = b.n;
   // First pass: which flag readers take their condition from a producer's consts.
+  // (Flags live only for a fault or a stop: `real` leaves those out.)
   let { need } = liveness(ins, new Set());
-  let outs = translateAll(ins, ciBase, need);
+  let outs = translateAll(ins, ciBase, need, liveness(ins, new Set(), false).need);
   const fused = new Set<number>();
   for (let k = 0; k < n; k++) {
     const o = outs[k];
@@ -218,7 +223,7 @@ function translateBlock(b: Block, ciBase: number, delta: number): Tr {
     }
   }
   need = liveness(ins, fused).need;
-  outs = translateAll(ins, ciBase, need);
+  outs = translateAll(ins, ciBase, need, liveness(ins, fused, false).need);
   return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta, thunk: -1 };
 }
 
@@ -339,7 +344,10 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
       .replace(new RegExp(`c\\.(jr|jw)(8|16|32)\\(${x}, o >>> 0`, "g"), `c.$1$2(${x}, l >>> 0`);
   }
   const MAT = "if (fk !== 0) { c.jitFlags(fk, fa, fb, fr, fz, fc); fk = 0; }";
-  const WB = MAT + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
+  // A rotate's CF and OF over the flags before it, at an exit before the next flag writer.
+  const rot = text.includes("fo = (");
+  const FO = rot ? " if (fo !== -1) { c.materialise(); c.eflags = (c.eflags & ~2049) | fo; fo = -1; }" : "";
+  const WB = MAT + FO + " " + regs.map((n) => `r[${n}] = r${n};`).join(" ");
   // The fault exit (reached by `break R` with fx set): the instructions retired by earlier
   // blocks or iterations of this call and the faulting one's index for cpu.ts, the locals
   // written back, the exception rethrown.
@@ -357,7 +365,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const spin = text.includes("$SPINEQ");
   if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
   // `fx`: the exception a call raised (see jit-insn.ts faultSites); the fault exit rethrows it.
-  L.push("let fx = null;");
+  L.push(rot ? "let fx = null, fo = -1;" : "let fx = null;");
   const spinEq = regs.map((n) => `r${n} === q${n}`).join(" && ") || "true";
   const spinSave = regs.map((n) => `q${n} = r${n};`).join(" ");
   L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$FAULTEXIT", FAULTEXIT).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$MAT", MAT));
