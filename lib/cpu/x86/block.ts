@@ -20,7 +20,7 @@ export interface Block {
   /** For `fn`: each fault index's offset from the entry EIP and index in its block (jit.ts). */
   jitOff: Int32Array | null;
   jitIdx: Int32Array | null;
-  /** `fn` is a region (runs other blocks of this page too). */
+  /** `fn` is a region (runs other blocks of this page, or of one other page, too). */
   region: boolean;
   /**
    * Offset of this block's start from the start of the function `fn` runs: 0, or the block's
@@ -28,8 +28,14 @@ export interface Block {
    * region's).
    */
   jitEntry: number;
-  /** The region this block was last made a member of (its offset there: phys - rHead.phys). */
+  /** The region this block was last made a member of, and its offset there from the head's EIP. */
   rHead: Block | null;
+  rDelta: number;
+  /**
+   * For a region's head with members on one other page: that page's physical page number
+   * (blocks.ts drops the region when code there changes), else -1.
+   */
+  xPage: number;
   /** For a region's head: its members (itself excluded) as translated. */
   rMembers: Block[] | null;
   /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */

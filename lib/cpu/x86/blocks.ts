@@ -67,11 +67,14 @@ export abstract class CpuBlocks extends CpuInterp {
     for (const pg of this.pageBlocks.keys()) this.mem.code[pg] = 0;
     this.pageBlocks.clear();
     this.codeBits.clear();
+    this.xHeads.clear();
     this.flushWriteTlb();
   }
 
   /** Translations dropped to make room (JIT_MAX_BLOCKS), for tests and the bench. */
   translationDrops = 0;
+  /** Physical page -> heads of regions elsewhere with members there (Block.xPage). */
+  protected xHeads = new Map<number, Block[]>();
 
   /**
    * Drop every translation (the blocks stay decoded): each block counts its executions to the
@@ -86,7 +89,23 @@ export abstract class CpuBlocks extends CpuInterp {
     }
     this.translated = 0;
     this.translationDrops++;
+    this.xHeads.clear();
     this.newLinkGen();
+  }
+
+  /**
+   * A translated block loses its function: counted again to the threshold (a region's head
+   * with members on another page takes the members that enter its function along, since
+   * those may lie on a page the invalidation did not look at). The running one stops after
+   * the current instruction.
+   */
+  private dropFn(b: Block): void {
+    const f = b.fn;
+    if (f === null) return;
+    b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
+    if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head;
+    if (b === this.curBlock) this.brk = this.brk || 1;
+    if (b.xPage >= 0 && b.rMembers !== null) for (const m of b.rMembers) if (m.fn === f) this.dropFn(m);
   }
 
   /** A guest write hit a page holding translated code: drop the blocks that cover it. */
@@ -104,21 +123,22 @@ export abstract class CpuBlocks extends CpuInterp {
       if (covers) {
         hit = true;
         b.valid = false;
+        this.dropFn(b);
         if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
-        if (b.fn !== null) { b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         if (b === this.curBlock || b.u === this.curH) this.brk = this.brk || 1;
       } else (keep ??= []).push(b);
     }
     // A region runs other blocks of its page: any block of the page dropped drops the regions
-    // headed there (the running one stops after this instruction), to be translated again later.
+    // headed there (the running one stops after this instruction), to be translated again
+    // later, and the regions headed elsewhere with members here.
     if (hit && keep) {
-      for (const b of keep) {
-        if (!b.region) continue;
-        b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
-        if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head; // counted again to the threshold
-        if (b === this.curBlock) this.brk = this.brk || 1;
-      }
+      for (const b of keep) if (b.region) this.dropFn(b);
+    }
+    const xs = hit ? this.xHeads.get(pg) : undefined;
+    if (xs !== undefined) {
+      this.xHeads.delete(pg);
+      for (const h of xs) if (h.xPage === pg && h.region) this.dropFn(h);
     }
     if (keep && keep.length) {
       this.pageBlocks.set(pg, keep);
@@ -137,6 +157,14 @@ export abstract class CpuBlocks extends CpuInterp {
     cpu: this as CpuBlocks,
     blockAt(phys: number): Block | undefined { return this.cpu.blocks.get(phys * 2 + 1); },
     hasBreakpoint(lin: number): boolean { return this.cpu.breakpoints.has(lin); },
+    /** The physical page a linear page maps to through the read TLB, else -1 (no walk). */
+    tlbPage(lin: number): number { const e = this.cpu.tlbR[lin >>> 12]!; return e === 0 ? -1 : e - 1; },
+    /** A region headed by `head` has members on physical page `pg`. */
+    crossPage(head: Block, pg: number): void {
+      const xs = this.cpu.xHeads.get(pg);
+      if (xs === undefined) this.cpu.xHeads.set(pg, [head]);
+      else if (!xs.includes(head)) xs.push(head);
+    },
     hot(b: Block): boolean {
       // Executions counted in the header (up to the threshold; -1 once left interpreted for good).
       // (Counted from b.head: its executions are v - b.head + 1 of thr - b.head + 1.)
@@ -300,7 +328,7 @@ export abstract class CpuBlocks extends CpuInterp {
     markDeadFlags(uc, u + UHDR, insns.length);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
+      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPage: -1, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
       hotFrom: this.icount, lukewarm: 0, head, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);

@@ -92,6 +92,10 @@ export interface RegionHost {
   hasBreakpoint(lin: number): boolean;
   /** Whether the block ran often enough to be worth translating into a region. */
   hot(b: Block): boolean;
+  /** The physical page a linear page maps to through the read TLB, else -1. */
+  tlbPage(lin: number): number;
+  /** Notes that the region headed by `head` has members on physical page `pg`. */
+  crossPage(head: Block, pg: number): void;
 }
 
 /** Whether an instruction can raise an exception or stop the block (memory and stack accesses). */
@@ -159,6 +163,8 @@ interface Tr {
   delta: number;
   /** The register a PC thunk that its last instruction (CALL rel32) calls loads, else -1 (thunkAt). */
   thunk: number;
+  /** On the head's page (0) or the region's other page (1). */
+  pg: number;
 }
 
 /** Flag liveness, backwards, with `fused` readers (conditions taken from a producer's consts) not counted. */
@@ -224,7 +230,7 @@ function translateBlock(b: Block, ciBase: number, delta: number): Tr {
   }
   need = liveness(ins, fused).need;
   outs = translateAll(ins, ciBase, need, liveness(ins, fused, false).need);
-  return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta, thunk: -1 };
+  return { b, outs, pure: outs.every((o) => o !== null), ciBase, delta, thunk: -1, pg: 0 };
 }
 
 /** Static successors of a block, as offsets from its start (call targets and return points included). */
@@ -274,14 +280,19 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // blocks of one loop then share one function, however many of them become hot entries.
   const h = b.rHead;
   if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.rMembers !== null && h.rMembers.includes(b)) {
-    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.phys - h.phys; b.region = true;
+    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.rDelta; b.region = true; b.xPage = -1;
     return h.fn;
   }
   const head = translateBlock(b, 0, 0);
   const members: Tr[] = [head];
+  // The one other page a region may reach into: its linear and physical page numbers.
+  let xLin = -1, xPhys = -1;
   if (canRegion && head.pure) {
-    // Grow a region over blocks reachable by direct control flow inside the head's page.
-    const pageOff = b.phys & 0xfff;
+    // Grow a region over blocks reachable by direct control flow inside the head's page and
+    // one other page (a loop across a page boundary, a call of a function elsewhere). Members
+    // there are found through the read TLB; the function checks that page's mapping when it
+    // runs (emitRegion), and a change of code there drops the region (blocks.ts xHeads).
+    const headLin = startLin >>> 12;
     const seen = new Set<number>([0]);
     let insns = b.n;
     for (let q = 0; q < members.length && members.length < REGION_MAX_BLOCKS; q++) {
@@ -290,13 +301,23 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
         const delta = from.delta + s;
         if (seen.has(delta)) continue;
         seen.add(delta);
-        if (pageOff + delta < 0 || pageOff + delta >= 4096) continue;
-        const mb = host.blockAt(b.phys + delta);
+        const lin = (startLin + delta) >>> 0, lp = lin >>> 12;
+        let phys: number;
+        if (lp === headLin) phys = b.phys + delta;
+        else {
+          // (A PC thunk there is run inline by the call: emitRegion.)
+          if ((xLin >= 0 && lp !== xLin) || thunkAt(cpu, lin) >= 0) continue;
+          const pp = host.tlbPage(lin);
+          if (pp < 0 || pp === b.phys >>> 12) continue;
+          phys = ((pp << 12) | (lin & 0xfff)) >>> 0;
+        }
+        const mb = host.blockAt(phys);
         if (!mb || !mb.valid || !mb.code32 || mb.phys2 >= 0 || mb.n === 0) continue;
         if (insns + mb.n > REGION_MAX_INSNS || members.length >= REGION_MAX_BLOCKS) continue;
-        if (host.hasBreakpoint((startLin + delta) >>> 0) || !host.hot(mb)) continue;
+        if (host.hasBreakpoint(lin) || !host.hot(mb)) continue;
         const t = translateBlock(mb, insns, delta);
         if (!t.pure) continue;
+        if (lp !== headLin) { xLin = lp; xPhys = phys >>> 12; t.pg = 1; }
         members.push(t);
         insns += mb.n;
       }
@@ -322,7 +343,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const used = new Set<number>();
   const L: string[] = [];
   const body: string[] = [];
-  if (region) emitRegion(members, body, !cpu.noSpinSkip); else emitSingle(head, body, startLin, cpu);
+  if (region) emitRegion(members, body, !cpu.noSpinSkip, xLin >= 0); else emitSingle(head, body, startLin, cpu);
   // A region is entered at its head (d0 = 0) or at a member d0 bytes after it.
   if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
   let text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
@@ -360,8 +381,14 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   L.push("let a = 0, b2 = 0, t = 0, o = 0, l = 0, e = 0, p = 0, done = 0, pc = 0, d = 0, ci = 0, cy = 0, fk = 0, fa = 0, fb = 0, fr = 0, fz = 0, fc = 0, sk = 0;");
   if (segs.length) L.push(`let ${segs.map((x) => `sb${x} = sb[${x}], sf${x} = sf[${x}] === 1`).join(", ")};`);
   if (regs.length) L.push(`let ${regs.map((n) => `r${n} = r[${n}] | 0`).join(", ")};`);
-  // The entry member's index (emitRegion numbers the members in order).
-  if (region) L.push(`switch (d0 | 0) { ${members.map((m, j) => `case ${m.delta}: d = ${j}; break;`).join(" ")} }`);
+  // The entry member's index (emitRegion numbers the members in order). With a second page:
+  // whether each page maps where it did at translation (through the read TLB), the entry's
+  // own page taken as found (the block cache looked it up).
+  const two = xLin >= 0;
+  if (two) {
+    L.push(`const LE = (sb[1] + E) | 0; let x0 = tr[LE >>> 12] === ${(b.phys >>> 12) + 1}, x1 = tr[(LE + ${(xLin - (startLin >>> 12)) * 4096}) >>> 12] === ${xPhys + 1};`);
+  }
+  if (region) L.push(`switch (d0 | 0) { ${members.map((m, j) => `case ${m.delta}: d = ${j};${two ? ` x${m.pg} = true;` : ""} break;`).join(" ")} }`);
   const spin = text.includes("$SPINEQ");
   if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
   // `fx`: the exception a call raised (see jit-insn.ts faultSites); the fault exit rethrows it.
@@ -384,7 +411,9 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   b.jitEntry = 0;
   b.region = members.length > 1;
   b.rMembers = b.region ? members.slice(1).map((m) => m.b) : null;
-  for (const m of members) if (m.delta !== 0) m.b.rHead = b;
+  for (const m of members) if (m.delta !== 0) { m.b.rHead = b; m.b.rDelta = m.delta; }
+  b.xPage = b.region && xLin >= 0 ? xPhys : -1;
+  if (b.xPage >= 0) host!.crossPage(b, xPhys);
   return fn;
 }
 
@@ -469,7 +498,7 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
  * whole passes, keeping at least one pass to run for real (so the last port read before the
  * budget runs out happens at its icount), and no observable state differs.
  */
-function emitRegion(members: Tr[], L: string[], spin: boolean): void {
+function emitRegion(members: Tr[], L: string[], spin: boolean, two: boolean): void {
   const safe = members.map((tr) => tr.b.insns.slice(0, tr.b.n).every(spinSafe));
   // Loop headers: safe members that a member at the same or a higher offset branches to. The
   // fixed point is checked there (one saved state, tagged with the header's offset).
@@ -495,7 +524,8 @@ function emitRegion(members: Tr[], L: string[], spin: boolean): void {
     const ins = tr.b.insns;
     const n = tr.b.n;
     const dl = tr.delta;
-    L.push(`case ${j}: { if (done + ${n} > lim) break R; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
+    // (A member on a page that no longer maps where it did: the function leaves there.)
+    L.push(`case ${j}: { if (done + ${n} > lim${two ? ` || !x${tr.pg}` : ""}) break R; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
     if (spin && isHdr[j]) {
       const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qa && fb === qb && fr === qr && fz === qz && fc === qc)`;
       // Sampled, so that loops that never reach a fixed point pay almost nothing: every
