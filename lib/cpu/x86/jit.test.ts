@@ -181,41 +181,47 @@ describe("block translator equals single step", () => {
     }
   });
 
-  test("a loop across a page boundary runs in one region, left when the other page changes or maps elsewhere", () => {
+  test("a loop across pages runs in one region, left when another page changes or maps elsewhere", () => {
     // mov ecx, 200 ; jmp A ... A (page 0, 0xff0): add eax, ecx ; jmp B
-    // B (page 1, 0x1010): xor ebx, eax ; cmp ecx, 100 ; jne S ; <action> ; S: dec ecx ; jnz A ; hlt
-    // The action, run once halfway: none; a store over B's XOR or over A's ADD (code in the
-    // region on either page); page 1 remapped (its PTE to a copy whose B subtracts) and INVLPG.
-    const A = 0xff0, B = 0x1010, COPY = 0x3000;
-    const pte = 0x101000 + ((CODE + 0x1000) >>> 12) * 4;
+    // B (page 1, 0x1010): xor ebx, eax ; call F ; cmp ecx, 100 ; jne S ; <action> ; S: dec ecx ; jnz A ; hlt
+    // F (page 2, 0x2000): add edx, 3 ; ret
+    // The action, run once halfway: none; a store over B's XOR, A's ADD or F's immediate (code in
+    // the region on each page); page 1 or page 2 remapped (its PTE to a copy that differs there)
+    // and INVLPG.
+    const A = 0xff0, B = 0x1010, F = 0x2000, COPY1 = 0x3000, COPY2 = 0x4000;
+    const pte = (lin: number) => 0x101000 + ((CODE + lin) >>> 12) * 4;
+    const remap = (pg: number, to: number) => [0xc7, 0x05, ...le32(pte(pg)), ...le32(((CODE + to) | 7) >>> 0), 0x0f, 0x01, 0x3d, ...le32(CODE + pg)];
     const actions: Record<string, number[]> = {
       none: [],
       "store page 1": [0xc6, 0x05, ...le32(CODE + B + 1), 0xd3], // xor ebx, eax -> xor ebx, edx
       "store page 0": [0xc6, 0x05, ...le32(CODE + A + 1), 0xd0], // add eax, ecx -> add eax, edx
-      remap: [0xc7, 0x05, ...le32(pte), ...le32(((CODE + COPY) | 7) >>> 0), 0x0f, 0x01, 0x3d, ...le32(CODE + 0x1000)],
+      "store page 2": [0xc6, 0x05, ...le32(CODE + F + 2), 5], // add edx, 3 -> add edx, 5
+      "remap page 1": remap(0x1000, COPY1),
+      "remap page 2": remap(0x2000, COPY2),
     };
     for (const [name, act] of Object.entries(actions)) {
-      const code = new Uint8Array(0x1100);
+      const code = new Uint8Array(0x2100);
       code.set([0xb9, 200, 0, 0, 0, 0xe9, ...le32(A - 10)]);
       code.set([0x01, 0xc8, 0xe9, ...le32(B - (A + 7))], A);
-      const tail = [0x49, 0x0f, 0x85];
-      const b = [0x31, 0xc3, 0x83, 0xf9, 100, 0x75, act.length, ...act, ...tail];
-      const jnzEnd = B + b.length + 4;
-      code.set([...b, ...le32(A - jnzEnd), 0xf4], B);
+      const b = [0x31, 0xc3, 0xe8, ...le32(F - (B + 7)), 0x83, 0xf9, 100, 0x75, act.length, ...act, 0x49, 0x0f, 0x85];
+      code.set([...b, ...le32(A - (B + b.length + 4)), 0xf4], B);
+      code.set([0x83, 0xc2, 0x03, 0xc3], F);
       for (const chunks of [[100000], [1], [3], [7], [2, 5, 11, 17, 23]]) {
         const [x, y] = [setup(code, [1, 0, 0x55, 0, 0, 0, 0], 0, 0, "region"), setup(code, [1, 0, 0x55, 0, 0, 0, 0], 0, 0, "single")];
         for (const m of [x, y]) {
           m.paging();
-          const copy = code.slice(0x1000, 0x1100);
-          copy[B - 0x1000] = 0x29; // sub ebx, eax
-          m.write(CODE + COPY, [...copy]);
+          const c1 = code.slice(0x1000, 0x1100), c2 = code.slice(0x2000, 0x2100);
+          c1[B - 0x1000] = 0x29; // sub ebx, eax
+          c2[2] = 7; // add edx, 7
+          m.write(CODE + COPY1, [...c1]);
+          m.write(CODE + COPY2, [...c2]);
         }
         compareRuns(x, y, chunks, 100000, () => `${name} chunks ${chunks}`);
         expect({ name, halted: x.cpu.halted }).toEqual({ name, halted: true });
         if (name === "none" && chunks.length === 1 && chunks[0] === 100000) {
-          // One region holds both pages' blocks.
+          // One region holds the three pages' blocks.
           const fns = [...(x.cpu as unknown as { blocks: Map<number, { fn: unknown }> }).blocks.values()].map((q) => String(q.fn));
-          expect(fns.some((f) => f.includes("x1 = tr["))).toBe(true);
+          expect(fns.some((f) => f.includes("x1 = tr[") && f.includes("x2 = tr["))).toBe(true);
         }
       }
     }
@@ -531,7 +537,7 @@ describe("block translator equals single step", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
     m.cpu.code32 = false;
-    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPage: -1, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0, head: 1 };
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPages: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0, head: 1 };
     expect(compileBlock(m.cpu, blk)).toBeNull();
   });
 });
