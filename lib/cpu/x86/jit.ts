@@ -9,7 +9,8 @@
  *  - a *block* function runs one block (a block whose last instruction branches back to its
  *    own start loops inside the function);
  *  - a *region* function runs a hot block together with the blocks it reaches by direct
- *    branches, calls and returns inside the same 4 KiB page, when all of them translate without
+ *    branches, calls and returns inside its 4 KiB page and up to three others (each checked
+ *    through the read TLB on entry), when all of them translate without
  *    interpreter fallbacks: a loop spread over several blocks then runs inside one function
  *    (a `switch` on a dense member index), with the instruction budget checked
  *    before each block.
