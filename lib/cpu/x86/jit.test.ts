@@ -181,7 +181,7 @@ describe("block translator equals single step", () => {
     }
   });
 
-  test("a loop across pages runs in one region, left when another page changes or maps elsewhere", () => {
+  test("a loop across pages runs in one region, left when its other page changes or maps elsewhere", () => {
     // mov ecx, 200 ; jmp A ... A (page 0, 0xff0): add eax, ecx ; jmp B
     // B (page 1, 0x1010): xor ebx, eax ; call F ; cmp ecx, 100 ; jne S ; <action> ; S: dec ecx ; jnz A ; hlt
     // F (page 2, 0x2000): add edx, 3 ; ret
@@ -219,9 +219,9 @@ describe("block translator equals single step", () => {
         compareRuns(x, y, chunks, 100000, () => `${name} chunks ${chunks}`);
         expect({ name, halted: x.cpu.halted }).toEqual({ name, halted: true });
         if (name === "none" && chunks.length === 1 && chunks[0] === 100000) {
-          // One region holds the three pages' blocks.
+          // One region holds blocks of two pages (REGION_MAX_PAGES).
           const fns = [...(x.cpu as unknown as { blocks: Map<number, { fn: unknown }> }).blocks.values()].map((q) => String(q.fn));
-          expect(fns.some((f) => f.includes("x1 = tr[") && f.includes("x2 = tr["))).toBe(true);
+          expect(fns.some((f) => f.includes("x1 = tr["))).toBe(true);
         }
       }
     }

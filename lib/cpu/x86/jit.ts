@@ -9,8 +9,8 @@
  *  - a *block* function runs one block (a block whose last instruction branches back to its
  *    own start loops inside the function);
  *  - a *region* function runs a hot block together with the blocks it reaches by direct
- *    branches, calls and returns inside its 4 KiB page and up to three others (each checked
- *    through the read TLB on entry), when all of them translate without
+ *    branches, calls and returns inside its 4 KiB page and one other (checked through the
+ *    read TLB on entry), when all of them translate without
  *    interpreter fallbacks: a loop spread over several blocks then runs inside one function
  *    (a `switch` on a dense member index), with the instruction budget checked
  *    before each block.
@@ -81,10 +81,15 @@ const SPIN_NONE = 1 << 30;
  * at most), while small hot loops do gain from it.
  */
 export const FTL_MAX_SOURCE = 8000;
-/** Region limits: member blocks, instructions and pages. */
+/**
+ * Region limits: member blocks, instructions and pages. A second page takes in loops across a
+ * page boundary (XZ's BCJ filter: 12 M exits fewer, its phase about 5% faster); more pages
+ * made larger regions whose compiles cost more than the exits they saved (Linux session with
+ * the compiler on the main thread: about 8% more CPU with four pages than with one).
+ */
 const REGION_MAX_BLOCKS = 32;
 const REGION_MAX_INSNS = 100;
-const REGION_MAX_PAGES = 4;
+const REGION_MAX_PAGES = 2;
 
 /** What the translator needs from the CPU to grow a region. */
 export interface RegionHost {
