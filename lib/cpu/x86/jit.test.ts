@@ -112,40 +112,33 @@ const strBranch: fc.Arbitrary<EncInsn[]> = fc.tuple(strOp, fc.constantFrom(...CO
 });
 const arbStringProgram = loopOf(fc.oneof(strOp, strBranch, strBranch, simple));
 
+/** Random programs in a translation mode against single-step, with random registers and stops. */
+function againstSingleStep(programs: fc.Arbitrary<Uint8Array>, mode: "jit" | "region" | "drop"): void {
+  fc.assert(
+    fc.property(
+      programs,
+      fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
+      fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
+      (code, regs, chunks) => {
+        const a = setup(code, regs, 0, 0, mode);
+        const b = setup(code, regs, 0, 0, "single");
+        compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
+      },
+    ),
+    { numRuns: RUNS },
+  );
+}
+
 describe("block translator equals single step", () => {
   // Threshold 1 translates each block on its first execution (mostly single blocks); threshold 3
   // translates a loop's head after its other blocks exist, so regions form; "drop" keeps at most
   // two translations, so translations are dropped (and made again) while blocks run.
   test.each(["jit", "region", "drop"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
-    fc.assert(
-      fc.property(
-        arbJitProgram,
-        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
-        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
-        (code, regs, chunks) => {
-          const a = setup(code, regs, 0, 0, mode);
-          const b = setup(code, regs, 0, 0, "single");
-          compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
-        },
-      ),
-      { numRuns: RUNS },
-    );
+    againstSingleStep(arbJitProgram, mode);
   });
 
   test.each(["jit", "region"] as const)(`string instructions without REP and branches on their flags, %s (${RUNS} runs)`, (mode) => {
-    fc.assert(
-      fc.property(
-        arbStringProgram,
-        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
-        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 20 }),
-        (code, regs, chunks) => {
-          const a = setup(code, regs, 0, 0, mode);
-          const b = setup(code, regs, 0, 0, "single");
-          compareRuns(a, b, chunks, 200, () => disasm(code, true, CODE).join("\n"));
-        },
-      ),
-      { numRuns: RUNS },
-    );
+    againstSingleStep(arbStringProgram, mode);
   });
 
   test("a call of a PC thunk on another page runs inside the region, and the thunk is checked at every call", () => {
