@@ -20,7 +20,7 @@ export interface Block {
   /** For `fn`: each fault index's offset from the entry EIP and index in its block (jit.ts). */
   jitOff: Int32Array | null;
   jitIdx: Int32Array | null;
-  /** `fn` is a region (runs other blocks of this page, or of a few other pages, too). */
+  /** `fn` is a region (runs other blocks of this page, or of one other page, too). */
   region: boolean;
   /**
    * Offset of this block's start from the start of the function `fn` runs: 0, or the block's
@@ -32,10 +32,10 @@ export interface Block {
   rHead: Block | null;
   rDelta: number;
   /**
-   * For a region's head with members on other pages: their physical page numbers (blocks.ts
-   * drops the region when code there changes), else null.
+   * For a region's head with members on one other page: that page's physical page number
+   * (blocks.ts drops the region when code there changes), else -1.
    */
-  xPages: number[] | null;
+  xPage: number;
   /** For a region's head: its members (itself excluded) as translated. */
   rMembers: Block[] | null;
   /** Successor cache (two slots: taken and fall-through), valid for one chain epoch. */

@@ -73,7 +73,7 @@ export abstract class CpuBlocks extends CpuInterp {
 
   /** Translations dropped to make room (JIT_MAX_BLOCKS), for tests and the bench. */
   translationDrops = 0;
-  /** Physical page -> heads of regions elsewhere with members there (Block.xPages). */
+  /** Physical page -> heads of regions elsewhere with members there (Block.xPage). */
   protected xHeads = new Map<number, Block[]>();
 
   /**
@@ -105,7 +105,7 @@ export abstract class CpuBlocks extends CpuInterp {
     b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
     if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head;
     if (b === this.curBlock) this.brk = this.brk || 1;
-    if (b.xPages !== null && b.rMembers !== null) for (const m of b.rMembers) if (m.fn === f) this.dropFn(m);
+    if (b.xPage >= 0 && b.rMembers !== null) for (const m of b.rMembers) if (m.fn === f) this.dropFn(m);
   }
 
   /** A guest write hit a page holding translated code: drop the blocks that cover it. */
@@ -138,7 +138,7 @@ export abstract class CpuBlocks extends CpuInterp {
     const xs = hit ? this.xHeads.get(pg) : undefined;
     if (xs !== undefined) {
       this.xHeads.delete(pg);
-      for (const h of xs) if (h.xPages !== null && h.xPages.includes(pg) && h.region) this.dropFn(h);
+      for (const h of xs) if (h.xPage === pg && h.region) this.dropFn(h);
     }
     if (keep && keep.length) {
       this.pageBlocks.set(pg, keep);
@@ -328,7 +328,7 @@ export abstract class CpuBlocks extends CpuInterp {
     markDeadFlags(uc, u + UHDR, insns.length);
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
-      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPages: null, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
+      fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPage: -1, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
       hotFrom: this.icount, lukewarm: 0, head, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);

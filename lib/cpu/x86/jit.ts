@@ -82,14 +82,13 @@ const SPIN_NONE = 1 << 30;
  */
 export const FTL_MAX_SOURCE = 8000;
 /**
- * Region limits: member blocks, instructions and pages. A second page takes in loops across a
- * page boundary (XZ's BCJ filter: 12 M exits fewer, its phase about 5% faster); more pages
- * made larger regions whose compiles cost more than the exits they saved (Linux session with
- * the compiler on the main thread: about 8% more CPU with four pages than with one).
+ * Region limits: member blocks and instructions; pages: the head's and one other. The second
+ * page takes in loops across a page boundary (XZ's BCJ filter: 12 M exits fewer, its phase
+ * about 5% faster); up to four pages made larger regions whose compiles cost more than the
+ * exits they saved (Linux session with the compiler on the main thread: about 8% more CPU).
  */
 const REGION_MAX_BLOCKS = 32;
 const REGION_MAX_INSNS = 100;
-const REGION_MAX_PAGES = 2;
 
 /** What the translator needs from the CPU to grow a region. */
 export interface RegionHost {
@@ -287,17 +286,17 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // blocks of one loop then share one function, however many of them become hot entries.
   const h = b.rHead;
   if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.rMembers !== null && h.rMembers.includes(b)) {
-    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.rDelta; b.region = true; b.xPages = null;
+    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.rDelta; b.region = true; b.xPage = -1;
     return h.fn;
   }
   const head = translateBlock(b, 0, 0);
   const members: Tr[] = [head];
-  // The other pages a region reaches into (up to REGION_MAX_PAGES - 1): linear and physical page numbers.
-  const xLin: number[] = [], xPhys: number[] = [];
+  // The one other page a region may reach into: its linear and physical page numbers.
+  let xLin = -1, xPhys = -1;
   if (canRegion && head.pure) {
     // Grow a region over blocks reachable by direct control flow inside the head's page and
-    // a few other pages (a loop across a page boundary, calls of functions elsewhere). Members
-    // there are found through the read TLB; the function checks those pages' mappings when it
+    // one other page (a loop across a page boundary, a call of a function elsewhere). Members
+    // there are found through the read TLB; the function checks that page's mapping when it
     // runs (emitRegion), and a change of code there drops the region (blocks.ts xHeads).
     const headLin = startLin >>> 12;
     const seen = new Set<number>([0]);
@@ -313,7 +312,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
         if (lp === headLin) phys = b.phys + delta;
         else {
           // (A PC thunk there is run inline by the call: emitRegion.)
-          if ((!xLin.includes(lp) && xLin.length >= REGION_MAX_PAGES - 1) || thunkAt(cpu, lin) >= 0) continue;
+          if ((xLin >= 0 && lp !== xLin) || thunkAt(cpu, lin) >= 0) continue;
           const pp = host.tlbPage(lin);
           if (pp < 0 || pp === b.phys >>> 12) continue;
           phys = ((pp << 12) | (lin & 0xfff)) >>> 0;
@@ -324,10 +323,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
         if (host.hasBreakpoint(lin) || !host.hot(mb)) continue;
         const t = translateBlock(mb, insns, delta);
         if (!t.pure) continue;
-        if (lp !== headLin) {
-          if (!xLin.includes(lp)) { xLin.push(lp); xPhys.push(phys >>> 12); }
-          t.pg = xLin.indexOf(lp) + 1;
-        }
+        if (lp !== headLin) { xLin = lp; xPhys = phys >>> 12; t.pg = 1; }
         members.push(t);
         insns += mb.n;
       }
@@ -353,7 +349,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const used = new Set<number>();
   const L: string[] = [];
   const body: string[] = [];
-  if (region) emitRegion(members, body, !cpu.noSpinSkip, xLin.length > 0); else emitSingle(head, body, startLin, cpu);
+  if (region) emitRegion(members, body, !cpu.noSpinSkip, xLin >= 0); else emitSingle(head, body, startLin, cpu);
   // A region is entered at its head (d0 = 0) or at a member d0 bytes after it.
   if (region) L.push("const E = (c.eip - (d0 | 0)) >>> 0;"); else L.push("const E = c.eip;");
   let text = dropUnusedConsts(body.join("\n").replace(/\$STABLE\(o, \d\)/g, ""));
@@ -394,10 +390,9 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   // The entry member's index (emitRegion numbers the members in order). With a second page:
   // whether each page maps where it did at translation (through the read TLB), the entry's
   // own page taken as found (the block cache looked it up).
-  const two = xLin.length > 0;
+  const two = xLin >= 0;
   if (two) {
-    const pg = xLin.map((lp, x) => `, x${x + 1} = tr[(LE + ${(lp - (startLin >>> 12)) * 4096}) >>> 12] === ${xPhys[x]! + 1}`).join("");
-    L.push(`const LE = (sb[1] + E) | 0; let x0 = tr[LE >>> 12] === ${(b.phys >>> 12) + 1}${pg};`);
+    L.push(`const LE = (sb[1] + E) | 0; let x0 = tr[LE >>> 12] === ${(b.phys >>> 12) + 1}, x1 = tr[(LE + ${(xLin - (startLin >>> 12)) * 4096}) >>> 12] === ${xPhys + 1};`);
   }
   if (region) L.push(`switch (d0 | 0) { ${members.map((m, j) => `case ${m.delta}: d = ${j};${two ? ` x${m.pg} = true;` : ""} break;`).join(" ")} }`);
   const spin = text.includes("$SPINEQ");
@@ -423,8 +418,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   b.region = members.length > 1;
   b.rMembers = b.region ? members.slice(1).map((m) => m.b) : null;
   for (const m of members) if (m.delta !== 0) { m.b.rHead = b; m.b.rDelta = m.delta; }
-  b.xPages = b.region && xPhys.length > 0 ? xPhys : null;
-  if (b.xPages !== null) for (const pg of xPhys) host!.crossPage(b, pg);
+  b.xPage = b.region && xLin >= 0 ? xPhys : -1;
+  if (b.xPage >= 0) host!.crossPage(b, xPhys);
   return fn;
 }
 
