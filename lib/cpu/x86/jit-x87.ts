@@ -80,6 +80,28 @@ function noteReg(c: Cpu, f: Fpu, eip: number, fop: number): true {
  * the guest unmasked it): C1 = rounded up when inexact, else 0; PE, and ES/B when PE is
  * unmasked (Fpu.signal).
  */
+/** nearest64's rounded significand (high and low words) and biased double exponent. */
+let n64H = 0, n64L = 0, n64X = 0;
+/**
+ * ST(t), a normal double's range, rounded to nearest into the double at m4[p], m4[p + 1]
+ * (fast.ts toF64Fast: 11 bits below the double's last bit): bit 0 inexact, bit 1 rounded up;
+ * -1 (nothing written) when it is not such a value. The rounded register value is left in
+ * n64H, n64L and n64X.
+ */
+function nearest64(f: Fpu, t: number, m4: Int32Array, p: number): number {
+  const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
+  if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return -1;
+  // (No branches on the data: rest = 1 when any of the 10 bits below the round bit is set.)
+  const rb = (lo >>> 10) & 1, rest = ((lo & 0x3ff) + 0x3ff) >>> 10, up = rb & (rest | ((lo >>> 11) & 1));
+  let l = lo - (lo & 0x7ff) + up * 0x800, h = hi, x = e - 15360;
+  if (l === TWO32) { l = 0; h += 1; if (h === TWO32) { h = 0x80000000; x += 1; } }
+  if (x > 0x7fe) return -1;
+  m4[p] = (h << 21) | (l >>> 11);
+  m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
+  n64H = h; n64L = l; n64X = x;
+  return (rb | rest) | (up << 1);
+}
+
 function swAfterI(sw: number, cw: number, inexact: number, up: number): number {
   sw = (sw & ~0x200) | (up << 9) | (inexact << 5);
   if (inexact !== 0 && (cw & 0x20) === 0) sw |= 0x8080;
@@ -132,17 +154,9 @@ export const X87J = {
       m4[p] = f.mlo; m4[p + 1] = f.mhi;
       return noteMem(c, f, eip, fop, s, o);
     }
-    // To nearest (fast.ts toF64Fast): 11 bits below the double's last bit.
-    const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
-    if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
-    // (No branches on the data: rest = 1 when any of the 10 bits below the round bit is set.)
-    const rb = (lo >>> 10) & 1, rest = ((lo & 0x3ff) + 0x3ff) >>> 10, up = rb & (rest | ((lo >>> 11) & 1));
-    let l = lo - (lo & 0x7ff) + up * 0x800, h = hi, x = e - 15360;
-    if (l === TWO32) { l = 0; h += 1; if (h === TWO32) { h = 0x80000000; x += 1; } }
-    if (x > 0x7fe) return false;
-    m4[p] = (h << 21) | (l >>> 11);
-    m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
-    f.sw = swAfterI(f.sw, cw, rb | rest, up);
+    const r = nearest64(f, t, m4, p);
+    if (r < 0) return false;
+    f.sw = swAfterI(f.sw, cw, r & 1, r >> 1);
     if (pop) { f.empty |= 1 << t; f.top = (t + 1) & 7; }
     return noteMem(c, f, eip, fop, s, o);
   },
@@ -159,19 +173,11 @@ export const X87J = {
     if (p < 0 || word(c, s, o, 8, false) !== p) return false;
     const t = f.top, cw = f.cw;
     if ((cw & 0xc20) !== 0x20 || ((f.empty >> t) & 1) !== 0) return false;
-    const se = f.rse[t]!, e = se & 0x7fff, hi = f.rhi[t]!, lo = f.rlo[t]!;
-    if (e < 16383 - 1022 || e > 16383 + 1023 || hi < 0x80000000) return false;
-    // st64's rounding to nearest.
-    const rb = (lo >>> 10) & 1, rest = ((lo & 0x3ff) + 0x3ff) >>> 10, up = rb & (rest | ((lo >>> 11) & 1));
-    let l = lo - (lo & 0x7ff) + up * 0x800, h = hi, x = e - 15360;
-    if (l === TWO32) { l = 0; h += 1; if (h === TWO32) { h = 0x80000000; x += 1; } }
-    if (x > 0x7fe) return false;
-    const m4 = c.ram32;
-    m4[p] = (h << 21) | (l >>> 11);
-    m4[p + 1] = ((se >>> 15) << 31) | (x << 20) | ((h >>> 11) & 0xfffff);
+    const r = nearest64(f, t, c.ram32, p);
+    if (r < 0) return false;
     // The load pushes what the store popped: the same register, the double's value (C1 = 0).
-    f.sw = swAfterI(f.sw, cw, rb | rest, up) & ~0x200;
-    f.rse[t] = (se & 0x8000) | (x + 15360); f.rhi[t] = h; f.rlo[t] = l;
+    f.sw = swAfterI(f.sw, cw, r & 1, r >> 1) & ~0x200;
+    f.rse[t] = (f.rse[t]! & 0x8000) | (n64X + 15360); f.rhi[t] = n64H; f.rlo[t] = n64L;
     c.ignne = false;
     f.fcs = c.sel[1]!; f.fip = eip2; f.fop = fop2; f.fds = c.sel[s]!; f.fdp = o;
     return true;
