@@ -261,11 +261,11 @@ function successors(b: Block): number[] {
  * (else -1) and the region runs the call, the MOV and the RET at once (emitRegion), after the
  * same check of the bytes at run time: a guest that rewrites or remaps the thunk runs it.
  */
-function thunkAt(cpu: Cpu, lin: number): number {
-  if ((lin & 3) !== 0) return -1;
-  const e = cpu.tlbR[lin >>> 12]!;
-  if (e === 0) return -1;
-  const w = cpu.ram32[((e - 1) << 10) | ((lin & 4095) >> 2)]!;
+function thunkAt(cpu: Cpu, host: RegionHost, lin: number): number {
+  if ((lin & 3) !== 0 || host.hasBreakpoint(lin) || host.hasBreakpoint((lin + 3) >>> 0)) return -1;
+  const pg = host.tlbPage(lin);
+  if (pg < 0) return -1;
+  const w = cpu.ram32[(pg << 10) | ((lin & 4095) >> 2)]!;
   const reg = (w >>> 11) & 7;
   return thunkWord(reg) === w && reg !== 4 ? reg : -1;
 }
@@ -312,7 +312,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
         if (lp === headLin) phys = b.phys + delta;
         else {
           // (A PC thunk there is run inline by the call: emitRegion.)
-          if ((xLin >= 0 && lp !== xLin) || thunkAt(cpu, lin) >= 0) continue;
+          if ((xLin >= 0 && lp !== xLin) || thunkAt(cpu, host, lin) >= 0) continue;
           const pp = host.tlbPage(lin);
           if (pp < 0 || pp === b.phys >>> 12) continue;
           phys = ((pp << 12) | (lin & 0xfff)) >>> 0;
@@ -335,8 +335,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
     for (const m of members) {
       const last = m.b.insns[m.b.n - 1]!;
       if (last.op !== 0xe8 || !last.o32) continue;
-      const target = (startLin + m.delta + last.off + last.len + last.imm) >>> 0;
-      if (!cpu.breakpoints.has(target) && !cpu.breakpoints.has((target + 3) >>> 0)) m.thunk = thunkAt(cpu, target);
+      m.thunk = thunkAt(cpu, host!, (startLin + m.delta + last.off + last.len + last.imm) >>> 0);
     }
   }
   const total = members.reduce((s, m) => s + m.b.n, 0);
