@@ -106,6 +106,7 @@ export abstract class CpuBlocks extends CpuInterp {
     if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head;
     if (b === this.curBlock) this.brk = this.brk || 1;
     if (b.xPage >= 0 && b.rMembers !== null) for (const m of b.rMembers) if (m.fn === f) this.dropFn(m);
+    b.rMembers = null;
   }
 
   /** A guest write hit a page holding translated code: drop the blocks that cover it. */

@@ -220,6 +220,38 @@ describe("block translator equals single step", () => {
     }
   });
 
+  test("a block enters only the region its head still heads, not one its old head has joined since", () => {
+    // Phase 1 loops Y -> Z -> back to Y: a region headed by Y holds Z (on page 1). A store over W
+    // (another block of page 0) drops it. Phase 2 loops X -> W2 -> Y -> Z: the region now has its
+    // head at X and holds Y but not Z (W2's page 2 is its other page), and Y, run from the run
+    // loop at a chunk's start, enters it. Z, getting hot then, must not take X's function at
+    // its old offset from Y (that function ran X's code at Z's EIP).
+    //   0: mov ecx, 20 ; mov ebp, Y ; call W ; jmp Y          W (0x100): ret
+    //   X (0x200): call W2            Y (0x205): call Z
+    //   0x20a: dec ecx ; jz +2 ; jmp ebp ; test esi, esi ; jnz done ; mov esi, 1
+    //          mov byte [W], 0xc3 ; mov ecx, 40 ; mov ebp, X ; jmp X ; done: hlt
+    //   Z (page 1, 0x1000): add edx, 3 ; ret                  W2 (page 2, 0x2000): add ebx, 1 ; ret
+    const W = 0x100, X = 0x200, Y = 0x205, Z = 0x1000, W2 = 0x2000;
+    const rel = (from: number, to: number) => le32(to - from);
+    const code = new Uint8Array(0x2010);
+    code.set([0xb9, 20, 0, 0, 0, 0xbd, ...le32(CODE + Y), 0xe8, ...rel(0x0f, W), 0xe9, ...rel(0x14, Y)], 0);
+    code.set([0xc3], W);
+    code.set([0xe8, ...rel(X + 5, W2)], X);
+    code.set([0xe8, ...rel(Y + 5, Z)], Y);
+    code.set([0x49, 0x74, 0x02, 0xff, 0xe5, 0x85, 0xf6, 0x75, 0x1b, 0xbe, 1, 0, 0, 0, 0xc6, 0x05, ...le32(CODE + W), 0xc3,
+      0xb9, 40, 0, 0, 0, 0xbd, ...le32(CODE + X), 0xe9, ...rel(0x22e, X), 0xf4], 0x20a);
+    code.set([0x83, 0xc2, 0x03, 0xc3], Z);
+    code.set([0x83, 0xc3, 0x01, 0xc3], W2);
+    for (let thr = 2; thr <= 4; thr++) {
+      for (const chunks of [[100000], [2], [5], [7], [11], [2, 3]]) {
+        const a = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, { jitThreshold: thr });
+        const b = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, { singleStep: true });
+        compareRuns(a, b, chunks, 3000, () => `threshold ${thr}, chunks ${chunks}`);
+        expect({ thr, chunks, halted: a.cpu.halted, edx: a.cpu.regs[2], ebx: a.cpu.regs[3] }).toEqual({ thr, chunks, halted: true, edx: 180, ebx: 40 });
+      }
+    }
+  });
+
   test("a hot loop is translated and gives the interpreter's result", () => {
     // mov ecx, 1000 ; xor eax, eax ; l: add eax, ecx ; dec ecx ; jnz l ; hlt
     const code = [0xb9, 0xe8, 0x03, 0, 0, 0x31, 0xc0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];

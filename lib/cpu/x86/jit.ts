@@ -284,9 +284,11 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const canRegion = !!host && b.phys2 < 0 && !cpu.breakpoints.has(startLin);
   // A member of a region already translated enters that region's function at itself: the
   // blocks of one loop then share one function, however many of them become hot entries.
+  // Only while that head still heads it (jitEntry 0: the head may since have become a member
+  // entering another head's region, whose offsets are not this block's rDelta).
   const h = b.rHead;
-  if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.rMembers !== null && h.rMembers.includes(b)) {
-    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.rDelta; b.region = true; b.xPage = -1;
+  if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.jitEntry === 0 && h.rMembers !== null && h.rMembers.includes(b)) {
+    b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.rDelta; b.region = true; b.xPage = -1; b.rMembers = null;
     return h.fn;
   }
   const head = translateBlock(b, 0, 0);
