@@ -70,7 +70,10 @@ export interface BoardWiring {
   fpuError?(): void;
   /** Apply a host input event; a board without that input ignores it. */
   input(ev: BoardInput): void;
-  /** Whether serial port `port` can take another byte now. */
+  /**
+   * Whether serial port `port` can take another byte now (the host holds the byte until then:
+   * the PC waits for the guest to assert RTS and for room in the FIFO).
+   */
   serialReady(port: number): boolean;
   /** Serial bytes still in transmitters, per channel (handed to the host at the end of a run). */
   pendingOutput(): { channel: string; bytes: number[] }[];

@@ -97,7 +97,7 @@ export class PcWiring implements BoardWiring {
       case "mouse": this.kbc.mouseMove(ev.dx, ev.dy, ev.buttons); break;
     }
   }
-  serialReady(port: number): boolean { return (port === 1 ? this.com2 : this.com1).canReceive(); }
+  serialReady(port: number): boolean { return (port === 1 ? this.com2 : this.com1).readyForInput(); }
   pendingOutput(): { channel: string; bytes: number[] }[] {
     return [this.com1, this.com2].map((u) => ({ channel: u.name, bytes: u.pendingTx() }));
   }

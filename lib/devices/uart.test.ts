@@ -141,6 +141,22 @@ describe("16550A UART", () => {
     expect(r(u, 5) & 0x03).toBe(0x00);
   });
 
+  test("input flow control: the far end may send only while RTS is asserted and there is room", () => {
+    const { u } = mk();
+    expect(u.canReceive()).toBe(true);
+    expect(u.readyForInput()).toBe(false); // RTS off at power-on
+    w(u, 4, 0x01); // DTR only (Linux's console before a program opens the port)
+    expect(u.readyForInput()).toBe(false);
+    w(u, 4, 0x0b); // DTR, RTS, OUT2
+    expect(u.readyForInput()).toBe(true);
+    expect(u.receive(7)).toBe(true);
+    expect(u.readyForInput()).toBe(false); // the one-byte RBR is full
+    expect(r(u, 0)).toBe(7);
+    expect(u.readyForInput()).toBe(true);
+    w(u, 4, 0x1b); // loopback: the RX input is disconnected
+    expect(u.readyForInput()).toBe(false);
+  });
+
   test("loopback: TX goes to RX after a character time, modem lines looped, no output", () => {
     const { ctx, u } = mk();
     w(u, 2, 0x01);

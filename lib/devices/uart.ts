@@ -25,6 +25,7 @@
  * Host input API (called by the machine at logged points):
  *   receive(byte)      put a byte in the RX FIFO (overrun sets LSR OE if it is full)
  *   canReceive()/rxSpace()  whether / how many bytes the RX FIFO can take now
+ *   readyForInput()    whether the far end may send now (RTS asserted, room in the FIFO)
  *   setModemInputs(cts, dsr, ri, dcd)  the modem status inputs (default CTS, DSR, DCD on)
  *
  * Not modelled: parity/framing errors and break reception (never generated), DMA mode,
@@ -46,7 +47,7 @@ const FIFO_SIZE = 16;
 
 const IER_RDI = 0x01, IER_THRI = 0x02, IER_RLSI = 0x04, IER_MSI = 0x08;
 const LSR_DR = 0x01, LSR_OE = 0x02, LSR_THRE = 0x20, LSR_TEMT = 0x40;
-const MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
+const MCR_RTS = 0x02, MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
 const IIR_NONE = 0x01, IIR_MSI = 0x00, IIR_THRI = 0x02, IIR_RDI = 0x04, IIR_RLSI = 0x06, IIR_TIMEOUT = 0x0c;
 const TRIGGER = [1, 4, 8, 14];
 
@@ -128,12 +129,19 @@ export class Uart implements Device {
 
   // ---- host input ----
 
-  /** Bytes the receiver can accept now (0 in loopback, where the RX input is disconnected). */
   /** Bytes written by the guest but not yet transmitted (for the host to flush at exit). */
   pendingTx(): number[] { return this.tsrBusy ? [this.tsrByte, ...this.tx] : [...this.tx]; }
 
+  /** Bytes the receiver can accept now (0 in loopback, where the RX input is disconnected). */
   rxSpace(): number { return this.loop ? 0 : this.cap - this.rx.length; }
   canReceive(): boolean { return this.rxSpace() > 0; }
+  /**
+   * Whether the far end may send a byte now, as a terminal with hardware flow control would:
+   * the guest asserts RTS (MCR bit 1) and the receiver has room. RTS is off at power-on; a
+   * guest raises it when it is ready to read (Linux when a program opens the port), so bytes
+   * sent before then wait instead of being lost in a FIFO the driver clears when it starts.
+   */
+  readyForInput(): boolean { return (this.mcr & MCR_RTS) !== 0 && this.rxSpace() > 0; }
 
   /** A byte arrives on the serial input. Returns false if it was lost (overrun or loopback). */
   receive(byte: number): boolean {

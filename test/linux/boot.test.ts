@@ -116,6 +116,28 @@ describe.skipIf(!HAVE)("Debian's i386 kernel", () => {
     expect(readFileSync(join(dir, "again.txt"), "latin1")).toBe(out);
   }, 900_000);
 
+  test("commands piped into stdin before the kernel is up wait for the shell, and the recording verifies", () => {
+    // The bytes are read at once, seconds of virtual time before the kernel opens the serial
+    // port: the host holds them until the guest raises RTS (hardware flow control), so none
+    // is lost in a FIFO the 8250 driver clears, and the waiting run (its slices shortened to
+    // look for room) boots the kernel as a run without input does.
+    const rec = join(dir, "piped.rrx");
+    const p = Bun.spawnSync([BUN, RRX, "run", KERNEL, "--initrd", INITRD, "-m", "64", "--append", `${APPEND} quiet`,
+      "--rtc", "2026-01-01T00:00:00Z", "--max-insns", "6000000000", "--record", rec], {
+      cwd: dir, stdin: new TextEncoder().encode("uname -r\recho $((6*7))\rpoweroff -f\r"), stdout: "pipe", stderr: "pipe", timeout: 900_000,
+    });
+    const lines = transcriptLines(p.stdout.toString());
+    expect(p.stderr.toString()).toMatch(/guest halted with interrupts disabled after \d+ instructions/);
+    expect(p.exitCode).toBe(0);
+    const at = lines.indexOf("/ # uname -r");
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1]).toMatch(/^\d+\.\d+\.\d+-\d+-686$/);
+    expect(lines.slice(at + 2, at + 5)).toEqual(["/ # echo $((6*7))", "42", "/ # poweroff -f"]);
+    const ver = rrx(["replay", rec, "--verify", "--serial", "none"]);
+    expect(ver.stderr).toMatch(/rrx: verified: \d{2,} hash records/);
+    expect(ver.code).toBe(0);
+  }, 900_000);
+
   test.skipIf(!GDB)("gdb debugs the recorded kernel backwards; every stop equals a fresh replay to its icount", async () => {
     expect(existsSync(REC)).toBe(true);
     const out = readFileSync(join(dir, "run.txt"), "latin1");
