@@ -112,6 +112,50 @@ const strBranch: fc.Arbitrary<EncInsn[]> = fc.tuple(strOp, fc.constantFrom(...CO
 });
 const arbStringProgram = loopOf(fc.oneof(strOp, strBranch, strBranch, simple));
 
+/**
+ * A loop calling functions spread over four pages (directly, and indirectly through a table by
+ * ECX's parity), some of which call another, with stores into a function's first instruction
+ * (`add eax, imm8`: its immediate) every eighth pass: regions across pages that grow, share
+ * members, are dropped and translated again while the loop runs. The table is at DATA + 0xC00,
+ * above the stack and the data the simple items touch.
+ */
+const TABLE = DATA + 0xc00;
+type CallItem = { call: number } | { icall: [number, number] } | { smc: number };
+const arbCallProgram = fc.record({
+  n: fc.integer({ min: 5, max: 40 }),
+  fns: fc.array(fc.record({ page: fc.integer({ min: 0, max: 3 }), imm: fc.integer({ min: 0, max: 255 }), body: fc.array(simple, { maxLength: 4 }), callee: fc.option(fc.nat(), { nil: undefined }) }), { minLength: 2, maxLength: 6 }),
+  seq: fc.array(fc.oneof<fc.Arbitrary<CallItem>[]>(fc.nat().map((k) => ({ call: k })), fc.tuple(fc.nat(), fc.nat()).map((x) => ({ icall: x })), fc.nat().map((k) => ({ smc: k }))), { minLength: 1, maxLength: 6 }),
+});
+/** The program's bytes (page 0 at 0: the loop) and the call table's entries. */
+function buildCallProgram({ n, fns, seq }: typeof arbCallProgram extends fc.Arbitrary<infer T> ? T : never): { code: Uint8Array; table: number[] } {
+  const code = new Uint8Array(0x4000);
+  const slots = [1, 0, 0, 0];
+  const at = fns.map((f) => f.page * 0x1000 + 0x200 + slots[f.page]!++ * 0x80);
+  fns.forEach((f, i) => {
+    const bytes = [0x83, 0xc0, f.imm];
+    for (const x of f.body.flat()) { const e = encode(x); if (bytes.length + e.length > 0x70) break; bytes.push(...e); }
+    if (f.callee !== undefined && i + 1 < fns.length) {
+      const j = i + 1 + (f.callee % (fns.length - i - 1));
+      bytes.push(0xe8, ...le32(at[j]! - (at[i]! + bytes.length + 5)));
+    }
+    bytes.push(0xc3);
+    code.set(bytes, at[i]!);
+  });
+  const main: number[] = [0xb9, ...le32(n)];
+  const table: number[] = [];
+  for (const it of seq) {
+    if ("call" in it) main.push(0xe8, ...le32(at[it.call % fns.length]! - (main.length + 5)));
+    else if ("icall" in it) {
+      const t = TABLE + table.length * 4;
+      table.push(CODE + at[it.icall[0] % fns.length]!, CODE + at[it.icall[1] % fns.length]!);
+      main.push(0x89, 0xcf, 0x83, 0xe7, 0x01, 0xff, 0x14, 0xbd, ...le32(t)); // mov edi, ecx; and edi, 1; call [t + edi*4]
+    } else main.push(0xf6, 0xc1, 0x07, 0x75, 0x06, 0x88, 0x0d, ...le32(CODE + at[it.smc % fns.length]! + 2)); // test cl, 7; jnz; mov [f+2], cl
+  }
+  main.push(0x49, 0x0f, 0x85, ...le32(5 - (main.length + 7)), 0xf4); // dec ecx; jnz loop (its end: 7 bytes on); hlt
+  code.set(main, 0);
+  return { code, table };
+}
+
 /** Random programs in a translation mode against single-step, with random registers and stops. */
 function againstSingleStep(programs: fc.Arbitrary<Uint8Array>, mode: "jit" | "region" | "drop"): void {
   fc.assert(
@@ -137,6 +181,29 @@ describe("block translator equals single step", () => {
     againstSingleStep(arbJitProgram, mode);
   });
 
+  test(`calls across four pages, direct and through a table, with stores into the code they call (${RUNS} runs)`, () => {
+    fc.assert(
+      fc.property(
+        arbCallProgram,
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 7, maxLength: 7 }),
+        // Short runs often: each starts a block from the run loop, where a member enters a region.
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 })), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 2, max: 6 }),
+        (prog, regs, chunks, thr) => {
+          const { code, table } = buildCallProgram(prog);
+          const a = programMachine(code, regs, 0, 0, { jitThreshold: thr });
+          const b = programMachine(code, regs, 0, 0, { singleStep: true });
+          for (const m of [a, b]) m.write(TABLE, table.flatMap(le32));
+          const where = () => `threshold ${thr}\n${disasm(code.slice(0, 0x80), true, CODE).join("\n")}`;
+          // The random chunks first, then on to the end in long runs (every run compares RAM).
+          compareRuns(a, b, chunks, 1000, where);
+          compareRuns(a, b, [1000], 100, where);
+          expect(a.cpu.halted).toBe(true);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
   test.each(["jit", "region"] as const)(`string instructions without REP and branches on their flags, %s (${RUNS} runs)`, (mode) => {
     againstSingleStep(arbStringProgram, mode);
   });
