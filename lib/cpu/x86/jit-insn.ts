@@ -28,6 +28,8 @@ export function flagUse(i: Insn): number {
   if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return W;
   // IMUL: CF/OF defined, the rest undefined (whatever the interpreter leaves): a full writer.
   if (op === 0x1af || op === 0x69 || op === 0x6b) return W;
+  // SHLD/SHRD of registers by a non-zero constant (by CL they may leave the flags: RW below).
+  if ((op === 0x1a4 || op === 0x1ac) && i.mod === 3 && (i.imm & 31) !== 0) return W;
   // Shifts by a non-zero constant write every arithmetic flag (some undefined); by CL they may not.
   if (op === 0xff || op === 0xfe) return i.reg < 2 ? RW : N;
   if (op === 0xf7 || op === 0xf6) return i.reg === 2 ? N : i.reg < 6 ? W : RW; // TEST, NEG, MUL, IMUL: W; DIV: RW (conservative)
@@ -249,8 +251,8 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 }
 
 /** Calls of translated code into the CPU that never raise a guest exception. */
-const INLINE_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
-const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|ioStable|jr8|jr16|jr32|jw8|jw16|jw32|x87t|x87j\.\w+)\(/g;
+const INLINE_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|jitShd|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|jitShd|ioStable|jr8|jr16|jr32|jw8|jw16|jw32|x87t|x87j\.\w+)\(/g;
 /**
  * Whether an instruction's code calls the CPU only for flags and through the memory accessors'
  * slow paths (INLINE_CALL). Only a slow path can then set `c.brk` (a write to a page with code:
@@ -541,6 +543,14 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const v = `(${condExpr(op & 15, prod)} ? 1 : 0)`;
       if (i.mod !== 3) return { src: `c.ci = ${k}; t = ${v}; ${wr8(segOf(i), ea(i), "t")}`, store: true };
       return { src: `t = ${v}; ${setR8(i.rm, "t")}` };
+    }
+    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: { // SHLD/SHRD r32, r32, imm8 or CL
+      if (!o32 || i.mod !== 3) return null;
+      const left = op < 0x1a8;
+      const call = (n: string) => `fk = 0; r${i.rm} = c.jitShd(${left}, r${i.rm}, r${i.reg}, ${n}) | 0;`;
+      if ((op & 1) === 0) return { src: (i.imm & 31) === 0 ? "" : call(String(i.imm & 31)) };
+      // A count of 0 changes nothing, not even the flags pending in the locals.
+      return { src: `t = r1 & 31; if (t !== 0) { ${call("t")} }` };
     }
     case 0xf7: {
       if (o32 && i.reg === 0) { // TEST r/m32, imm32

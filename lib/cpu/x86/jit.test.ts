@@ -28,6 +28,7 @@ const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode
 // A generator aimed at the translator: the instruction forms it translates, compare + branch
 // pairs inside blocks, memory operands in the data region, inside a loop so blocks run often.
 const REGS: Reg32[] = ["eax", "edx", "ebx", "esi", "edi", "ebp"];
+const REGNUM: Record<string, number> = { eax: 0, ecx: 1, edx: 2, ebx: 3, esp: 4, ebp: 5, esi: 6, edi: 7 };
 const reg = fc.constantFrom(...REGS);
 const mem = fc.integer({ min: 0, max: 0x3f0 }).map((d) => ({ mem: { disp: DATA + d } }));
 const alu = fc.constantFrom("add", "or", "adc", "sbb", "and", "sub", "xor", "cmp");
@@ -60,6 +61,11 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(fc.oneof(mem, fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh").map((r) => ({ reg: r }))), fc.integer({ min: 0, max: 255 })).map(([d, v]) => [{ op: "test", dst: d, src: { imm: v }, size: 8 } as EncInsn]),
   fc.tuple(fc.constantFrom("mul", "imul"), fc.oneof(fc.constantFrom<Reg32[]>("ebx", "esi", "edi", "ebp").map((r) => ({ reg: r })), mem)).map(([op, src]) => [{ op, dst: src, size: 32 } as EncInsn]),
   fc.tuple(reg, fc.oneof(reg.map((r) => ({ reg: r })), mem), imm).map(([d, src, v]) => [{ op: "imul", dst: { reg: d }, src, src2: { imm: v } } as EncInsn]),
+  // SHLD/SHRD between registers by a constant (0 included) or by CL (the loop counter, so 0 too).
+  fc.tuple(fc.constantFrom(0xa4, 0xa5, 0xac, 0xad), reg, reg, fc.integer({ min: 0, max: 31 })).map(([op, d, r, n]) => {
+    const modrm = 0xc0 | (REGNUM[r] << 3) | REGNUM[d];
+    return [{ op: "raw", bytes: (op & 1) ? [0x0f, op, modrm] : [0x0f, op, modrm, n] } as EncInsn];
+  }),
   // RDTSC (the test bus's TSC follows icount) and PAUSE.
   fc.constant([{ op: "raw", bytes: [0x0f, 0x31] } as EncInsn]),
   fc.constant([{ op: "raw", bytes: [0xf3, 0x90] } as EncInsn]),
@@ -448,14 +454,16 @@ describe("block translator equals single step", () => {
   });
 
   test("a shift by CL = 0 keeps the flags of the INC before it for the branch after it", () => {
-    // xor ecx, ecx ; mov eax, 0x7fffffff ; inc eax ; sar eax, cl ; jo +1 ; inc ebx ; hlt.
-    // The INC overflows (OF=1) and SAR by 0 changes no flag, so JO is taken: EBX stays 0.
-    const code = [0x31, 0xc9, 0xb8, 0xff, 0xff, 0xff, 0x7f, 0x40, 0xd3, 0xf8, 0x70, 0x01, 0x43];
-    for (const jitThreshold of [1, 1000]) {
-      const m = programMachine(new Uint8Array(code), [0, 0, 0, 0, 0, 0, 0], 0, 0, { jitThreshold });
-      expect(m.cpu.run(100)).toBe(Stop.HALT);
-      expect(m.cpu.regs[3]).toBe(0);
-      expect(m.cpu.getFlags() & 0x800).toBe(0x800);
+    // xor ecx, ecx ; mov eax, 0x7fffffff ; inc eax ; <shift> eax, cl ; jo +1 ; inc ebx ; hlt.
+    // The INC overflows (OF=1) and a shift by 0 changes no flag, so JO is taken: EBX stays 0.
+    // The shifts: SAR, SHRD eax, edx, cl and SHLD eax, edx, cl.
+    for (const shift of [[0xd3, 0xf8], [0x0f, 0xad, 0xd0], [0x0f, 0xa5, 0xd0]]) {
+      const code = [0x31, 0xc9, 0xb8, 0xff, 0xff, 0xff, 0x7f, 0x40, ...shift, 0x70, 0x01, 0x43];
+      for (const jitThreshold of [1, 1000]) {
+        const m = programMachine(new Uint8Array(code), [0, 0, 0, 0, 0, 0, 0], 0, 0, { jitThreshold });
+        expect(m.cpu.run(100)).toBe(Stop.HALT);
+        expect({ shift, ebx: m.cpu.regs[3], of: m.cpu.getFlags() & 0x800 }).toEqual({ shift, ebx: 0, of: 0x800 });
+      }
     }
   });
 
