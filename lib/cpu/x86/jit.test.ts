@@ -61,7 +61,7 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   fc.tuple(fc.oneof(mem, fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh").map((r) => ({ reg: r }))), fc.integer({ min: 0, max: 255 })).map(([d, v]) => [{ op: "test", dst: d, src: { imm: v }, size: 8 } as EncInsn]),
   fc.tuple(fc.constantFrom("mul", "imul"), fc.oneof(fc.constantFrom<Reg32[]>("ebx", "esi", "edi", "ebp").map((r) => ({ reg: r })), mem)).map(([op, src]) => [{ op, dst: src, size: 32 } as EncInsn]),
   fc.tuple(reg, fc.oneof(reg.map((r) => ({ reg: r })), mem), imm).map(([d, src, v]) => [{ op: "imul", dst: { reg: d }, src, src2: { imm: v } } as EncInsn]),
-  // SHLD/SHRD between registers by a constant (0 included) or by CL (the loop counter, so 0 too).
+  // SHLD/SHRD between registers by a constant (0 included) or by CL (the loop counter).
   fc.tuple(fc.constantFrom(0xa4, 0xa5, 0xac, 0xad), reg, reg, fc.integer({ min: 0, max: 31 })).map(([op, d, r, n]) => {
     const modrm = 0xc0 | (REGNUM[r] << 3) | REGNUM[d];
     return [{ op: "raw", bytes: (op & 1) ? [0x0f, op, modrm] : [0x0f, op, modrm, n] } as EncInsn];
