@@ -12,7 +12,7 @@ import { CR0_EM, CR0_TS, EDX, FAULT } from "./arch.ts";
 import { CS } from "./decode.ts";
 import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
-import { mul32, imul32, shiftDouble } from "./ops.ts";
+import { mul32, imul32, shift, shiftDouble } from "./ops.ts";
 import { readTsc } from "./system.ts";
 import { compileBlock, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 import type { Block } from "./block.ts";
@@ -93,6 +93,14 @@ export class Cpu extends CpuBlocks implements GuestCpu {
    */
   jitShd(left: boolean, dst: number, src: number, cnt: number): number {
     return shiftDouble(this, left, dst >>> 0, src >>> 0, cnt, 2);
+  }
+
+  /**
+   * SHL/SHR/SAR of a byte (op: the ModRM reg field, 4-7) by 1-31 (translated code): the result,
+   * with every arithmetic flag set as the interpreter sets it.
+   */
+  jitSh8(op: number, v: number, cnt: number): number {
+    return shift(this, op, v, cnt, 0);
   }
 
   /** The x87 forms translated code runs without escOp's dispatch (jit-x87.ts). */

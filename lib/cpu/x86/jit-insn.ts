@@ -21,7 +21,7 @@ export function flagUse(i: Insn): number {
   if (op >= 0xd8 && op <= 0xdf && x87Direct(i)) return N;
   if (op < 0x40 && (op & 7) < 6) return ((op >> 3) === 2 || (op >> 3) === 3) ? RW : W; // ADC/SBB read CF
   if (op >= 0x40 && op <= 0x4f) return RW; // INC/DEC keep CF
-  if (op >= 0x70 && op <= 0x7f) return R;
+  if ((op >= 0x70 && op <= 0x7f) || op === 0x9c) return R; // Jcc, PUSHF
   if (op >= 0x180 && op <= 0x19f) return R;
   if (op >= 0x140 && op <= 0x14f) return R;
   if (op >= 0x80 && op <= 0x83) return (i.reg === 2 || i.reg === 3) ? RW : W;
@@ -251,8 +251,8 @@ export function translate(i: Insn, k: number, kl: number, nextOff: number, needF
 }
 
 /** Calls of translated code into the CPU that never raise a guest exception. */
-const INLINE_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|jitShd|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
-const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|jitMul|jitShd|ioStable|jr8|jr16|jr32|jw8|jw16|jw32|x87t|x87j\.\w+)\(/g;
+const INLINE_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|getFlags|jitMul|jitShd|jitSh8|ioStable|jr8|jr16|jr32|jw8|jw16|jw32)\(/g;
+const NO_FAULT_CALL = /\bc\.(?:jitFlags|jitCf|cf|cond|materialise|getFlags|jitMul|jitShd|jitSh8|ioStable|jr8|jr16|jr32|jw8|jw16|jw32|x87t|x87j\.\w+)\(/g;
 /**
  * Whether an instruction's code calls the CPU only for flags and through the memory accessors'
  * slow paths (INLINE_CALL). Only a slow path can then set `c.brk` (a write to a page with code:
@@ -436,6 +436,9 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5d: case 0x5e: case 0x5f:
       if (!o32) return null;
       return { src: `c.ci = ${k}; ${rd32(SS, "(r4 >>> 0)", "t")} r4 = (r4 + 4) | 0; r${op & 7} = t;` };
+    case 0x9c: // PUSHF (32-bit code is never virtual-8086): EFLAGS without RF and VM
+      if (!o32) return null;
+      return { src: `$MAT c.ci = ${k}; t = c.getFlags() & ${~0x30000}; ${wr32(SS, "((r4 - 4) >>> 0)", "t")} r4 = (r4 - 4) | 0;`, store: true };
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {
       if (!o32) return null;
       const w = op & 1;
@@ -543,6 +546,13 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       const v = `(${condExpr(op & 15, prod)} ? 1 : 0)`;
       if (i.mod !== 3) return { src: `c.ci = ${k}; t = ${v}; ${wr8(segOf(i), ea(i), "t")}`, store: true };
       return { src: `t = ${v}; ${setR8(i.rm, "t")}` };
+    }
+    case 0xc0: case 0xd0: case 0xd2: { // SHL/SHR/SAR r8 by imm8, 1 or CL (rotates fall back)
+      if (i.mod !== 3 || i.reg < 4) return null;
+      const call = (n: string) => `fk = 0; t = c.jitSh8(${i.reg}, ${r8(i.rm)}, ${n}) | 0; ${setR8(i.rm, "t")}`;
+      if (op === 0xd2) return { src: `b2 = r1 & 31; if (b2 !== 0) { ${call("b2")} }` };
+      const n = op === 0xd0 ? 1 : i.imm & 31;
+      return { src: n === 0 ? "" : call(String(n)) };
     }
     case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: { // SHLD/SHRD r32, r32, imm8 or CL
       if (!o32 || i.mod !== 3) return null;

@@ -66,6 +66,13 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
     const modrm = 0xc0 | (REGNUM[r] << 3) | REGNUM[d];
     return [{ op: "raw", bytes: (op & 1) ? [0x0f, op, modrm] : [0x0f, op, modrm, n] } as EncInsn];
   }),
+  // Byte shifts (SHL, SHR, SAL, SAR) by a constant (0 included), by 1 and by CL.
+  fc.tuple(fc.constantFrom(0xc0, 0xd0, 0xd2), fc.integer({ min: 4, max: 7 }), fc.constantFrom("al", "dl", "bl", "ah", "dh", "bh"), fc.integer({ min: 0, max: 31 })).map(([op, ext, r, n]) => {
+    const modrm = 0xc0 | (ext << 3) | ({ al: 0, dl: 2, bl: 3, ah: 4, dh: 6, bh: 7 } as Record<string, number>)[r]!;
+    return [{ op: "raw", bytes: op === 0xc0 ? [op, modrm, n] : [op, modrm] } as EncInsn];
+  }),
+  // PUSHF and a POP of the image.
+  reg.map((r) => [{ op: "raw", bytes: [0x9c, 0x58 + REGNUM[r]!] } as EncInsn]),
   // RDTSC (the test bus's TSC follows icount) and PAUSE.
   fc.constant([{ op: "raw", bytes: [0x0f, 0x31] } as EncInsn]),
   fc.constant([{ op: "raw", bytes: [0xf3, 0x90] } as EncInsn]),
