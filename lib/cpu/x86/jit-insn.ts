@@ -547,6 +547,16 @@ function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: 
       if (i.mod !== 3) return { src: `c.ci = ${k}; t = ${v}; ${wr8(segOf(i), ea(i), "t")}`, store: true };
       return { src: `t = ${v}; ${setR8(i.rm, "t")}` };
     }
+    case 0x1b1: { // CMPXCHG m32, r32 (LOCK or not: one CPU)
+      if (!o32 || i.mod === 3) return null;
+      // As the interpreter: read, write (the source on a match, else the old value back), then
+      // the flags of CMP EAX, old and, on a mismatch, EAX = old. A fault leaves all as it was.
+      const s = segOf(i), off = ea(i);
+      return {
+        src: `c.ci = ${k}; ${rd32(s, off, "b2")} t = r0 === b2 ? r${i.reg} : b2; ${wr32(s, off, "t")} a = r0; t = (a - b2) | 0; ${aluFlags(7)} ${keep("sub")} if (a !== b2) r0 = b2;`,
+        store: true, prod: "sub",
+      };
+    }
     case 0xc0: case 0xd0: case 0xd2: { // SHL/SHR/SAR r8 by imm8, 1 or CL (rotates fall back)
       if (i.mod !== 3 || i.reg < 4) return null;
       const call = (n: string) => `fk = 0; t = c.jitSh8(${i.reg}, ${r8(i.rm)}, ${n}) | 0; ${setR8(i.rm, "t")}`;

@@ -71,6 +71,11 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
     const modrm = 0xc0 | (ext << 3) | ({ al: 0, dl: 2, bl: 3, ah: 4, dh: 6, bh: 7 } as Record<string, number>)[r]!;
     return [{ op: "raw", bytes: op === 0xc0 ? [op, modrm, n] : [op, modrm] } as EncInsn];
   }),
+  // CMPXCHG m32, r32, EAX equal to the memory word or not (a MOV from it first, half the time).
+  fc.tuple(mem, reg, fc.boolean()).map(([m, r, same]) => [
+    ...(same ? [{ op: "mov", dst: { reg: "eax" }, src: m } as EncInsn] : []),
+    { op: "raw", bytes: [0x0f, 0xb1, 0x05 | (REGNUM[r]! << 3), ...le32(m.mem.disp)] } as EncInsn,
+  ]),
   // PUSHF and a POP of the image.
   reg.map((r) => [{ op: "raw", bytes: [0x9c, 0x58 + REGNUM[r]!] } as EncInsn]),
   // RDTSC (the test bus's TSC follows icount) and PAUSE.
