@@ -284,7 +284,8 @@ function faultSites(src: string, k: number): string {
 function translate1(i: Insn, k: number, kl: number, nextOff: number, needFlags: boolean, prod: Prod, faultOnly: boolean): Out | null {
   const op = i.op;
   if (op === 0x90 && !i.lock) return { src: "" }; // NOP, and PAUSE (F3 90)
-  if (i.rep !== 0 || !i.a32 || i.lock) return null;
+  // (A LOCK prefix where it is not allowed decodes as #UD, op 0x1FF: one CPU needs nothing more.)
+  if (i.rep !== 0 || !i.a32) return null;
   const o32 = i.o32;
   const nx = `((e0 + ${nextOff}) >>> 0)`;
   // Keep producer operands in block-local consts for later condition evaluation (32-bit producers).

@@ -74,8 +74,10 @@ const simple: fc.Arbitrary<EncInsn[]> = fc.oneof<fc.Arbitrary<EncInsn[]>[]>(
   // CMPXCHG m32, r32, EAX equal to the memory word or not (a MOV from it first, half the time).
   fc.tuple(mem, reg, fc.boolean()).map(([m, r, same]) => [
     ...(same ? [{ op: "mov", dst: { reg: "eax" }, src: m } as EncInsn] : []),
-    { op: "raw", bytes: [0x0f, 0xb1, 0x05 | (REGNUM[r]! << 3), ...le32(m.mem.disp)] } as EncInsn,
+    { op: "raw", bytes: [0xf0, 0x0f, 0xb1, 0x05 | (REGNUM[r]! << 3), ...le32(m.mem.disp)] } as EncInsn,
   ]),
+  // LOCK-prefixed read-modify-write of memory.
+  fc.tuple(fc.constantFrom("add", "or", "adc", "sbb", "and", "sub", "xor"), mem, reg).map(([op, d, r]) => [{ op: "raw", bytes: [0xf0, ...encode({ op, dst: d, src: { reg: r }, size: 32 } as EncInsn)] } as EncInsn]),
   // PUSHF and a POP of the image.
   reg.map((r) => [{ op: "raw", bytes: [0x9c, 0x58 + REGNUM[r]!] } as EncInsn]),
   // RDTSC (the test bus's TSC follows icount) and PAUSE.
