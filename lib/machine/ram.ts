@@ -10,6 +10,15 @@
  */
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
+/**
+ * Bytes after guest RAM, in the same buffer, for the CPU's own arrays (registers, segment
+ * cache, TLBs: `stateArray`). Translated WebAssembly code then reads guest RAM (at offset 0)
+ * and the CPU state it needs from one memory. Untouched pages cost no host memory.
+ */
+export const STATE_AREA_BYTES = 20 << 20;
+const WASM_PAGE = 65536;
+
+type TypedArrayOf<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; new (length: number): T; readonly BYTES_PER_ELEMENT: number };
 
 export class PhysMem {
   readonly ram: Uint8Array;
@@ -24,13 +33,46 @@ export class PhysMem {
   /** Called when fast-write eligibility of some pages may have been revoked. */
   onRevokeFastWrite: () => void = () => {};
 
-  constructor(bytes: number) {
+  /**
+   * The WebAssembly memory that holds RAM and the state area, or null when the engine could
+   * not provide one (the same layout then sits in an ordinary ArrayBuffer).
+   */
+  readonly wasmMemory: WebAssembly.Memory | null;
+  private stateNext: number;
+  private readonly stateEnd: number;
+
+  constructor(bytes: number, stateBytes = STATE_AREA_BYTES) {
     if (bytes % PAGE_SIZE !== 0) throw new Error("RAM size must be a multiple of 4 KiB");
-    this.ram = new Uint8Array(bytes);
+    const total = Math.ceil((bytes + stateBytes) / WASM_PAGE) * WASM_PAGE;
+    let memory: WebAssembly.Memory | null = null;
+    try {
+      memory = new WebAssembly.Memory({ initial: total / WASM_PAGE, maximum: total / WASM_PAGE });
+    } catch {
+      memory = null;
+    }
+    this.wasmMemory = memory;
+    const buf = memory !== null ? memory.buffer : new ArrayBuffer(total);
+    this.ram = new Uint8Array(buf, 0, bytes);
+    this.stateNext = bytes;
+    this.stateEnd = total;
     this.pages = bytes >>> PAGE_SHIFT;
     this.readonly = new Uint8Array(this.pages);
     this.code = new Uint32Array(this.pages);
     this.watched = new Uint8Array(this.pages);
+  }
+
+  /**
+   * `n` elements of the state area as a typed array (aligned to 4 KiB when that large, else to
+   * 8 bytes), zeroed; a separate array when the area is used up (translated code then stays
+   * JavaScript: the CPU checks that its arrays share the RAM's buffer).
+   */
+  stateArray<T>(type: TypedArrayOf<T>, n: number): T {
+    const size = n * type.BYTES_PER_ELEMENT;
+    const align = size >= PAGE_SIZE ? PAGE_SIZE : 8;
+    const at = Math.ceil(this.stateNext / align) * align;
+    if (at + size > this.stateEnd) return new type(n);
+    this.stateNext = at + size;
+    return new type(this.ram.buffer, at, n);
   }
 
   /** A new dirty map; every page starts dirty so that a new consumer sees everything once. */

@@ -34,10 +34,11 @@ export abstract class CpuMemory extends CpuState {
   readonly ram: Uint8Array;
   protected readonly ramLen: number;
   // Software TLB: index = linear page, value = physical page + 1 (0 = miss). Only RAM pages.
-  protected readonly tlbSR = new Uint32Array(TLB_ENTRIES);
-  protected readonly tlbSW = new Uint32Array(TLB_ENTRIES);
-  protected readonly tlbUR = new Uint32Array(TLB_ENTRIES);
-  protected readonly tlbUW = new Uint32Array(TLB_ENTRIES);
+  // (In the state area after RAM: ram.ts stateArray.)
+  protected readonly tlbSR: Uint32Array;
+  protected readonly tlbSW: Uint32Array;
+  protected readonly tlbUR: Uint32Array;
+  protected readonly tlbUW: Uint32Array;
   /** The TLBs for the current privilege level (read by translated code). */
   tlbR: Uint32Array;
   tlbW: Uint32Array;
@@ -96,7 +97,11 @@ export abstract class CpuMemory extends CpuState {
   }
 
   constructor(readonly bus: CpuBus, readonly mem: PhysMem) {
-    super();
+    super(mem);
+    this.tlbSR = mem.stateArray(Uint32Array, TLB_ENTRIES);
+    this.tlbSW = mem.stateArray(Uint32Array, TLB_ENTRIES);
+    this.tlbUR = mem.stateArray(Uint32Array, TLB_ENTRIES);
+    this.tlbUW = mem.stateArray(Uint32Array, TLB_ENTRIES);
     this.ram = mem.ram;
     this.ramLen = mem.ram.length;
     if ((mem.ram.byteOffset & 3) !== 0) throw new Error("RAM must be 4-byte aligned");

@@ -16,6 +16,7 @@
  * exact at every point anything outside can observe it (see docs/ARCHITECTURE.md, "icount").
  */
 import type { Watchpoint } from "../contract.ts";
+import type { PhysMem } from "../../machine/ram.ts";
 import { FAULT, CR0_PE, CR0_PG } from "./arch.ts";
 import { DEFAULT_MODEL, type X86Model } from "./model.ts";
 import type { Fpu } from "./fpu/fpu.ts";
@@ -56,9 +57,11 @@ export abstract class CpuState {
   /** What this CPU reports in CPUID and implements (set once, by the constructor). */
   model: X86Model = DEFAULT_MODEL;
   // ---- architectural state ----
-  readonly regs = new Uint32Array(8);
+  // The registers and the segment cache live in the state area after guest RAM (ram.ts
+  // stateArray), where translated WebAssembly code reads them.
+  readonly regs: Uint32Array;
   /** The same registers as int32 (the interpreter's inline forms: no doubles for values >= 2^31). */
-  protected readonly regsI = new Int32Array(this.regs.buffer);
+  protected readonly regsI: Int32Array;
   eip = 0;
   /** EFLAGS; the arithmetic bits are valid only when lop === LF_EAGER. */
   eflags = 2;
@@ -70,13 +73,13 @@ export abstract class CpuState {
   lsz = 0;
   lcin = 0;
   readonly sel = new Uint16Array(6);
-  readonly segBase = new Uint32Array(6);
+  readonly segBase: Uint32Array;
   /** The same, as int32 (the interpreter's address arithmetic). */
-  protected readonly segBaseI = new Int32Array(this.segBase.buffer);
-  readonly segLimit = new Uint32Array(6);
+  protected readonly segBaseI: Int32Array;
+  readonly segLimit: Uint32Array;
   readonly segAr = new Uint16Array(6);
   /** 1 when accesses through this segment need no limit/rights check (flat, present, RW). */
-  readonly segFast = new Uint8Array(6);
+  readonly segFast: Uint8Array;
   cr0 = 0x60000010;
   cr2 = 0;
   cr3 = 0;
@@ -154,7 +157,8 @@ export abstract class CpuState {
   stopOnDelivery = false;
   /** Called whenever an exception or interrupt is about to be delivered (debugger bookkeeping). */
   onDeliver: ((vec: number, soft: boolean) => void) | null = null;
-  /** Disable the block translator (interpreter only). */
+  /** Regions become WebAssembly where their code allows (jit-wasm.ts); false: JavaScript only. */
+  jitWasm = true;
   /** Do not skip the iterations of polling loops that have reached a fixed point (jit.ts). */
   noSpinSkip = false;
   /** Index, in the running translated block, of the instruction that may fault next. */
@@ -165,6 +169,15 @@ export abstract class CpuState {
   jitDone = 0;
   /** Instructions retired by skipping iterations of fixed-point polling loops (jit.ts). */
   spinSkipped = 0;
+
+  constructor(mem: PhysMem) {
+    this.regs = mem.stateArray(Uint32Array, 8);
+    this.regsI = new Int32Array(this.regs.buffer, this.regs.byteOffset, 8);
+    this.segBase = mem.stateArray(Uint32Array, 6);
+    this.segBaseI = new Int32Array(this.segBase.buffer, this.segBase.byteOffset, 6);
+    this.segLimit = mem.stateArray(Uint32Array, 6);
+    this.segFast = mem.stateArray(Uint8Array, 6);
+  }
 
   pe(): boolean { return (this.cr0 & CR0_PE) !== 0; }
   paging(): boolean { return (this.cr0 & CR0_PG) !== 0 && this.pe(); }
