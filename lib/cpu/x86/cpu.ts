@@ -43,8 +43,12 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   /** The most translated blocks kept (tests set a few to exercise dropping them). */
   jitMaxBlocks = JIT_MAX_BLOCKS;
 
+  /** Slots through which translated WebAssembly code and its wrapper pass values (jit-wasm.ts). */
+  readonly wasmScratch: Int32Array;
+
   constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
+    this.wasmScratch = mem.stateArray(Int32Array, 64);
     this.model = model;
     this.fpu = model.features & FEAT.FPU ? new Fpu() : null;
     this.reset();

@@ -14,14 +14,17 @@ import { TestMachine, CODE, DATA, TSS, programMachine, compareRuns, descriptor }
 import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
+import { wasmStats } from "./jit-wasm.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
 
-const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: "jit" | "region" | "drop" | "single") => {
+type Mode = "jit" | "region" | "region-js" | "drop" | "single";
+const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: Mode) => {
   const m = programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
   m.tscPerInsn = 7; // RDTSC then reads its own icount
   if (mode === "drop") m.cpu.jitMaxBlocks = 2; // every third translation drops the others
+  if (mode === "region-js") m.cpu.jitWasm = false; // regions stay JavaScript
   return m;
 };
 
@@ -177,7 +180,7 @@ function buildCallProgram({ n, fns, seq }: typeof arbCallProgram extends fc.Arbi
 }
 
 /** Random programs in a translation mode against single-step, with random registers and stops. */
-function againstSingleStep(programs: fc.Arbitrary<Uint8Array>, mode: "jit" | "region" | "drop"): void {
+function againstSingleStep(programs: fc.Arbitrary<Uint8Array>, mode: Exclude<Mode, "single">): void {
   fc.assert(
     fc.property(
       programs,
@@ -196,9 +199,15 @@ function againstSingleStep(programs: fc.Arbitrary<Uint8Array>, mode: "jit" | "re
 describe("block translator equals single step", () => {
   // Threshold 1 translates each block on its first execution (mostly single blocks); threshold 3
   // translates a loop's head after its other blocks exist, so regions form; "drop" keeps at most
-  // two translations, so translations are dropped (and made again) while blocks run.
-  test.each(["jit", "region", "drop"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
+  // two translations, so translations are dropped (and made again) while blocks run. Regions
+  // run as WebAssembly where they can ("region"), or all as JavaScript ("region-js").
+  test.each(["jit", "region", "region-js", "drop"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
+    const built = wasmStats.built, jumps = wasmStats.directJumps;
     againstSingleStep(arbJitProgram, mode);
+    // (Most regions that read flags from before them stay JavaScript: jit-wasm.ts.)
+    if (mode === "region") expect(wasmStats.built - built).toBeGreaterThan(RUNS / 5);
+    if (mode === "region") expect(wasmStats.directJumps - jumps).toBeGreaterThan(RUNS / 5);
+    if (mode === "region-js") expect(wasmStats.built).toBe(built);
   });
 
   test(`calls across four pages, direct and through a table, with stores into the code they call (${RUNS} runs)`, () => {

@@ -39,6 +39,7 @@ import type { Block, BlockFn } from "./block.ts";
 import type { Insn } from "./decode.ts";
 import { CS } from "./decode.ts";
 import { OPFLAGS, OpF, endsBlock } from "./optable.ts";
+import { wasmRegion } from "./jit-wasm.ts";
 import { flagUse, inlineOnly, translate, translatePair, R, RW, W, type Out, type Prod } from "./jit-insn.ts";
 
 /**
@@ -405,11 +406,20 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$FAULTEXIT", FAULTEXIT).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$MAT", MAT));
   // Names the function in profiles and stack traces.
   L.push(`//# sourceURL=rrx-${region ? "region" : "block"}-${b.phys.toString(16)}.js`);
-  let fn: BlockFn;
+  const src = L.join("\n");
+  let fn: BlockFn | null = null;
   try {
-    // eslint-disable-next-line no-new-func
-    fn = new Function("c", "r", "I", "X", "lim", "d0", L.join("\n")) as BlockFn;
-    if (text.length > FTL_MAX_SOURCE) noFTL(fn);
+    // A region goes to WebAssembly when its code allows (jit-wasm.ts), else to JavaScript.
+    if (region && cpu.jitWasm) {
+      const insn: Insn[] = [];
+      for (const m of members) for (let k = 0; k < m.b.n; k++) insn[m.ciBase + k] = m.b.insns[k]!;
+      fn = wasmRegion(cpu, src, { off: jitOff, idx: jitIdx, insn });
+    }
+    if (fn === null) {
+      // eslint-disable-next-line no-new-func
+      fn = new Function("c", "r", "I", "X", "lim", "d0", src) as BlockFn;
+      if (text.length > FTL_MAX_SOURCE) noFTL(fn);
+    }
   } catch {
     return null;
   }

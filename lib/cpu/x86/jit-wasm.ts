@@ -1,0 +1,601 @@
+/**
+ * Regions as WebAssembly. Compiles the JavaScript source that jit.ts emits for a region (a
+ * small, regular subset of the language: int32 locals, typed-array reads and writes, if /
+ * switch / labelled loops, && || ?:, Math.imul) into one wasm function over the machine's
+ * memory: guest RAM at offset 0, then the CPU's registers, segment arrays, fast TLBs and
+ * scratch slots (ram.ts stateArray). Anything outside the subset throws Unsupported and the
+ * region stays JavaScript, so both backends run the same code. A memory access's slow path
+ * becomes a side exit. A JavaScript wrapper per region keeps the BlockFn contract: it passes
+ * eip and the TLB choice in scratch slots, applies the pending flags and eip, runs a side
+ * exit's instruction in the interpreter, and on a fault sets jitDone/ci and rethrows.
+ */
+import { buildModule, Buf, I32, OP } from "./wasm-emit.ts";
+import type { BlockFn } from "./block.ts";
+import { COMPARE, END_INPUT, no, Parser, tokenize, Unsupported, type Expr, type Stmt } from "./jsubset.ts";
+
+/**
+ * Where the CPU's arrays sit in its memory (byte offsets; ram.ts stateArray), for the region
+ * being compiled: RAM is at 0, the scratch slots carry what the wrapper and the function pass.
+ */
+const ARENA = { SCRATCH: 0, REGS: 0, SEGBASE: 0, SEGLIMIT: 0, SEGFAST: 0 };
+interface Arena { mem: WebAssembly.Memory; pages: number; S: Int32Array }
+/** The CPU's memory and scratch slots when its RAM and all arrays wasm reads share one WebAssembly memory, else null. */
+function arenaOf(c: Cpu): Arena | null {
+  const mem: WebAssembly.Memory | null = c.mem.wasmMemory;
+  if (mem === null) return null;
+  const b = mem.buffer;
+  const S: Int32Array = c.wasmScratch;
+  for (const a of [c.ram, c.regs, c.segBase, c.segLimit, c.segFast, c.tlbSR, c.tlbSW, c.tlbUR, c.tlbUW, S]) if (a.buffer !== b) return null;
+  ARENA.SCRATCH = S.byteOffset; ARENA.REGS = c.regs.byteOffset; ARENA.SEGBASE = c.segBase.byteOffset;
+  ARENA.SEGLIMIT = c.segLimit.byteOffset; ARENA.SEGFAST = c.segFast.byteOffset;
+  return { mem, pages: b.byteLength / 65536, S };
+}
+
+// ---------------------------------------------------------------- types
+// e: a value in 0..2^31-1 (fits both views); i: int32; u: uint32; m: a sum that may leave 32 bits
+type Ty = "e" | "i" | "u" | "m";
+const join = (a: Ty, b: Ty): Ty => a === b ? a : a === "e" ? b : b === "e" ? a : "m";
+
+/** Arrays the function names: kind of element and where it lives. */
+type Arr = { base: number; sh: 0 | 1 | 2; ty: Ty; ld: number; st: number } | "tlb";
+const ramArr = (sh: 0 | 1 | 2): Arr => ({ base: 0, sh, ty: sh === 2 ? "i" : "e", ld: sh === 0 ? OP.i32_load8_u : sh === 1 ? OP.i32_load16_u : OP.i32_load, st: sh === 0 ? OP.i32_store8 : sh === 1 ? OP.i32_store16 : OP.i32_store });
+let CARR: Record<string, Arr> = {};
+let REGS: Arr;
+function arrays(): void {
+CARR = {
+  ram: ramArr(0), ram16: ramArr(1), ram32: ramArr(2),
+  segBase: { base: ARENA.SEGBASE, sh: 2, ty: "u", ld: OP.i32_load, st: OP.i32_store },
+  segLimit: { base: ARENA.SEGLIMIT, sh: 2, ty: "u", ld: OP.i32_load, st: OP.i32_store },
+  segFast: { base: ARENA.SEGFAST, sh: 0, ty: "e", ld: OP.i32_load8_u, st: OP.i32_store8 },
+};
+REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
+}
+// Scratch slots (byte offsets).
+export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_JFX = 16, S_FK = 20, S_DONE = 44, S_CI = 48;
+
+// Imports: index and type.
+const IMPORTS = ["jr8", "jr16", "jr32", "jw8", "jw16", "jw32", "brk", "addSpin", "jitCf"] as const;
+const IMP_TYPE: Record<string, number> = { jr8: 1, jr16: 1, jr32: 1, jw8: 2, jw16: 2, jw32: 2, brk: 3, addSpin: 4, jitCf: 5 };
+// types: 0 = export (i32 i32)->i32; 1 = (i32 i32)->i32; 2 = (i32 i32 i32)->i32; 3 = ()->i32; 4 = (i32)->(); 5 = 6xi32->i32
+const TYPES = [
+  { params: [I32, I32], results: [I32] }, { params: [I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
+  { params: [], results: [I32] }, { params: [I32], results: [] }, { params: [I32, I32, I32, I32, I32, I32], results: [I32] },
+];
+const F_CF = IMPORTS.length + 1;
+
+// ---------------------------------------------------------------- codegen
+/** Debugging: CPU calls (c.brk, c.jr8...) become traps. */
+/** The comparison opcode: i64 signed, i32 unsigned or i32 signed. */
+function cmpOp(op: string, kind: "i64" | "u32" | "s32"): number {
+  const k = kind === "i64" ? 0 : kind === "u32" ? 1 : 2;
+  switch (op) {
+    case "===": return k === 0 ? OP.i64_eq : OP.i32_eq;
+    case "!==": return k === 0 ? OP.i64_ne : OP.i32_ne;
+    case "<": return k === 0 ? OP.i64_lt_s : k === 1 ? OP.i32_lt_u : OP.i32_lt_s;
+    case ">": return k === 0 ? OP.i64_gt_s : k === 1 ? OP.i32_gt_u : OP.i32_gt_s;
+    case "<=": return k === 0 ? OP.i64_le_s : k === 1 ? OP.i32_le_u : OP.i32_le_s;
+    case ">=": return k === 0 ? OP.i64_ge_s : k === 1 ? OP.i32_ge_u : OP.i32_ge_s;
+  }
+  return no(`compare ${op}`);
+}
+type Frame = { brk?: string | true; cont?: string | true; lbl?: string ; sw?: SwitchCtx; swCase?: number; swOf?: SwitchCtx };
+/**
+ * A `switch` on a local directly inside a loop (a region's member dispatch): `d = k; continue`
+ * to a case after the current one branches straight to that case's code (its block ends where
+ * the case starts) instead of going round the loop and the jump table.
+ */
+type SwitchCtx = { d: string; loop: number; caseOf: Map<number, number>; def: number; cur: number };
+
+/**
+ * A variable: its wasm local (-1 until first used), its type (the join of every value assigned
+ * to it so far; undefined before the first) and the last pass that read that type.
+ */
+type Var = { local: number; ty: Ty | undefined; readPass: number };
+
+/**
+ * The code generator. Variable types are inferred by running it in passes over the whole
+ * function (see wasmRegion1): a pass reads a variable's type as it stands, so when a type grows
+ * after being read (a loop's back edge), the pass is stale and runs again.
+ */
+class Gen {
+  code = new Buf(16384);
+  vars = new Map<string, Var>();
+  nlocals = 2; // lim, d0
+  arrays = new Map<string, Arr>();
+  frames: Frame[] = [];
+  pass = 0;
+  changed = false; // a type grew in this pass
+  stale = false; // a type grew after this pass had read it
+  constructor() { this.vars.set("lim", { local: 0, ty: "i", readPass: -1 }); this.vars.set("d0", { local: 1, ty: "i", readPass: -1 }); }
+  v(n: string): Var {
+    let x = this.vars.get(n);
+    if (x === undefined) { x = { local: -1, ty: undefined, readPass: -1 }; this.vars.set(n, x); }
+    return x;
+  }
+  local(n: string): number {
+    const x = this.v(n);
+    if (x.local < 0) x.local = this.nlocals++;
+    return x.local;
+  }
+  /** Variable n's type (e before any assignment), read by this pass. */
+  vt(n: string): Ty { const x = this.v(n); x.readPass = this.pass; return x.ty ?? "e"; }
+  op(x: number): void { this.code.byte(x); }
+  op2(x: number, y: number): void { this.code.byte(x).byte(y); }
+  i32(v: number): void { this.code.byte(OP.i32_const).s32(v | 0); }
+  get(n: string): void { this.code.byte(OP.local_get).u32(this.local(n)); }
+  set(n: string): void { this.code.byte(OP.local_set).u32(this.local(n)); }
+  load(opc: number, off: number): void { this.code.byte(opc).u32(opc === OP.i32_load8_u || opc === OP.i32_store8 ? 0 : opc === OP.i32_load16_u || opc === OP.i32_store16 ? 1 : 2).u32(off); }
+  setVt(n: string, t: Ty): void {
+    const x = this.v(n);
+    const j = x.ty === undefined ? t : join(x.ty, t);
+    if (j !== x.ty) { x.ty = j; this.changed = true; if (x.readPass === this.pass) this.stale = true; }
+  }
+
+  // Expressions leave one i32 on the stack and return its type.
+  expr(e: Expr): Ty {
+    switch (e.k) {
+      case "num": {
+        if (!Number.isInteger(e.v) || e.v < -2147483648 || e.v > 4294967295) no("num");
+        this.i32(e.v);
+        return e.v >= 0 && e.v < 2147483648 ? "e" : e.v < 0 ? "i" : "u";
+      }
+      case "null": this.i32(0); return "e";
+      case "id": {
+        if (this.arrays.has(e.n) || e.n === "c" || e.n === "I" || e.n === "X") no(`id ${e.n}`);
+        this.get(e.n);
+        return this.vt(e.n);
+      }
+      case "cprop": return this.cprop(e.n);
+      case "index": {
+        const a = this.arrayOf(e.o);
+        if (a === "tlb") {
+          // tr[x]: the TLB pointer local + x * 4
+          const o = e.o as { k: "id"; n: string };
+          this.get(o.n); this.expr(e.i); this.i32(2); this.op2(OP.i32_shl, OP.i32_add); this.load(OP.i32_load, 0);
+          return "e";
+        }
+        this.addr(a, e.i); this.load(a.ld, 0); return a.ty;
+      }
+      case "call": return this.call(e);
+      case "un": {
+        if (e.op === "-") { this.i32(0); this.expr(e.e); this.op(OP.i32_sub); return "i"; }
+        if (e.op === "~") { this.expr(e.e); this.i32(-1); this.op(OP.i32_xor); return "i"; }
+        if (e.op === "!") { this.expr(e.e); this.op(OP.i32_eqz); return "e"; }
+        if (e.op === "--") {
+          if (e.e.k !== "id") no("--");
+          const n = (e.e as { n: string }).n;
+          this.get(n); this.i32(1); this.op(OP.i32_sub); this.code.byte(OP.local_tee).u32(this.local(n));
+          this.setVt(n, "i");
+          return "i";
+        }
+        return no(`unary ${e.op}`);
+      }
+      case "bin": return this.bin(e.op, e.l, e.r);
+      case "cond": {
+        this.cond(e.c);
+        this.op2(OP.if, I32); const a = this.expr(e.a); this.op(OP.else); const b = this.expr(e.b); this.op(OP.end);
+        return join(a, b);
+      }
+      case "assign": return this.assign(e.op, e.t, e.v, true);
+      case "math": return no("math");
+    }
+  }
+  arrayOf(o: Expr): Arr {
+    if (o.k === "id") { const a = this.arrays.get(o.n); if (a) return a; }
+    if (o.k === "cprop") { const a = CARR[o.n]; if (a) return a; }
+    return no("array");
+  }
+  addr(a: Exclude<Arr, "tlb">, i: Expr): void {
+    this.expr(i);
+    if (a.sh) { this.i32(a.sh); this.op(OP.i32_shl); }
+    if (a.base) { this.i32(a.base); this.op(OP.i32_add); }
+  }
+  /** A condition as i32 0/1 (or any non-zero for true). */
+  cond(e: Expr): void {
+    const t = this.expr(e);
+    void t;
+  }
+  cprop(n: string): Ty {
+    switch (n) {
+      case "eip": this.i32(ARENA.SCRATCH + S_EIP); this.load(OP.i32_load, 0); return "u";
+      case "tlbR": this.i32(ARENA.SCRATCH + S_TLBR); this.load(OP.i32_load, 0); return "e";
+      case "tlbW": this.i32(ARENA.SCRATCH + S_TLBW); this.load(OP.i32_load, 0); return "e";
+      case "stack32": this.i32(ARENA.SCRATCH + S_STACK32); this.load(OP.i32_load, 0); return "e";
+      case "jfx": this.i32(ARENA.SCRATCH + S_JFX); this.load(OP.i32_load, 0); return "e";
+      case "brk": this.code.byte(OP.call).u32(IMPORTS.indexOf("brk")); return "e";
+    }
+    return no(`c.${n}`);
+  }
+  call(e: { f: Expr; a: Expr[] }): Ty {
+    const f = e.f;
+    if (f.k === "math") {
+      if (f.n === "imul" && e.a.length === 2) { this.expr(e.a[0]!); this.expr(e.a[1]!); this.op(OP.i32_mul); return "i"; }
+      if (f.n === "floor" && e.a.length === 1 && e.a[0]!.k === "bin" && e.a[0]!.op === "/") {
+        // (only lim - done over a pass length: both positive)
+        this.expr(e.a[0]!.l); this.expr(e.a[0]!.r); this.op(OP.i32_div_s); return "i";
+      }
+      return no("Math");
+    }
+    if (f.k !== "cprop") return no("call");
+    switch (f.n) {
+      case "jr8": case "jr16": case "jr32": case "jw8": case "jw16": case "jw32": case "addSpin":
+        for (const a of e.a) this.expr(a);
+        this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n as typeof IMPORTS[number]));
+        return f.n === "jr32" ? "i" : "e";
+      case "jitCf":
+        if (e.a.length !== 6) no("jitCf");
+        for (const a of e.a) this.expr(a);
+        this.code.byte(OP.call).u32(F_CF);
+        return "e";
+      case "jitFlags": {
+        // Deferred: stored in the scratch slots, the wrapper applies them (valid because the
+        // function reads the CPU's flags nowhere: c.cond and c.materialise are not supported).
+        if (e.a.length !== 6) no("jitFlags");
+        e.a.forEach((a, j) => { this.i32(ARENA.SCRATCH + S_FK + 4 * j); this.expr(a); this.load(OP.i32_store, 0); });
+        this.i32(0); return "e";
+      }
+    }
+    return no(`c.${f.n}()`);
+  }
+  bin(op: string, l: Expr, r: Expr): Ty {
+    if (op === "&&" || op === "||") {
+      this.expr(l);
+      this.op2(OP.if, I32);
+      if (op === "&&") { this.expr(r); this.i32(0); this.op2(OP.i32_ne, OP.else); this.i32(0); }
+      else { this.i32(1); this.op(OP.else); this.expr(r); this.i32(0); this.op(OP.i32_ne); }
+      this.op(OP.end);
+      return "e";
+    }
+    if ((op === "===" || op === "!==") && (l.k === "null" || r.k === "null")) {
+      this.expr(l.k === "null" ? r : l);
+      if (op === "===") this.op(OP.i32_eqz); else { this.i32(0); this.op(OP.i32_ne); }
+      return "e";
+    }
+    const cmp = COMPARE.has(op);
+    if (cmp && (l.k === "bin" && l.op === "*" || r.k === "bin" && r.op === "*")) {
+      // An exact product compared (IMUL's overflow test): in i64.
+      const wide = (x: Expr): void => {
+        if (x.k === "bin" && x.op === "*") {
+          const a = this.expr(x.l); this.op(a === "u" ? OP.i64_extend_i32_u : OP.i64_extend_i32_s);
+          const b = this.expr(x.r); this.op(b === "u" ? OP.i64_extend_i32_u : OP.i64_extend_i32_s);
+          if (a === "m" || b === "m") no("wide product operand");
+          this.op(OP.i64_mul);
+        } else { const a = this.expr(x); if (a === "m") no("wide"); this.op(a === "u" ? OP.i64_extend_i32_u : OP.i64_extend_i32_s); }
+      };
+      wide(l); wide(r);
+      this.op(cmpOp(op, "i64"));
+      return "e";
+    }
+    if (cmp) {
+      // The operands' types decide the comparison: both are emitted, then (for a signed
+      // against an unsigned operand) widened to i64 by an extension inserted after the left.
+      const tl = this.expr(l); const mid = this.code.n; const tr = this.expr(r);
+      if (tl === "m" || tr === "m") no("compare of a wide sum");
+      const wide = (tl === "u" && tr === "i") || (tl === "i" && tr === "u");
+      if (wide) {
+        this.code.insert(mid, tl === "u" ? OP.i64_extend_i32_u : OP.i64_extend_i32_s);
+        this.op(tr === "u" ? OP.i64_extend_i32_u : OP.i64_extend_i32_s);
+        this.op(cmpOp(op, "i64"));
+        return "e";
+      }
+      this.op(cmpOp(op, tl === "u" || tr === "u" ? "u32" : "s32"));
+      return "e";
+    }
+    const tl = this.expr(l), tr = this.expr(r);
+    switch (op) {
+      case "+": this.op(OP.i32_add); return tl === "u" || tr === "u" ? "m" : tl === "m" || tr === "m" ? "m" : "i";
+      case "-": this.op(OP.i32_sub); return tl === "u" || tr === "u" || tl === "m" || tr === "m" ? "m" : "i";
+      case "*": this.op(OP.i32_mul); return "i"; // (bounded products: a pass count times its length)
+      case "&": this.op(OP.i32_and); return tl === "e" || tr === "e" ? "e" : "i";
+      case "|": this.op(OP.i32_or); return "i";
+      case "^": this.op(OP.i32_xor); return "i";
+      case "<<": this.op(OP.i32_shl); return "i";
+      case ">>": this.op(OP.i32_shr_s); return "i";
+      case ">>>": this.op(OP.i32_shr_u); return r.k === "num" && (r.v & 31) !== 0 ? "e" : "u";
+    }
+    return no(`op ${op}`);
+  }
+  assign(op: string, t: Expr, v: Expr, value: boolean): Ty {
+    if (t.k === "id") {
+      if (this.arrays.has(t.n)) no("array assign");
+      let ty: Ty;
+      if (op === "=") ty = this.expr(v);
+      else { this.get(t.n); const tv = this.expr(v); this.op(op === "+=" ? OP.i32_add : OP.i32_sub); ty = join(join(this.vt(t.n), tv), "i"); if (ty === "e") ty = "i"; }
+      this.setVt(t.n, ty);
+      this.code.byte(value ? OP.local_tee : OP.local_set).u32(this.local(t.n));
+      return ty;
+    }
+    if (op !== "=" && !(t.k === "cprop" && t.n === "spinSkipped" && op === "+=")) no("compound assign");
+    if (t.k === "index") {
+      const a = this.arrayOf(t.o);
+      if (a === "tlb") return no("tlb store");
+      this.addr(a, t.i); this.expr(v);
+      if (value) no("store as value");
+      this.load(a.st, 0);
+      return "e";
+    }
+    if (t.k === "cprop") {
+      if (value) no("cprop assign as value");
+      const slot = t.n === "eip" ? S_EIP : t.n === "jitDone" ? S_DONE : t.n === "ci" ? S_CI : t.n === "jfx" ? S_JFX : undefined;
+      if (t.n === "spinSkipped") { this.expr(v); this.code.byte(OP.call).u32(IMPORTS.indexOf("addSpin")); return "e"; }
+      if (slot === undefined) no(`c.${t.n} =`);
+      this.i32(ARENA.SCRATCH + slot!); this.expr(v); this.load(OP.i32_store, 0);
+      return "e";
+    }
+    return no("assign target");
+  }
+
+  // Statements.
+  stmt(s: Stmt): void {
+    switch (s.k) {
+      case "decl":
+        for (const [n, init] of s.d) {
+          if (init && init.k === "cprop" && CARR[init.n]) { this.arrays.set(n, CARR[init.n]!); continue; }
+          if (init && init.k === "cprop" && (init.n === "tlbR" || init.n === "tlbW")) { this.arrays.set(n, "tlb"); this.expr(init); this.set(n); continue; }
+          if (init) this.assign("=", { k: "id", n }, init, false);
+          else this.local(n);
+        }
+        return;
+      case "expr": {
+        const e = s.e;
+        if (e.k === "assign") { this.assign(e.op, e.t, e.v, false); return; }
+        this.expr(e); this.op(OP.drop); return;
+      }
+      case "if":
+        this.cond(s.c);
+        this.op2(OP.if, 0x40); this.frames.push({});
+        this.stmt(s.t);
+        if (s.f) { this.op(OP.else); this.stmt(s.f); }
+        this.op(OP.end); this.frames.pop();
+        return;
+      case "block":
+        if (s.label) { this.op2(OP.block, 0x40); this.frames.push({ lbl: s.label }); }
+        this.stmts(s.b);
+        if (s.label) { this.op(OP.end); this.frames.pop(); }
+        return;
+      case "for":
+        this.op2(OP.block, 0x40); this.frames.push({ brk: s.label ?? true });
+        this.op2(OP.loop, 0x40); this.frames.push({ cont: s.label ?? true });
+        // (an unlabelled break/continue inside finds these as the innermost loop)
+        this.stmt(s.b);
+        this.code.byte(OP.br).u32(0);
+        this.op(OP.end); this.frames.pop();
+        this.op(OP.end); this.frames.pop();
+        return;
+      case "switch": return this.sw(s);
+      case "break": case "continue": {
+        const want = s.label;
+        for (let d = this.frames.length - 1; d >= 0; d--) {
+          const f = this.frames[d]!;
+          const hit = s.k === "break" ? (want ? f.brk === want || f.lbl === want : f.brk !== undefined) : (want ? f.cont === want : f.cont !== undefined);
+          if (hit) { this.code.byte(OP.br).u32(this.frames.length - 1 - d); return; }
+        }
+        return no(`${s.k} target`);
+      }
+      case "return": this.expr(s.e); this.op(OP.return); return;
+      case "throw": this.i32(-1); this.expr(s.e); this.op(OP.i32_sub); this.op(OP.return); return; // -2 fault, -3 side exit
+    }
+  }
+  /** Statements in order; `d = k; continue` of a member dispatch becomes a direct jump (SwitchCtx). */
+  stmts(b: Stmt[]): void {
+    for (let i = 0; i < b.length; i++) {
+      const x = b[i]!, y = b[i + 1];
+      if (y !== undefined && y.k === "continue" && x.k === "expr" && x.e.k === "assign" && x.e.op === "=" && x.e.t.k === "id") {
+        const ctx = this.dispatchFor(x.e.t.n, y.label);
+        if (ctx !== null && this.jumpTo(ctx, x.e.v)) { i++; continue; }
+      }
+      this.stmt(x);
+    }
+  }
+  /** The member dispatch that `continue label` after an assignment to `d` goes round to, if any. */
+  dispatchFor(d: string, label: string | undefined): SwitchCtx | null {
+    for (let k = this.frames.length - 1; k >= 0; k--) {
+      const f = this.frames[k]!;
+      if (f.cont === undefined || (label !== undefined && f.cont !== label)) continue;
+      const inner = this.frames[k + 1];
+      return inner !== undefined && inner.sw !== undefined && inner.sw.d === d && inner.sw.cur >= 0 ? inner.sw : null;
+    }
+    return null;
+  }
+  /** `d = e; continue` as jumps when e is a constant or a choice of two; false: not that form. */
+  jumpTo(ctx: SwitchCtx, e: Expr): boolean {
+    if (e.k === "num" && Number.isInteger(e.v)) { this.jump(ctx, e.v); return true; }
+    if (e.k === "cond" && e.a.k === "num" && e.b.k === "num" && Number.isInteger(e.a.v) && Number.isInteger(e.b.v)) {
+      this.cond(e.c);
+      this.op2(OP.if, 0x40); this.frames.push({});
+      this.jump(ctx, e.a.v);
+      this.op(OP.else);
+      this.jump(ctx, e.b.v);
+      this.op(OP.end); this.frames.pop();
+      this.op(OP.unreachable);
+      return true;
+    }
+    return false;
+  }
+  jump(ctx: SwitchCtx, v: number): void {
+    this.assign("=", { k: "id", n: ctx.d }, { k: "num", v }, false);
+    const k = ctx.caseOf.get(v) ?? ctx.def;
+    let to = -1;
+    for (let j = this.frames.length - 1; j >= 0; j--) {
+      const f = this.frames[j]!;
+      if (k > ctx.cur && f.swOf === ctx && f.swCase === k) { to = j; wasmStats.directJumps++; break; }
+      if (f.cont !== undefined && this.frames[j + 1]?.sw === ctx) { to = j; break; }
+    }
+    if (to < 0) no("dispatch jump");
+    this.code.byte(OP.br).u32(this.frames.length - 1 - to);
+  }
+  swn = 0;
+  sw(s: { d: Expr; cases: { v: number | null; b: Stmt[] }[] }): void {
+    const n = s.cases.length;
+    const top = this.frames[this.frames.length - 1];
+    let ctx: SwitchCtx | undefined;
+    if (s.d.k === "id" && top !== undefined && top.cont !== undefined) {
+      const caseOf = new Map<number, number>();
+      s.cases.forEach((c, k) => { if (c.v !== null && !caseOf.has(c.v)) caseOf.set(c.v, k); });
+      const def = s.cases.findIndex((c) => c.v === null);
+      ctx = { d: s.d.n, loop: this.frames.length - 1, caseOf, def: def >= 0 ? def : n, cur: -1 };
+    }
+    const tmp = `$sw${this.swn++}`;
+    this.expr(s.d); this.set(tmp);
+    this.op2(OP.block, 0x40); this.frames.push({ brk: true, sw: ctx });
+    // Case k's code starts where the block at depth k (from the jump table) ends.
+    for (let k = n - 1; k >= 0; k--) { this.op2(OP.block, 0x40); this.frames.push({ swCase: k, swOf: ctx }); }
+    const def = s.cases.findIndex((c) => c.v === null);
+    const defDepth = def >= 0 ? def : n;
+    const vals = s.cases.map((c, k) => [c.v, k] as const).filter(([v]) => v !== null) as [number, number][];
+    if (vals.length) {
+      const lo = Math.min(...vals.map(([v]) => v)), hi = Math.max(...vals.map(([v]) => v));
+      if (hi - lo + 1 <= 4 * vals.length + 8) {
+        const tbl = new Array<number>(hi - lo + 1).fill(defDepth);
+        for (const [v, k] of vals) if (tbl[v - lo] === defDepth) tbl[v - lo] = k;
+        this.get(tmp); if (lo !== 0) { this.i32(lo); this.op(OP.i32_sub); }
+        this.code.byte(OP.br_table).u32(tbl.length); for (const x of tbl) this.code.u32(x); this.code.u32(defDepth);
+      } else {
+        for (const [v, k] of vals) { this.get(tmp); this.i32(v); this.op(OP.i32_eq); this.code.byte(OP.br_if).u32(k); }
+        this.code.byte(OP.br).u32(defDepth);
+      }
+    } else this.code.byte(OP.br).u32(defDepth);
+    for (let k = 0; k < n; k++) {
+      this.op(OP.end); this.frames.pop();
+      if (ctx) ctx.cur = k;
+      this.stmts(s.cases[k]!.b);
+    }
+    if (ctx) ctx.cur = -1;
+    this.op(OP.end); this.frames.pop();
+  }
+}
+
+/** The wasm internal CF helper (jitCf for the common kinds; the CPU for the rest). */
+function cfFunc(): Uint8Array {
+  const c = new Buf();
+  const g = (x: number) => c.byte(OP.local_get).u32(x);
+  const k32 = (v: number) => c.byte(OP.i32_const).s32(v);
+  const MIN = -2147483648;
+  // cin ? l6 <= l7 : l6 < l7
+  const sel = () => { g(6); g(7); c.byte(OP.i32_le_s); g(6); g(7); c.byte(OP.i32_lt_s); g(5); c.byte(OP.select); };
+  // params k a b r sz cin = 0..5
+  // if (k === 4 || k === 5) return cin
+  g(0); k32(4); c.byte(OP.i32_eq); g(0); k32(5); c.byte(OP.i32_eq); c.byte(OP.i32_or); c.byte(OP.if).byte(0x40); g(5); c.byte(OP.return); c.byte(OP.end);
+  g(0); k32(3); c.byte(OP.i32_eq); c.byte(OP.if).byte(0x40); k32(0); c.byte(OP.return); c.byte(OP.end);
+  g(0); k32(13); c.byte(OP.i32_eq); c.byte(OP.if).byte(0x40); g(1); c.byte(OP.return); c.byte(OP.end);
+  g(4); k32(2); c.byte(OP.i32_eq); c.byte(OP.if).byte(0x40);
+  {
+    // ADD: r' = (a + b + cin) ^ MIN, x = a ^ MIN: cin ? r' <= x : r' < x
+    g(0); k32(1); c.byte(OP.i32_eq); c.byte(OP.if).byte(0x40);
+    g(1); g(2); c.byte(OP.i32_add); g(5); c.byte(OP.i32_add); k32(MIN); c.byte(OP.i32_xor); c.byte(OP.local_set).u32(6);
+    g(1); k32(MIN); c.byte(OP.i32_xor); c.byte(OP.local_set).u32(7);
+    sel();
+    c.byte(OP.return); c.byte(OP.end);
+    g(0); k32(2); c.byte(OP.i32_eq); c.byte(OP.if).byte(0x40);
+    g(1); k32(MIN); c.byte(OP.i32_xor); c.byte(OP.local_set).u32(6); g(2); k32(MIN); c.byte(OP.i32_xor); c.byte(OP.local_set).u32(7);
+    sel();
+    c.byte(OP.return); c.byte(OP.end);
+  }
+  c.byte(OP.end);
+  for (let j = 0; j < 6; j++) g(j);
+  c.byte(OP.call).u32(IMPORTS.indexOf("jitCf"));
+  return c.view();
+}
+const CF_CODE = cfFunc();
+
+// ---------------------------------------------------------------- module, wrapper
+type Cpu = any;
+const importCache = new WeakMap<object, Record<string, unknown>>();
+function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<string, unknown> {
+  let x = importCache.get(c);
+  if (!x) {
+    const fx = (v: number) => { if (c.jfx !== null) S[S_JFX >> 2] = 1; return v; };
+    x = {
+      mem,
+      jr8: (s: number, o: number) => fx(c.jr8(s, o >>> 0)),
+      jr16: (s: number, o: number) => fx(c.jr16(s, o >>> 0)),
+      jr32: (s: number, o: number) => fx(c.jr32(s, o >>> 0)),
+      jw8: (s: number, o: number, v: number) => c.jw8(s, o >>> 0, v & 255),
+      jw16: (s: number, o: number, v: number) => c.jw16(s, o >>> 0, v & 65535),
+      jw32: (s: number, o: number, v: number) => c.jw32(s, o >>> 0, v >>> 0),
+      brk: () => c.brk,
+      addSpin: (v: number) => { c.spinSkipped += v; },
+      jitCf: (k: number, a: number, b: number, r: number, sz: number, cin: number) => c.jitCf(k, a, b, r, sz, cin),
+    };
+    importCache.set(c, x);
+  }
+  return x;
+}
+
+/** Regions offered, built, and refused by reason (tests and tools read them). */
+export const wasmStats = { tried: 0, built: 0, rejected: new Map<string, number>(), bytes: 0, directJumps: 0 };
+
+/** The region function `body` (jit.ts, parameters c, r, I, X, lim, d0) as wasm, or null. */
+export function wasmRegion(c: Cpu, body: string, side?: { off: Int32Array; idx: Int32Array; insn: unknown[] }): BlockFn | null {
+  const ar = arenaOf(c);
+  if (ar === null) return null;
+  wasmStats.tried++;
+  return wasmRegion1(c, ar, body, side);
+}
+function wasmRegion1(c: Cpu, ar: Arena, body0: string, side?: { off: Int32Array; idx: Int32Array; insn: unknown[] }): BlockFn | null {
+  let bytes: Uint8Array<ArrayBuffer>;
+  let body = body0;
+  try {
+    if (/\bc\.(cond|materialise)\(/.test(body)) no("reads CPU flags");
+    if (side) {
+      // Memory slow paths become side exits (fx = 2): the wrapper runs that one instruction
+      // in the interpreter. No call is left in the hot code but the CF helper's.
+      body = body.replace(/p = c\.jr(?:8|16|32)\(\d, [^;]*?\); if \(c\.jfx !== null\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} \w+ = p;/g, "ci = $1; fx = 2; break R;")
+        .replace(/if \(c\.jw(?:8|16|32)\(\d, .*?\) !== 0\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} sk = 1;/g, "ci = $1; fx = 2; break R;");
+      if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
+    }
+    const ast = new Parser(tokenize(body)).stmts(END_INPUT);
+    arrays();
+    const g = new Gen();
+    // Type inference: passes until the variables' types settle. A pass that read no type
+    // before it grew emits what the next pass would (that one would change nothing, and be
+    // the last: at most 10 passes).
+    let settled = false;
+    for (let it = 0; it < 10; it++) {
+      g.pass = it; g.changed = false; g.stale = false;
+      g.code.n = 0; g.frames = []; g.swn = 0; g.arrays = new Map([["r", REGS]]);
+      for (const s of ast) g.stmt(s);
+      if (!g.changed) { settled = true; break; }
+      if (!g.stale) { settled = it + 1 < 10; break; }
+    }
+    if (!settled) no("types do not settle");
+    g.op(OP.unreachable);
+    const locals = new Array<number>(g.nlocals - 2).fill(I32);
+    bytes = buildModule(TYPES, IMPORTS.map((name) => ({ name, type: IMP_TYPE[name]! })), ar.pages,
+      [{ type: 0, locals, code: g.code.view(), export: "f" }, { type: 5, locals: [I32, I32], code: CF_CODE }]);
+  } catch (e) {
+    if (!(e instanceof Unsupported)) throw e;
+    wasmStats.rejected.set(e.message, (wasmStats.rejected.get(e.message) ?? 0) + 1);
+    return null;
+  }
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { env: importsFor(c, ar.mem, ar.S) as any });
+  wasmStats.bytes += bytes.length;
+  wasmStats.built++;
+  const f = inst.exports.f as (lim: number, d0: number) => number;
+  const S = ar.S;
+  // One wrapper function per region (its own code, so its call of `f` stays monomorphic:
+  // a wrapper shared by every region called wasm through the engine's generic path).
+  const w = new Function("f", "S", "side", `return function (c, _r, _I, _X, lim, d0) {
+    const eip0 = c.eip;
+    S[0] = eip0; S[1] = c.tlbR.byteOffset; S[2] = c.tlbW.byteOffset; S[3] = c.stack32 ? 1 : 0;
+    const n = f(lim > 0x7fffffff ? 0x7fffffff : lim, d0);
+    if (S[5] !== 0) { c.jitFlags(S[5], S[6], S[7], S[8], S[9], S[10]); S[5] = 0; }
+    if (n >= 0) { c.eip = S[0] >>> 0; return n; }
+    if (n === -1) return -1;
+    if (n === -3 && side) {
+      const k = S[12], done = S[11] + side.idx[k];
+      c.eip = (eip0 - d0 + side.off[k]) >>> 0;
+      c.icount = c.jitBase + done;
+      try { _X(c, side.insn[k]); } catch (x) { c.jitDone = S[11]; c.ci = k; throw x; }
+      return done + 1;
+    }
+    c.jitDone = S[11]; c.ci = S[12]; S[4] = 0;
+    const x = c.jfx; c.jfx = null;
+    throw x;
+  };`)(f, S, side) as (c: Cpu, r: unknown, I: unknown, X: unknown, lim: number, d0: number) => number;
+  (w as any).wasm = true;
+  // String(fn) gives the JavaScript the function was compiled from, as for a JS region (tests
+  // and profiles look into it).
+  w.toString = () => `function anonymous(c,r,I,X,lim,d0\n) {\n${body0}\n}`;
+  return w as unknown as BlockFn;
+}
