@@ -530,7 +530,15 @@ export function wasmRegion(c: Cpu, body: string, side?: { off: Int32Array; idx: 
   const ar = arenaOf(c);
   if (ar === null) return null;
   wasmStats.tried++;
-  return wasmRegion1(c, ar, body, side);
+  try {
+    return wasmRegion1(c, ar, body, side);
+  } catch (e) {
+    // Not expected (a compiler bug, or the engine refusing the module): the region stays
+    // JavaScript, and the reason is counted under "error:" (the translator tests check none).
+    const why = `error: ${e instanceof Error ? e.message : String(e)}`;
+    wasmStats.rejected.set(why, (wasmStats.rejected.get(why) ?? 0) + 1);
+    return null;
+  }
 }
 function wasmRegion1(c: Cpu, ar: Arena, body0: string, side?: { off: Int32Array; idx: Int32Array; insn: unknown[] }): BlockFn | null {
   let bytes: Uint8Array<ArrayBuffer>;

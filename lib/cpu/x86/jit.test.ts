@@ -207,6 +207,7 @@ describe("block translator equals single step", () => {
     // (Most regions that read flags from before them stay JavaScript: jit-wasm.ts.)
     if (mode === "region") expect(wasmStats.built - built).toBeGreaterThan(RUNS / 5);
     if (mode === "region") expect(wasmStats.directJumps - jumps).toBeGreaterThan(RUNS / 5);
+    expect([...wasmStats.rejected.keys()].filter((k) => k.startsWith("error"))).toEqual([]);
     if (mode === "region-js") expect(wasmStats.built).toBe(built);
   });
 
