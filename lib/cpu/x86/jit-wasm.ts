@@ -54,12 +54,14 @@ REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_JFX = 16, S_FK = 20, S_DONE = 44, S_CI = 48;
 
 // Imports: index and type.
-const IMPORTS = ["jr8", "jr16", "jr32", "jw8", "jw16", "jw32", "brk", "addSpin", "jitCf"] as const;
-const IMP_TYPE: Record<string, number> = { jr8: 1, jr16: 1, jr32: 1, jw8: 2, jw16: 2, jw32: 2, brk: 3, addSpin: 4, jitCf: 5 };
-// types: 0 = export (i32 i32)->i32; 1 = (i32 i32)->i32; 2 = (i32 i32 i32)->i32; 3 = ()->i32; 4 = (i32)->(); 5 = 6xi32->i32
+const IMPORTS = ["jr8", "jr16", "jr32", "jw8", "jw16", "jw32", "brk", "addSpin", "jitCf", "cond"] as const;
+const IMP_TYPE: Record<string, number> = { jr8: 1, jr16: 1, jr32: 1, jw8: 2, jw16: 2, jw32: 2, brk: 3, addSpin: 4, jitCf: 5, cond: 6 };
+// types: 0 = export (i32 i32)->i32; 1 = (i32 i32)->i32; 2 = (i32 i32 i32)->i32; 3 = ()->i32; 4 = (i32)->(); 5 = 6xi32->i32;
+// 6 = (i32)->i32
 const TYPES = [
   { params: [I32, I32], results: [I32] }, { params: [I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
   { params: [], results: [I32] }, { params: [I32], results: [] }, { params: [I32, I32, I32, I32, I32, I32], results: [I32] },
+  { params: [I32], results: [I32] },
 ];
 const F_CF = IMPORTS.length + 1;
 
@@ -222,6 +224,13 @@ class Gen {
         for (const a of e.a) this.expr(a);
         this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n as typeof IMPORTS[number]));
         return f.n === "jr32" ? "i" : "e";
+      case "cond":
+        // A condition on flags set before the region (or by a producer it cannot fuse): the
+        // CPU evaluates it, after the import has applied the deferred pending flags.
+        if (e.a.length !== 1) no("cond");
+        this.expr(e.a[0]!);
+        this.code.byte(OP.call).u32(IMPORTS.indexOf("cond"));
+        return "e";
       case "jitCf":
         if (e.a.length !== 6) no("jitCf");
         for (const a of e.a) this.expr(a);
@@ -229,7 +238,8 @@ class Gen {
         return "e";
       case "jitFlags": {
         // Deferred: stored in the scratch slots, the wrapper applies them (valid because the
-        // function reads the CPU's flags nowhere: c.cond and c.materialise are not supported).
+        // function reads the CPU's flags only through the cond import, which applies them
+        // first; c.materialise is not supported).
         if (e.a.length !== 6) no("jitFlags");
         e.a.forEach((a, j) => { this.i32(ARENA.SCRATCH + S_FK + 4 * j); this.expr(a); this.load(OP.i32_store, 0); });
         this.i32(0); return "e";
@@ -516,6 +526,10 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
       brk: () => c.brk,
       addSpin: (v: number) => { c.spinSkipped += v; },
       jitCf: (k: number, a: number, b: number, r: number, sz: number, cin: number) => c.jitCf(k, a, b, r, sz, cin),
+      cond: (cc: number) => {
+        if (S[S_FK >> 2] !== 0) { const k = S_FK >> 2; c.jitFlags(S[k], S[k + 1], S[k + 2], S[k + 3], S[k + 4], S[k + 5]); S[k] = 0; }
+        return c.cond(cc) ? 1 : 0;
+      },
     };
     importCache.set(c, x);
   }
@@ -544,7 +558,7 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side?: { off: Int32Array;
   let bytes: Uint8Array<ArrayBuffer>;
   let body = body0;
   try {
-    if (/\bc\.(cond|materialise)\(/.test(body)) no("reads CPU flags");
+    if (/\bc\.materialise\(/.test(body)) no("reads CPU flags");
     if (side) {
       // Memory slow paths become side exits (fx = 2): the wrapper runs that one instruction
       // in the interpreter. No call is left in the hot code but the CF helper's.
