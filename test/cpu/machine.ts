@@ -35,8 +35,9 @@ export class TestMachine {
   /** TSC ticks per instruction retired (0: the TSC stays at `tsc`). */
   tscPerInsn = 0;
 
-  constructor(ramBytes = 8 << 20, model?: X86Model) {
-    const mem = (this.mem = new PhysMem(ramBytes));
+  /** stateBytes: the RAM's state area (ram.ts); 0 puts the CPU's arrays outside it (no wasm). */
+  constructor(ramBytes = 8 << 20, model?: X86Model, stateBytes?: number) {
+    const mem = (this.mem = new PhysMem(ramBytes, stateBytes));
     this.dv = new DataView(mem.ram.buffer);
     const bus: CpuBus = {
       ram: mem.ram,
@@ -158,9 +159,9 @@ export class TestMachine {
 }
 
 /** A program in CODE with data in DATA and a stack, registers and flags given: for property tests. */
-export function programMachine(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: { singleStep?: boolean; jitThreshold?: number }): TestMachine {
+export function programMachine(code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: { singleStep?: boolean; jitThreshold?: number; stateBytes?: number }): TestMachine {
   const DATA_SIZE = 0x1000;
-  const m = new TestMachine(2 << 20);
+  const m = new TestMachine(2 << 20, undefined, mode.stateBytes);
   m.flat(cpl, CODE);
   m.write(CODE, code);
   m.w8(CODE + code.length, 0xf4); // HLT (at CPL 3: #GP, whose handler halts)

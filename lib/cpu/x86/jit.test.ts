@@ -21,10 +21,11 @@ const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>
 
 type Mode = "jit" | "region" | "region-js" | "drop" | "single";
 const setup = (code: Uint8Array, regs: number[], flags: number, cpl: 0 | 3, mode: Mode) => {
-  const m = programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3 });
+  // "region-js": RAM without a state area, so the CPU's arrays are not in its wasm memory (as
+  // when the engine gives none) and regions stay JavaScript.
+  const m = programMachine(code, regs, flags, cpl, mode === "single" ? { singleStep: true } : { jitThreshold: mode === "jit" ? 1 : 3, stateBytes: mode === "region-js" ? 0 : undefined });
   m.tscPerInsn = 7; // RDTSC then reads its own icount
   if (mode === "drop") m.cpu.jitMaxBlocks = 2; // every third translation drops the others
-  if (mode === "region-js") m.cpu.jitWasm = false; // regions stay JavaScript
   return m;
 };
 
