@@ -51,17 +51,17 @@ CARR = {
 REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 }
 // Scratch slots (byte offsets).
-export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_JFX = 16, S_FK = 20, S_DONE = 44, S_CI = 48;
+export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_JFX = 16, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52;
 
 // Imports: index and type.
-const IMPORTS = ["jr8", "jr16", "jr32", "jw8", "jw16", "jw32", "brk", "addSpin", "jitCf", "cond"] as const;
-const IMP_TYPE: Record<string, number> = { jr8: 1, jr16: 1, jr32: 1, jw8: 2, jw16: 2, jw32: 2, brk: 3, addSpin: 4, jitCf: 5, cond: 6 };
+const IMPORTS = ["jr8", "jr16", "jr32", "jw8", "jw16", "jw32", "brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
+const IMP_TYPE: Record<string, number> = { jr8: 1, jr16: 1, jr32: 1, jw8: 2, jw16: 2, jw32: 2, brk: 3, addSpin: 4, jitCf: 5, cond: 6, jitSh8: 2, jitShd: 7, jitMul: 2 };
 // types: 0 = export (i32 i32)->i32; 1 = (i32 i32)->i32; 2 = (i32 i32 i32)->i32; 3 = ()->i32; 4 = (i32)->(); 5 = 6xi32->i32;
-// 6 = (i32)->i32
+// 6 = (i32)->i32; 7 = (i32 i32 i32 i32)->i32
 const TYPES = [
   { params: [I32, I32], results: [I32] }, { params: [I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
   { params: [], results: [I32] }, { params: [I32], results: [] }, { params: [I32, I32, I32, I32, I32, I32], results: [I32] },
-  { params: [I32], results: [I32] },
+  { params: [I32], results: [I32] }, { params: [I32, I32, I32, I32], results: [I32] },
 ];
 const F_CF = IMPORTS.length + 1;
 
@@ -205,6 +205,7 @@ class Gen {
       case "stack32": this.i32(ARENA.SCRATCH + S_STACK32); this.load(OP.i32_load, 0); return "e";
       case "jfx": this.i32(ARENA.SCRATCH + S_JFX); this.load(OP.i32_load, 0); return "e";
       case "brk": this.code.byte(OP.call).u32(IMPORTS.indexOf("brk")); return "e";
+      case "jitHi": this.i32(ARENA.SCRATCH + S_HI); this.load(OP.i32_load, 0); return "i"; // (set by the jitMul import)
     }
     return no(`c.${n}`);
   }
@@ -231,6 +232,13 @@ class Gen {
         this.expr(e.a[0]!);
         this.code.byte(OP.call).u32(IMPORTS.indexOf("cond"));
         return "e";
+      case "jitSh8": case "jitShd": case "jitMul":
+        // Helpers that set every arithmetic flag on the CPU: the import applies the deferred
+        // pending flags first, as the JavaScript did before the call.
+        if (e.a.length !== (f.n === "jitShd" ? 4 : 3)) no(f.n);
+        for (const a of e.a) this.expr(a);
+        this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n));
+        return "i";
       case "jitCf":
         if (e.a.length !== 6) no("jitCf");
         for (const a of e.a) this.expr(a);
@@ -515,6 +523,9 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
   let x = importCache.get(c);
   if (!x) {
     const fx = (v: number) => { if (c.jfx !== null) S[S_JFX >> 2] = 1; return v; };
+    // The deferred pending flags (jitFlags into the scratch slots), applied before anything
+    // reads or replaces the CPU's flags.
+    const flush = (): void => { const k = S_FK >> 2; if (S[k] !== 0) { c.jitFlags(S[k], S[k + 1], S[k + 2], S[k + 3], S[k + 4], S[k + 5]); S[k] = 0; } };
     x = {
       mem,
       jr8: (s: number, o: number) => fx(c.jr8(s, o >>> 0)),
@@ -526,10 +537,10 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
       brk: () => c.brk,
       addSpin: (v: number) => { c.spinSkipped += v; },
       jitCf: (k: number, a: number, b: number, r: number, sz: number, cin: number) => c.jitCf(k, a, b, r, sz, cin),
-      cond: (cc: number) => {
-        if (S[S_FK >> 2] !== 0) { const k = S_FK >> 2; c.jitFlags(S[k], S[k + 1], S[k + 2], S[k + 3], S[k + 4], S[k + 5]); S[k] = 0; }
-        return c.cond(cc) ? 1 : 0;
-      },
+      cond: (cc: number) => { flush(); return c.cond(cc) ? 1 : 0; },
+      jitSh8: (op: number, v: number, cnt: number) => { flush(); return c.jitSh8(op, v, cnt); },
+      jitShd: (left: number, dst: number, src: number, cnt: number) => { flush(); return c.jitShd(left !== 0, dst, src, cnt); },
+      jitMul: (a: number, b: number, signed: number) => { flush(); const lo = c.jitMul(a, b, signed !== 0); S[S_HI >> 2] = c.jitHi; return lo; },
     };
     importCache.set(c, x);
   }

@@ -205,8 +205,8 @@ describe("block translator equals single step", () => {
   test.each(["jit", "region", "region-js", "drop"] as const)(`translator-shaped programs with compare+branch pairs, %s (${RUNS} runs)`, (mode) => {
     const built = wasmStats.built, jumps = wasmStats.directJumps;
     againstSingleStep(arbJitProgram, mode);
-    // (Regions that read EFLAGS whole or call some helpers stay JavaScript: jit-wasm.ts.)
-    if (mode === "region") expect(wasmStats.built - built).toBeGreaterThan(RUNS * 0.4);
+    // (Regions that read or write EFLAGS whole stay JavaScript: jit-wasm.ts.)
+    if (mode === "region") expect(wasmStats.built - built).toBeGreaterThan(RUNS * 0.6);
     if (mode === "region") expect(wasmStats.directJumps - jumps).toBeGreaterThan(RUNS / 5);
     expect([...wasmStats.rejected.keys()].filter((k) => k.startsWith("error"))).toEqual([]);
     if (mode === "region-js") expect(wasmStats.built).toBe(built);
