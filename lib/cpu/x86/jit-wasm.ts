@@ -6,8 +6,8 @@
  * scratch slots (ram.ts stateArray). Anything outside the subset throws Unsupported and the
  * region stays JavaScript, so both backends run the same code. A memory access's slow path
  * becomes a side exit. A JavaScript wrapper per region keeps the BlockFn contract: it passes
- * eip and the TLB choice in scratch slots, applies the pending flags and eip, runs a side
- * exit's instruction in the interpreter, and on a fault sets jitDone/ci and rethrows.
+ * eip and the TLB choice in scratch slots, applies the pending flags and eip, and runs a side
+ * exit's instruction in the interpreter (a fault there leaves with jitDone/ci set).
  */
 import { buildModule, Buf, I32, OP } from "./wasm-emit.ts";
 import type { BlockFn } from "./block.ts";
@@ -51,11 +51,11 @@ CARR = {
 REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 }
 // Scratch slots (byte offsets).
-export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_JFX = 16, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52;
+export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52;
 
 // Imports: index and type.
-const IMPORTS = ["jr8", "jr16", "jr32", "jw8", "jw16", "jw32", "brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
-const IMP_TYPE: Record<string, number> = { jr8: 1, jr16: 1, jr32: 1, jw8: 2, jw16: 2, jw32: 2, brk: 3, addSpin: 4, jitCf: 5, cond: 6, jitSh8: 2, jitShd: 7, jitMul: 2 };
+const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
+const IMP_TYPE: Record<string, number> = { brk: 3, addSpin: 4, jitCf: 5, cond: 6, jitSh8: 2, jitShd: 7, jitMul: 2 };
 // types: 0 = export (i32 i32)->i32; 1 = (i32 i32)->i32; 2 = (i32 i32 i32)->i32; 3 = ()->i32; 4 = (i32)->(); 5 = 6xi32->i32;
 // 6 = (i32)->i32; 7 = (i32 i32 i32 i32)->i32
 const TYPES = [
@@ -66,7 +66,6 @@ const TYPES = [
 const F_CF = IMPORTS.length + 1;
 
 // ---------------------------------------------------------------- codegen
-/** Debugging: CPU calls (c.brk, c.jr8...) become traps. */
 /** The comparison opcode: i64 signed, i32 unsigned or i32 signed. */
 function cmpOp(op: string, kind: "i64" | "u32" | "s32"): number {
   const k = kind === "i64" ? 0 : kind === "u32" ? 1 : 2;
@@ -203,7 +202,6 @@ class Gen {
       case "tlbR": this.i32(ARENA.SCRATCH + S_TLBR); this.load(OP.i32_load, 0); return "e";
       case "tlbW": this.i32(ARENA.SCRATCH + S_TLBW); this.load(OP.i32_load, 0); return "e";
       case "stack32": this.i32(ARENA.SCRATCH + S_STACK32); this.load(OP.i32_load, 0); return "e";
-      case "jfx": this.i32(ARENA.SCRATCH + S_JFX); this.load(OP.i32_load, 0); return "e";
       case "brk": this.code.byte(OP.call).u32(IMPORTS.indexOf("brk")); return "e";
       case "jitHi": this.i32(ARENA.SCRATCH + S_HI); this.load(OP.i32_load, 0); return "i"; // (set by the jitMul import)
     }
@@ -221,10 +219,10 @@ class Gen {
     }
     if (f.k !== "cprop") return no("call");
     switch (f.n) {
-      case "jr8": case "jr16": case "jr32": case "jw8": case "jw16": case "jw32": case "addSpin":
+      case "addSpin":
         for (const a of e.a) this.expr(a);
-        this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n as typeof IMPORTS[number]));
-        return f.n === "jr32" ? "i" : "e";
+        this.code.byte(OP.call).u32(IMPORTS.indexOf("addSpin"));
+        return "e";
       case "cond":
         // A condition on flags set before the region (or by a producer it cannot fuse): the
         // CPU evaluates it, after the import has applied the deferred pending flags.
@@ -334,7 +332,7 @@ class Gen {
     }
     if (t.k === "cprop") {
       if (value) no("cprop assign as value");
-      const slot = t.n === "eip" ? S_EIP : t.n === "jitDone" ? S_DONE : t.n === "ci" ? S_CI : t.n === "jfx" ? S_JFX : undefined;
+      const slot = t.n === "eip" ? S_EIP : t.n === "jitDone" ? S_DONE : t.n === "ci" ? S_CI : undefined;
       if (t.n === "spinSkipped") { this.expr(v); this.code.byte(OP.call).u32(IMPORTS.indexOf("addSpin")); return "e"; }
       if (slot === undefined) no(`c.${t.n} =`);
       this.i32(ARENA.SCRATCH + slot!); this.expr(v); this.load(OP.i32_store, 0);
@@ -518,22 +516,17 @@ const CF_CODE = cfFunc();
 
 // ---------------------------------------------------------------- module, wrapper
 type Cpu = any;
+/** For each fault index of a region: its offset from the head, its index in its block, and the instruction. */
+type SideExits = { off: Int32Array; idx: Int32Array; insn: unknown[] };
 const importCache = new WeakMap<object, Record<string, unknown>>();
 function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<string, unknown> {
   let x = importCache.get(c);
   if (!x) {
-    const fx = (v: number) => { if (c.jfx !== null) S[S_JFX >> 2] = 1; return v; };
     // The deferred pending flags (jitFlags into the scratch slots), applied before anything
     // reads or replaces the CPU's flags.
     const flush = (): void => { const k = S_FK >> 2; if (S[k] !== 0) { c.jitFlags(S[k], S[k + 1], S[k + 2], S[k + 3], S[k + 4], S[k + 5]); S[k] = 0; } };
     x = {
       mem,
-      jr8: (s: number, o: number) => fx(c.jr8(s, o >>> 0)),
-      jr16: (s: number, o: number) => fx(c.jr16(s, o >>> 0)),
-      jr32: (s: number, o: number) => fx(c.jr32(s, o >>> 0)),
-      jw8: (s: number, o: number, v: number) => c.jw8(s, o >>> 0, v & 255),
-      jw16: (s: number, o: number, v: number) => c.jw16(s, o >>> 0, v & 65535),
-      jw32: (s: number, o: number, v: number) => c.jw32(s, o >>> 0, v >>> 0),
       brk: () => c.brk,
       addSpin: (v: number) => { c.spinSkipped += v; },
       jitCf: (k: number, a: number, b: number, r: number, sz: number, cin: number) => c.jitCf(k, a, b, r, sz, cin),
@@ -551,7 +544,7 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
 export const wasmStats = { tried: 0, built: 0, rejected: new Map<string, number>(), bytes: 0, directJumps: 0 };
 
 /** The region function `body` (jit.ts, parameters c, r, I, X, lim, d0) as wasm, or null. */
-export function wasmRegion(c: Cpu, body: string, side?: { off: Int32Array; idx: Int32Array; insn: unknown[] }): BlockFn | null {
+export function wasmRegion(c: Cpu, body: string, side: SideExits): BlockFn | null {
   const ar = arenaOf(c);
   if (ar === null) return null;
   wasmStats.tried++;
@@ -565,18 +558,17 @@ export function wasmRegion(c: Cpu, body: string, side?: { off: Int32Array; idx: 
     return null;
   }
 }
-function wasmRegion1(c: Cpu, ar: Arena, body0: string, side?: { off: Int32Array; idx: Int32Array; insn: unknown[] }): BlockFn | null {
+function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn | null {
   let bytes: Uint8Array<ArrayBuffer>;
   let body = body0;
   try {
     if (/\bc\.materialise\(/.test(body)) no("reads CPU flags");
-    if (side) {
-      // Memory slow paths become side exits (fx = 2): the wrapper runs that one instruction
-      // in the interpreter. No call is left in the hot code but the CF helper's.
-      body = body.replace(/p = c\.jr(?:8|16|32)\(\d, [^;]*?\); if \(c\.jfx !== null\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} \w+ = p;/g, "ci = $1; fx = 2; break R;")
-        .replace(/if \(c\.jw(?:8|16|32)\(\d, .*?\) !== 0\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} sk = 1;/g, "ci = $1; fx = 2; break R;");
-      if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
-    }
+    // Memory slow paths become side exits (fx = 2): the wrapper runs that one instruction in
+    // the interpreter. Any other way to a fault (c.jfx) stays JavaScript.
+    body = body.replace(/p = c\.jr(?:8|16|32)\(\d, [^;]*?\); if \(c\.jfx !== null\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} \w+ = p;/g, "ci = $1; fx = 2; break R;")
+      .replace(/if \(c\.jw(?:8|16|32)\(\d, .*?\) !== 0\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} sk = 1;/g, "ci = $1; fx = 2; break R;");
+    if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
+    if (body.includes("c.jfx")) no("c.jfx");
     const ast = new Parser(tokenize(body)).stmts(END_INPUT);
     arrays();
     const g = new Gen();
@@ -615,16 +607,14 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side?: { off: Int32Array;
     if (S[5] !== 0) { c.jitFlags(S[5], S[6], S[7], S[8], S[9], S[10]); S[5] = 0; }
     if (n >= 0) { c.eip = S[0] >>> 0; return n; }
     if (n === -1) return -1;
-    if (n === -3 && side) {
+    if (n === -3) {
       const k = S[12], done = S[11] + side.idx[k];
       c.eip = (eip0 - d0 + side.off[k]) >>> 0;
       c.icount = c.jitBase + done;
       try { _X(c, side.insn[k]); } catch (x) { c.jitDone = S[11]; c.ci = k; throw x; }
       return done + 1;
     }
-    c.jitDone = S[11]; c.ci = S[12]; S[4] = 0;
-    const x = c.jfx; c.jfx = null;
-    throw x;
+    throw new Error("wasm region: exit " + n);
   };`)(f, S, side) as (c: Cpu, r: unknown, I: unknown, X: unknown, lim: number, d0: number) => number;
   (w as any).wasm = true;
   // String(fn) gives the JavaScript the function was compiled from, as for a JS region (tests
