@@ -55,11 +55,11 @@ export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DON
 
 // Imports: index and type.
 const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
-const IMP_TYPE: Record<string, number> = { brk: 3, addSpin: 4, jitCf: 5, cond: 6, jitSh8: 2, jitShd: 7, jitMul: 2 };
-// types: 0 = export (i32 i32)->i32; 1 = (i32 i32)->i32; 2 = (i32 i32 i32)->i32; 3 = ()->i32; 4 = (i32)->(); 5 = 6xi32->i32;
-// 6 = (i32)->i32; 7 = (i32 i32 i32 i32)->i32
+const IMP_TYPE: Record<string, number> = { brk: 2, addSpin: 3, jitCf: 4, cond: 5, jitSh8: 1, jitShd: 6, jitMul: 1 };
+// types: 0 = the region (lim d0)->i32; 1 = (i32 i32 i32)->i32; 2 = ()->i32; 3 = (i32)->(); 4 = 6xi32->i32 (also the CF
+// helper); 5 = (i32)->i32; 6 = (i32 i32 i32 i32)->i32
 const TYPES = [
-  { params: [I32, I32], results: [I32] }, { params: [I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
+  { params: [I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
   { params: [], results: [I32] }, { params: [I32], results: [] }, { params: [I32, I32, I32, I32, I32, I32], results: [I32] },
   { params: [I32], results: [I32] }, { params: [I32, I32, I32, I32], results: [I32] },
 ];
@@ -85,7 +85,7 @@ type Frame = { brk?: string | true; cont?: string | true; lbl?: string ; sw?: Sw
  * to a case after the current one branches straight to that case's code (its block ends where
  * the case starts) instead of going round the loop and the jump table.
  */
-type SwitchCtx = { d: string; loop: number; caseOf: Map<number, number>; def: number; cur: number };
+type SwitchCtx = { d: string; caseOf: Map<number, number>; def: number; cur: number };
 
 /**
  * A variable: its wasm local (-1 until first used), its type (the join of every value assigned
@@ -449,7 +449,7 @@ class Gen {
       const caseOf = new Map<number, number>();
       s.cases.forEach((c, k) => { if (c.v !== null && !caseOf.has(c.v)) caseOf.set(c.v, k); });
       const def = s.cases.findIndex((c) => c.v === null);
-      ctx = { d: s.d.n, loop: this.frames.length - 1, caseOf, def: def >= 0 ? def : n, cur: -1 };
+      ctx = { d: s.d.n, caseOf, def: def >= 0 ? def : n, cur: -1 };
     }
     const tmp = `$sw${this.swn++}`;
     this.expr(s.d); this.set(tmp);
@@ -541,7 +541,7 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
 }
 
 /** Regions offered, built, and refused by reason (tests and tools read them). */
-export const wasmStats = { tried: 0, built: 0, rejected: new Map<string, number>(), bytes: 0, directJumps: 0 };
+export const wasmStats = { tried: 0, built: 0, rejected: new Map<string, number>(), directJumps: 0 };
 
 /** The region function `body` (jit.ts, parameters c, r, I, X, lim, d0) as wasm, or null. */
 export function wasmRegion(c: Cpu, body: string, side: SideExits): BlockFn | null {
@@ -587,36 +587,35 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
     g.op(OP.unreachable);
     const locals = new Array<number>(g.nlocals - 2).fill(I32);
     bytes = buildModule(TYPES, IMPORTS.map((name) => ({ name, type: IMP_TYPE[name]! })), ar.pages,
-      [{ type: 0, locals, code: g.code.view(), export: "f" }, { type: 5, locals: [I32, I32], code: CF_CODE }]);
+      [{ type: 0, locals, code: g.code.view(), export: "f" }, { type: 4, locals: [I32, I32], code: CF_CODE }]);
   } catch (e) {
     if (!(e instanceof Unsupported)) throw e;
     wasmStats.rejected.set(e.message, (wasmStats.rejected.get(e.message) ?? 0) + 1);
     return null;
   }
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { env: importsFor(c, ar.mem, ar.S) as any });
-  wasmStats.bytes += bytes.length;
   wasmStats.built++;
   const f = inst.exports.f as (lim: number, d0: number) => number;
   const S = ar.S;
   // One wrapper function per region (its own code, so its call of `f` stays monomorphic:
   // a wrapper shared by every region called wasm through the engine's generic path).
+  const EIP = S_EIP >> 2, FK = S_FK >> 2, DONE = S_DONE >> 2, CI = S_CI >> 2;
   const w = new Function("f", "S", "side", `return function (c, _r, _I, _X, lim, d0) {
     const eip0 = c.eip;
-    S[0] = eip0; S[1] = c.tlbR.byteOffset; S[2] = c.tlbW.byteOffset; S[3] = c.stack32 ? 1 : 0;
+    S[${EIP}] = eip0; S[${S_TLBR >> 2}] = c.tlbR.byteOffset; S[${S_TLBW >> 2}] = c.tlbW.byteOffset; S[${S_STACK32 >> 2}] = c.stack32 ? 1 : 0;
     const n = f(lim > 0x7fffffff ? 0x7fffffff : lim, d0);
-    if (S[5] !== 0) { c.jitFlags(S[5], S[6], S[7], S[8], S[9], S[10]); S[5] = 0; }
-    if (n >= 0) { c.eip = S[0] >>> 0; return n; }
+    if (S[${FK}] !== 0) { c.jitFlags(S[${FK}], S[${FK + 1}], S[${FK + 2}], S[${FK + 3}], S[${FK + 4}], S[${FK + 5}]); S[${FK}] = 0; }
+    if (n >= 0) { c.eip = S[${EIP}] >>> 0; return n; }
     if (n === -1) return -1;
     if (n === -3) {
-      const k = S[12], done = S[11] + side.idx[k];
+      const k = S[${CI}], done = S[${DONE}] + side.idx[k];
       c.eip = (eip0 - d0 + side.off[k]) >>> 0;
       c.icount = c.jitBase + done;
-      try { _X(c, side.insn[k]); } catch (x) { c.jitDone = S[11]; c.ci = k; throw x; }
+      try { _X(c, side.insn[k]); } catch (x) { c.jitDone = S[${DONE}]; c.ci = k; throw x; }
       return done + 1;
     }
     throw new Error("wasm region: exit " + n);
   };`)(f, S, side) as (c: Cpu, r: unknown, I: unknown, X: unknown, lim: number, d0: number) => number;
-  (w as any).wasm = true;
   // String(fn) gives the JavaScript the function was compiled from, as for a JS region (tests
   // and profiles look into it).
   w.toString = () => `function anonymous(c,r,I,X,lim,d0\n) {\n${body0}\n}`;
