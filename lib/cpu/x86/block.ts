@@ -65,4 +65,12 @@ export interface Block {
  * is a double, which the engine's optimised code had speculated it was not); `lim` is the
  * instruction budget (loops and regions iterate within it).
  */
-export type BlockFn = (c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number;
+export type BlockFn = ((c: CpuCore, r: Int32Array, I: Insn[], X: typeof exec, lim: number, d0: number) => number) & {
+  /**
+   * A WebAssembly region's slot in the CPU's table of regions that other regions go on to
+   * without returning to the run loop (jit-wasm.ts); 0 or absent: none.
+   */
+  tix?: number;
+  /** Takes a WebAssembly region out of that table, for good (blocks.ts, when a block drops it). */
+  unlink?: () => void;
+};

@@ -83,6 +83,7 @@ export abstract class CpuBlocks extends CpuInterp {
   protected dropTranslations(): void {
     for (const b of this.blocks.values()) {
       if (b.fn === null) continue;
+      b.fn.unlink?.();
       b.fn = null; b.region = false; b.rMembers = null; b.rHead = null; b.hotFrom = this.icount;
       const u = b.u!;
       if (this.ublk[u >> 2] === b && this.uc[u + 1]! !== 0) this.uc[u + 1] = b.head;
@@ -102,6 +103,8 @@ export abstract class CpuBlocks extends CpuInterp {
   private dropFn(b: Block): void {
     const f = b.fn;
     if (f === null) return;
+    // (A WebAssembly region leaves the chain table when any block holding it drops it.)
+    f.unlink?.();
     b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
     if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head;
     if (b === this.curBlock) this.brk = this.brk || 1;
@@ -404,7 +407,7 @@ export abstract class CpuBlocks extends CpuInterp {
         if (!b.valid) continue;
         b.valid = false;
         if (this.ublk[b.u! >> 2] === b) this.uc[b.u! + 1] = 0;
-        if (b.fn !== null) { b.fn = null; this.translated--; }
+        if (b.fn !== null) { b.fn.unlink?.(); b.fn = null; this.translated--; }
         this.blocks.delete(b.phys * 2 + (b.code32 ? 1 : 0));
         const other = b.phys >>> 12 === pg ? (b.phys2 >= 0 ? b.phys2 >>> 12 : -1) : b.phys >>> 12;
         if (other >= 0) {

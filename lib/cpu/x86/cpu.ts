@@ -15,6 +15,7 @@ import { exec } from "./exec.ts";
 import { mul32, imul32, shift, shiftDouble } from "./ops.ts";
 import { readTsc } from "./system.ts";
 import { compileBlock, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
+import { LINK_BITS, LINK_WORDS, TABLE_SLOTS, linkSlot } from "./jit-wasm.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
@@ -45,10 +46,16 @@ export class Cpu extends CpuBlocks implements GuestCpu {
 
   /** Slots through which translated WebAssembly code and its wrapper pass values (jit-wasm.ts). */
   readonly wasmScratch: Int32Array;
+  /** Where WebAssembly regions go on to without the run loop (jit-wasm.ts chains): EIP -> region. */
+  readonly wasmLinks: Int32Array;
+  /** Generation of each slot of the table of WebAssembly regions (jit-wasm.ts chains). */
+  readonly wasmGen: Int32Array;
 
   constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
     this.wasmScratch = mem.stateArray(Int32Array, 64);
+    this.wasmLinks = mem.stateArray(Int32Array, LINK_WORDS << LINK_BITS);
+    this.wasmGen = mem.stateArray(Int32Array, TABLE_SLOTS);
     this.model = model;
     this.fpu = model.features & FEAT.FPU ? new Fpu() : null;
     this.reset();
@@ -352,9 +359,12 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       } catch (e) {
         this.curBlock = null;
         if (e !== FAULT) throw e;
+        // (ci < 0: the function has set EIP and icount, jit-wasm.ts.)
         const ci = this.ci;
-        this.eip = (e0 - blk.jitEntry + blk.jitOff![ci]!) >>> 0;
-        this.icount = Math.max(this.icount, base + this.jitDone + blk.jitIdx![ci]!);
+        if (ci >= 0) {
+          this.eip = (e0 - blk.jitEntry + blk.jitOff![ci]!) >>> 0;
+          this.icount = Math.max(this.icount, base + this.jitDone + blk.jitIdx![ci]!);
+        }
         this.raise(this.excVec, this.excHasErr, this.excErr);
         this.prevBlock = null;
         return this.brk === Stop.SHUTDOWN ? Stop.SHUTDOWN : RT_CONTINUE;
@@ -379,6 +389,15 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       if (nb === null || !nb.valid || nb.fn === null || nb.n > target - this.icount) return RT_CONTINUE;
       // Blocks are cut at breakpoints, so only a block's first instruction can be one: one check per block.
       if (this.breakpoints.size !== 0 && this.breakpoints.has((this.segBase[CS]! + eip) >>> 0)) return RT_CONTINUE;
+      // A WebAssembly region: WebAssembly regions that end at this EIP go on to it by themselves
+      // from now on, while this link holds (jit-wasm.ts chains).
+      const tix = nb.fn.tix;
+      if (tix !== undefined && tix !== 0) {
+        const L = this.wasmLinks, i = linkSlot(eip), g = this.wasmGen[tix]!;
+        if (L[i + 1] !== eip || L[i] !== (this.chainEpoch | 0) || L[i + 2] !== tix || L[i + 3] !== g || L[i + 4] !== nb.jitEntry) {
+          L[i] = this.chainEpoch; L[i + 1] = eip; L[i + 2] = tix; L[i + 3] = g; L[i + 4] = nb.jitEntry;
+        }
+      }
       this.curBlock = nb;
       this.prevBlock = nb;
       blk = nb;

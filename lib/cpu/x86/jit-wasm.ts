@@ -25,7 +25,7 @@ function arenaOf(c: Cpu): Arena | null {
   if (mem === null) return null;
   const b = mem.buffer;
   const S: Int32Array = c.wasmScratch;
-  for (const a of [c.ram, c.regs, c.segBase, c.segLimit, c.segFast, c.tlbSR, c.tlbSW, c.tlbUR, c.tlbUW, S]) if (a.buffer !== b) return null;
+  for (const a of [c.ram, c.regs, c.segBase, c.segLimit, c.segFast, c.tlbSR, c.tlbSW, c.tlbUR, c.tlbUW, S, c.wasmLinks, c.wasmGen]) if (a.buffer !== b) return null;
   ARENA.SCRATCH = S.byteOffset; ARENA.REGS = c.regs.byteOffset; ARENA.SEGBASE = c.segBase.byteOffset;
   ARENA.SEGLIMIT = c.segLimit.byteOffset; ARENA.SEGFAST = c.segFast.byteOffset;
   return { mem, pages: b.byteLength / 65536, S };
@@ -50,16 +50,19 @@ CARR = {
 };
 REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 }
-// Scratch slots (byte offsets).
-export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52;
+// Scratch slots (byte offsets). HEAD and RID: the running region's head EIP and serial number
+// (for a side exit's instruction); EPOCH, CHAIN: the CPU's chain epoch and whether regions may
+// go on to the next one (set by the wrapper); NCHAIN counts those calls.
+export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52,
+  S_HEAD = 56, S_RID = 60, S_EPOCH = 64, S_CHAIN = 68, S_NCHAIN = 72;
 
 // Imports: index and type.
 const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
 const IMP_TYPE: Record<string, number> = { brk: 2, addSpin: 3, jitCf: 4, cond: 5, jitSh8: 1, jitShd: 6, jitMul: 1 };
-// types: 0 = the region (lim d0)->i32; 1 = (i32 i32 i32)->i32; 2 = ()->i32; 3 = (i32)->(); 4 = 6xi32->i32 (also the CF
+// types: 0 = the region (lim d0 done)->i32, also the dispatcher (lim d0 tix)->i32; 1 = (i32 i32 i32)->i32; 2 = ()->i32; 3 = (i32)->(); 4 = 6xi32->i32 (also the CF
 // helper); 5 = (i32)->i32; 6 = (i32 i32 i32 i32)->i32
 const TYPES = [
-  { params: [I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
+  { params: [I32, I32, I32], results: [I32] }, { params: [I32, I32, I32], results: [I32] },
   { params: [], results: [I32] }, { params: [I32], results: [] }, { params: [I32, I32, I32, I32, I32, I32], results: [I32] },
   { params: [I32], results: [I32] }, { params: [I32, I32, I32, I32], results: [I32] },
 ];
@@ -101,13 +104,16 @@ type Var = { local: number; ty: Ty | undefined; readPass: number };
 class Gen {
   code = new Buf(16384);
   vars = new Map<string, Var>();
-  nlocals = 2; // lim, d0
+  nlocals = 3; // lim, d0, dn (the instructions retired before it, by the regions before it in a chain)
   arrays = new Map<string, Arr>();
   frames: Frame[] = [];
   pass = 0;
   changed = false; // a type grew in this pass
   stale = false; // a type grew after this pass had read it
-  constructor() { this.vars.set("lim", { local: 0, ty: "i", readPass: -1 }); this.vars.set("d0", { local: 1, ty: "i", readPass: -1 }); }
+  constructor() {
+    this.vars.set("lim", { local: 0, ty: "i", readPass: -1 }); this.vars.set("d0", { local: 1, ty: "i", readPass: -1 });
+    this.vars.set("dn", { local: 2, ty: "i", readPass: -1 });
+  }
   v(n: string): Var {
     let x = this.vars.get(n);
     if (x === undefined) { x = { local: -1, ty: undefined, readPass: -1 }; this.vars.set(n, x); }
@@ -332,7 +338,7 @@ class Gen {
     }
     if (t.k === "cprop") {
       if (value) no("cprop assign as value");
-      const slot = t.n === "eip" ? S_EIP : t.n === "jitDone" ? S_DONE : t.n === "ci" ? S_CI : undefined;
+      const slot = t.n === "eip" ? S_EIP : t.n === "jitDone" ? S_DONE : t.n === "ci" ? S_CI : t.n === "jitHead" ? S_HEAD : t.n === "jitRid" ? S_RID : undefined;
       if (t.n === "spinSkipped") { this.expr(v); this.code.byte(OP.call).u32(IMPORTS.indexOf("addSpin")); return "e"; }
       if (slot === undefined) no(`c.${t.n} =`);
       this.i32(ARENA.SCRATCH + slot!); this.expr(v); this.load(OP.i32_store, 0);
@@ -529,7 +535,8 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
       mem,
       brk: () => c.brk,
       addSpin: (v: number) => { c.spinSkipped += v; },
-      jitCf: (k: number, a: number, b: number, r: number, sz: number, cin: number) => c.jitCf(k, a, b, r, sz, cin),
+      // (k = 0: the CPU's CF, which a region before this one in a chain may have left pending.)
+      jitCf: (k: number, a: number, b: number, r: number, sz: number, cin: number) => { if (k === 0) flush(); return c.jitCf(k, a, b, r, sz, cin); },
       cond: (cc: number) => { flush(); return c.cond(cc) ? 1 : 0; },
       jitSh8: (op: number, v: number, cnt: number) => { flush(); return c.jitSh8(op, v, cnt); },
       jitShd: (left: number, dst: number, src: number, cnt: number) => { flush(); return c.jitShd(left !== 0, dst, src, cnt); },
@@ -542,6 +549,92 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
 
 /** Regions offered, built, and refused by reason (tests and tools read them). */
 export const wasmStats = { tried: 0, built: 0, rejected: new Map<string, number>(), directJumps: 0 };
+
+// ---------------------------------------------------------------- chains
+/**
+ * Regions go on to the next region without returning to JavaScript. The wrapper calls the
+ * CPU's dispatcher (one small module per CPU), which calls the region through a function table;
+ * when the region returns at an EIP that the CPU's link table maps to a region (in this chain
+ * epoch, with that region still in the table), the dispatcher calls that one next, passing the
+ * instructions retired so far (every count and the budget are the chain's: `done` starts at the
+ * `dn` parameter). cpu.ts runTranslated fills the link table where the run loop goes from a block
+ * to a WebAssembly region, so the dispatcher follows exactly the links the run loop would. The
+ * wrapper allows it only when the run loop would chain too (no breakpoints; no interrupt, shadow
+ * or trap flag pending, which runTranslated checks before calling a translated block): nothing a
+ * region does without a side exit changes those, its mode, CS, CPL or the TLBs.
+ *
+ * Link table entries (LINK_WORDS words): chain epoch, EIP, table slot, the slot's generation
+ * when linked, the entry member's offset (d0). A region leaves the table (its slot's generation
+ * moves on, so every link to it fails) when a block holding it drops it (blocks.ts).
+ */
+export const LINK_BITS = 13, LINK_WORDS = 8;
+/** Table slots (slot 0 unused); a region built while all are taken runs unchained. */
+export const TABLE_SLOTS = 4096;
+/** The link table entry for an EIP (its first word's index). */
+export function linkSlot(eip: number): number {
+  return ((eip ^ (eip >>> LINK_BITS)) & ((1 << LINK_BITS) - 1)) * LINK_WORDS;
+}
+interface Chain {
+  table: WebAssembly.Table;
+  run: (lim: number, d0: number, tix: number) => number;
+  free: number[];
+  next: number;
+  serial: number;
+  /** Side exits of the regions in the table, by serial (the wrapper of a chain's first region runs a later one's). */
+  sides: Map<number, SideExits>;
+  gen: Int32Array;
+}
+const chains = new WeakMap<object, Chain>();
+function chainOf(c: Cpu, ar: Arena): Chain {
+  let ch = chains.get(c);
+  if (ch === undefined) {
+    const table = new WebAssembly.Table({ element: "anyfunc", initial: TABLE_SLOTS });
+    const gen: Int32Array = c.wasmGen;
+    gen[0] = 1; // (a zeroed link entry names slot 0 with generation 0: never valid)
+    const bytes = buildModule([TYPES[0]!], [], ar.pages, [{ type: 0, locals: [I32, I32, I32, I32], code: dispatcherCode(c), export: "run" }], TABLE_SLOTS);
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: ar.mem, tbl: table } });
+    ch = { table, run: inst.exports.run as Chain["run"], free: [], next: 1, serial: 0, sides: new Map(), gen };
+    chains.set(c, ch);
+  }
+  return ch;
+}
+/** Calls of a region by another through the dispatcher, on this CPU so far. */
+export function wasmChains(c: Cpu): number { return c.wasmScratch[S_NCHAIN >> 2]; }
+
+/** The dispatcher: run(lim, d0, tix) -> instructions retired, or a region's negative exit code. */
+function dispatcherCode(c: Cpu): Uint8Array {
+  const scr = ARENA.SCRATCH, links: number = c.wasmLinks.byteOffset, gen: number = c.wasmGen.byteOffset;
+  const b = new Buf();
+  const g = (x: number) => b.byte(OP.local_get).u32(x), st = (x: number) => b.byte(OP.local_set).u32(x);
+  const k = (v: number) => b.byte(OP.i32_const).s32(v);
+  const ld = (off: number) => b.byte(OP.i32_load).u32(2).u32(off);
+  const op = (x: number) => b.byte(x);
+  const retDoneIf = () => { op(OP.if); op(0x40); g(3); op(OP.return); op(OP.end); };
+  // locals: 0 lim, 1 d0, 2 tix, 3 done, 4 r, 5 eip, 6 e
+  op(OP.loop); op(0x40);
+  g(0); g(1); g(3); g(2); b.byte(OP.call_indirect).u32(0).u32(0); st(4);
+  // r < 0: a side exit (-3) is the wrapper's; a guard that fails (-1) after earlier regions is a stop at that entry.
+  g(4); k(0); op(OP.i32_lt_s); op(OP.if); op(0x40);
+  g(4); k(-1); op(OP.i32_eq); g(3); k(0); op(OP.i32_gt_s); op(OP.i32_and); retDoneIf();
+  g(4); op(OP.return); op(OP.end);
+  // Nothing retired (the budget): stop.
+  g(4); g(3); op(OP.i32_eq); retDoneIf();
+  g(4); st(3);
+  k(scr + S_CHAIN); ld(0); op(OP.i32_eqz); retDoneIf();
+  // The link entry of the EIP the region left at.
+  k(scr + S_EIP); ld(0); b.byte(OP.local_tee).u32(5);
+  g(5); k(LINK_BITS); op(OP.i32_shr_u); op(OP.i32_xor); k((1 << LINK_BITS) - 1); op(OP.i32_and);
+  k(Math.log2(LINK_WORDS * 4)); op(OP.i32_shl); k(links); op(OP.i32_add); st(6);
+  g(6); ld(0); k(scr + S_EPOCH); ld(0); op(OP.i32_ne); retDoneIf();
+  g(6); ld(4); g(5); op(OP.i32_ne); retDoneIf();
+  g(6); ld(8); b.byte(OP.local_tee).u32(2); k(2); op(OP.i32_shl); ld(gen); g(6); ld(12); op(OP.i32_ne); retDoneIf();
+  g(6); ld(16); st(1);
+  k(scr + S_NCHAIN); k(scr + S_NCHAIN); ld(0); k(1); op(OP.i32_add); b.byte(OP.i32_store).u32(2).u32(0);
+  b.byte(OP.br).u32(0);
+  op(OP.end);
+  op(OP.unreachable);
+  return b.view();
+}
 
 /** The region function `body` (jit.ts, parameters c, r, I, X, lim, d0) as wasm, or null. */
 export function wasmRegion(c: Cpu, body: string, side: SideExits): BlockFn | null {
@@ -561,6 +654,8 @@ export function wasmRegion(c: Cpu, body: string, side: SideExits): BlockFn | nul
 function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn | null {
   let bytes: Uint8Array<ArrayBuffer>;
   let body = body0;
+  const ch = chainOf(c, ar);
+  const serial = ++ch.serial;
   try {
     if (/\bc\.materialise\(/.test(body)) no("reads CPU flags");
     // Memory slow paths become side exits (fx = 2): the wrapper runs that one instruction in
@@ -569,6 +664,11 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
       .replace(/if \(c\.jw(?:8|16|32)\(\d, .*?\) !== 0\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} sk = 1;/g, "ci = $1; fx = 2; break R;");
     if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
     if (body.includes("c.jfx")) no("c.jfx");
+    // In a chain: counts from the instructions retired before (dn), and the head EIP and serial
+    // number for a side exit's instruction.
+    const entry = "const E = (c.eip - (d0 | 0)) >>> 0;";
+    if (!body.includes(entry) || !body.includes(", done = 0,")) no("region entry");
+    body = body.replace(entry, `${entry} c.jitHead = E; c.jitRid = ${serial};`).replace(", done = 0,", ", done = dn,");
     const ast = new Parser(tokenize(body)).stmts(END_INPUT);
     arrays();
     const g = new Gen();
@@ -585,7 +685,7 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
     }
     if (!settled) no("types do not settle");
     g.op(OP.unreachable);
-    const locals = new Array<number>(g.nlocals - 2).fill(I32);
+    const locals = new Array<number>(g.nlocals - 3).fill(I32);
     bytes = buildModule(TYPES, IMPORTS.map((name) => ({ name, type: IMP_TYPE[name]! })), ar.pages,
       [{ type: 0, locals, code: g.code.view(), export: "f" }, { type: 4, locals: [I32, I32], code: CF_CODE }]);
   } catch (e) {
@@ -595,29 +695,44 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
   }
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { env: importsFor(c, ar.mem, ar.S) as any });
   wasmStats.built++;
-  const f = inst.exports.f as (lim: number, d0: number) => number;
-  const S = ar.S;
-  // One wrapper function per region (its own code, so its call of `f` stays monomorphic:
-  // a wrapper shared by every region called wasm through the engine's generic path).
+  const f = inst.exports.f as (lim: number, d0: number, dn: number) => number;
+  // One wrapper function per region (its own code, so its calls stay monomorphic: a wrapper
+  // shared by every region called wasm through the engine's generic path). It sets the
+  // scratch slots the regions read, runs the chain (or the region alone, when it has no table
+  // slot), applies the pending flags and EIP, and runs a side exit's instruction, which may be
+  // a later region's of the chain (its serial number says whose).
   const EIP = S_EIP >> 2, FK = S_FK >> 2, DONE = S_DONE >> 2, CI = S_CI >> 2;
-  const w = new Function("f", "S", "side", `return function (c, _r, _I, _X, lim, d0) {
-    const eip0 = c.eip;
-    S[${EIP}] = eip0; S[${S_TLBR >> 2}] = c.tlbR.byteOffset; S[${S_TLBW >> 2}] = c.tlbW.byteOffset; S[${S_STACK32 >> 2}] = c.stack32 ? 1 : 0;
-    const n = f(lim > 0x7fffffff ? 0x7fffffff : lim, d0);
+  const w = new Function("f", "S", "side", "ch", `let tix = 0;
+  const w = function (c, _r, _I, _X, lim, d0) {
+    S[${EIP}] = c.eip; S[${S_TLBR >> 2}] = c.tlbR.byteOffset; S[${S_TLBW >> 2}] = c.tlbW.byteOffset; S[${S_STACK32 >> 2}] = c.stack32 ? 1 : 0;
+    S[${S_EPOCH >> 2}] = c.chainEpoch; S[${S_CHAIN >> 2}] = c.breakpoints.size === 0 ? 1 : 0;
+    const L = lim > 0x7fffffff ? 0x7fffffff : lim;
+    const n = tix !== 0 ? ch.run(L, d0, tix) : f(L, d0, 0);
     if (S[${FK}] !== 0) { c.jitFlags(S[${FK}], S[${FK + 1}], S[${FK + 2}], S[${FK + 3}], S[${FK + 4}], S[${FK + 5}]); S[${FK}] = 0; }
     if (n >= 0) { c.eip = S[${EIP}] >>> 0; return n; }
     if (n === -1) return -1;
     if (n === -3) {
-      const k = S[${CI}], done = S[${DONE}] + side.idx[k];
-      c.eip = (eip0 - d0 + side.off[k]) >>> 0;
-      c.icount = c.jitBase + done;
-      try { _X(c, side.insn[k]); } catch (x) { c.jitDone = S[${DONE}]; c.ci = k; throw x; }
+      const rid = S[${S_RID >> 2}], sd = rid === ${serial} ? side : ch.sides.get(rid);
+      const k = S[${CI}], done = S[${DONE}] + sd.idx[k], eip = (S[${S_HEAD >> 2}] + sd.off[k]) >>> 0, ic = c.jitBase + done;
+      c.eip = eip; c.icount = ic;
+      // (A fault: EIP and icount are the instruction's; ci = -1 tells runTranslated so.)
+      try { _X(c, sd.insn[k]); } catch (x) { c.eip = eip; c.icount = ic; c.ci = -1; throw x; }
       return done + 1;
     }
     throw new Error("wasm region: exit " + n);
-  };`)(f, S, side) as (c: Cpu, r: unknown, I: unknown, X: unknown, lim: number, d0: number) => number;
+  };
+  w.tix = 0;
+  w.link = (t) => { tix = t; w.tix = t; };
+  w.unlink = () => {
+    if (tix === 0) return;
+    ch.gen[tix]++; ch.table.set(tix, null); ch.sides.delete(${serial}); ch.free.push(tix);
+    tix = 0; w.tix = 0;
+  };
+  return w;`)(f, ar.S, side, ch) as BlockFn & { link(t: number): void };
+  const tix = ch.free.pop() ?? (ch.next < TABLE_SLOTS ? ch.next++ : 0);
+  if (tix !== 0) { ch.table.set(tix, f); ch.sides.set(serial, side); w.link(tix); }
   // String(fn) gives the JavaScript the function was compiled from, as for a JS region (tests
   // and profiles look into it).
   w.toString = () => `function anonymous(c,r,I,X,lim,d0\n) {\n${body0}\n}`;
-  return w as unknown as BlockFn;
+  return w;
 }

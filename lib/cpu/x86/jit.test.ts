@@ -14,7 +14,7 @@ import { TestMachine, CODE, DATA, TSS, programMachine, compareRuns, descriptor }
 import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
-import { wasmStats } from "./jit-wasm.ts";
+import { wasmChains, wasmStats } from "./jit-wasm.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
@@ -213,6 +213,8 @@ describe("block translator equals single step", () => {
   });
 
   test(`calls across four pages, direct and through a table, with stores into the code they call (${RUNS} runs)`, () => {
+    // WebAssembly regions go on to each other here (jit-wasm.ts chains): counted over the runs.
+    let chains = 0;
     fc.assert(
       fc.property(
         arbCallProgram,
@@ -230,10 +232,12 @@ describe("block translator equals single step", () => {
           compareRuns(a, b, chunks, 1000, where);
           compareRuns(a, b, [1000], 100, where);
           expect(a.cpu.halted).toBe(true);
+          chains += wasmChains(a.cpu);
         },
       ),
       { numRuns: RUNS },
     );
+    expect(chains).toBeGreaterThan(RUNS * 10);
   });
   test.each(["jit", "region"] as const)(`string instructions without REP and branches on their flags, %s (${RUNS} runs)`, (mode) => {
     againstSingleStep(arbStringProgram, mode);

@@ -1,12 +1,13 @@
 /**
  * A minimal WebAssembly binary writer (jit-wasm.ts): one module with an imported memory, imported
- * functions and defined functions, i32/i64/f64 values only.
+ * functions (and optionally an imported function table) and defined functions, i32/i64/f64
+ * values only.
  */
 export const I32 = 0x7f, I64 = 0x7e, F64 = 0x7c, EXTERNREF = 0x6f, VOID = 0x40;
 
 export const OP = {
   unreachable: 0x00, nop: 0x01, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b,
-  br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
+  br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
   i32_load: 0x28, i32_load8_u: 0x2d, i32_load16_u: 0x2f, i32_store: 0x36, i32_store8: 0x3a, i32_store16: 0x3b,
   i32_const: 0x41, i64_const: 0x42,
@@ -87,14 +88,18 @@ function section(out: Buf, id: number, body: Buf): void {
   out.byte(id).u32(body.n).bytes(body.view());
 }
 
-/** A module: memory imported as env.mem (pages minimum), function imports env.<name>. */
-export function buildModule(types: FuncType[], imports: { name: string; type: number }[], memPages: number, funcs: Func[]): Uint8Array<ArrayBuffer> {
+/**
+ * A module: memory imported as env.mem (pages minimum), function imports env.<name>, and with
+ * `table` > 0 a function table imported as env.tbl (that many entries at least).
+ */
+export function buildModule(types: FuncType[], imports: { name: string; type: number }[], memPages: number, funcs: Func[], table = 0): Uint8Array<ArrayBuffer> {
   const out = new Buf().bytes([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
   const t = new Buf().u32(types.length);
   for (const ft of types) { t.byte(0x60).vec(ft.params).vec(ft.results); }
   section(out, 1, t);
-  const im = new Buf().u32(imports.length + 1);
+  const im = new Buf().u32(imports.length + 1 + (table > 0 ? 1 : 0));
   im.str("env").str("mem").byte(2).byte(0).u32(memPages);
+  if (table > 0) im.str("env").str("tbl").byte(1).byte(0x70).byte(0).u32(table); // funcref, minimum only
   for (const x of imports) im.str("env").str(x.name).byte(0).u32(x.type);
   section(out, 2, im);
   const fs = new Buf().u32(funcs.length);
