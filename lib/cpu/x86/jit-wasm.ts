@@ -52,9 +52,11 @@ REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 }
 // Scratch slots (byte offsets). HEAD and RID: the running region's head EIP and serial number
 // (for a side exit's instruction); EPOCH, CHAIN: the CPU's chain epoch and whether regions may
-// go on to the next one (set by the wrapper); NCHAIN counts those calls.
+// go on to the next one (set by the wrapper); NCHAIN counts those calls; DF: EFLAGS.DF (bit 10),
+// which a string instruction's step reads (only the interpreter changes it: CLD and STD, POPF,
+// IRET and deliveries are never in a WebAssembly region, and a chain has only those).
 export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52,
-  S_HEAD = 56, S_RID = 60, S_EPOCH = 64, S_CHAIN = 68, S_NCHAIN = 72;
+  S_HEAD = 56, S_RID = 60, S_EPOCH = 64, S_CHAIN = 68, S_NCHAIN = 72, S_DF = 76;
 
 // Imports: index and type.
 const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
@@ -210,6 +212,7 @@ class Gen {
       case "stack32": this.i32(ARENA.SCRATCH + S_STACK32); this.load(OP.i32_load, 0); return "e";
       case "brk": this.code.byte(OP.call).u32(IMPORTS.indexOf("brk")); return "e";
       case "jitHi": this.i32(ARENA.SCRATCH + S_HI); this.load(OP.i32_load, 0); return "i"; // (set by the jitMul import)
+      case "jitDf": this.i32(ARENA.SCRATCH + S_DF); this.load(OP.i32_load, 0); return "e"; // (set by the wrapper)
     }
     return no(`c.${n}`);
   }
@@ -663,6 +666,8 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
     body = body.replace(/p = c\.jr(?:8|16|32)\(\d, [^;]*?\); if \(c\.jfx !== null\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} \w+ = p;/g, "ci = $1; fx = 2; break R;")
       .replace(/if \(c\.jw(?:8|16|32)\(\d, .*?\) !== 0\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} sk = 1;/g, "ci = $1; fx = 2; break R;");
     if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
+    // A string instruction's direction (the only read of EFLAGS a region may make).
+    body = body.replaceAll("(c.eflags & 1024)", "c.jitDf");
     if (body.includes("c.jfx")) no("c.jfx");
     // In a chain: counts from the instructions retired before (dn), and the head EIP and serial
     // number for a side exit's instruction.
@@ -705,7 +710,7 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
   const w = new Function("f", "S", "side", "ch", `let tix = 0;
   const w = function (c, _r, _I, _X, lim, d0) {
     S[${EIP}] = c.eip; S[${S_TLBR >> 2}] = c.tlbR.byteOffset; S[${S_TLBW >> 2}] = c.tlbW.byteOffset; S[${S_STACK32 >> 2}] = c.stack32 ? 1 : 0;
-    S[${S_EPOCH >> 2}] = c.chainEpoch; S[${S_CHAIN >> 2}] = c.breakpoints.size === 0 ? 1 : 0;
+    S[${S_DF >> 2}] = c.eflags & 1024; S[${S_EPOCH >> 2}] = c.chainEpoch; S[${S_CHAIN >> 2}] = c.breakpoints.size === 0 ? 1 : 0;
     const L = lim > 0x7fffffff ? 0x7fffffff : lim;
     const n = tix !== 0 ? ch.run(L, d0, tix) : f(L, d0, 0);
     if (S[${FK}] !== 0) { c.jitFlags(S[${FK}], S[${FK + 1}], S[${FK + 2}], S[${FK + 3}], S[${FK + 4}], S[${FK + 5}]); S[${FK}] = 0; }
