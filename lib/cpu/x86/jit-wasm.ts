@@ -639,6 +639,36 @@ function dispatcherCode(c: Cpu): Uint8Array {
   return b.view();
 }
 
+/** A WebAssembly region: its function, side exits, serial number and table slot (0: none). */
+interface Region { f: (lim: number, d0: number, dn: number) => number; side: SideExits; serial: number; tix: number; ch: Chain; S: Int32Array }
+const EIP = S_EIP >> 2, FK = S_FK >> 2, DONE = S_DONE >> 2, CI = S_CI >> 2;
+/**
+ * What a region's wrapper does (one function for all, so the engine optimises it once, and its
+ * call of the dispatcher has one target per CPU): sets the scratch slots the regions read, runs
+ * the chain (or the region alone when it has no table slot), applies the pending flags and
+ * EIP, and runs a side exit's instruction, which may be a later region's of the chain (its
+ * serial number says whose).
+ */
+function runRegion(c: Cpu, X: (c: Cpu, i: unknown) => void, lim: number, d0: number, g: Region): number {
+  const S = g.S;
+  S[EIP] = c.eip; S[S_TLBR >> 2] = c.tlbR.byteOffset; S[S_TLBW >> 2] = c.tlbW.byteOffset; S[S_STACK32 >> 2] = c.stack32 ? 1 : 0;
+  S[S_DF >> 2] = c.eflags & 1024; S[S_EPOCH >> 2] = c.chainEpoch; S[S_CHAIN >> 2] = c.breakpoints.size === 0 ? 1 : 0;
+  const L = lim > 0x7fffffff ? 0x7fffffff : lim;
+  const n = g.tix !== 0 ? g.ch.run(L, d0, g.tix) : g.f(L, d0, 0);
+  if (S[FK] !== 0) { c.jitFlags(S[FK], S[FK + 1], S[FK + 2], S[FK + 3], S[FK + 4], S[FK + 5]); S[FK] = 0; }
+  if (n >= 0) { c.eip = S[EIP]! >>> 0; return n; }
+  if (n === -1) return -1;
+  if (n === -3) {
+    const rid = S[S_RID >> 2]!, sd = rid === g.serial ? g.side : g.ch.sides.get(rid)!;
+    const k = S[CI]!, done = S[DONE]! + sd.idx[k]!, eip = (S[S_HEAD >> 2]! + sd.off[k]!) >>> 0, ic = c.jitBase + done;
+    c.eip = eip; c.icount = ic;
+    // (A fault: EIP and icount are the instruction's; ci = -1 tells runTranslated so.)
+    try { X(c, sd.insn[k]); } catch (x) { c.eip = eip; c.icount = ic; c.ci = -1; throw x; }
+    return done + 1;
+  }
+  throw new Error(`wasm region: exit ${n}`);
+}
+
 /** The region function `body` (jit.ts, parameters c, r, I, X, lim, d0) as wasm, or null. */
 export function wasmRegion(c: Cpu, body: string, side: SideExits): BlockFn | null {
   const ar = arenaOf(c);
@@ -701,41 +731,17 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { env: importsFor(c, ar.mem, ar.S) as any });
   wasmStats.built++;
   const f = inst.exports.f as (lim: number, d0: number, dn: number) => number;
-  // One wrapper function per region (its own code, so its calls stay monomorphic: a wrapper
-  // shared by every region called wasm through the engine's generic path). It sets the
-  // scratch slots the regions read, runs the chain (or the region alone, when it has no table
-  // slot), applies the pending flags and EIP, and runs a side exit's instruction, which may be
-  // a later region's of the chain (its serial number says whose).
-  const EIP = S_EIP >> 2, FK = S_FK >> 2, DONE = S_DONE >> 2, CI = S_CI >> 2;
-  const w = new Function("f", "S", "side", "ch", `let tix = 0;
-  const w = function (c, _r, _I, _X, lim, d0) {
-    S[${EIP}] = c.eip; S[${S_TLBR >> 2}] = c.tlbR.byteOffset; S[${S_TLBW >> 2}] = c.tlbW.byteOffset; S[${S_STACK32 >> 2}] = c.stack32 ? 1 : 0;
-    S[${S_DF >> 2}] = c.eflags & 1024; S[${S_EPOCH >> 2}] = c.chainEpoch; S[${S_CHAIN >> 2}] = c.breakpoints.size === 0 ? 1 : 0;
-    const L = lim > 0x7fffffff ? 0x7fffffff : lim;
-    const n = tix !== 0 ? ch.run(L, d0, tix) : f(L, d0, 0);
-    if (S[${FK}] !== 0) { c.jitFlags(S[${FK}], S[${FK + 1}], S[${FK + 2}], S[${FK + 3}], S[${FK + 4}], S[${FK + 5}]); S[${FK}] = 0; }
-    if (n >= 0) { c.eip = S[${EIP}] >>> 0; return n; }
-    if (n === -1) return -1;
-    if (n === -3) {
-      const rid = S[${S_RID >> 2}], sd = rid === ${serial} ? side : ch.sides.get(rid);
-      const k = S[${CI}], done = S[${DONE}] + sd.idx[k], eip = (S[${S_HEAD >> 2}] + sd.off[k]) >>> 0, ic = c.jitBase + done;
-      c.eip = eip; c.icount = ic;
-      // (A fault: EIP and icount are the instruction's; ci = -1 tells runTranslated so.)
-      try { _X(c, sd.insn[k]); } catch (x) { c.eip = eip; c.icount = ic; c.ci = -1; throw x; }
-      return done + 1;
-    }
-    throw new Error("wasm region: exit " + n);
-  };
+  const g: Region = { f, side, serial, tix: 0, ch, S: ar.S };
+  // (Closures of one arrow function: the engine compiles their code once for all regions.)
+  const w = ((c: Cpu, _r: unknown, _I: unknown, X: (c: Cpu, i: unknown) => void, lim: number, d0: number) => runRegion(c, X, lim, d0, g)) as unknown as BlockFn;
   w.tix = 0;
-  w.link = (t) => { tix = t; w.tix = t; };
   w.unlink = () => {
-    if (tix === 0) return;
-    ch.gen[tix]++; ch.table.set(tix, null); ch.sides.delete(${serial}); ch.free.push(tix);
-    tix = 0; w.tix = 0;
+    if (g.tix === 0) return;
+    ch.gen[g.tix]++; ch.table.set(g.tix, null); ch.sides.delete(serial); ch.free.push(g.tix);
+    g.tix = 0; w.tix = 0;
   };
-  return w;`)(f, ar.S, side, ch) as BlockFn & { link(t: number): void };
   const tix = ch.free.pop() ?? (ch.next < TABLE_SLOTS ? ch.next++ : 0);
-  if (tix !== 0) { ch.table.set(tix, f); ch.sides.set(serial, side); w.link(tix); }
+  if (tix !== 0) { ch.table.set(tix, f); ch.sides.set(serial, side); g.tix = tix; w.tix = tix; }
   // String(fn) gives the JavaScript the function was compiled from, as for a JS region (tests
   // and profiles look into it).
   w.toString = () => `function anonymous(c,r,I,X,lim,d0\n) {\n${body0}\n}`;
