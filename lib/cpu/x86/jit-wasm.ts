@@ -59,8 +59,8 @@ export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DON
   S_HEAD = 56, S_RID = 60, S_EPOCH = 64, S_CHAIN = 68, S_NCHAIN = 72, S_DF = 76;
 
 // Imports: index and type.
-const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul"] as const;
-const IMP_TYPE: Record<string, number> = { brk: 2, addSpin: 3, jitCf: 4, cond: 5, jitSh8: 1, jitShd: 6, jitMul: 1 };
+const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul", "jitRot"] as const;
+const IMP_TYPE: Record<string, number> = { brk: 2, addSpin: 3, jitCf: 4, cond: 5, jitSh8: 1, jitShd: 6, jitMul: 1, jitRot: 5 };
 // types: 0 = the region (lim d0 done)->i32, also the dispatcher (lim d0 tix)->i32; 1 = (i32 i32 i32)->i32; 2 = ()->i32; 3 = (i32)->(); 4 = 6xi32->i32 (also the CF
 // helper); 5 = (i32)->i32; 6 = (i32 i32 i32 i32)->i32
 const TYPES = [
@@ -246,6 +246,12 @@ class Gen {
         for (const a of e.a) this.expr(a);
         this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n));
         return "i";
+      case "jitRot":
+        // A rotate's CF and OF over the flags before it (the import applies the deferred ones first).
+        if (e.a.length !== 1) no("jitRot");
+        this.expr(e.a[0]!);
+        this.code.byte(OP.call).u32(IMPORTS.indexOf("jitRot"));
+        return "e";
       case "jitCf":
         if (e.a.length !== 6) no("jitCf");
         for (const a of e.a) this.expr(a);
@@ -544,6 +550,7 @@ function importsFor(c: Cpu, mem: WebAssembly.Memory, S: Int32Array): Record<stri
       jitSh8: (op: number, v: number, cnt: number) => { flush(); return c.jitSh8(op, v, cnt); },
       jitShd: (left: number, dst: number, src: number, cnt: number) => { flush(); return c.jitShd(left !== 0, dst, src, cnt); },
       jitMul: (a: number, b: number, signed: number) => { flush(); const lo = c.jitMul(a, b, signed !== 0); S[S_HI >> 2] = c.jitHi; return lo; },
+      jitRot: (bits: number) => { flush(); c.materialise(); c.eflags = (c.eflags & ~2049) | bits; return 0; },
     };
     importCache.set(c, x);
   }
@@ -690,6 +697,8 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
   const ch = chainOf(c, ar);
   const serial = ++ch.serial;
   try {
+    // A rotate's CF and OF (jit-insn.ts, and the exits' `fo`: jit.ts) through an import.
+    body = body.replace(/c\.materialise\(\); c\.eflags = \(c\.eflags & ~2049\) \| ([^;]+);/g, "c.jitRot($1);");
     if (/\bc\.materialise\(/.test(body)) no("reads CPU flags");
     // Memory slow paths become side exits (fx = 2): the wrapper runs that one instruction in
     // the interpreter. Any other way to a fault (c.jfx) stays JavaScript.
