@@ -394,7 +394,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       const tix = nb.fn.tix;
       if (tix !== undefined && tix !== 0) {
         const L = this.wasmLinks, i = linkSlot(eip), g = this.wasmGen[tix]!;
-        if (L[i + 1] !== eip || L[i] !== (this.chainEpoch | 0) || L[i + 2] !== tix || L[i + 3] !== g || L[i + 4] !== nb.jitEntry) {
+        if (L[i + 1] !== (eip | 0) || L[i] !== (this.chainEpoch | 0) || L[i + 2] !== tix || L[i + 3] !== g || L[i + 4] !== nb.jitEntry) {
           L[i] = this.chainEpoch; L[i + 1] = eip; L[i + 2] = tix; L[i + 3] = g; L[i + 4] = nb.jitEntry;
         }
       }
