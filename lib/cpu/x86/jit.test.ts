@@ -489,6 +489,33 @@ describe("block translator equals single step", () => {
     expect(Buffer.compare(many.state(), run(JIT_LUKEWARM * JIT_THRESHOLD + 2000, true).state())).toBe(0);
   });
 
+  test("a block that reaches the threshold slowly is translated at once when it is a member of a translated region", () => {
+    // mov esi, N ; outer: mov edx, 300 ; d: dec edx ; jnz d ; call F ; call M ; dec esi ;
+    // jnz outer ; hlt, and on the next page F: mov ecx, 7 ; l: dec ecx ; jnz l ; M: ret.
+    // The loop l gets hot within JIT_WINDOW and its region takes in M (run after every pass of
+    // l); the direct calls of M then bring M's own count to the threshold slowly (one a pass of
+    // about 620 instructions), which entering l's function makes worth it anyway.
+    const F = CODE + 0x1000, M = F + 8;
+    const code = new Uint8Array(0x1000 + 9);
+    code.set([0xbe, ...le32(600), 0xba, ...le32(300), 0x4a, 0x75, 0xfd,
+      0xe8, ...le32((F - (CODE + 18)) >>> 0), 0xe8, ...le32((M - (CODE + 23)) >>> 0), 0x4e, 0x75, 0xeb, 0xf4]);
+    code.set([0xb9, ...le32(7), 0x49, 0x75, 0xfd, 0xc3], 0x1000);
+    const run = (single: boolean) => {
+      const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, single ? { singleStep: true } : {});
+      expect(m.cpu.run(1e9)).toBe(Stop.HALT);
+      return m;
+    };
+    const m = run(false);
+    const blocks = (m.cpu as unknown as { blocks: Map<number, { fn: unknown; lukewarm: number; rDelta: number }> }).blocks;
+    const mb = blocks.get(M * 2 + 1)!;
+    // Its count reached the threshold more than JIT_WINDOW instructions after it started.
+    expect(600 * 620).toBeGreaterThan(JIT_WINDOW);
+    expect(mb.fn).not.toBeNull();
+    expect(mb.fn).toBe(blocks.get((F + 5) * 2 + 1)!.fn);
+    expect(mb.lukewarm).toBeLessThan(JIT_LUKEWARM);
+    expect(Buffer.compare(m.state(), run(true).state())).toBe(0);
+  });
+
   test("a shift by CL = 0 keeps the flags of the INC before it for the branch after it", () => {
     // xor ecx, ecx ; mov eax, 0x7fffffff ; inc eax ; <shift> eax, cl ; jo +1 ; inc ebx ; hlt.
     // The INC overflows (OF=1) and a shift by 0 changes no flag, so JO is taken: EBX stays 0.

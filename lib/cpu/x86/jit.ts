@@ -276,6 +276,17 @@ function thunkWord(reg: number): number {
 }
 
 /**
+ * The head of the translated region that block `b` is a member of, if that head still heads it
+ * (jitEntry 0: the head may since have become a member entering another head's region, whose
+ * offsets are not b's rDelta), else null. Translating `b` then costs nothing: it enters that
+ * region's function at itself (compileBlock).
+ */
+export function regionOf(b: Block): Block | null {
+  const h = b.rHead;
+  return h !== null && h.valid && h.region && h.fn !== null && h.jitEntry === 0 && h.rMembers !== null && h.rMembers.includes(b) ? h : null;
+}
+
+/**
  * Translate a block (or a region headed by it), or return null if it is not worth it (16-bit
  * code). Sets `b.jitOff`, `b.jitIdx` (fault bookkeeping) and `b.region`.
  */
@@ -285,10 +296,8 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   const canRegion = !!host && b.phys2 < 0 && !cpu.breakpoints.has(startLin);
   // A member of a region already translated enters that region's function at itself: the
   // blocks of one loop then share one function, however many of them become hot entries.
-  // Only while that head still heads it (jitEntry 0: the head may since have become a member
-  // entering another head's region, whose offsets are not this block's rDelta).
-  const h = b.rHead;
-  if (canRegion && h !== null && h.valid && h.region && h.fn !== null && h.jitEntry === 0 && h.rMembers !== null && h.rMembers.includes(b)) {
+  const h = canRegion ? regionOf(b) : null;
+  if (h !== null) {
     b.jitOff = h.jitOff; b.jitIdx = h.jitIdx; b.jitEntry = b.rDelta; b.region = true; b.xPage = -1; b.rMembers = null;
     return h.fn;
   }
