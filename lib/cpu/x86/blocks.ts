@@ -58,7 +58,11 @@ export abstract class CpuBlocks extends CpuInterp {
     this.translated = 0;
     this.newLinkGen();
     this.prevBlock = null;
-    for (const b of this.blocks.values()) b.valid = false;
+    for (const b of this.blocks.values()) {
+      b.valid = false;
+      // (A WebAssembly region gives its table slot back: a debugger restores checkpoints often.)
+      if (b.fn !== null) b.fn.unlink?.();
+    }
     this.blocks.clear();
     this.l1.fill(null);
     this.ucTop = UHDR;

@@ -608,6 +608,11 @@ function chainOf(c: Cpu, ar: Arena): Chain {
   }
   return ch;
 }
+/** Table slots that hold a region now, on this CPU. */
+export function wasmTableUsed(c: Cpu): number {
+  const ch = chains.get(c);
+  return ch === undefined ? 0 : ch.next - 1 - ch.free.length;
+}
 /** Calls of a region by another through the dispatcher, on this CPU so far. */
 export function wasmChains(c: Cpu): number { return c.wasmScratch[S_NCHAIN >> 2]; }
 

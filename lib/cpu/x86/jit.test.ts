@@ -14,7 +14,7 @@ import { TestMachine, CODE, DATA, TSS, programMachine, compareRuns, descriptor }
 import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
 import { compileBlock, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
-import { wasmChains, wasmStats } from "./jit-wasm.ts";
+import { wasmChains, wasmStats, wasmTableUsed } from "./jit-wasm.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
 const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
@@ -238,6 +238,23 @@ describe("block translator equals single step", () => {
       { numRuns: RUNS },
     );
     expect(chains).toBeGreaterThan(RUNS * 10);
+  });
+
+  test("dropping the block cache gives every WebAssembly region's table slot back", () => {
+    // The call program: its regions take table slots, which a dropped cache gives back.
+    const { code, table } = buildCallProgram({ n: 400, fns: [{ page: 1, imm: 1, body: [], callee: 0 }, { page: 2, imm: 2, body: [], callee: undefined }], seq: [{ call: 0 }, { call: 1 }] });
+    const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, { jitThreshold: 2 });
+    m.write(TABLE, table.flatMap(le32));
+    // Half way, the cache goes (as a checkpoint restore drops it), and the rest builds it again.
+    expect(m.cpu.run(1500)).toBe(Stop.BUDGET);
+    expect(wasmTableUsed(m.cpu)).toBeGreaterThan(0);
+    m.cpu.flushBlocks();
+    expect(wasmTableUsed(m.cpu)).toBe(0);
+    expect(m.cpu.run(1e6)).toBe(Stop.HALT);
+    expect(wasmTableUsed(m.cpu)).toBeGreaterThan(0);
+    expect(wasmChains(m.cpu)).toBeGreaterThan(0);
+    m.cpu.flushBlocks();
+    expect(wasmTableUsed(m.cpu)).toBe(0);
   });
   test.each(["jit", "region"] as const)(`string instructions without REP and branches on their flags, %s (${RUNS} runs)`, (mode) => {
     againstSingleStep(arbStringProgram, mode);
