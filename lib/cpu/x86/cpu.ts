@@ -14,7 +14,7 @@ import { IF, LF_EAGER, TF } from "./flags.ts";
 import { exec } from "./exec.ts";
 import { mul32, imul32, shift, shiftDouble } from "./ops.ts";
 import { readTsc } from "./system.ts";
-import { compileBlock, regionOf, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
+import { compileBlock, regionOf, JIT_LONG_BLOCK, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 import { LINK_BITS, LINK_WORDS, TABLE_SLOTS, linkSlot } from "./jit-wasm.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
@@ -328,12 +328,12 @@ export class Cpu extends CpuBlocks implements GuestCpu {
 
   /**
    * Whether a block that reached the translation threshold is hot enough to translate: it got
-   * there within JIT_WINDOW instructions, or has got there slowly JIT_LUKEWARM times (jit.ts),
-   * or it is a member of a translated region (entering that region's function costs no
-   * compile). Otherwise its count starts again.
+   * there within JIT_WINDOW instructions, or has got there slowly JIT_LUKEWARM times, or it is
+   * JIT_LONG_BLOCK instructions or longer (jit.ts), or it is a member of a translated region
+   * (entering that region's function costs no compile). Otherwise its count starts again.
    */
   private hotEnough(blk: Block): boolean {
-    if (this.icount - blk.hotFrom <= JIT_WINDOW || blk.lukewarm >= JIT_LUKEWARM || regionOf(blk) !== null) return true;
+    if (this.icount - blk.hotFrom <= JIT_WINDOW || blk.lukewarm >= JIT_LUKEWARM || blk.n >= JIT_LONG_BLOCK || regionOf(blk) !== null) return true;
     blk.lukewarm++;
     blk.hotFrom = this.icount;
     return false;

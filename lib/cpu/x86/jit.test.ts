@@ -13,7 +13,7 @@ import { Stop, EAX } from "./cpu.ts";
 import { TestMachine, CODE, DATA, TSS, programMachine, compareRuns, descriptor } from "../../../test/cpu/machine.ts";
 import { DS } from "./decode.ts";
 import { disasm } from "./disasm.ts";
-import { compileBlock, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
+import { compileBlock, JIT_LONG_BLOCK, JIT_LUKEWARM, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
 import { wasmChains, wasmStats, wasmTableUsed } from "./jit-wasm.ts";
 
 const RUNS = Number(process.env.RRX_PROPERTY_RUNS ?? 100);
@@ -504,6 +504,31 @@ describe("block translator equals single step", () => {
     const many = run(JIT_LUKEWARM * JIT_THRESHOLD + 2000, false);
     expect(many.cpu.translated).toBeGreaterThan(2);
     expect(Buffer.compare(many.state(), run(JIT_LUKEWARM * JIT_THRESHOLD + 2000, true).state())).toBe(0);
+  });
+
+  test("a long block that reaches the threshold slowly is translated at its first slow round", () => {
+    // mov esi, N ; outer: mov edx, 300 ; d: dec edx ; jnz d ; call F ; dec esi ; jnz outer ;
+    // hlt, and on the next page F: JIT_LONG_BLOCK x inc eax ; ret (one block). F runs once a
+    // pass of about 640 instructions: its 500th execution comes past JIT_WINDOW.
+    const F = CODE + 0x1000;
+    const code = new Uint8Array(0x1000 + JIT_LONG_BLOCK + 1);
+    code.set([0xbe, ...le32(600), 0xba, ...le32(300), 0x4a, 0x75, 0xfd,
+      0xe8, ...le32((F - (CODE + 18)) >>> 0), 0x4e, 0x75, 0xf0, 0xf4]);
+    code.fill(0x40, 0x1000, 0x1000 + JIT_LONG_BLOCK);
+    code[0x1000 + JIT_LONG_BLOCK] = 0xc3;
+    const run = (single: boolean) => {
+      const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, single ? { singleStep: true } : {});
+      expect(m.cpu.run(1e9)).toBe(Stop.HALT);
+      return m;
+    };
+    const m = run(false);
+    expect(m.cpu.regs[0]).toBe(600 * JIT_LONG_BLOCK);
+    const fb = (m.cpu as unknown as { blocks: Map<number, { fn: unknown; lukewarm: number; n: number }> }).blocks.get(F * 2 + 1)!;
+    expect(fb.n).toBe(JIT_LONG_BLOCK + 1);
+    expect(500 * 640).toBeGreaterThan(JIT_WINDOW);
+    expect(fb.fn).not.toBeNull();
+    expect(fb.lukewarm).toBe(0);
+    expect(Buffer.compare(m.state(), run(true).state())).toBe(0);
   });
 
   test("a block that reaches the threshold slowly is translated at once when it is a member of a translated region", () => {
