@@ -232,12 +232,13 @@ class Gen {
         for (const a of e.a) this.expr(a);
         this.code.byte(OP.call).u32(IMPORTS.indexOf("addSpin"));
         return "e";
-      case "cond":
-        // A condition on flags set before the region (or by a producer it cannot fuse): the
-        // CPU evaluates it, after the import has applied the deferred pending flags.
-        if (e.a.length !== 1) no("cond");
+      case "cond": case "jitRot":
+        // A condition on flags set before the region (or by a producer it cannot fuse), which
+        // the CPU evaluates, and a rotate's CF and OF over the flags before it: the import
+        // applies the deferred pending flags first.
+        if (e.a.length !== 1) no(f.n);
         this.expr(e.a[0]!);
-        this.code.byte(OP.call).u32(IMPORTS.indexOf("cond"));
+        this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n));
         return "e";
       case "jitSh8": case "jitShd": case "jitMul":
         // Helpers that set every arithmetic flag on the CPU: the import applies the deferred
@@ -246,12 +247,6 @@ class Gen {
         for (const a of e.a) this.expr(a);
         this.code.byte(OP.call).u32(IMPORTS.indexOf(f.n));
         return "i";
-      case "jitRot":
-        // A rotate's CF and OF over the flags before it (the import applies the deferred ones first).
-        if (e.a.length !== 1) no("jitRot");
-        this.expr(e.a[0]!);
-        this.code.byte(OP.call).u32(IMPORTS.indexOf("jitRot"));
-        return "e";
       case "jitCf":
         if (e.a.length !== 6) no("jitCf");
         for (const a of e.a) this.expr(a);
@@ -575,7 +570,8 @@ export const wasmStats = { tried: 0, built: 0, rejected: new Map<string, number>
  *
  * Link table entries (LINK_WORDS words): chain epoch, EIP, table slot, the slot's generation
  * when linked, the entry member's offset (d0). A region leaves the table (its slot's generation
- * moves on, so every link to it fails) when a block holding it drops it (blocks.ts).
+ * moves on, so every link to it fails) when a block holding it drops it or the block cache is
+ * flushed (blocks.ts).
  */
 export const LINK_BITS = 13, LINK_WORDS = 8;
 /** Table slots (slot 0 unused); a region built while all are taken runs unchained. */
