@@ -44,6 +44,9 @@ let REGS: Arr;
 function arrays(): void {
 CARR = {
   ram: ramArr(0), ram16: ramArr(1), ram32: ramArr(2),
+  // Words and halfwords at any byte address (see wasmRegion1: unaligned accesses).
+  ramU32: { base: 0, sh: 0, ty: "i", ld: OP.i32_load, st: OP.i32_store },
+  ramU16: { base: 0, sh: 0, ty: "e", ld: OP.i32_load16_u, st: OP.i32_store16 },
   segBase: { base: ARENA.SEGBASE, sh: 2, ty: "u", ld: OP.i32_load, st: OP.i32_store },
   segLimit: { base: ARENA.SEGLIMIT, sh: 2, ty: "u", ld: OP.i32_load, st: OP.i32_store },
   segFast: { base: ARENA.SEGFAST, sh: 0, ty: "e", ld: OP.i32_load8_u, st: OP.i32_store8 },
@@ -706,6 +709,18 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
     body = body.replace(/p = c\.jr(?:8|16|32)\(\d, [^;]*?\); if \(c\.jfx !== null\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} \w+ = p;/g, "ci = $1; fx = 2; break R;")
       .replace(/if \(c\.jw(?:8|16|32)\(\d, .*?\) !== 0\) \{ ci = (\d+); fx = c\.jfx; c\.jfx = null; break R; \} sk = 1;/g, "ci = $1; fx = 2; break R;");
     if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
+    // Unaligned words and halfwords within a page take the TLB fast path too: WebAssembly loads
+    // and stores need no alignment, where the JavaScript version indexes the RAM's Int32Array
+    // and Uint16Array views (a Linux kernel makes about 600 000 unaligned accesses in a boot,
+    // each a side exit otherwise). One that crosses a page still goes the slow way.
+    if (!body.includes("m2 = c.ram16,")) no("region header");
+    body = body.replace("m2 = c.ram16,", "m2 = c.ram16, mu4 = c.ramU32, mu2 = c.ramU16,")
+      .replaceAll("(l & 3) === 0 && (e = tr[l >>> 12]) !== 0)", "(l & 4095) <= 4092 && (e = tr[l >>> 12]) !== 0)")
+      .replaceAll("(l & 3) === 0 && (e = tw[l >>> 12]) !== 0)", "(l & 4095) <= 4092 && (e = tw[l >>> 12]) !== 0)")
+      .replaceAll("m4[((e - 1) << 10) | ((l & 4095) >> 2)]", "mu4[((e - 1) << 12) | (l & 4095)]")
+      .replaceAll("(l & 1) === 0 && (e = tr[l >>> 12]) !== 0)", "(l & 4095) <= 4094 && (e = tr[l >>> 12]) !== 0)")
+      .replaceAll("(l & 1) === 0 && (e = tw[l >>> 12]) !== 0)", "(l & 4095) <= 4094 && (e = tw[l >>> 12]) !== 0)")
+      .replaceAll("m2[((e - 1) << 11) | ((l & 4095) >> 1)]", "mu2[((e - 1) << 12) | (l & 4095)]");
     // A string instruction's direction (the only read of EFLAGS a region may make).
     body = body.replaceAll("(c.eflags & 1024)", "c.jitDf");
     if (body.includes("c.jfx")) no("c.jfx");
