@@ -167,7 +167,9 @@ function makeDisplay(opts: Record<string, unknown>, pane?: SerialPane): { onSlic
   const mode = opts.display ?? "none";
   if (mode === "none") return undefined;
   if (mode !== "text") throw new UsageError(`--display: expected none or text, got '${mode}'`);
-  let last = 0;
+  // (The first slice always draws: performance.now() counts from the process's start, which
+  // may be less than the 40 ms between frames, and a short guest may end within that slice.)
+  let last = -Infinity;
   const colour = kleur.enabled;
   // On a terminal: the alternate screen (the shell's screen comes back at the end), restored
   // however rrx exits.
