@@ -711,7 +711,7 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
     if (/c\.j[rw](8|16|32)\(/.test(body)) no("slow path left");
     // Unaligned words and halfwords within a page take the TLB fast path too: WebAssembly loads
     // and stores need no alignment, where the JavaScript version indexes the RAM's Int32Array
-    // and Uint16Array views (a Linux kernel makes about 600 000 unaligned accesses in a boot,
+    // and Uint16Array views (a Linux boot and shell session makes about 850 000 unaligned ones,
     // each a side exit otherwise). One that crosses a page still goes the slow way.
     if (!body.includes("m2 = c.ram16,")) no("region header");
     body = body.replace("m2 = c.ram16,", "m2 = c.ram16, mu4 = c.ramU32, mu2 = c.ramU16,")

@@ -378,7 +378,7 @@ describe("block translator equals single step", () => {
     compareRuns(x, y, [100000], 10, () => disasm(code, true, CODE).join("\n"));
     expect(x.cpu.halted).toBe(true);
     expect(wasmStats.built - built).toBeGreaterThan(0);
-    // 300 passes of 6 unaligned accesses (the RMW reads and writes): only the passes before the
+    // 300 passes of 7 unaligned accesses (the RMW reads and writes): only the passes before the
     // loop is translated go through the accessors.
     expect(slow).toBeLessThan(60);
   });
