@@ -7,6 +7,7 @@
  * state. Nothing here depends on the block cache: jit.ts assembles these pieces into a block or
  * region function.
  */
+import { noFTL } from "bun:jsc";
 import type { Insn } from "./decode.ts";
 import { DS, ES, SS } from "./decode.ts";
 import { x87Pair, x87Translate } from "./jit-x87.ts";
@@ -786,3 +787,7 @@ export function translatePair(a: Insn, b: Insn, srcA: string, srcB: string): str
   if (ea(a) !== ea(b) || segOf(a) !== segOf(b) || a.a32 !== b.a32 || !a.a32) return null;
   return x87Pair(a, b, ea(a), segOf(a), srcA, srcB);
 }
+
+// The translator runs once per translated block: the engine's top tier would cost more to
+// compile it (its compiler thread shares the cores with the guest) than it saves.
+for (const f of [flagUse, ea, aluFlags, condExpr, translate, inlineOnly, faultSites, translate1, stringOne, alu8, cfFrom, incDec32, adcSbb32, alu16, translatePair]) noFTL(f);

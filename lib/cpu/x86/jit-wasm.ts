@@ -9,6 +9,7 @@
  * eip and the TLB choice in scratch slots, applies the pending flags and eip, and runs a side
  * exit's instruction in the interpreter (a fault there leaves with jitDone/ci set).
  */
+import { noFTL } from "bun:jsc";
 import { buildModule, Buf, I32, OP } from "./wasm-emit.ts";
 import type { BlockFn } from "./block.ts";
 import { COMPARE, END_INPUT, no, Parser, tokenize, Unsupported, type Expr, type Stmt } from "./jsubset.ts";
@@ -772,3 +773,13 @@ function wasmRegion1(c: Cpu, ar: Arena, body0: string, side: SideExits): BlockFn
   w.toString = () => `function anonymous(c,r,I,X,lim,d0\n) {\n${body0}\n}`;
   return w;
 }
+
+// The compiler to WebAssembly runs once per region: it stays below the engine's top tier (see
+// jit-insn.ts).
+for (const o of [Gen.prototype, Parser.prototype] as object[]) {
+  for (const n of Object.getOwnPropertyNames(o)) {
+    const f = (o as Record<string, unknown>)[n];
+    if (n !== "constructor" && typeof f === "function") noFTL(f as (...a: unknown[]) => unknown);
+  }
+}
+for (const f of [tokenize, buildModule, wasmRegion1]) noFTL(f);

@@ -611,3 +611,6 @@ function emitRegion(members: Tr[], L: string[], spin: boolean, two: boolean): vo
   L.push(`if (d >= 0) switch (d) { ${all.map((dl, x) => `case ${x}: pc = (E + ${dl}) >>> 0; break;`).join(" ")} }`);
   L.push("c.eip = pc; $WB return done;");
 }
+
+// Translation runs once per block: it stays below the engine's top tier (see jit-insn.ts).
+for (const f of [compileBlock, translateBlock, translateAll, liveness, successors, emitSingle, emitRegion, dropUnusedConsts]) noFTL(f);
