@@ -50,6 +50,9 @@ export interface Block {
    */
   hotFrom: number;
   lukewarm: number;
+  /** Runs of translated code entered at this block, and the instructions they retired (cpu.ts). */
+  rtRuns: number;
+  rtInsns: number;
   /**
    * The execution count the block starts from (1; for a block with x87 instructions, nearer
    * the threshold: jit.ts JIT_X87_THRESHOLD).

@@ -109,7 +109,7 @@ export abstract class CpuBlocks extends CpuInterp {
     if (f === null) return;
     // (A WebAssembly region leaves the chain table when any block holding it drops it.)
     f.unlink?.();
-    b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount;
+    b.fn = null; b.region = false; this.translated--; b.hotFrom = this.icount; b.rtRuns = 0; b.rtInsns = 0;
     if (this.ublk[b.u! >> 2] === b && this.uc[b.u! + 1]! !== 0) this.uc[b.u! + 1] = b.head;
     if (b === this.curBlock) this.brk = this.brk || 1;
     if (b.xPage >= 0 && b.rMembers !== null) for (const m of b.rMembers) if (m.fn === f) this.dropFn(m);
@@ -258,6 +258,14 @@ export abstract class CpuBlocks extends CpuInterp {
     return b !== null && this.ublk[b.u! >> 2] === b ? b.u! : 0;
   }
 
+  /**
+   * The interpreter linked a block to the one at EIP (found by probeH): as lookupBlockSlow
+   * notes, a link through a page that is not global must not outlive a CR3 write.
+   */
+  protected noteLink(eip: number): void {
+    if (this.tlbG[((this.segBase[CS]! + eip) >>> 12) & 0xfffff] !== 1) this.linkedLocal = true;
+  }
+
   protected lookupBlockSlow(): Block {
     const linEip = (this.segBase[CS]! + this.eip) >>> 0;
     const e = this.tlbR[linEip >>> 12]!;
@@ -337,7 +345,7 @@ export abstract class CpuBlocks extends CpuInterp {
     const b: Block = {
       insns, n: insns.length, phys, physEnd: Math.min(phys + off, ((phys >>> 12) + 1) << 12), code32: this.code32, phys2, valid: true,
       fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPage: -1, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1,
-      hotFrom: this.icount, lukewarm: 0, head, u,
+      hotFrom: this.icount, lukewarm: 0, rtRuns: 0, rtInsns: 0, head, u,
     };
     this.blocks.set(phys * 2 + (this.code32 ? 1 : 0), b);
     this.ublk[u >> 2] = b;

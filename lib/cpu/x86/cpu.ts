@@ -36,6 +36,14 @@ export type { Block } from "./block.ts";
 const FAULT_STORM = 100_000;
 /** runTranslated results besides a Stop. */
 const RT_CONTINUE = -2, RT_NOT_RUN = -1;
+/**
+ * A translated block entered from the run loop SHORT_RUNS times in a row with fewer than
+ * SHORT_INSNS instructions a run on average (it leaves translated code at once, for blocks
+ * that are not translated) is interpreted from then on: the interpreter goes through it on its
+ * way, where each switch between the interpreter and translated code costs about as much as
+ * interpreting those instructions. Translated code still chains into it.
+ */
+const SHORT_RUNS = 16, SHORT_INSNS = 32;
 
 export class Cpu extends CpuBlocks implements GuestCpu {
   noJit = false;
@@ -288,6 +296,13 @@ export class Cpu extends CpuBlocks implements GuestCpu {
             const r = this.runTranslated(blk, target);
             this.curBlock = null;
             this.prevH = this.prevBlock !== null ? this.prevBlock.u! : -1;
+            if (r !== RT_NOT_RUN) {
+              blk.rtInsns += this.icount - base;
+              if (++blk.rtRuns === SHORT_RUNS) {
+                if (blk.rtInsns < SHORT_RUNS * SHORT_INSNS && this.ublk[h >> 2] === blk && uc[h + 1]! > 0) uc[h + 1] = -1;
+                blk.rtRuns = 0; blk.rtInsns = 0;
+              }
+            }
             if (r === RT_CONTINUE) continue;
             if (r !== RT_NOT_RUN) return r;
             this.curH = h;

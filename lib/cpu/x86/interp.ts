@@ -21,7 +21,8 @@ import { CpuInterrupts } from "./interrupts.ts";
  * source of truth; the header mirrors what the interpreter needs of them.
  * Header (UHDR words, at Block.u):
  *   h+0: instruction count   h+1: 0 when invalid, else 1 + executions (saturating, see run()),
- *   or -1 once past the translation threshold without translated code (interpreted for good)
+ *   or -1 once past the translation threshold without translated code, or with translated code
+ *   whose runs were too short to pay for leaving the interpreter (interpreted for good: cpu.ts)
  *   h+2..3: successor-link epoch (a float64)   h+4, h+5: eip and header of successor 1
  *   h+6, h+7: eip and header of successor 2 (an empty slot points at the header at 0, which
  *   is never valid)
@@ -167,6 +168,8 @@ export abstract class CpuInterp extends CpuInterrupts {
   protected curH = -1;
   /** The header of the cached block at EIP that the read TLB and the L1 find, else 0 (blocks.ts). */
   protected abstract probeH(eip: number): number;
+  /** A link to the block at EIP was made (blocks.ts). */
+  protected abstract noteLink(eip: number): void;
 
   /** The interpreter's effective address from a record (see UREC): w0 and the displacement. */
   protected uea(w: number, disp: number): number { return this.ueaI(w, disp) >>> 0; }
@@ -204,11 +207,12 @@ export abstract class CpuInterp extends CpuInterrupts {
    * this.eip. On a fault, EIP and icount are left for the delivery (the instruction did not
    * retire) and the fault propagates.
    *
-   * With `chain`, goes on with the next blocks through the header links for as long as run()'s
-   * loop would have nothing else to do between them: no brk, not halted, no interrupt shadow,
-   * TF clear, no interrupt deliverable, no delivery since the start (so run()'s fault-storm
-   * check would not fire), budget left, and the next block is linked and below the translation
-   * threshold `thr` (-1: no translation). Only handlers and memory accesses off the TLB fast
+   * With `chain`, goes on with the next blocks through the header links (and makes the links
+   * it finds missing, as run()'s lookups do) for as long as run()'s loop would have nothing
+   * else to do between them: no brk, not halted, no interrupt shadow, TF clear, no interrupt
+   * deliverable, no delivery since the start (so run()'s fault-storm check would not fire),
+   * budget left, and the next block is found and below the translation threshold `thr` (-1: no
+   * translation). Only handlers and memory accesses off the TLB fast
    * path can change the CPU-side conditions, so those are checked only after a block that ran
    * one (`gen`).
    */
@@ -485,10 +489,16 @@ export abstract class CpuInterp extends CpuInterrupts {
       if (!chain) break;
       const e = eip;
       let nh = 0;
-      if (this.ucf[(h >> 1) + 1] !== this.chainEpoch) nh = this.probeH(eip);
+      if (this.ucf[(h >> 1) + 1] !== this.chainEpoch) {
+        nh = this.probeH(eip);
+        if (nh !== 0) { this.ucf[(h >> 1) + 1] = this.chainEpoch; uc[h + 4] = e; uc[h + 5] = nh; uc[h + 6] = -1; uc[h + 7] = 0; this.noteLink(eip); }
+      }
       else if (uc[h + 4] === e) nh = uc[h + 5]!;
       else if (uc[h + 6] === e) nh = uc[h + 7]!;
-      else nh = this.probeH(eip);
+      else {
+        nh = this.probeH(eip);
+        if (nh !== 0 && uc[h + 6] === -1) { uc[h + 6] = e; uc[h + 7] = nh; this.noteLink(eip); }
+      }
       const hv = uc[nh + 1]!;
       if (hv === 0 || (thr >= 0 && hv >= thr) || this.brk !== 0) break;
       // Only a handler (GEN or uop) can halt, set the interrupt shadow or TF, raise the

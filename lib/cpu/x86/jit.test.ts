@@ -621,6 +621,40 @@ describe("block translator equals single step", () => {
     expect(Buffer.compare(m.state(), run(true).state())).toBe(0);
   });
 
+  test("a translated block whose runs from the run loop are short is interpreted from then on", () => {
+    // mov esi, 400 ; outer: mov ecx, 200 ; mov edi, DATA ; rep stosb ; mov edx, 10 ;
+    // inner: call F ; dec edx ; jnz inner ; call F ; dec esi ; jnz outer ; hlt, and
+    // F: inc eax ; ret. The inner loop makes F hot, and then runs it inside its own region.
+    // The second call of F comes once a pass of about 250 instructions (its block and the one
+    // after it stay interpreted): each of those runs of F's translated code retires two
+    // instructions before it leaves for the interpreter again.
+    const F = CODE + 0x100;
+    const code = new Uint8Array(0x102);
+    code.set([0xbe, ...le32(400), 0xb9, ...le32(200), 0xbf, ...le32(DATA), 0xf3, 0xaa, 0xba, ...le32(10),
+      0xe8, ...le32((F - (CODE + 27)) >>> 0), 0x4a, 0x75, 0xf8,
+      0xe8, ...le32((F - (CODE + 35)) >>> 0), 0x4e, 0x75, 0xdf, 0xf4]);
+    code.set([0x40, 0xc3], 0x100);
+    const run = (single: boolean) => {
+      const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, single ? { singleStep: true } : {});
+      // Count the run loop's entries into translated code at F.
+      const cpu = m.cpu as unknown as { runTranslated: (b: { phys: number }, t: number) => number };
+      const rt = cpu.runTranslated.bind(m.cpu);
+      let atF = 0;
+      cpu.runTranslated = (b, t) => { if (b.phys === F) atF++; return rt(b, t); };
+      expect(m.cpu.run(1e9)).toBe(Stop.HALT);
+      return { m, atF };
+    };
+    const { m, atF } = run(false);
+    expect(m.cpu.regs[0]).toBe(400 * 11);
+    const fb = (m.cpu as unknown as { blocks: Map<number, { fn: unknown }> }).blocks.get(F * 2 + 1)!;
+    expect(fb.fn).not.toBeNull();
+    // Without the rule the run loop enters F's translated code about 750 times; with it, for
+    // the first few passes after F is translated only.
+    expect(atF).toBeGreaterThan(0);
+    expect(atF).toBeLessThan(60);
+    expect(Buffer.compare(m.state(), run(true).m.state())).toBe(0);
+  });
+
   test("a shift by CL = 0 keeps the flags of the INC before it for the branch after it", () => {
     // xor ecx, ecx ; mov eax, 0x7fffffff ; inc eax ; <shift> eax, cl ; jo +1 ; inc ebx ; hlt.
     // The INC overflows (OF=1) and a shift by 0 changes no flag, so JO is taken: EBX stays 0.
@@ -805,7 +839,7 @@ describe("block translator equals single step", () => {
     const m = new TestMachine(2 << 20);
     m.flat(0, CODE);
     m.cpu.code32 = false;
-    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPage: -1, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0, head: 1 };
+    const blk = { insns: [], n: 0, phys: 0, physEnd: 0, code32: false, phys2: -1, valid: true, fn: null, jitOff: null, jitIdx: null, region: false, jitEntry: 0, rHead: null, rDelta: 0, xPage: -1, rMembers: null, s1: null, s1Eip: -1, s2: null, s2Eip: -1, sEpoch: -1, hotFrom: 0, lukewarm: 0, rtRuns: 0, rtInsns: 0, head: 1 };
     expect(compileBlock(m.cpu, blk)).toBeNull();
   });
 });

@@ -69,6 +69,24 @@ describe("links between blocks", () => {
     });
   }
 
+  test("a link the interpreter makes into a page that is not global dies with a CR3 write", () => {
+    // G: mov eax, [U] ; jmp U. After a CR3 write has dropped every link, G runs again: the
+    // load brings U's page back into the TLB, so the interpreter finds U's block on its own
+    // and links G to it. The next CR3 write (with PGE, to tables that map U to B) must drop
+    // that link as it drops the ones run()'s lookups make.
+    // (At U + 16: G and U itself share a slot of the block cache's direct-mapped L1.)
+    const m = build();
+    m.write(G, [0xa1, ...le32(U), ...jmp(G + 5, U + 16)]);
+    m.write(A + 16, movEaxHlt(0xa));
+    m.write(B + 16, movEaxHlt(0xb));
+    m.cpu.flushBlocks();
+    expect(fromG(m)).toBe(0xa);
+    m.cpu.writeCr(3, PD1);
+    expect(fromG(m)).toBe(0xa);
+    m.cpu.writeCr(3, PD2);
+    expect(fromG(m)).toBe(0xb);
+  });
+
   test("a link made at CPL 0 into a supervisor page is not followed at CPL 3", () => {
     const m = new TestMachine(8 << 20);
     const S = CODE, K = CODE + 0x2000;
