@@ -416,6 +416,35 @@ describe("paging: global pages, CR0.WP, 4 MiB pages", () => {
     expect(remapTest(true, true, toggle)).toBe(0x22222222);
   });
 
+  test("a CR3 write drops the translations of more pages than the TLBs' lists of used pages hold", () => {
+    // 40 page tables from 32 MiB up map 40960 linear pages onto one frame F1 (0x11111111); a
+    // loop reads each once (more pages than tlbUsed and archUsed record, 32768). Then the first
+    // page's PTE moves to F2 (0x22222222) and CR3 is written again: the read must see F2.
+    const le = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
+    const m = new TestMachine(8 << 20);
+    m.flat(0, CODE);
+    m.paging();
+    const LIN = 0x2000000, PT = 0x200000, F1 = 0x300000, F2 = 0x301000, TABLES = 40;
+    for (let k = 0; k < TABLES; k++) {
+      m.w32(0x100000 + ((LIN >>> 22) + k) * 4, (PT + k * 0x1000) | 3);
+      for (let j = 0; j < 1024; j++) m.w32(PT + k * 0x1000 + j * 4, F1 | 3);
+    }
+    m.w32(F1, 0x11111111); m.w32(F2, 0x22222222);
+    // mov esi, LIN ; mov ecx, pages ; l: mov eax, [esi] ; add esi, 4096 ; dec ecx ; jnz l ; hlt
+    m.write(CODE, [0xbe, ...le(LIN), 0xb9, ...le(TABLES * 1024), 0x8b, 0x06, 0x81, 0xc6, ...le(4096), 0x49, 0x75, 0xf5, 0xf4]);
+    // mov eax, [LIN] ; hlt
+    m.write(CODE + 0x100, [0xa1, ...le(LIN), 0xf4]);
+    m.cpu.flushBlocks();
+    expect(m.cpu.run(1e6)).toBe(Stop.HALT);
+    expect(m.cpu.regs[EAX]).toBe(0x11111111);
+    m.w32(PT, F2 | 3);
+    m.cpu.writeCr(3, m.cpu.cr3);
+    m.cpu.halted = false;
+    m.cpu.eip = CODE + 0x100;
+    expect(m.cpu.run(100)).toBe(Stop.HALT);
+    expect(m.cpu.regs[EAX]).toBe(0x22222222);
+  });
+
   test("rrx-i586 flushes everything on a CR3 write, as before", () => {
     const m = ring(0, [
       { op: "mov", dst: { reg: "eax" }, src: { mem: { disp: X } } },

@@ -26,6 +26,8 @@ import { CpuState } from "./state.ts";
 import type { StateReader, StateWriter } from "../../machine/snapshot.ts";
 
 const TLB_ENTRIES = 1 << 20;
+/** Capacity of the lists of linear pages with TLB entries (tlbUsed, archUsed). */
+const USED_PAGES = 1 << 15;
 
 /** Link contexts remembered at once (CpuMemory.linkContext). */
 const LINK_CTX = 8;
@@ -49,11 +51,16 @@ export abstract class CpuMemory extends CpuState {
   protected readonly archUW = new Uint32Array(TLB_ENTRIES);
   /** 1 where the last walk that filled a linear page's entries found a global page (PTE/PDE.G with CR4.PGE). */
   protected readonly tlbG = new Uint8Array(TLB_ENTRIES);
-  /** Linear pages with fast entries, to clear them (past capacity: clear the whole arrays). */
-  protected readonly tlbUsed = new Int32Array(4096);
+  /**
+   * Linear pages with fast entries, to clear them (past capacity: clear the whole arrays, 4 MiB
+   * each). Room for as many pages as a kernel touches between flushes: a Linux boot used more
+   * than 4096 between the recorder's hash points (each drops the write entries), and clearing
+   * the whole arrays there cost more than the rest of the hashing.
+   */
+  protected readonly tlbUsed = new Int32Array(USED_PAGES);
   protected tlbUsedN = 0;
   /** The same for the architectural TLB (its own list: it must not depend on fast fills). */
-  protected readonly archUsed = new Int32Array(4096);
+  protected readonly archUsed = new Int32Array(USED_PAGES);
   protected archUsedN = 0;
   /** RAM as aligned 32-bit words (little-endian host), for aligned accesses. */
   readonly ram32: Int32Array;
