@@ -4,7 +4,6 @@
  * blocks from their records, the common 32-bit forms inline and everything else through the
  * instruction's handler (exec.ts), following the successor links between headers.
  */
-import { noFTL } from "bun:jsc";
 import { ECX, ESP, EBP, FAULT, CR0_PE } from "./arch.ts";
 import { CS, SS, REP_NONE, type Insn } from "./decode.ts";
 import { CF, IF, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, TF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
@@ -528,11 +527,6 @@ export abstract class CpuInterp extends CpuInterrupts {
     this.eip = eip >>> 0;
     this.prevH = h;
   }
-
-  // uop() runs the less common kinds: the engine's FTL compiles of it (five in a Linux boot, 30
-  // to 120 ms each, as its profile fills) cost its compiler thread, which shares the cores with
-  // the guest, more than FTL code saves over DFG here.
-  static { noFTL(CpuInterp.prototype.uop); }
 
   /**
    * The record kinds interp() does not run inline (no control transfer: EIP is the caller's):
