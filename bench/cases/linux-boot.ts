@@ -21,6 +21,7 @@ import type { BenchCase, Metric } from "../lib/types.ts";
 import { BOOT_DATE, loadScript, runRecord, warmup, type Timed } from "../lib/rrx.ts";
 import { buildMachine, type MachineConfig } from "../../lib/replay/session.ts";
 import { openLog, replayToEnd } from "../../lib/replay/replayer.ts";
+import type { Machine } from "../../lib/machine/machine.ts";
 
 const DIR = process.env.RRX_LINUX_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "rrx/linux");
 const KERNEL = join(DIR, "vmlinuz"), INITRD = join(DIR, "initramfs.cpio.gz");
@@ -39,6 +40,18 @@ function linuxConfig(): MachineConfig {
 interface ToPrompt { promptIcount: number; promptSeconds: number }
 interface RecordOut extends Timed, ToPrompt { bytes: number }
 interface ReplayOut extends Timed, ToPrompt {}
+
+/** Watch the machine's first serial port for the shell prompt; the object fills in when it shows (t0: the run's start). */
+function watchPrompt(m: Machine, t0: number): ToPrompt {
+  const out: ToPrompt = { promptIcount: -1, promptSeconds: -1 };
+  let text = "";
+  m.onOutput = (ch, bytes) => {
+    if (out.promptIcount >= 0 || ch !== "com1") return;
+    text = (text + Buffer.from(bytes).toString("latin1")).slice(-8);
+    if (text.includes(PROMPT)) { out.promptIcount = m.cpu.icount; out.promptSeconds = (performance.now() - t0) / 1000; }
+  };
+  return out;
+}
 
 /**
  * QEMU to the shell prompt: wall seconds and its instruction count there. The serial port
@@ -99,36 +112,25 @@ export default {
   subs: {
     async record(a: { path: string }): Promise<RecordOut> {
       await warmup("cpu-bound", 3_000_000);
-      let promptIcount = -1, promptSeconds = -1, text = "";
       const t0 = performance.now();
+      let prompt: ToPrompt = { promptIcount: -1, promptSeconds: -1 };
       const r = await runRecord(linuxConfig(), {
         path: a.path, script: loadScript("fixtures/linux/shell.txt"),
-        onMachine: (m) => {
-          m.onOutput = (ch, bytes) => {
-            if (promptIcount >= 0 || ch !== "com1") return;
-            text = (text + Buffer.from(bytes).toString("latin1")).slice(-8);
-            if (text.includes(PROMPT)) { promptIcount = m.cpu.icount; promptSeconds = (performance.now() - t0) / 1000; }
-          };
-        },
+        onMachine: (m) => { prompt = watchPrompt(m, t0); },
       });
       const { m: _m, recorder: _r, ...rest } = r;
-      return { ...rest, promptIcount, promptSeconds };
+      return { ...rest, ...prompt };
     },
     async replay(a: { path: string }): Promise<ReplayOut> {
       await warmup("cpu-bound", 3_000_000);
-      let promptIcount = -1, promptSeconds = -1, text = "";
       const t0 = performance.now();
       const opened = openLog(a.path, { searchDirs: [DIR] });
       const m = buildMachine(opened.cfg);
-      m.onOutput = (ch, bytes) => {
-        if (promptIcount >= 0 || ch !== "com1") return;
-        text = (text + Buffer.from(bytes).toString("latin1")).slice(-8);
-        if (text.includes(PROMPT)) { promptIcount = m.cpu.icount; promptSeconds = (performance.now() - t0) / 1000; }
-      };
+      const prompt = watchPrompt(m, t0);
       const end = replayToEnd(m, opened);
       const seconds = (performance.now() - t0) / 1000;
       if (end.kind === "diverged") throw new Error(`replay diverged: ${end.detail}`);
-      return { seconds, icount: m.cpu.icount, mips: m.cpu.icount / seconds / 1e6, end: end.kind, promptIcount, promptSeconds };
+      return { seconds, icount: m.cpu.icount, mips: m.cpu.icount / seconds / 1e6, end: end.kind, ...prompt };
     },
   },
   async run(ctx) {
