@@ -1,8 +1,10 @@
 /**
  * Property: the record interpreter's inline forms (interp.ts) do what the instruction handlers
  * (handlers.ts, exec.ts) do. Random programs of the forms it runs inline (32-bit and byte ALU,
- * loads and stores, moffs, stack forms, LEAVE, INC/DEC and ALU on memory, with and without a
- * segment prefix, some through a not-present or read-only page; REP MOVS and STOS, whose
+ * loads and stores, moffs, stack forms, LEAVE, INC/DEC and ALU on memory, TEST with an
+ * immediate, XCHG, NEG, BSWAP, CMPXCHG on memory, 16-bit stores, string instructions without
+ * REP in either direction, with and without a segment prefix, some through a not-present or
+ * read-only page; REP MOVS and STOS, whose
  * runs of iterations strings.ts batches) run with the block cache and, on a second machine,
  * single-stepped with every record turned into a handler call; their state and RAM must agree
  * at every stop, faults included.
@@ -32,7 +34,7 @@ function insn(r: number): number[] {
     }
   };
   const prefix = (r >>> 30) === 3 ? [0x64] : []; // FS (flat) on some memory forms
-  switch ((r >>> 26) % 25) {
+  switch ((r >>> 26) % 31) {
     case 0: return [pick([0x00, 0x02, 0x08, 0x0a, 0x10, 0x12, 0x18, 0x1a, 0x20, 0x22, 0x28, 0x2a, 0x30, 0x32, 0x38, 0x3a, 0x84]), 0xc0 | (reg << 3) | rm];
     case 1: return [0x80, 0xc0 | (reg << 3) | rm, b8];
     case 2: return [...prefix, 0x80, ...mem(reg), b8b];
@@ -54,14 +56,26 @@ function insn(r: number): number[] {
     case 18: return [0x74 + (reg & 7) * 0, 0x00]; // JZ +0: ends a block
     case 19: return [...prefix, pick([0x8b, 0x89, 0x03, 0x01, 0x29, 0x39]), ...mem(pick([0, 1, 2]))];
     case 20: return [0x0f, 0x90 + (reg << 1), 0xc0 | rm]; // SETcc r8 (reads the flags)
-    case 21: return [0x66, 0x89, ...mem(0)]; // a 16-bit store (a handler)
+    case 21: return [0x66, 0x89, ...mem(0)]; // a 16-bit store
     case 22: return [0x8d, ...mem(reg & 3)]; // LEA
     case 23: { // REP MOVS/STOS of up to 63 elements from DATA, EDI near ESI (overlapping), either direction
       const ops = [[0xa4], [0xa5], [0xaa], [0xab], [0x66, 0xa5], [0x66, 0xab]];
       return [0xb9, b8 & 0x3f, 0, 0, 0, 0xbe, ((r >>> 11) & 0xf) * 0x10, (DATA >>> 8) & 0xff, (DATA >>> 16) & 0xff, 0,
         ...(rm < 6 ? [0x8d, 0x7e, ((r >>> 8) & 7) - 2] : []), (r >>> 15) % 8 === 0 ? 0xfd : 0xfc, 0xf3, ...ops[(r >>> 24) % 6]!];
     }
-    default: return [0x83, 0xc0 | (reg << 3) | rm, b8];
+    case 24: return [0x83, 0xc0 | (reg << 3) | rm, b8];
+    case 25: return (reg & 1) !== 0 ? [0xf7, 0xc0 | rm, b8, b8b, 0, 0x80] : [0xa9, b8b, 0, b8, 0]; // TEST r32/EAX, imm32
+    case 26: return [...prefix, 0xf7, ...mem(0), b8b, b8, 0, 0]; // TEST m32, imm32
+    case 27: return (reg & 4) !== 0 ? [0x87, 0xc0 | (reg << 3) | rm] : [0x90 | rm]; // XCHG, NOP
+    case 28: return (reg & 1) !== 0 ? [0xf7, 0xd8 | rm] : [0x0f, 0xc8 | rm]; // NEG r32, BSWAP r32
+    case 29: { // CMPXCHG m32, r32, after a load of EAX from there half the time (equal: a store)
+      const m = mem(reg);
+      return [...((r >>> 14) & 1 ? [0x8b, (m[0]! & 0xc7), ...m.slice(1)] : []), ...prefix, 0x0f, 0xb1, ...m];
+    }
+    default: { // a string instruction without REP, either direction, some with a segment prefix
+      const op = [0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf][(r >>> 8) % 10]!;
+      return [(r >>> 15) % 4 === 0 ? 0xfd : 0xfc, ...((r >>> 20) & 1 ? [0x64] : []), op];
+    }
   }
 }
 
@@ -77,7 +91,9 @@ function handlersOnly(m: TestMachine): void {
 }
 
 describe("record interpreter equals the handlers", () => {
-  for (const reps of [false, true]) test(`random programs of the inline forms${reps ? ", REP MOVS and STOS only" : ""} (${RUNS} runs)`, () => {
+  // All the forms; then REP MOVS and STOS only (case 23 of insn()); then string instructions
+  // without REP only (case 30).
+  for (const [only, what] of [[-1, ""], [23, ", REP MOVS and STOS only"], [30, ", string instructions without REP only"]] as const) test(`random programs of the inline forms${what} (${RUNS} runs)`, () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 60 }),
@@ -87,7 +103,7 @@ describe("record interpreter equals the handlers", () => {
         fc.constantFrom(0, 1, 2), // no paging; [edi] not present; [edi] read-only
         fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }),
         (words, regs, flags, cpl, pg, chunks) => {
-          const code = Uint8Array.from(words.flatMap((w) => insn(reps ? ((w & 0x03ffffff) | (23 << 26)) >>> 0 : w)));
+          const code = Uint8Array.from(words.flatMap((w) => insn(only >= 0 ? ((w & 0x03ffffff) | (only << 26)) >>> 0 : w)));
           const make = (single: boolean): TestMachine => {
             const m = programMachine(code, regs, flags, cpl, { singleStep: single });
             const c = m.cpu;

@@ -4,9 +4,9 @@
  * blocks from their records, the common 32-bit forms inline and everything else through the
  * instruction's handler (exec.ts), following the successor links between headers.
  */
-import { ECX, ESP, EBP, FAULT, CR0_PE } from "./arch.ts";
-import { CS, SS, REP_NONE, type Insn } from "./decode.ts";
-import { CF, IF, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, TF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
+import { EAX, ECX, ESP, EBP, ESI, EDI, FAULT, CR0_PE } from "./arch.ts";
+import { CS, DS, ES, SS, REP_NONE, type Insn } from "./decode.ts";
+import { CF, DF, IF, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SUB, TF, SH_SHL, SH_SHR, SH_SAR } from "./flags.ts";
 import { shift } from "./ops.ts";
 import type { Handler } from "./handlers.ts";
 import type { Block } from "./block.ts";
@@ -49,6 +49,11 @@ const enum K {
   // byte register (y), and on memory with an immediate. PUSH imm, PUSH m32, LEAVE; MOV m32,
   // imm32; MOV m8, imm8; INC/DEC m32 (x: 0 INC, 1 DEC); NOT r32.
   ALU8_RI, ALU8_RR, ALU8_MI, PUSH_I, PUSH_M, LEAVE, MOV8_MI, INCDEC_M, NOT_R,
+  // TEST r32, imm32 (x: the register) and TEST m32, imm32; XCHG between registers (x, y; NOP
+  // is XCHG EAX, EAX); NEG r32 and BSWAP r32 (x); CMPXCHG m32, r32 (y); MOV m16, r16 (y); a
+  // string instruction without REP (x: 0 MOVS, 1 CMPS, 2 STOS, 3 LODS, 4 SCAS; y: 0 byte, 2
+  // dword; w3: the source segment).
+  TEST_RI, TEST_MI, XCHG_RR, NEG_R, BSWAP_R, CMPXCHG_M, MOV16_MR, STR,
 }
 /** The ALU op number ALU8 records give TEST (AND without a store). */
 const TEST8 = 8;
@@ -75,7 +80,13 @@ export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): 
     else if (op >= 0x58 && op <= 0x5f) { k = K.POP; x = op & 7; }
     else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) { k = K.JCC; x = op & 0xf; imm = i.imm; }
     else if (op >= 0xb8 && op <= 0xbf) { k = K.MOV_RI; x = op & 7; imm = i.imm; }
-    else {
+    else if (op >= 0x90 && op <= 0x97) { k = K.XCHG_RR; x = 0; y = op & 7; }
+    else if (op >= 0x1c8 && op <= 0x1cf) { k = K.BSWAP_R; x = op & 7; }
+    else if (op >= 0xa4 && op <= 0xaf && op !== 0xa8 && op !== 0xa9) {
+      // MOVS, CMPS, STOS, LODS, SCAS (the pairs A4/A5 ... AE/AF, TEST AL/EAX, imm between).
+      k = K.STR; x = op < 0xa8 ? (op - 0xa4) >> 1 : ((op - 0xaa) >> 1) + 2; y = (op & 1) !== 0 ? 2 : 0;
+      seg = i.seg >= 0 ? i.seg : DS;
+    } else {
       switch (op) {
         case 0x81: case 0x83:
           x = i.reg;
@@ -109,7 +120,14 @@ export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): 
         case 0xff: if (mem && i.reg === 6) k = K.PUSH_M; else if (mem && i.reg <= 1) { k = K.INCDEC_M; x = i.reg; } break;
         case 0xc9: k = K.LEAVE; break;
         case 0xc6: if (mem && i.reg === 0) { k = K.MOV8_MI; imm = i.imm & 0xff; } break;
-        case 0xf7: if (!mem && i.reg === 2) { k = K.NOT_R; x = i.rm; } break;
+        case 0xf7:
+          if (i.reg === 0) { imm = i.imm; if (mem) k = K.TEST_MI; else { k = K.TEST_RI; x = i.rm; } }
+          else if (!mem && i.reg === 2) { k = K.NOT_R; x = i.rm; }
+          else if (!mem && i.reg === 3) { k = K.NEG_R; x = i.rm; }
+          break;
+        case 0xa9: k = K.TEST_RI; x = 0; imm = i.imm; break;
+        case 0x87: if (!mem) { k = K.XCHG_RR; x = i.reg; y = i.rm; } break;
+        case 0x1b1: if (mem) { k = K.CMPXCHG_M; y = i.reg; } break;
         case 0x88: if (mem) { k = K.MOV8_MR; y = i.reg; } break;
         case 0x8a: if (mem) { k = K.MOV8_RM; x = i.reg; } break;
         default:
@@ -117,16 +135,18 @@ export function encodeRec(i: Insn, code32: boolean, uc: Int32Array, p: number): 
           else if (op >= 0x140 && op <= 0x14f) { x = op & 0xf; y = i.reg; if (mem) k = K.CMOV_RM; else { k = K.CMOV_RR; base = i.rm; } }
       }
     }
-    if (mem && (k === K.ALU_RM || k === K.ALU_MR || k === K.ALU_MI || k === K.MOV_RM || k === K.MOV_MR ||
-        k === K.MOV_MI || k === K.LEA || k === K.TEST_RM || k === K.MOVX_M || k === K.MOV8_MR ||
-        k === K.MOV8_RM || k === K.SETCC_M || k === K.CMOV_RM || k === K.ALU8_MI || k === K.PUSH_M ||
-        k === K.MOV8_MI || k === K.INCDEC_M)) {
-      base = i.base >= 0 ? i.base : 8;
-      index = i.index >= 0 ? i.index : 8;
-      scale = i.scale;
-      disp = i.disp;
-      seg = i.seg >= 0 ? i.seg : i.defSeg;
-    }
+  } else if (code32 && !i.o32 && i.a32 && i.rep === REP_NONE && !i.lock && op === 0x89 && mem) {
+    k = K.MOV16_MR; y = i.reg;
+  }
+  if (mem && (k === K.ALU_RM || k === K.ALU_MR || k === K.ALU_MI || k === K.MOV_RM || k === K.MOV_MR ||
+      k === K.MOV_MI || k === K.LEA || k === K.TEST_RM || k === K.MOVX_M || k === K.MOV8_MR ||
+      k === K.MOV8_RM || k === K.SETCC_M || k === K.CMOV_RM || k === K.ALU8_MI || k === K.PUSH_M ||
+      k === K.MOV8_MI || k === K.INCDEC_M || k === K.TEST_MI || k === K.CMPXCHG_M || k === K.MOV16_MR)) {
+    base = i.base >= 0 ? i.base : 8;
+    index = i.index >= 0 ? i.index : 8;
+    scale = i.scale;
+    disp = i.disp;
+    seg = i.seg >= 0 ? i.seg : i.defSeg;
   }
   if (k === K.ALU_RR || k === K.ALU_RI) {
     const rr = k === K.ALU_RR;
@@ -621,6 +641,76 @@ export abstract class CpuInterp extends CpuInterrupts {
       case K.NOT_R: {
         const d = (w >>> 12) & 15;
         ri[d] = ~ri[d]!;
+        break;
+      }
+      case K.TEST_RI: {
+        const a = ri[(w >>> 12) & 15]!, b = uc[p + 1]!;
+        this.lop = LF_LOGIC; this.la = a; this.lb = b; this.lres = a & b; this.lsz = 2;
+        break;
+      }
+      case K.TEST_MI:
+        this.alu(4, this.ur32(uc[p + 3]!, this.uea(w, uc[p + 2]!)), uc[p + 1]!, 2);
+        break;
+      case K.XCHG_RR: {
+        const x = (w >>> 12) & 15, y = (w >>> 16) & 15, a = ri[x]!;
+        ri[x] = ri[y]!; ri[y] = a;
+        break;
+      }
+      case K.NEG_R: {
+        const d = (w >>> 12) & 15;
+        ri[d] = this.alu(5, 0, ri[d]!, 2);
+        break;
+      }
+      case K.BSWAP_R: {
+        const d = (w >>> 12) & 15, v = ri[d]!;
+        ri[d] = (v << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);
+        break;
+      }
+      case K.CMPXCHG_M: {
+        // As exec: the destination is always written (its old value when they differ), then
+        // the flags of CMP EAX, destination.
+        const s = uc[p + 3]!, o = this.uea(w, uc[p + 2]!), acc = ri[EAX]!, d = this.ur32(s, o) | 0;
+        this.uw32(s, o, acc === d ? ri[(w >>> 16) & 15]! : d);
+        this.alu(7, acc, d, 2);
+        if (acc !== d) ri[EAX] = d;
+        break;
+      }
+      case K.MOV16_MR:
+        this.wr(1, uc[p + 3]!, this.uea(w, uc[p + 2]!), ri[(w >>> 16) & 15]! & 0xffff);
+        break;
+      case K.STR: {
+        // As strings.ts without REP: the accesses first (a fault leaves ESI and EDI), then
+        // the index registers move by the element size, down when DF is set.
+        const sz = (w >>> 16) & 15, width = 1 << sz, step = (this.eflags & DF) !== 0 ? -width : width;
+        const si = regs[ESI]!, di = regs[EDI]!;
+        switch ((w >>> 12) & 15) {
+          case 0: // MOVS
+            this.wr(sz, ES, di, this.rd(sz, uc[p + 3]!, si));
+            ri[ESI] = (ri[ESI]! + step) | 0; ri[EDI] = (ri[EDI]! + step) | 0;
+            break;
+          case 1: { // CMPS
+            const a = this.rd(sz, uc[p + 3]!, si), b = this.rd(sz, ES, di);
+            this.alu(7, a, b, sz);
+            ri[ESI] = (ri[ESI]! + step) | 0; ri[EDI] = (ri[EDI]! + step) | 0;
+            break;
+          }
+          case 2: // STOS
+            this.wr(sz, ES, di, sz === 0 ? ri[EAX]! & 0xff : ri[EAX]!);
+            ri[EDI] = (ri[EDI]! + step) | 0;
+            break;
+          case 3: { // LODS
+            const v = this.rd(sz, uc[p + 3]!, si);
+            ri[EAX] = sz === 0 ? (ri[EAX]! & ~0xff) | v : v;
+            ri[ESI] = (ri[ESI]! + step) | 0;
+            break;
+          }
+          default: { // SCAS
+            const b = this.rd(sz, ES, di);
+            this.alu(7, sz === 0 ? ri[EAX]! & 0xff : ri[EAX]!, b, sz);
+            ri[EDI] = (ri[EDI]! + step) | 0;
+            break;
+          }
+        }
         break;
       }
       case K.ALU_RR: {
