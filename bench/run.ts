@@ -13,6 +13,7 @@ import { join, dirname, resolve, basename } from "node:path";
 import { tmpdir, cpus, platform, arch, totalmem } from "node:os";
 import type { BenchCase, BenchContext, CaseResult, Metric, Preset } from "./lib/types.ts";
 import { formatTable, formatRatios } from "./lib/report.ts";
+import { engineEnv } from "../bin/engine-env.cjs";
 
 const ROOT = resolve(dirname(import.meta.path), "..");
 const CASES_DIR = join(ROOT, "bench", "cases");
@@ -110,7 +111,7 @@ function makeContext(file: string, preset: Preset, prior: Record<string, CaseRes
       writeFileSync(`${base}.args.json`, JSON.stringify(args ?? null));
       const p = Bun.spawn([process.execPath, import.meta.path, "--child", file, `--${preset}`, "--sub", sub,
         "--subargs", `${base}.args.json`, "--out", `${base}.out.json`, "--tmp", tmp], {
-        cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore",
+        cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore", env: engineEnv(process.env),
       });
       const code = await p.exited;
       if (!existsSync(`${base}.out.json`)) throw new Error(`sub-process ${name}/${sub} exited with status ${code} and no result`);
@@ -143,7 +144,7 @@ async function runChild(file: string, name: string, preset: Preset, prior: Recor
   writeFileSync(priorPath, JSON.stringify(prior));
   const t0 = performance.now();
   const p = Bun.spawn([process.execPath, import.meta.path, "--child", file, `--${preset}`, "--prior", priorPath, "--out", outPath], {
-    cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore", detached: true,
+    cwd: ROOT, stdout: "inherit", stderr: "inherit", stdin: "ignore", env: engineEnv(process.env), detached: true,
   });
   // A case that hangs (a guest that never exits under some revision of the core) must not hang
   // the suite: kill its process group (the case and its subs) after the preset's limit.

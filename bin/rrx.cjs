@@ -5,6 +5,7 @@
 "use strict";
 const { spawn } = require("node:child_process");
 const { join } = require("node:path");
+const { engineEnv } = require("./engine-env.cjs");
 
 let bun;
 try {
@@ -13,7 +14,11 @@ try {
   process.stderr.write("rrx: error: the bun package is missing (run npm install in the rrx checkout)\n");
   process.exit(2);
 }
-const child = spawn(bun, [join(__dirname, "..", "cmd", "rrx.ts"), ...process.argv.slice(2)], { stdio: "inherit" });
+// The engine's options (engine-env.cjs) go in the environment, where Bun reads them.
+const child = spawn(bun, [join(__dirname, "..", "cmd", "rrx.ts"), ...process.argv.slice(2)], {
+  stdio: "inherit",
+  env: engineEnv(process.env),
+});
 // Pass signals on. A terminal sends SIGINT (Ctrl-C) and SIGHUP (hang-up) to its whole foreground
 // process group, rrx included, so those are passed on only when stdin is not a terminal (a
 // second SIGINT would make rrx exit at once instead of finishing its recording).
