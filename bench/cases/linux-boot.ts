@@ -58,7 +58,7 @@ function watchPrompt(m: Machine, t0: number): ToPrompt {
  * writes to a file: a pipe that the reader drains late makes QEMU's writes partial, which it
  * records, and the replay then stops with "Missing character write event".
  */
-async function qemuToPrompt(bin: string, mode: "record" | "replay", rr: string, sock: string, serialOut: string): Promise<{ seconds: number; icount: number }> {
+async function qemuToPrompt(bin: string, mode: "record" | "replay", rr: string, sock: string, serialOut: string, recorded?: number): Promise<{ seconds: number; icount: number }> {
   const t0 = performance.now();
   writeFileSync(serialOut, "");
   const p = Bun.spawn([bin, "-M", "isapc", "-cpu", "pentium2,-apic,-mmx", "-m", "64", "-display", "none", "-serial", `file:${serialOut}`,
@@ -78,7 +78,9 @@ async function qemuToPrompt(bin: string, mode: "record" | "replay", rr: string, 
     throw new Error(`QEMU ${mode}: no prompt: ${(await new Response(p.stderr).text()).trim()} ${readFileSync(serialOut, "latin1").slice(-300)}`);
   }
   // The monitor: the instruction count now, then quit (QEMU finishes the rr file on quit). A
-  // connection reset before the answer (seen once in many runs) is retried.
+  // connection reset before the answer (seen once in many runs) is retried. A replay can reach
+  // the end of the recording (quit just after the prompt) and exit before it answers: its
+  // count there is the recording's (`recorded`).
   const ask = () => new Promise<number>((resolve, reject) => {
     let text = "";
     const s = connect(sock);
@@ -95,6 +97,7 @@ async function qemuToPrompt(bin: string, mode: "record" | "replay", rr: string, 
     try {
       icount = await ask();
     } catch (e) {
+      if (exited && recorded !== undefined) { icount = recorded; break; }
       if (attempt === 3 || exited) { p.kill("SIGKILL"); await p.exited; clearTimeout(killer); throw e; }
       await Bun.sleep(200);
     }
@@ -177,7 +180,7 @@ export default {
     const ver = Bun.spawnSync([bin, "--version"], { stdout: "pipe" }).stdout.toString().split("\n")[0];
     const rr = join(ctx.tmp, "linux.rr");
     const qrec = await qemuToPrompt(bin, "record", rr, join(ctx.tmp, "qmon-record.sock"), join(ctx.tmp, "qemu-record.txt"));
-    const qrep = await qemuToPrompt(bin, "replay", rr, join(ctx.tmp, "qmon-replay.sock"), join(ctx.tmp, "qemu-replay.txt"));
+    const qrep = await qemuToPrompt(bin, "replay", rr, join(ctx.tmp, "qmon-replay.sock"), join(ctx.tmp, "qemu-replay.txt"), qrec.icount);
     ctx.log(`QEMU record: prompt at ${qrec.icount} insns after ${qrec.seconds.toFixed(1)} s; replay ${qrep.seconds.toFixed(1)} s (${statSync(rr).size} B)`);
     const qm = (x: { seconds: number; icount: number }) => x.icount / x.seconds / 1e6;
     metrics.push(
