@@ -1,28 +1,30 @@
 /**
  * The `rrx` launcher (bin/rrx.cjs, what `npx rrx` runs) and the engine options it gives the Bun
- * process it starts (bin/engine-env.cjs): at least two WebAssembly compiler threads on a host
- * with one or two CPUs, and a value the user set is kept.
+ * process it starts (bin/engine-env.cjs): on a host with one or two CPUs, two WebAssembly
+ * compiler threads and inlining two calls deep; a value the user set is kept.
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { engineEnv, WASM_THREADS } from "../bin/engine-env.cjs";
+import { engineEnv, INLINING_DEPTH, WASM_THREADS } from "../bin/engine-env.cjs";
 
 const ROOT = join(import.meta.dir, "..");
 const HAVE_NODE = Bun.spawnSync(["sh", "-c", "command -v node"], { stdout: "pipe" }).exitCode === 0;
 
 describe("engine options", () => {
-  test("two WebAssembly compiler threads on hosts with one or two CPUs, none set on larger ones", () => {
+  test("two WebAssembly compiler threads and inlining two deep on hosts with one or two CPUs, nothing on larger ones", () => {
     expect(WASM_THREADS).toBe("BUN_JSC_numberOfWasmCompilerThreads");
-    expect(engineEnv({ HOME: "/h" }, 1)).toEqual({ HOME: "/h", [WASM_THREADS]: "2" });
-    expect(engineEnv({ HOME: "/h" }, 2)).toEqual({ HOME: "/h", [WASM_THREADS]: "2" });
+    expect(INLINING_DEPTH).toBe("BUN_JSC_maximumInliningDepth");
+    const small = { HOME: "/h", [WASM_THREADS]: "2", [INLINING_DEPTH]: "2" };
+    expect(engineEnv({ HOME: "/h" }, 1)).toEqual(small);
+    expect(engineEnv({ HOME: "/h" }, 2)).toEqual(small);
     expect(engineEnv({ HOME: "/h" }, 8)).toEqual({ HOME: "/h" });
   });
 
   test("the user's own setting is kept, and the environment given is not changed", () => {
     const env = { [WASM_THREADS]: "1" };
-    expect(engineEnv(env, 2)[WASM_THREADS]).toBe("1");
+    expect(engineEnv(env, 2)).toEqual({ [WASM_THREADS]: "1", [INLINING_DEPTH]: "2" });
     const plain: Record<string, string> = { PATH: "/bin" };
     engineEnv(plain, 2);
     expect(plain).toEqual({ PATH: "/bin" });
@@ -56,6 +58,7 @@ describe.skipIf(!HAVE_NODE || process.platform !== "linux")("the rrx launcher", 
     delete base[WASM_THREADS];
     const plain = await childEnv(base);
     expect(plain.get(WASM_THREADS)).toBe(availableParallelism() <= 2 ? "2" : undefined);
+    expect(plain.get(INLINING_DEPTH)).toBe(availableParallelism() <= 2 ? "2" : undefined);
     expect(plain.get("PATH")).toBe(process.env.PATH!);
     const own = await childEnv({ ...base, [WASM_THREADS]: "3" });
     expect(own.get(WASM_THREADS)).toBe("3");
