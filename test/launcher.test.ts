@@ -39,7 +39,8 @@ async function childEnv(env: Record<string, string | undefined>): Promise<Map<st
   try {
     for (let tries = 0; tries < 200; tries++) {
       const kids = Bun.spawnSync(["pgrep", "-P", String(p.pid)], { stdout: "pipe" }).stdout.toString().trim().split("\n").filter(Boolean);
-      if (kids.length > 0) {
+      // Between its fork and its exec the child still has node's command line and environment.
+      if (kids.length > 0 && readFileSync(`/proc/${kids[0]}/cmdline`, "latin1").includes("cmd/rrx.ts")) {
         const raw = readFileSync(`/proc/${kids[0]}/environ`, "latin1");
         return new Map(raw.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as [string, string]));
       }
