@@ -7,6 +7,8 @@ import { REP_NONE, type Insn } from "./decode.ts";
 import { jumpTo } from "./ops.ts";
 import { exec } from "./exec.ts";
 import { esc } from "./x87.ts";
+import { EAX, EBX, ECX, EDX } from "./arch.ts";
+import { CF, IF, IOPL, RF, ZF } from "./flags.ts";
 
 // ---------------------------------------------------------------------------------------
 // Specialised handlers for the commonest 32-bit forms. Each is exactly exec()'s generic case
@@ -94,11 +96,127 @@ const testRmR: Handler = (c, i) => {
   c.eip = nx32(c, i);
 };
 
+// ---------------------------------------------------------------------------------------
+// Forms the record interpreter leaves to handlers (interp.ts K.GEN) that kernels run often:
+// the same as exec()'s cases, in small functions the engine optimises early (exec() is one
+// large function). Each hands anything unusual (a fault to raise, virtual-8086 mode) to exec().
+// ---------------------------------------------------------------------------------------
+/** CLI and STI where IOPL allows them (else exec() raises #GP). */
+const cli: Handler = (c, i) => {
+  if (c.pe() && c.cpl > ((c.eflags & IOPL) >>> 12)) { exec(c, i); return; }
+  c.eflags &= ~IF;
+  c.eip = nx32(c, i);
+};
+const sti: Handler = (c, i) => {
+  if (c.pe() && c.cpl > ((c.eflags & IOPL) >>> 12)) { exec(c, i); return; }
+  if (!(c.eflags & IF)) c.inhibit = true;
+  c.eflags |= IF;
+  c.eip = nx32(c, i);
+};
+/** PUSHFD outside virtual-8086 mode. */
+const pushf: Handler = (c, i) => {
+  if (c.v86()) { exec(c, i); return; }
+  c.push32(c.getFlags() & ~(RF | 0x20000));
+  c.eip = nx32(c, i);
+};
+/**
+ * CMPXCHG8B m64 through a flat segment's write TLB, the quadword aligned to 4 in one page (a
+ * write TLB entry: plain RAM, writable, no code, no watchpoint). Else exec().
+ */
+const cmpxchg8b: Handler = (c, i) => {
+  if (i.reg !== 1 || i.mod === 3) { exec(c, i); return; }
+  const s = i.seg >= 0 ? i.seg : i.defSeg;
+  if (c.segFast[s] === 0) { exec(c, i); return; }
+  const l = (c.segBase[s]! + c.ea(i)) >>> 0, e = c.tlbW[l >>> 12]!;
+  if (e === 0 || (l & 3) !== 0 || (l & 0xfff) > 0xff8) { exec(c, i); return; }
+  const q = ((((e - 1) << 12) | (l & 0xfff)) >>> 2), m = c.ram32, regs = c.regs;
+  const lo = m[q]! >>> 0, hi = m[q + 1]! >>> 0;
+  c.materialise();
+  if (lo === regs[EAX] && hi === regs[EDX]) {
+    m[q] = regs[EBX]!; m[q + 1] = regs[ECX]!;
+    c.eflags |= ZF;
+  } else {
+    regs[EAX] = lo; regs[EDX] = hi;
+    c.eflags &= ~ZF;
+  }
+  c.eip = nx32(c, i);
+};
+/** XADD r/m32, r32. */
+const xadd32: Handler = (c, i) => {
+  const src = c.regs[i.reg]!;
+  if (i.mod === 3) {
+    const d = c.regs[i.rm]!;
+    const r = c.alu(0, d, src, 2);
+    c.regs[i.reg] = d; c.regs[i.rm] = r;
+  } else {
+    const s = i.seg >= 0 ? i.seg : i.defSeg, o = c.ea(i);
+    const d = c.rdRmw(2, s, o);
+    const r = c.alu(0, d, src, 2);
+    c.wr32(s, o, r);
+    c.regs[i.reg] = d;
+  }
+  c.eip = nx32(c, i);
+};
+/** BT, BTS, BTR, BTC r/m32, imm8 (bitOp with an immediate). */
+const btImm32: Handler = (c, i) => {
+  const kind = i.reg - 4;
+  if (kind < 0) { exec(c, i); return; }
+  const mask = (1 << (i.imm & 31)) >>> 0;
+  let v: number, s = 0, o = 0;
+  if (i.mod === 3) v = c.regs[i.rm]!;
+  else {
+    s = i.seg >= 0 ? i.seg : i.defSeg; o = c.ea(i);
+    v = kind !== 0 ? c.rdRmw(2, s, o) : c.rd32(s, o);
+  }
+  c.materialise();
+  c.eflags = (c.eflags & ~CF) | ((v & mask) !== 0 ? 1 : 0);
+  if (kind !== 0) {
+    const r = (kind === 1 ? v | mask : kind === 2 ? v & ~mask : v ^ mask) >>> 0;
+    if (i.mod === 3) c.regs[i.rm] = r; else c.wr32(s, o, r);
+  }
+  c.eip = nx32(c, i);
+};
+/**
+ * IMUL r32, r/m32, imm32 or imm8: the low half by Math.imul; the product overflows 32 bits
+ * exactly when the double product (exact while it fits) differs from it.
+ */
+const imulImm32: Handler = (c, i) => {
+  const a = i.mod === 3 ? c.regs[i.rm]! : c.rd32(i.seg >= 0 ? i.seg : i.defSeg, c.ea(i));
+  const b = i.op === 0x6b ? (i.imm << 24) >> 24 : i.imm | 0;
+  const r = Math.imul(a, b), over = (a | 0) * b !== r;
+  c.regs[i.reg] = r;
+  c.setSZP(r, 2, over ? 1 : 0, over);
+  c.eip = nx32(c, i);
+};
+/** The ALU group on r/m16 with a sign-extended imm8 (66 83 /k). */
+const grp1w: Handler = (c, i) => {
+  const kind = i.reg, imm = ((i.imm << 24) >> 24) & 0xffff;
+  if (i.mod === 3) {
+    const r = c.alu(kind, c.regs[i.rm]! & 0xffff, imm, 1);
+    if (kind !== 7) c.setReg(1, i.rm, r);
+  } else {
+    const s = i.seg >= 0 ? i.seg : i.defSeg, o = c.ea(i);
+    const r = c.alu(kind, kind !== 7 ? c.rdRmw(1, s, o) : c.rd16(s, o), imm, 1);
+    if (kind !== 7) c.wr16(s, o, r);
+  }
+  c.eip = nx32(c, i);
+};
+
 /** The handler for one decoded instruction: a specialised one when its form allows, else exec. */
 export function handlerFor(i: Insn): Handler {
   if (i.op >= 0xd8 && i.op <= 0xdf) return esc;
-  if (!i.o32 || !i.a32 || i.rep !== REP_NONE || i.lock) return exec;
+  if (!i.a32 || i.rep !== REP_NONE) return exec;
+  // (LOCK changes nothing on one CPU; exec() ignores it too.)
+  if (i.op === 0x1c7) return cmpxchg8b;
+  if (i.op === 0x1c1 && i.o32) return xadd32;
+  if (i.lock) return exec;
+  if (i.op === 0xfa) return cli;
+  if (i.op === 0xfb) return sti;
+  if (!i.o32) return i.op === 0x83 ? grp1w : exec;
   const op = i.op;
+  if (op === 0x9c) return pushf;
+  if (op === 0x1ba) return btImm32;
+  if (op === 0x69 || op === 0x6b) return imulImm32;
   if (op < 0x40 && (op & 7) < 6) {
     const kind = op >> 3, form = op & 7;
     if (form === 1) return aluRmRs[kind]!;
