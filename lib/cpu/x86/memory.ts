@@ -213,47 +213,65 @@ export abstract class CpuMemory extends CpuState {
 
   /**
    * Up to `max` iterations of REP MOVS (kind 0, from segment `src`) or REP STOS (kind 2) of
-   * 1 << sz bytes each, 32-bit addressing and DF clear, done at once where every byte they touch
-   * is on the same source and destination page as their first, through flat segments and fast
-   * TLB entries (plain RAM without code or watchpoints, already accessed and dirty: nothing a
-   * single iteration would do differently). Updates ESI, EDI and ECX and returns the count, 0
-   * when the next iteration is not such a case (the caller runs it the slow way).
+   * 1 << sz bytes each, 32-bit addressing, forwards or (`down`: DF set) backwards, done at once
+   * where every byte they touch is on the same source and destination page as their first,
+   * through flat segments and fast TLB entries (plain RAM without code or watchpoints, already
+   * accessed and dirty: nothing a single iteration would do differently). Updates ESI, EDI and
+   * ECX and returns the count, 0 when the next iteration is not such a case (the caller runs it
+   * the slow way).
    */
-  bulkString(kind: number, sz: number, src: number, max: number): number {
+  bulkString(kind: number, sz: number, src: number, max: number, down = false): number {
     if (this.segFast[ES] === 0 || (kind === 0 && this.segFast[src] === 0)) return 0;
     const regs = this.regs, w = 1 << sz, edi = regs[7]!, dl = (this.segBase[ES]! + edi) >>> 0;
     const ed = this.tlbW[dl >>> 12]!;
     if (ed === 0) return 0;
-    // Whole elements before the destination page, or the offset, ends.
-    let n = Math.min(max, Math.floor((4096 - (dl & 0xfff)) / w), Math.floor((0x100000000 - edi) / w));
+    // Whole elements before the destination page, or the offset, ends (below the first
+    // element, going down: it must lie in the page itself).
+    let n = down ? ((dl & 0xfff) + w > 4096 ? 0 : Math.min(max, Math.floor((dl & 0xfff) / w) + 1, Math.floor(edi / w) + 1))
+      : Math.min(max, Math.floor((4096 - (dl & 0xfff)) / w), Math.floor((0x100000000 - edi) / w));
+    // (dp: the first element's byte in RAM; lo: the lowest byte of the run)
     const dp = ((ed - 1) << 12) | (dl & 0xfff);
     const ram = this.ram;
     if (kind === 0) {
       const esi = regs[6]!, sl = (this.segBase[src]! + esi) >>> 0;
       const es = this.tlbR[sl >>> 12]!;
       if (es === 0) return 0;
-      n = Math.min(n, Math.floor((4096 - (sl & 0xfff)) / w), Math.floor((0x100000000 - esi) / w));
+      n = down ? ((sl & 0xfff) + w > 4096 ? 0 : Math.min(n, Math.floor((sl & 0xfff) / w) + 1, Math.floor(esi / w) + 1))
+        : Math.min(n, Math.floor((4096 - (sl & 0xfff)) / w), Math.floor((0x100000000 - esi) / w));
       if (n <= 0) return 0;
       const sp = ((es - 1) << 12) | (sl & 0xfff), len = n * w;
-      // Element by element, a forward copy onto bytes it has yet to read repeats a pattern;
-      // otherwise it equals a move.
-      if (sp < dp && dp < sp + len) {
-        for (let k = 0; k < len; k += w) {
-          let v = 0;
-          for (let j = 0; j < w; j++) v |= ram[sp + k + j]! << (j * 8);
-          for (let j = 0; j < w; j++) ram[dp + k + j] = v >>> (j * 8);
-        }
-      } else ram.copyWithin(dp, sp, sp + len);
-      regs[6] = (esi + len) >>> 0;
+      if (!down) {
+        // Element by element, a forward copy onto bytes it has yet to read repeats a pattern;
+        // otherwise it equals a move.
+        if (sp < dp && dp < sp + len) {
+          for (let k = 0; k < len; k += w) {
+            let v = 0;
+            for (let j = 0; j < w; j++) v |= ram[sp + k + j]! << (j * 8);
+            for (let j = 0; j < w; j++) ram[dp + k + j] = v >>> (j * 8);
+          }
+        } else ram.copyWithin(dp, sp, sp + len);
+      } else {
+        // Going down, a copy onto bytes below the source that it has yet to read repeats a
+        // pattern; otherwise (the destination above, as memmove copies up) it equals a move.
+        const slo = sp - len + w, dlo = dp - len + w;
+        if (dp < sp && sp < dp + len) {
+          for (let k = 0; k < len; k += w) {
+            let v = 0;
+            for (let j = 0; j < w; j++) v |= ram[sp - k + j]! << (j * 8);
+            for (let j = 0; j < w; j++) ram[dp - k + j] = v >>> (j * 8);
+          }
+        } else ram.copyWithin(dlo, slo, slo + len);
+      }
+      regs[6] = (down ? esi - len : esi + len) >>> 0;
     } else {
       if (n <= 0) return 0;
-      const v = regs[0]!;
-      if (sz === 0) ram.fill(v & 0xff, dp, dp + n);
-      else if (sz === 2 && (dp & 3) === 0) this.ram32.fill(v | 0, dp >>> 2, (dp >>> 2) + n);
-      else if (sz === 1 && (dp & 1) === 0) this.ram16.fill(v & 0xffff, dp >>> 1, (dp >>> 1) + n);
-      else for (let k = 0; k < n * w; k++) ram[dp + k] = (v >>> ((k & (w - 1)) * 8)) & 0xff;
+      const v = regs[0]!, lo = down ? dp - (n - 1) * w : dp;
+      if (sz === 0) ram.fill(v & 0xff, lo, lo + n);
+      else if (sz === 2 && (lo & 3) === 0) this.ram32.fill(v | 0, lo >>> 2, (lo >>> 2) + n);
+      else if (sz === 1 && (lo & 1) === 0) this.ram16.fill(v & 0xffff, lo >>> 1, (lo >>> 1) + n);
+      else for (let k = 0; k < n * w; k++) ram[lo + k] = (v >>> ((k & (w - 1)) * 8)) & 0xff;
     }
-    regs[7] = (edi + n * w) >>> 0;
+    regs[7] = (down ? edi - n * w : edi + n * w) >>> 0;
     regs[1] = (regs[1]! - n) >>> 0;
     return n;
   }

@@ -21,13 +21,13 @@ export function stringOp(c: Cpu, i: Insn, kind: number, sz: number): void {
     const cx0 = a32 ? c.regs[ECX]! : c.regs[ECX]! & 0xffff;
     if (cx0 === 0) { c.eip = next(c, i); return; }
   }
-  // REP MOVS and STOS through flat memory, forwards: whole runs of iterations at once. icount
-  // counts the iteration about to run; up to runTarget - icount of them fit the budget. The
-  // single-step mode (the tests' reference) goes one iteration at a time.
-  const bulk = rep !== REP_NONE && a32 && step > 0 && (kind === 0 || kind === 2) && !c.singleStep;
+  // REP MOVS and STOS through flat memory, either way: whole runs of iterations at once.
+  // icount counts the iteration about to run; up to runTarget - icount of them fit the budget.
+  // The single-step mode (the tests' reference) goes one iteration at a time.
+  const bulk = rep !== REP_NONE && a32 && (kind === 0 || kind === 2) && !c.singleStep;
   for (;;) {
     if (bulk) {
-      const n = c.bulkString(kind, sz, src, Math.min(c.regs[ECX]!, c.runTarget - c.icount));
+      const n = c.bulkString(kind, sz, src, Math.min(c.regs[ECX]!, c.runTarget - c.icount), step < 0);
       if (n > 0) {
         c.icount += n - 1;
         if (c.regs[ECX] === 0) { c.eip = next(c, i); return; }
