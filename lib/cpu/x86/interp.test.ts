@@ -2,10 +2,10 @@
  * Property: the record interpreter's inline forms (interp.ts) do what the instruction handlers
  * (handlers.ts, exec.ts) do. Random programs of the forms it runs inline (32-bit and byte ALU,
  * loads and stores, moffs, stack forms, LEAVE, INC/DEC and ALU on memory, TEST with an
- * immediate, XCHG, NEG, BSWAP, CMPXCHG on memory, 16-bit stores, string instructions without
- * REP in either direction, with and without a segment prefix, some through a not-present or
- * read-only page; REP MOVS and STOS, whose
- * runs of iterations strings.ts batches) run with the block cache and, on a second machine,
+ * immediate, XCHG, NEG, BSWAP, CMPXCHG on memory, 16-bit stores, shifts and rotates (the
+ * shifts' flags left pending), string instructions without REP in either direction, with and
+ * without a segment prefix, some through a not-present or read-only page; REP MOVS and STOS,
+ * whose runs of iterations strings.ts batches) run with the block cache and, on a second machine,
  * single-stepped with every record turned into a handler call; their state and RAM must agree
  * at every stop, faults included.
  *
@@ -34,7 +34,7 @@ function insn(r: number): number[] {
     }
   };
   const prefix = (r >>> 30) === 3 ? [0x64] : []; // FS (flat) on some memory forms
-  switch ((r >>> 26) % 31) {
+  switch ((r >>> 26) % 32) {
     case 0: return [pick([0x00, 0x02, 0x08, 0x0a, 0x10, 0x12, 0x18, 0x1a, 0x20, 0x22, 0x28, 0x2a, 0x30, 0x32, 0x38, 0x3a, 0x84]), 0xc0 | (reg << 3) | rm];
     case 1: return [0x80, 0xc0 | (reg << 3) | rm, b8];
     case 2: return [...prefix, 0x80, ...mem(reg), b8b];
@@ -72,6 +72,10 @@ function insn(r: number): number[] {
       const m = mem(reg);
       return [...((r >>> 14) & 1 ? [0x8b, (m[0]! & 0xc7), ...m.slice(1)] : []), ...prefix, 0x0f, 0xb1, ...m];
     }
+    case 30: { // SHL, SHR, SAR (their flags pending), ROL, ROR of r32 by an imm8 (some >= 32), by 1 or by CL
+      const sub = [4, 5, 7, 0, 1][(r >>> 8) % 5]!, form = (r >>> 20) % 3;
+      return form === 0 ? [0xc1, 0xc0 | (sub << 3) | rm, b8 & 0x3f] : form === 1 ? [0xd1, 0xc0 | (sub << 3) | rm] : [0xd3, 0xc0 | (sub << 3) | rm];
+    }
     default: { // a string instruction without REP, either direction, some with a segment prefix
       const op = [0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf][(r >>> 8) % 10]!;
       return [(r >>> 15) % 4 === 0 ? 0xfd : 0xfc, ...((r >>> 20) & 1 ? [0x64] : []), op];
@@ -91,9 +95,9 @@ function handlersOnly(m: TestMachine): void {
 }
 
 describe("record interpreter equals the handlers", () => {
-  // All the forms; then REP MOVS and STOS only (case 23 of insn()); then string instructions
-  // without REP only (case 30).
-  for (const [only, what] of [[-1, ""], [23, ", REP MOVS and STOS only"], [30, ", string instructions without REP only"]] as const) test(`random programs of the inline forms${what} (${RUNS} runs)`, () => {
+  // All the forms; then REP MOVS and STOS only (case 23 of insn()); then shifts and rotates only
+  // (case 30); then string instructions without REP only (case 31).
+  for (const [only, what] of [[-1, ""], [23, ", REP MOVS and STOS only"], [30, ", shifts and rotates only"], [31, ", string instructions without REP only"]] as const) test(`random programs of the inline forms${what} (${RUNS} runs)`, () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 60 }),
