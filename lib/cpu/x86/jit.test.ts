@@ -354,6 +354,19 @@ describe("block translator equals single step", () => {
   };
   const at = (d: number) => ({ mem: { disp: DATA + d } });
 
+  test("a hot loop of more blocks and instructions than a lukewarm region takes stays in one region", () => {
+    // 60 blocks of ADD, CMP, JZ +0 (180 instructions) in a loop run 2000 times: as one region,
+    // the loop goes round without a call from one region to another.
+    const body: number[] = [];
+    for (let k = 0; k < 60; k++) body.push(0x01, 0xc8, 0x83, 0xf8, 0x05, 0x74, 0x00);
+    const code = Uint8Array.from([0xb9, ...le32(2000), ...body, 0x49, 0x0f, 0x85, ...le32(-(body.length + 1 + 6)), 0xf4]);
+    const [x, y] = [setup(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, "region"), setup(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, "single")];
+    compareRuns(x, y, [1000000], 10, () => "hot loop of 60 blocks");
+    expect(x.cpu.halted).toBe(true);
+    expect(x.cpu.icount).toBe(1 + 2000 * 182 + 1);
+    expect(wasmChains(x.cpu)).toBeLessThan(100);
+  });
+
   test("unaligned words and halfwords inside a page stay in a WebAssembly region", () => {
     // Loads, stores and a read-modify-write at odd addresses, none across a page.
     const code = loopBytes(300, [

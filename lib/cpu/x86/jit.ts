@@ -98,6 +98,13 @@ export const FTL_MAX_SOURCE = 8000;
  */
 const REGION_MAX_BLOCKS = 32;
 const REGION_MAX_INSNS = 100;
+/**
+ * Limits for a region whose head reached the translation threshold within JIT_WINDOW (hot
+ * code, not lukewarm): its loops then stay in one function instead of chaining between
+ * regions (the Linux boot to its prompt: 28 M calls from one region to the next become 11 M).
+ */
+const HOT_REGION_MAX_BLOCKS = 256;
+const HOT_REGION_MAX_INSNS = 1000;
 
 /** What the translator needs from the CPU to grow a region. */
 export interface RegionHost {
@@ -321,7 +328,9 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
     const headLin = startLin >>> 12;
     const seen = new Set<number>([0]);
     let insns = b.n;
-    for (let q = 0; q < members.length && members.length < REGION_MAX_BLOCKS; q++) {
+    const hot = cpu.icount - b.hotFrom <= JIT_WINDOW;
+    const maxBlocks = hot ? HOT_REGION_MAX_BLOCKS : REGION_MAX_BLOCKS, maxInsns = hot ? HOT_REGION_MAX_INSNS : REGION_MAX_INSNS;
+    for (let q = 0; q < members.length && members.length < maxBlocks; q++) {
       const from = members[q]!;
       for (const s of successors(from.b)) {
         const delta = from.delta + s;
@@ -339,7 +348,7 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
         }
         const mb = host.blockAt(phys);
         if (!mb || !mb.valid || !mb.code32 || mb.phys2 >= 0 || mb.n === 0) continue;
-        if (insns + mb.n > REGION_MAX_INSNS || members.length >= REGION_MAX_BLOCKS) continue;
+        if (insns + mb.n > maxInsns || members.length >= maxBlocks) continue;
         if (host.hasBreakpoint(lin) || !host.hot(mb)) continue;
         const t = translateBlock(mb, insns, delta);
         if (!t.pure) continue;
