@@ -180,17 +180,26 @@ export default {
     const ver = Bun.spawnSync([bin, "--version"], { stdout: "pipe" }).stdout.toString().split("\n")[0];
     const rr = join(ctx.tmp, "linux.rr");
     const qrec = await qemuToPrompt(bin, "record", rr, join(ctx.tmp, "qmon-record.sock"), join(ctx.tmp, "qemu-record.txt"));
-    const qrep = await qemuToPrompt(bin, "replay", rr, join(ctx.tmp, "qmon-replay.sock"), join(ctx.tmp, "qemu-replay.txt"), qrec.icount);
-    ctx.log(`QEMU record: prompt at ${qrec.icount} insns after ${qrec.seconds.toFixed(1)} s; replay ${qrep.seconds.toFixed(1)} s (${statSync(rr).size} B)`);
+    // QEMU's own replay sometimes stops short of the prompt (seen once in many runs, exiting
+    // with nothing on stderr): the record figures stand, the replay ones are left out.
+    let qrep: { seconds: number; icount: number } | null = null, repFailed = "";
+    try {
+      qrep = await qemuToPrompt(bin, "replay", rr, join(ctx.tmp, "qmon-replay.sock"), join(ctx.tmp, "qemu-replay.txt"), qrec.icount);
+    } catch (e) {
+      repFailed = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 120);
+    }
+    ctx.log(`QEMU record: prompt at ${qrec.icount} insns after ${qrec.seconds.toFixed(1)} s; replay ${qrep ? `${qrep.seconds.toFixed(1)} s` : "failed"} (${statSync(rr).size} B)`);
     const qm = (x: { seconds: number; icount: number }) => x.icount / x.seconds / 1e6;
     metrics.push(
       { key: "qemu.promptInsns", label: "QEMU instructions to the prompt (SeaBIOS and real-mode setup included)", value: qrec.icount, unit: "" },
       { key: "qemu.record.mips", label: "QEMU record to the prompt", value: qm(qrec), unit: "MIPS", note: `${qrec.seconds.toFixed(1)} s` },
-      { key: "qemu.replay.mips", label: "QEMU replay to the prompt", value: qm(qrep), unit: "MIPS", note: `${qrep.seconds.toFixed(1)} s` },
+      ...(qrep ? [{ key: "qemu.replay.mips", label: "QEMU replay to the prompt", value: qm(qrep), unit: "MIPS", note: `${qrep.seconds.toFixed(1)} s` }] : []),
       { key: "rrx_over_qemu.record", label: "rrx / QEMU, record MIPS to the prompt (goal >= 0.5)", value: recPrompt / qm(qrec), unit: "x", ratio: true },
-      { key: "rrx_over_qemu.replay", label: "rrx / QEMU, replay MIPS to the prompt", value: repPrompt / qm(qrep), unit: "x", ratio: true },
+      ...(qrep ? [{ key: "rrx_over_qemu.replay", label: "rrx / QEMU, replay MIPS to the prompt", value: repPrompt / qm(qrep), unit: "x", ratio: true }] : []),
       { key: "rrx_over_qemu.promptTime", label: "QEMU / rrx, wall time to the prompt recording", value: qrec.seconds / rec.promptSeconds, unit: "x", ratio: true },
     );
-    return { status: "ok", metrics, notes: [`${ver}; rrx counts the UART's character time (polling skipped), QEMU sends at once`] };
+    const notes = [`${ver}; rrx counts the UART's character time (polling skipped), QEMU sends at once`];
+    if (!qrep) notes.push(`QEMU's replay did not reach the prompt (${repFailed}): no replay ratio in this run`);
+    return { status: "ok", metrics, notes };
   },
 } satisfies BenchCase;
