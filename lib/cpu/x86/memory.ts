@@ -229,7 +229,7 @@ export abstract class CpuMemory extends CpuState {
     // element, going down: it must lie in the page itself).
     let n = down ? ((dl & 0xfff) + w > 4096 ? 0 : Math.min(max, Math.floor((dl & 0xfff) / w) + 1, Math.floor(edi / w) + 1))
       : Math.min(max, Math.floor((4096 - (dl & 0xfff)) / w), Math.floor((0x100000000 - edi) / w));
-    // (dp: the first element's byte in RAM; lo: the lowest byte of the run)
+    // (dp: the first element's byte in RAM)
     const dp = ((ed - 1) << 12) | (dl & 0xfff);
     const ram = this.ram;
     if (kind === 0) {
@@ -239,30 +239,20 @@ export abstract class CpuMemory extends CpuState {
       n = down ? ((sl & 0xfff) + w > 4096 ? 0 : Math.min(n, Math.floor((sl & 0xfff) / w) + 1, Math.floor(esi / w) + 1))
         : Math.min(n, Math.floor((4096 - (sl & 0xfff)) / w), Math.floor((0x100000000 - esi) / w));
       if (n <= 0) return 0;
-      const sp = ((es - 1) << 12) | (sl & 0xfff), len = n * w;
-      if (!down) {
-        // Element by element, a forward copy onto bytes it has yet to read repeats a pattern;
-        // otherwise it equals a move.
-        if (sp < dp && dp < sp + len) {
-          for (let k = 0; k < len; k += w) {
-            let v = 0;
-            for (let j = 0; j < w; j++) v |= ram[sp + k + j]! << (j * 8);
-            for (let j = 0; j < w; j++) ram[dp + k + j] = v >>> (j * 8);
-          }
-        } else ram.copyWithin(dp, sp, sp + len);
+      const sp = ((es - 1) << 12) | (sl & 0xfff), len = n * w, sgn = down ? -1 : 1;
+      // Element by element, a copy onto source bytes it has yet to read (ahead of it, in its
+      // direction) repeats a pattern; otherwise it equals a move (memmove's).
+      if (down ? dp < sp && sp < dp + len : sp < dp && dp < sp + len) {
+        for (let k = 0; k < len; k += w) {
+          let v = 0;
+          for (let j = 0; j < w; j++) v |= ram[sp + sgn * k + j]! << (j * 8);
+          for (let j = 0; j < w; j++) ram[dp + sgn * k + j] = v >>> (j * 8);
+        }
       } else {
-        // Going down, a copy onto bytes below the source that it has yet to read repeats a
-        // pattern; otherwise (the destination above, as memmove copies up) it equals a move.
-        const slo = sp - len + w, dlo = dp - len + w;
-        if (dp < sp && sp < dp + len) {
-          for (let k = 0; k < len; k += w) {
-            let v = 0;
-            for (let j = 0; j < w; j++) v |= ram[sp - k + j]! << (j * 8);
-            for (let j = 0; j < w; j++) ram[dp - k + j] = v >>> (j * 8);
-          }
-        } else ram.copyWithin(dlo, slo, slo + len);
+        const low = down ? len - w : 0; // (from the first element's byte to the run's lowest)
+        ram.copyWithin(dp - low, sp - low, sp - low + len);
       }
-      regs[6] = (down ? esi - len : esi + len) >>> 0;
+      regs[6] = (esi + sgn * len) >>> 0;
     } else {
       if (n <= 0) return 0;
       const v = regs[0]!, lo = down ? dp - (n - 1) * w : dp;

@@ -67,25 +67,6 @@ describe("REP MOVS and REP STOS", () => {
     ["dwords moved down over themselves", SRC + 0x842, SRC + 0x40, 1500, 32],
     ["words, destination one byte above the source", SRC + 0x101, SRC + 0x102, 3000, 16],
   ];
-  for (const [name, src, dst, count, size] of cases) {
-    for (const paging of [false, true]) {
-      test(`movs: ${name}${paging ? ", paging on" : ""}`, () => {
-        const w = size / 8;
-        const m = build("movs", size, { esi: src, edi: dst, ecx: count }, paging);
-        fill(m, SRC, 0x10000);
-        const want = m.mem.ram.slice();
-        modelMovs(want, src, dst, count, w);
-        runToHlt(m);
-        expect(m.cpu.regs[ECX]).toBe(0);
-        expect(m.cpu.regs[ESI]).toBe(src + count * w);
-        expect(m.cpu.regs[EDI]).toBe(dst + count * w);
-        expect(m.cpu.icount).toBe(count + 1);
-        const lo = Math.min(src, dst), hi = Math.max(src, dst) + count * w + 16;
-        expect(Buffer.from(m.mem.ram.subarray(lo - 16, hi)).equals(Buffer.from(want.subarray(lo - 16, hi)))).toBe(true);
-      });
-    }
-  }
-
   for (const [size, dst, count] of [[8, DST + 5, 10000], [16, DST + 1, 3000], [16, DST + 2, 3000], [32, DST + 3, 2000], [32, DST + 0xff8, 3000]] as [Size, number, number][]) {
     test(`stos of ${size} bits, ${count} at ${dst.toString(16)}`, () => {
       const w = size / 8, eax = 0x9abcdef1;
@@ -134,26 +115,30 @@ describe("REP MOVS and REP STOS", () => {
     ["words, the destination one byte below the source", SRC + 0x8102, SRC + 0x8101, 3000, 16],
     ["dwords, the first element across a page boundary", SRC + 0x8ffe, DST + 0x7ffe, 2500, 32],
   ];
-  for (const [name, src, dst, count, size] of down) {
-    for (const paging of [false, true]) {
-      test(`movs with DF set: ${name}${paging ? ", paging on" : ""}`, () => {
-        const w = size / 8;
-        const m = build("movs", size, { esi: src, edi: dst, ecx: count }, paging, true);
-        fill(m, SRC, 0x10000);
-        const want = m.mem.ram.slice();
-        modelMovs(want, src, dst, count, w, true);
-        const bulk = countBulk(m);
-        runToHlt(m);
-        expect(bulk.n).toBeGreaterThan(count * 0.9); // (runs of iterations at once, not one by one)
-        expect(m.cpu.regs[ECX]).toBe(0);
-        expect(m.cpu.regs[ESI]).toBe(src - count * w);
-        expect(m.cpu.regs[EDI]).toBe(dst - count * w);
-        expect(m.cpu.icount).toBe(count + 1);
-        const lo = Math.min(src, dst) - count * w - 16, hi = Math.max(src, dst) + w + 16;
-        expect(Buffer.from(m.mem.ram.subarray(lo, hi)).equals(Buffer.from(want.subarray(lo, hi)))).toBe(true);
-      });
+  // Forwards, and with DF set backwards (each `down` case starts at its top element).
+  for (const [back, list] of [[false, cases], [true, down]] as const) {
+    for (const [name, src, dst, count, size] of list) {
+      for (const paging of [false, true]) {
+        test(`movs${back ? " with DF set" : ""}: ${name}${paging ? ", paging on" : ""}`, () => {
+          const w = size / 8, step = back ? -w : w;
+          const m = build("movs", size, { esi: src, edi: dst, ecx: count }, paging, back);
+          fill(m, SRC, 0x10000);
+          const want = m.mem.ram.slice();
+          modelMovs(want, src, dst, count, w, back);
+          const bulk = countBulk(m);
+          runToHlt(m);
+          expect(bulk.n).toBeGreaterThan(count * 0.9); // (runs of iterations at once, not one by one)
+          expect(m.cpu.regs[ECX]).toBe(0);
+          expect(m.cpu.regs[ESI]).toBe(src + count * step);
+          expect(m.cpu.regs[EDI]).toBe(dst + count * step);
+          expect(m.cpu.icount).toBe(count + 1);
+          const lo = Math.min(src, dst) - (back ? count * w : 0) - 16, hi = Math.max(src, dst) + (back ? w : count * w) + 16;
+          expect(Buffer.from(m.mem.ram.subarray(lo, hi)).equals(Buffer.from(want.subarray(lo, hi)))).toBe(true);
+        });
+      }
     }
   }
+
   for (const [size, dst, count] of [[8, DST + 0x8005, 10000], [16, DST + 0x8001, 3000], [16, DST + 0x8002, 3000], [32, DST + 0x8003, 2000], [32, DST + 0x8ff8, 3000], [32, DST + 0x8ffe, 3000]] as [Size, number, number][]) {
     test(`stos with DF set, of ${size} bits, ${count} at ${dst.toString(16)}`, () => {
       const w = size / 8, eax = 0x9abcdef1;
