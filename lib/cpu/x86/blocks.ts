@@ -12,7 +12,7 @@ import { CpuInterp, UHDR, UREC, encodeRec, markDeadFlags } from "./interp.ts";
 import { JIT_X87_THRESHOLD } from "./jit.ts";
 
 const MAX_BLOCK = 64;
-/** A block joins a region when it ran at least 1/REGION_HOT of the translation threshold. */
+/** A block joins a region when it ran at least 1/REGION_HOT of the translation threshold (jit.ts HOT_REGION_SHARE for a hot head's). */
 const REGION_HOT = 8;
 const L1_BITS = 14;
 
@@ -173,11 +173,11 @@ export abstract class CpuBlocks extends CpuInterp {
       if (xs === undefined) this.cpu.xHeads.set(pg, [head]);
       else if (!xs.includes(head)) xs.push(head);
     },
-    hot(b: Block): boolean {
+    hot(b: Block, share = REGION_HOT): boolean {
       // Executions counted in the header (up to the threshold; -1 once left interpreted for good).
       // (Counted from b.head: its executions are v - b.head + 1 of thr - b.head + 1.)
       const v = this.cpu.uc[b.u! + 1]!, thr = this.cpu.jitThreshold;
-      return this.cpu.ublk[b.u! >> 2] === b && (v < 0 || (v - b.head + 1) * REGION_HOT >= thr - b.head + 1);
+      return this.cpu.ublk[b.u! >> 2] === b && (v < 0 || (v - b.head + 1) * share >= thr - b.head + 1);
     },
   };
 

@@ -367,6 +367,21 @@ describe("block translator equals single step", () => {
     expect(wasmChains(x.cpu)).toBeLessThan(100);
   });
 
+  test("a hot head's region takes its loop's rarer paths too", () => {
+    // loop: ADD EAX, ECX; TEST CL, 31; JNZ skip / ADD EBX, 1 (every 32nd pass) / skip: DEC ECX;
+    // JNZ loop. At the default threshold the head is hot after 500 passes, when the rare
+    // block has run about 15 times: a 32nd of the threshold, enough for a hot head's region.
+    const body = [0x01, 0xc8, 0xf6, 0xc1, 0x1f, 0x75, 0x03, 0x83, 0xc3, 0x01];
+    const code = Uint8Array.from([0xb9, ...le32(4000), ...body, 0x49, 0x0f, 0x85, ...le32(-(body.length + 1 + 6)), 0xf4]);
+    const m = programMachine(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, {});
+    const y = setup(code, [0, 0, 0, 0, 0, 0, 0], 0, 0, "single");
+    compareRuns(m, y, [1000000], 10, () => "loop with a rare path");
+    expect(m.cpu.halted).toBe(true);
+    const blocks = [...(m.cpu as unknown as { blocks: Map<number, { phys: number; rHead: { phys: number } | null }> }).blocks.values()];
+    const rare = blocks.find((b) => b.phys === CODE + 5 + 7)!;
+    expect(rare.rHead?.phys).toBe(CODE + 5);
+  });
+
   test("unaligned words and halfwords inside a page stay in a WebAssembly region", () => {
     // Loads, stores and a read-modify-write at odd addresses, none across a page.
     const code = loopBytes(300, [
