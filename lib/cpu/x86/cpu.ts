@@ -11,7 +11,7 @@ import { Stop, type GuestCpu } from "../contract.ts";
 import { CR0_EM, CR0_TS, EDX, FAULT } from "./arch.ts";
 import { CS } from "./decode.ts";
 import { IF, LF_EAGER, TF } from "./flags.ts";
-import { exec } from "./exec.ts";
+import { runInsn } from "./handlers.ts";
 import { mul32, imul32, shift, shiftDouble } from "./ops.ts";
 import { readTsc } from "./system.ts";
 import { compileBlock, regionOf, JIT_LONG_BLOCK, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
@@ -371,7 +371,7 @@ export class Cpu extends CpuBlocks implements GuestCpu {
       this.jitDone = 0;
       let k: number;
       try {
-        k = fn(this, this.regsI, insns, exec, target - base, blk.jitEntry);
+        k = fn(this, this.regsI, insns, runInsn, target - base, blk.jitEntry);
       } catch (e) {
         this.curBlock = null;
         if (e !== FAULT) throw e;

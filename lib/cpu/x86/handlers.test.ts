@@ -1,7 +1,9 @@
 /**
  * Property: the specialised handlers (handlers.ts) do what exec() does. Random programs of the
  * forms they take (CLI, STI, PUSHFD, CMPXCHG8B, XADD, BT/BTS/BTR/BTC with an immediate, IMUL
- * with an immediate, the ALU group on r/m16 with an imm8), with LOCK and DS prefixes, flag
+ * with an immediate, the ALU group on r/m16 with an imm8, string instructions with and without
+ * REP, INVLPG, IRET, PUSH of segment registers, MOV to and from a memory offset), with LOCK,
+ * DS and operand-size prefixes, flag
  * producers and POPF between them (so IOPL, the lazy flags and EDX:EAX against memory vary),
  * run on one machine as built and on a second where every instruction runs exec(); state and
  * RAM must agree at every stop, faults included (#GP at CPL 3, a not-present or read-only page,
@@ -36,7 +38,8 @@ function insn(r: number): number[] {
   const lockOrDs = (r >>> 30) === 3 ? [0xf0] : (r >>> 30) === 2 ? [0x3e] : [];
   const d = (r >>> 22) & 1 ? b8 & 0xf8 : b8;
   // (Forms that fault at CPL 3 end the program: CLI, STI and POPF are rare.)
-  switch ((r >>> 26) % 32) {
+  const o16 = (r >>> 21) & 1 ? [0x66] : [];
+  switch ((r >>> 26) % 40) {
     case 0: return [0xfa]; // CLI
     case 1: return [0xfb]; // STI
     case 2: return [0x9d]; // POPF (IOPL, IF and the arithmetic flags from the stack)
@@ -55,6 +58,22 @@ function insn(r: number): number[] {
     case 23: case 24: return [0x66, 0x83, ...mem(reg, d), b8b]; // ALU m16, imm8
     case 25: case 26: case 27: return [[0x01, 0x29, 0x39, 0x21, 0x11][(r >>> 8) % 5]!, 0xc0 | (reg << 3) | rm]; // lazy flags
     case 28: return [0x40 | rm]; // INC (keeps CF)
+    case 29: case 30: case 31: { // a string instruction, ECX small; REP, REPNE or none; DF either way
+      const op = [0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf][(r >>> 8) % 10]!;
+      const rep = [[0xf3], [0xf2], []][(r >>> 18) % 3]!;
+      return [0xb9, b8b & 15, 0, 0, 0, (r >>> 23) & 1 ? 0xfd : 0xfc, ...o16, ...rep, op, 0xfc];
+    }
+    case 32: return [0x0f, 0x01, ...mem(7, d)]; // INVLPG (#GP at CPL 3)
+    // PUSH ES/CS/SS/DS/FS/GS (32 or 16 bits), then POP into EAX, ECX or EDX
+    case 33: return [[0x06, 0x0e, 0x16, 0x1e][reg & 3]!, 0x58 | (rm % 3)];
+    case 34: return [0x66, [0x06, 0x0e, 0x16, 0x1e][reg & 3]!, 0x66, 0x58 | (rm % 3)];
+    case 35: return [0x0f, [0xa0, 0xa8][reg & 1]!, 0x58 | (rm % 3)];
+    case 36: case 37: { // MOV between the accumulator and DATA + d (a0..a3), sizes 8, 16, 32
+      const a = DATA + (b8 << 2) + (b8b & 3);
+      return [...o16, 0xa0 + ((r >>> 8) & 3), a & 0xff, (a >>> 8) & 0xff, (a >>> 16) & 0xff, a >>> 24];
+    }
+    case 38: // IRET to the instruction after it: PUSHFD, PUSH CS, CALL +0, ADD [ESP], 5, IRET
+      return [0x9c, 0x0e, 0xe8, 0, 0, 0, 0, 0x83, 0x04, 0x24, 5, 0xcf];
     default: return [0x0f, 0x90 + ((r >>> 8) & 15), 0xc0 | (rm & 3)]; // SETcc: reads the flags
   }
 }

@@ -4,10 +4,13 @@
  */
 import type { CpuCore as Cpu } from "./interrupts.ts";
 import { REP_NONE, type Insn } from "./decode.ts";
-import { jumpTo } from "./ops.ts";
+import { jumpTo, next, opsz } from "./ops.ts";
+import { stringOp } from "./strings.ts";
+import { grp7 } from "./system.ts";
 import { exec } from "./exec.ts";
 import { esc } from "./x87.ts";
 import { EAX, EBX, ECX, EDX } from "./arch.ts";
+import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { CF, IF, IOPL, RF, ZF } from "./flags.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -202,9 +205,39 @@ const grp1w: Handler = (c, i) => {
   c.eip = nx32(c, i);
 };
 
+// Forms a kernel runs often outside exec()'s common cases, with any prefix, as exec() runs them:
+// the string instructions (its memset, memcpy and memcmp run REP forms hundreds of thousands
+// of times), group 7 (INVLPG), IRET and PUSH of a segment register (Linux's sync_core is
+// PUSH CS, PUSH, IRET), MOV between the accumulator and a memory offset.
+const strKinds: Handler[] = [0, 1, 2, 3, 4].map((kind) => (c, i) => stringOp(c, i, kind, opsz(i)));
+const STR_KIND: Record<number, number> = { 0xa4: 0, 0xa5: 0, 0xa6: 1, 0xa7: 1, 0xaa: 2, 0xab: 2, 0xac: 3, 0xad: 3, 0xae: 4, 0xaf: 4 };
+const group7: Handler = (c, i) => grp7(c, i);
+const iret: Handler = (c, i) => { c.iret(i.o32, next(c, i)); c.modeChanged(); };
+const pushSeg = (s: number): Handler => (c, i) => { c.push(i.o32, c.sel[s]!); c.eip = next(c, i); };
+const PUSH_SEG: Record<number, Handler> = { 0x06: pushSeg(ES), 0x0e: pushSeg(CS), 0x16: pushSeg(SS), 0x1e: pushSeg(DS), 0x1a0: pushSeg(FS), 0x1a8: pushSeg(GS) };
+const movAccMem: Handler = (c, i) => {
+  const sz = opsz(i), s = i.seg >= 0 ? i.seg : DS;
+  if (i.op <= 0xa1) c.setReg(sz, EAX, c.rd(sz, s, i.disp >>> 0));
+  else c.wr(sz, s, i.disp >>> 0, c.getReg(sz, EAX));
+  c.eip = next(c, i);
+};
+
+/**
+ * How translated code runs an instruction it does not inline (jit.ts, jit-wasm.ts): through the
+ * instruction's handler, as the interpreter does, rather than exec() for all.
+ */
+export const runInsn = (c: Cpu, i: Insn): void => (i.fn as Handler)(c, i);
+
 /** The handler for one decoded instruction: a specialised one when its form allows, else exec. */
 export function handlerFor(i: Insn): Handler {
   if (i.op >= 0xd8 && i.op <= 0xdf) return esc;
+  const sk = STR_KIND[i.op];
+  if (sk !== undefined) return strKinds[sk]!;
+  if (i.op === 0x101) return group7;
+  if (i.op === 0xcf) return iret;
+  if (i.op >= 0xa0 && i.op <= 0xa3) return movAccMem;
+  const ps = PUSH_SEG[i.op];
+  if (ps !== undefined) return ps;
   if (!i.a32 || i.rep !== REP_NONE) return exec;
   // (LOCK changes nothing on one CPU; exec() ignores it too.)
   if (i.op === 0x1c7) return cmpxchg8b;
