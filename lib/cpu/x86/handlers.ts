@@ -1,16 +1,16 @@
 /**
  * The handler each decoded instruction runs (chosen once, when its block is built): a small
- * specialised function for the commonest 32-bit forms, else exec() (exec.ts).
+ * specialised function for the commonest 32-bit forms and for some forms kernels run often
+ * with any prefixes, else exec() (exec.ts).
  */
 import type { CpuCore as Cpu } from "./interrupts.ts";
-import { REP_NONE, type Insn } from "./decode.ts";
+import { CS, DS, ES, FS, GS, REP_NONE, SS, type Insn } from "./decode.ts";
 import { jumpTo, next, opsz } from "./ops.ts";
 import { stringOp } from "./strings.ts";
 import { grp7 } from "./system.ts";
 import { exec } from "./exec.ts";
 import { esc } from "./x87.ts";
 import { EAX, EBX, ECX, EDX } from "./arch.ts";
-import { CS, DS, ES, FS, GS, SS } from "./decode.ts";
 import { CF, IF, IOPL, RF, ZF } from "./flags.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -211,7 +211,6 @@ const grp1w: Handler = (c, i) => {
 // PUSH CS, PUSH, IRET), MOV between the accumulator and a memory offset.
 const strKinds: Handler[] = [0, 1, 2, 3, 4].map((kind) => (c, i) => stringOp(c, i, kind, opsz(i)));
 const STR_KIND: Record<number, number> = { 0xa4: 0, 0xa5: 0, 0xa6: 1, 0xa7: 1, 0xaa: 2, 0xab: 2, 0xac: 3, 0xad: 3, 0xae: 4, 0xaf: 4 };
-const group7: Handler = (c, i) => grp7(c, i);
 const iret: Handler = (c, i) => { c.iret(i.o32, next(c, i)); c.modeChanged(); };
 const pushSeg = (s: number): Handler => (c, i) => { c.push(i.o32, c.sel[s]!); c.eip = next(c, i); };
 const PUSH_SEG: Record<number, Handler> = { 0x06: pushSeg(ES), 0x0e: pushSeg(CS), 0x16: pushSeg(SS), 0x1e: pushSeg(DS), 0x1a0: pushSeg(FS), 0x1a8: pushSeg(GS) };
@@ -233,7 +232,7 @@ export function handlerFor(i: Insn): Handler {
   if (i.op >= 0xd8 && i.op <= 0xdf) return esc;
   const sk = STR_KIND[i.op];
   if (sk !== undefined) return strKinds[sk]!;
-  if (i.op === 0x101) return group7;
+  if (i.op === 0x101) return grp7;
   if (i.op === 0xcf) return iret;
   if (i.op >= 0xa0 && i.op <= 0xa3) return movAccMem;
   const ps = PUSH_SEG[i.op];
