@@ -15,7 +15,7 @@ import { runInsn } from "./handlers.ts";
 import { mul32, imul32, shift, shiftDouble } from "./ops.ts";
 import { readTsc } from "./system.ts";
 import { compileBlock, regionOf, JIT_LONG_BLOCK, JIT_LUKEWARM, JIT_MAX_BLOCKS, JIT_THRESHOLD, JIT_WINDOW } from "./jit.ts";
-import { LINK_BITS, LINK_WORDS, TABLE_SLOTS, linkSlot } from "./jit-wasm.ts";
+import { LINK_BITS, LINK_WORDS, TABLE_SLOTS, S_SPIN, SPIN_SLOTS, linkSlot } from "./jit-wasm.ts";
 import type { Block } from "./block.ts";
 import { CpuBlocks } from "./blocks.ts";
 import { X86Debug } from "./debug.ts";
@@ -58,12 +58,15 @@ export class Cpu extends CpuBlocks implements GuestCpu {
   readonly wasmLinks: Int32Array;
   /** Generation of each slot of the table of WebAssembly regions (jit-wasm.ts chains). */
   readonly wasmGen: Int32Array;
+  /** The loop state a translated polling-loop header saves to compare (jit.ts emitRegion); in wasmScratch. */
+  readonly spinQ: Int32Array;
 
   constructor(bus: CpuBus, mem: PhysMem, model: X86Model = DEFAULT_MODEL) {
     super(bus, mem);
     this.wasmScratch = mem.stateArray(Int32Array, 64);
     this.wasmLinks = mem.stateArray(Int32Array, LINK_WORDS << LINK_BITS);
     this.wasmGen = mem.stateArray(Int32Array, TABLE_SLOTS);
+    this.spinQ = this.wasmScratch.subarray(S_SPIN >> 2, (S_SPIN >> 2) + SPIN_SLOTS);
     this.model = model;
     this.fpu = model.features & FEAT.FPU ? new Fpu() : null;
     this.reset();

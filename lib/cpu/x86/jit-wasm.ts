@@ -51,6 +51,7 @@ CARR = {
   segBase: { base: ARENA.SEGBASE, sh: 2, ty: "u", ld: OP.i32_load, st: OP.i32_store },
   segLimit: { base: ARENA.SEGLIMIT, sh: 2, ty: "u", ld: OP.i32_load, st: OP.i32_store },
   segFast: { base: ARENA.SEGFAST, sh: 0, ty: "e", ld: OP.i32_load8_u, st: OP.i32_store8 },
+  spinQ: { base: ARENA.SCRATCH + S_SPIN, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store },
 };
 REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 }
@@ -61,6 +62,8 @@ REGS = { base: ARENA.REGS, sh: 2, ty: "i", ld: OP.i32_load, st: OP.i32_store };
 // IRET and deliveries are never in a WebAssembly region, and a chain has only those).
 export const S_EIP = 0, S_TLBR = 4, S_TLBW = 8, S_STACK32 = 12, S_FK = 20, S_DONE = 44, S_CI = 48, S_HI = 52,
   S_HEAD = 56, S_RID = 60, S_EPOCH = 64, S_CHAIN = 68, S_NCHAIN = 72, S_DF = 76;
+/** The state a polling-loop header saves (c.spinQ, jit.ts emitRegion): 15 slots from this offset. */
+export const S_SPIN = 80, SPIN_SLOTS = 15;
 
 // Imports: index and type.
 const IMPORTS = ["brk", "addSpin", "jitCf", "cond", "jitSh8", "jitShd", "jitMul", "jitRot"] as const;

@@ -758,6 +758,35 @@ describe("block translator equals single step", () => {
     expect(sOn.reads).toBeLessThan(sRef.reads);
   });
 
+  test("a loop gets the polling check only if one of its passes can be store-free", () => {
+    // Three loops reading port 0x300 (bit 5 set: go on; the 2000th read says stop; bit 0 set
+    // on every other read) ending in HLT:
+    // - every pass stores (mov [DATA], eax), so no pass can be skipped: no check;
+    // - a pass stores only when bit 0 is set: the other path can spin: checked;
+    // - no stores: checked.
+    const D = le32(DATA);
+    const loops: [string, number[], boolean][] = [
+      ["store every pass", [0xba, 0x00, 0x03, 0, 0, 0xec, 0xa3, ...D, 0xa8, 0x20, 0x75, 0xf6, 0xf4], false],
+      ["store on one path", [0xba, 0x00, 0x03, 0, 0, 0xec, 0xa8, 0x01, 0x74, 0x05, 0xa3, ...D, 0xa8, 0x20, 0x75, 0xf2, 0xf4], true],
+      ["no store", [0xba, 0x00, 0x03, 0, 0, 0xec, 0xa8, 0x20, 0x75, 0xfb, 0xf4], true],
+    ];
+    for (const [name, code, checked] of loops) {
+      const m = new TestMachine(2 << 20);
+      m.flat(0, CODE);
+      m.write(CODE, code);
+      let reads = 0;
+      const bus = m.cpu.bus as { ioRead: (p: number, s: 1 | 2 | 4) => number };
+      bus.ioRead = () => (++reads < 2000 ? 0x20 | (reads & 1) : 0);
+      m.cpu.jitThreshold = 3;
+      m.cpu.flushBlocks();
+      expect(m.cpu.run(1e6)).toBe(Stop.HALT);
+      expect({ name, eax: m.cpu.regs[EAX]! & 0xff, reads }).toEqual({ name, eax: 0, reads: 2000 });
+      const fns = [...(m.cpu as unknown as { blocks: Map<number, { fn: unknown }> }).blocks.values()].map((b) => String(b.fn));
+      expect({ name, regions: fns.filter((s) => s.includes("R: for")).length }).toEqual({ name, regions: 1 });
+      expect({ name, checked: fns.some((s) => s.includes("--qt === 0")) }).toEqual({ name, checked });
+    }
+  });
+
   test("a breakpoint on a translated self-looping block stops every iteration", () => {
     // mov ecx, 1000 ; xor eax, eax ; l: add eax, ecx ; dec ecx ; jnz l ; hlt
     const code = [0xb9, 0xe8, 0x03, 0, 0, 0x31, 0xc0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];

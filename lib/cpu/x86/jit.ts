@@ -83,6 +83,8 @@ export const JIT_MAX_BLOCKS = 16384;
 const SPIN_SAMPLE = 16;
 /** "No state saved" (header offsets lie within ±4096). */
 const SPIN_NONE = 1 << 30;
+/** Where a header's saved state goes in c.spinQ: the instruction count, the lazy flags, the registers (REGS + n). */
+const SQ = { DONE: 0, FK: 1, FA: 2, FB: 3, FR: 4, FZ: 5, FC: 6, REGS: 7 } as const;
 /**
  * Functions with more source than this stay in JavaScriptCore's DFG tier (bun:jsc noFTL): the
  * FTL tier's compile time grows much faster than the function, and a large region seldom runs
@@ -430,11 +432,13 @@ export function compileBlock(cpu: Cpu, b: Block, host?: RegionHost): BlockFn | n
   }
   if (region) L.push(`switch (d0 | 0) { ${members.map((m, j) => `case ${m.delta}: d = ${j};${two ? ` x${m.pg} = true;` : ""} break;`).join(" ")} }`);
   const spin = text.includes("$SPINEQ");
-  if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qd = 0, qn = 0, qe = 0, qk = 0, qa = 0, qb = 0, qr = 0, qz = 0, qc = 0${regs.map((n) => `, q${n} = 0`).join("")};`);
+  // The state a header saves goes to the CPU's spin slots (c.spinQ, see SQ), not to locals: it
+  // would otherwise be live across the whole dispatch loop.
+  if (spin) L.push(`let qt = 1, qh = ${SPIN_NONE}, qs = 0, qn = 0, qe = 0; const qq = c.spinQ;`);
   // `fx`: the exception a call raised (see jit-insn.ts faultSites); the fault exit rethrows it.
   L.push(rot ? "let fx = null, fo = -1;" : "let fx = null;");
-  const spinEq = regs.map((n) => `r${n} === q${n}`).join(" && ") || "true";
-  const spinSave = regs.map((n) => `q${n} = r${n};`).join(" ");
+  const spinEq = regs.map((n) => `r${n} === qq[${SQ.REGS + n}]`).join(" && ") || "true";
+  const spinSave = regs.map((n) => `qq[${SQ.REGS + n}] = r${n};`).join(" ");
   L.push(text.replaceAll("$SPINEQ", spinEq).replaceAll("$SPINSAVE", spinSave).replaceAll("$FAULTEXIT", FAULTEXIT).replaceAll("$WB", WB).replaceAll("$LD", LD).replaceAll("$MAT", MAT));
   // Names the function in profiles and stack traces.
   L.push(`//# sourceURL=rrx-${region ? "region" : "block"}-${b.phys.toString(16)}.js`);
@@ -553,7 +557,26 @@ function emitRegion(members: Tr[], L: string[], spin: boolean, two: boolean): vo
   // fixed point is checked there (one saved state, tagged with the header's offset).
   const headers = new Set<number>();
   for (const tr of members) for (const s of successors(tr.b)) if (s <= 0) headers.add(tr.delta + s);
-  const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta));
+  // A header counts only if a pass through safe members alone leads back to it: any other pass
+  // clears qs, so its check could never fire. The state it would save (registers and flags)
+  // lives across the whole dispatch loop, so a region that cannot skip (a decompressor's loop,
+  // whose every pass stores) goes without it. Safe members end in direct control flow only:
+  // successors() has all their edges.
+  const at = new Map<number, number>(members.map((tr, j) => [tr.delta, j]));
+  const safeCycle = (h: number): boolean => {
+    const seen = new Set<number>([h]), todo = [h];
+    while (todo.length !== 0) {
+      const j = todo.pop()!;
+      for (const s of successors(members[j]!.b)) {
+        const k = at.get(members[j]!.delta + s);
+        if (k === undefined || !safe[k]) continue;
+        if (k === h) return true;
+        if (!seen.has(k)) { seen.add(k); todo.push(k); }
+      }
+    }
+    return false;
+  };
+  const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta) && safeCycle(j));
   spin = spin && isHdr.some((x) => x);
   const writesFlags = members.some((tr, j) => safe[j] && tr.b.insns.slice(0, tr.b.n).some((i) => (flagUse(i) & W) !== 0));
   // Dispatch on a dense index `d` (a jump table): members are 0..n-1 in order; every static
@@ -576,12 +599,12 @@ function emitRegion(members: Tr[], L: string[], spin: boolean, two: boolean): vo
     // (A member on a page that no longer maps where it did: the function leaves there.)
     L.push(`case ${j}: { if (done + ${n} > lim${two ? ` || !x${tr.pg}` : ""}) break R; const e0 = ${dl === 0 ? "E" : `(E + ${dl}) >>> 0`};`);
     if (spin && isHdr[j]) {
-      const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qa && fb === qb && fr === qr && fz === qz && fc === qc)`;
+      const flagsSame = `(fk === 0 ? ${!writesFlags} : fa === qq[${SQ.FA}] && fb === qq[${SQ.FB}] && fr === qq[${SQ.FR}] && fz === qq[${SQ.FZ}] && fc === qq[${SQ.FC}])`;
       // Sampled, so that loops that never reach a fixed point pay almost nothing: every
       // SPIN_SAMPLE-th visit saves the state (armed), and the next visit compares.
       L.push(`if (--qt === 0) { if (qh === ${dl}) {`);
-      L.push(`if (qs === 1 && fk === qk && ${flagsSame} && $SPINEQ) { qn = done - qd; qe = Math.floor((lim - done) / qn) - 1; if (qe > 0) { done += qe * qn; c.spinSkipped += qe * qn; } }`);
-      L.push(`qh = ${SPIN_NONE}; qt = ${SPIN_SAMPLE}; } else { qh = ${dl}; qt = 1; qs = 1; qd = done; qk = fk; qa = fa; qb = fb; qr = fr; qz = fz; qc = fc; $SPINSAVE } }`);
+      L.push(`if (qs === 1 && fk === qq[${SQ.FK}] && ${flagsSame} && $SPINEQ) { qn = done - qq[${SQ.DONE}]; qe = Math.floor((lim - done) / qn) - 1; if (qe > 0) { done += qe * qn; c.spinSkipped += qe * qn; } }`);
+      L.push(`qh = ${SPIN_NONE}; qt = ${SPIN_SAMPLE}; } else { qh = ${dl}; qt = 1; qs = 1; qq[${SQ.DONE}] = done; qq[${SQ.FK}] = fk; qq[${SQ.FA}] = fa; qq[${SQ.FB}] = fb; qq[${SQ.FR}] = fr; qq[${SQ.FZ}] = fz; qq[${SQ.FC}] = fc; $SPINSAVE } }`);
     } else if (spin && !safe[j]) L.push("qs = 0;");
     // Whether an instruction so far stored: 1 through the inline accessors only, 2 otherwise.
     let stores = 0;
