@@ -168,6 +168,57 @@ function spinSafe(i: Insn): boolean {
   return false;
 }
 
+/**
+ * A spinSafe instruction's effect on the 32-bit registers, for emitRegion's polling-loop check:
+ * each register n holds the value register src[n] had at the loop header plus off[n], or
+ * something else (src[n] = -1). Adding a constant (INC, DEC, ADD/SUB with an immediate, LEA
+ * with a base and a displacement), copying a register (MOV, LEA without a displacement) and
+ * exchanging two are followed; compares, tests and jumps leave the registers alone; anything
+ * else makes what it may write unknown (forms not listed here: every register).
+ */
+function regEffect(i: Insn, src: Int32Array, off: Int32Array): void {
+  const op = i.op, r = i.rm;
+  const lost = (n: number): void => { src[n] = -1; src[n & 3] = -1; }; // (byte registers 4-7: AH..BH)
+  const add = (n: number, k: number): void => { off[n] = (off[n]! + k) | 0; };
+  const copy = (d: number, s: number, k: number): void => { src[d] = src[s]!; off[d] = (off[s]! + k) | 0; };
+  if (op >= 0x40 && op <= 0x4f) { if (i.o32) add(op & 7, op < 0x48 ? 1 : -1); else lost(op & 7); return; }
+  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f) || op === 0xeb || op === 0xe9) return;
+  if ((op >= 0x38 && op <= 0x3d) || op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return; // CMP, TEST
+  if (op < 0x40) { // the ALU forms spinSafe takes: op r/m, r (0, 1); op r, r/m (2, 3); op AL/EAX, imm (4, 5)
+    const f = op & 7;
+    if (f === 5 && i.o32 && (op === 0x05 || op === 0x2d)) add(0, op === 0x05 ? i.imm : -i.imm);
+    else lost(f >= 4 ? 0 : f >= 2 ? i.reg : r);
+    return;
+  }
+  if (op >= 0x80 && op <= 0x83) {
+    if (i.reg === 7) return; // CMP
+    if (op !== 0x80 && i.o32 && i.mod === 3 && (i.reg === 0 || i.reg === 5)) {
+      const k = op === 0x83 ? (i.imm << 24) >> 24 : i.imm;
+      add(r, i.reg === 0 ? k : -k);
+    } else lost(r);
+    return;
+  }
+  if ((op === 0x89 || op === 0x8b) && i.o32 && i.mod === 3) { if (op === 0x89) copy(r, i.reg, 0); else copy(i.reg, r, 0); return; }
+  if (op === 0x8d) {
+    if (i.o32 && i.a32 && i.base >= 0 && i.index < 0) copy(i.reg, i.base, i.disp);
+    else lost(i.reg);
+    return;
+  }
+  if (op === 0xf6 || op === 0xf7) { if (i.reg >= 2) lost(r); return; } // TEST (0, 1); NOT, NEG
+  if (op === 0x87 && i.o32 && i.mod === 3) {
+    const s0 = src[r]!, o0 = off[r]!;
+    copy(r, i.reg, 0); src[i.reg] = s0; off[i.reg] = o0;
+    return;
+  }
+  if (op >= 0x90 && op <= 0x97) { if (op !== 0x90) { lost(0); lost(op & 7); } return; }
+  if (op === 0x86 || op === 0x87) { lost(i.reg); lost(r); return; }
+  if (op === 0x88 || op === 0x89 || op === 0xc0 || op === 0xc1 || (op >= 0xd0 && op <= 0xd3) || (op >= 0x190 && op <= 0x19f)) { lost(r); return; }
+  if (op === 0x8a || op === 0x8b || op === 0x1b6 || op === 0x1b7 || op === 0x1be || op === 0x1bf || (op >= 0x140 && op <= 0x14f)) { lost(i.reg); return; }
+  if (op >= 0xb0 && op <= 0xbf) { lost(op & 7); return; }
+  if (op === 0xa0 || op === 0xa1 || op === 0xe4 || op === 0xe5 || op === 0xec || op === 0xed) { lost(0); return; }
+  src.fill(-1);
+}
+
 /** Memory-operand forms that only read memory (into registers or flags). */
 function spinLoad(i: Insn): boolean {
   const op = i.op;
@@ -549,7 +600,9 @@ function emitSingle(tr: Tr, L: string[], startLin: number, cpu: Cpu): void {
  * does exactly the same until the next device deadline, which the run loop's budget never
  * crosses. Such passes are retired without running them: the instruction count advances by
  * whole passes, keeping at least one pass to run for real (so the last port read before the
- * budget runs out happens at its icount), and no observable state differs.
+ * budget runs out happens at its icount), and no observable state differs. Only headers that
+ * such a pass can reach again unchanged get the check (see canSpin below); the state a header
+ * saves goes to c.spinQ.
  */
 function emitRegion(members: Tr[], L: string[], spin: boolean, two: boolean): void {
   const safe = members.map((tr) => tr.b.insns.slice(0, tr.b.n).every(spinSafe));
@@ -557,26 +610,46 @@ function emitRegion(members: Tr[], L: string[], spin: boolean, two: boolean): vo
   // fixed point is checked there (one saved state, tagged with the header's offset).
   const headers = new Set<number>();
   for (const tr of members) for (const s of successors(tr.b)) if (s <= 0) headers.add(tr.delta + s);
-  // A header counts only if a pass through safe members alone leads back to it: any other pass
-  // clears qs, so its check could never fire. The state it would save (registers and flags)
-  // lives across the whole dispatch loop, so a region that cannot skip (a decompressor's loop,
-  // whose every pass stores) goes without it. Safe members end in direct control flow only:
-  // successors() has all their edges.
+  // A header counts only if a pass through safe members alone can come back to it unchanged:
+  // any other pass clears qs, and one that adds a constant to a register (a search loop's
+  // pointer) never ends where it began, so the check could never fire. The state it saves
+  // costs the dispatch loop a few loop-carried values, so a region that cannot skip (a
+  // decompressor's loop, whose every pass stores) goes without it. Safe members end in direct
+  // control flow only: successors() has all their edges. Registers are followed as regEffect
+  // says, over the passes from the header through safe members (where paths meet with
+  // different values, the register becomes unknown).
   const at = new Map<number, number>(members.map((tr, j) => [tr.delta, j]));
-  const safeCycle = (h: number): boolean => {
-    const seen = new Set<number>([h]), todo = [h];
+  const canSpin = (h: number): boolean => {
+    // A state: src in 0..7, off in 8..15 (regEffect).
+    const start = new Int32Array(16);
+    for (let n = 0; n < 8; n++) start[n] = n;
+    const entry = new Map<number, Int32Array>([[h, start]]);
+    let back: Int32Array | null = null;
+    const merge = (into: Int32Array, v: Int32Array): boolean => {
+      let changed = false;
+      for (let n = 0; n < 8; n++) if (into[n]! >= 0 && (into[n] !== v[n] || into[n + 8] !== v[n + 8])) { into[n] = -1; changed = true; }
+      return changed;
+    };
+    const todo = [h];
     while (todo.length !== 0) {
-      const j = todo.pop()!;
-      for (const s of successors(members[j]!.b)) {
-        const k = at.get(members[j]!.delta + s);
+      const j = todo.pop()!, m = members[j]!, v = entry.get(j)!.slice();
+      const src = v.subarray(0, 8), off = v.subarray(8);
+      for (let k = 0; k < m.b.n; k++) regEffect(m.b.insns[k]!, src, off);
+      for (const s of successors(m.b)) {
+        const k = at.get(m.delta + s);
         if (k === undefined || !safe[k]) continue;
-        if (k === h) return true;
-        if (!seen.has(k)) { seen.add(k); todo.push(k); }
+        if (k === h) { if (back === null) back = v.slice(); else merge(back, v); continue; }
+        const e = entry.get(k);
+        if (e === undefined) { entry.set(k, v.slice()); todo.push(k); } else if (merge(e, v)) todo.push(k);
       }
     }
-    return false;
+    // Every such pass ends with some register at its own value plus a constant other than 0:
+    // never where it began.
+    if (back === null) return false;
+    for (let n = 0; n < 8; n++) if (back[n] === n && back[n + 8] !== 0) return false;
+    return true;
   };
-  const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta) && safeCycle(j));
+  const isHdr = members.map((tr, j) => safe[j]! && headers.has(tr.delta) && canSpin(j));
   spin = spin && isHdr.some((x) => x);
   const writesFlags = members.some((tr, j) => safe[j] && tr.b.insns.slice(0, tr.b.n).some((i) => (flagUse(i) & W) !== 0));
   // Dispatch on a dense index `d` (a jump table): members are 0..n-1 in order; every static
