@@ -759,8 +759,8 @@ describe("block translator equals single step", () => {
   });
 
   test("a loop gets the polling check only if one of its passes can be store-free", () => {
-    // Three loops reading port 0x300 (bit 5 set: go on; the 2000th read says stop; bit 0 set
-    // on every other read) ending in HLT:
+    // Loops reading port 0x300 (bit 5 set: go on; the 2000th read says stop; bit 0 set on
+    // every other read) ending in HLT:
     // - every pass stores (mov [DATA], eax), so no pass can be skipped: no check;
     // - a pass stores only when bit 0 is set: the other path can spin: checked;
     // - no stores: checked;
